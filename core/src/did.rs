@@ -102,17 +102,23 @@ pub fn multikey(pk: &PublicKey) -> String {
 
 /// Decodes a multibase multikey (Ed25519 or P-256).
 pub fn from_multikey(mb: &str) -> Result<PublicKey, DidError> {
-    let body = mb.strip_prefix('z').ok_or(DidError::Invalid("multibase must be base58btc (z)"))?;
+    let body = mb
+        .strip_prefix('z')
+        .ok_or(DidError::Invalid("multibase must be base58btc (z)"))?;
     if body.len() > 128 {
         return Err(DidError::Invalid("multikey too long"));
     }
-    let bytes = bs58::decode(body).into_vec().map_err(|_| DidError::Invalid("not base58btc"))?;
+    let bytes = bs58::decode(body)
+        .into_vec()
+        .map_err(|_| DidError::Invalid("not base58btc"))?;
     if bytes.len() < 2 {
         return Err(DidError::Invalid("multikey too short"));
     }
     let (codec, key) = bytes.split_at(2);
     if codec == ED25519_PUB {
-        let key: [u8; 32] = key.try_into().map_err(|_| DidError::Invalid("Ed25519 key is 32 bytes"))?;
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| DidError::Invalid("Ed25519 key is 32 bytes"))?;
         let k = ed25519_dalek::VerifyingKey::from_bytes(&key)
             .map_err(|_| DidError::Invalid("not an Ed25519 point"))?;
         Ok(PublicKey::Ed25519(k))
@@ -237,7 +243,10 @@ mod tests {
             assert_eq!(resolve_key(&doc.verification_method[0].id).expect("vm"), pk);
             let dj = did_jwk(&pk);
             assert_eq!(resolve_key(&format!("{dj}#0")).expect("did:jwk"), pk);
-            assert_eq!(resolve_key(&format!("{dj}#1")), Err(DidError::UnknownFragment));
+            assert_eq!(
+                resolve_key(&format!("{dj}#1")),
+                Err(DidError::UnknownFragment)
+            );
         }
         let ed = did_key(&SecretKey::generate(Algorithm::EdDSA, &mut OsRng).public_key());
         assert!(ed.starts_with("did:key:z6Mk"));
@@ -247,15 +256,29 @@ mod tests {
 
     #[test]
     fn bad_dids() {
-        assert_eq!(resolve("did:web:example.com").err(), Some(DidError::UnsupportedMethod));
-        assert_eq!(resolve("did:key:6Mk").err().map(|e| e.code()), Some("did.invalid"));
-        assert_eq!(resolve("did:key:z0OIl").err().map(|e| e.code()), Some("did.invalid"));
+        assert_eq!(
+            resolve("did:web:example.com").err(),
+            Some(DidError::UnsupportedMethod)
+        );
+        assert_eq!(
+            resolve("did:key:6Mk").err().map(|e| e.code()),
+            Some("did.invalid")
+        );
+        assert_eq!(
+            resolve("did:key:z0OIl").err().map(|e| e.code()),
+            Some("did.invalid")
+        );
         // secp256k1 multicodec (0xe7 0x01) is not supported.
         let mut k = vec![0xe7, 0x01];
         k.extend([2u8; 33]);
         let did = format!("did:key:z{}", bs58::encode(k).into_string());
         assert_eq!(resolve(&did).err(), Some(DidError::UnsupportedKey));
-        let jwk = b64::encode(r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}"#);
-        assert_eq!(resolve(&format!("did:jwk:{jwk}")).err(), Some(DidError::Invalid("did:jwk holds a private key")));
+        let jwk = b64::encode(
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}"#,
+        );
+        assert_eq!(
+            resolve(&format!("did:jwk:{jwk}")).err(),
+            Some(DidError::Invalid("did:jwk holds a private key"))
+        );
     }
 }

@@ -47,15 +47,19 @@ impl Jws {
     /// Decodes a compact JWS without verifying it.
     pub fn decode(compact: &str) -> Result<Jws, JwsError> {
         let mut parts = compact.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(JwsError::Malformed("a compact JWS has three parts"));
         };
-        let header_bytes = b64::decode(h).map_err(|_| JwsError::Malformed("header is not base64url"))?;
+        let header_bytes =
+            b64::decode(h).map_err(|_| JwsError::Malformed("header is not base64url"))?;
         let header: Map<String, Value> = serde_json::from_slice(&header_bytes)
             .map_err(|_| JwsError::Malformed("header is not a JSON object"))?;
-        let payload = b64::decode(p).map_err(|_| JwsError::Malformed("payload is not base64url"))?;
-        let signature = b64::decode(s).map_err(|_| JwsError::Malformed("signature is not base64url"))?;
+        let payload =
+            b64::decode(p).map_err(|_| JwsError::Malformed("payload is not base64url"))?;
+        let signature =
+            b64::decode(s).map_err(|_| JwsError::Malformed("signature is not base64url"))?;
         Ok(Jws {
             header,
             payload,
@@ -67,7 +71,11 @@ impl Jws {
 
     /// The header's `alg`, refused by name when it is `none` or HMAC.
     pub fn algorithm(&self) -> Result<Algorithm, JwsError> {
-        let alg = self.header.get("alg").and_then(Value::as_str).ok_or(JwsError::Malformed("no alg"))?;
+        let alg = self
+            .header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or(JwsError::Malformed("no alg"))?;
         Ok(Algorithm::from_jose(alg)?)
     }
 
@@ -78,20 +86,25 @@ impl Jws {
 
     /// The payload as a JSON object.
     pub fn claims(&self) -> Result<Map<String, Value>, JwsError> {
-        serde_json::from_slice(&self.payload).map_err(|_| JwsError::Malformed("payload is not a JSON object"))
+        serde_json::from_slice(&self.payload)
+            .map_err(|_| JwsError::Malformed("payload is not a JSON object"))
     }
 
     /// Verifies the signature with `key`, checking `alg` against the key type first.
     pub fn verify(&self, key: &PublicKey) -> Result<(), JwsError> {
         let alg = self.algorithm()?;
         if alg != key.algorithm() {
-            return Err(JwsError::AlgorithmKeyMismatch { alg, key: key.algorithm() });
+            return Err(JwsError::AlgorithmKeyMismatch {
+                alg,
+                key: key.algorithm(),
+            });
         }
         if self.header.contains_key("crit") {
             return Err(JwsError::UnknownCritical);
         }
         let input = &self.compact.as_bytes()[..self.signing_input_len];
-        key.verify(input, &self.signature).map_err(|_| JwsError::BadSignature)
+        key.verify(input, &self.signature)
+            .map_err(|_| JwsError::BadSignature)
     }
 }
 
@@ -126,8 +139,14 @@ mod tests {
         let other = SecretKey::generate(Algorithm::EdDSA, &mut OsRng).public_key();
         assert_eq!(d.verify(&other), Err(JwsError::BadSignature));
         let p256 = SecretKey::generate(Algorithm::ES256, &mut OsRng).public_key();
-        assert!(matches!(d.verify(&p256), Err(JwsError::AlgorithmKeyMismatch { .. })));
+        assert!(matches!(
+            d.verify(&p256),
+            Err(JwsError::AlgorithmKeyMismatch { .. })
+        ));
         assert!(matches!(Jws::decode("a.b"), Err(JwsError::Malformed(_))));
-        assert!(matches!(Jws::decode("a.b.c.d"), Err(JwsError::Malformed(_))));
+        assert!(matches!(
+            Jws::decode("a.b.c.d"),
+            Err(JwsError::Malformed(_))
+        ));
     }
 }

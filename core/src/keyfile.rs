@@ -33,9 +33,17 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// OWASP's recommended Argon2id setting (19 MiB, 2 passes, 1 lane).
-    pub const DEFAULT: KdfParams = KdfParams { m_cost: 19 * 1024, t_cost: 2, p_cost: 1 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_cost: 19 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
     /// The cheapest setting we still open; only for tests.
-    pub const INSECURE_FOR_TESTS: KdfParams = KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 };
+    pub const INSECURE_FOR_TESTS: KdfParams = KdfParams {
+        m_cost: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
     const MAX_M_COST: u32 = 1024 * 1024;
     const MAX_T_COST: u32 = 16;
 }
@@ -100,7 +108,11 @@ fn aad(alg: Algorithm, public: &PublicKey, p: &KdfParams) -> String {
     )
 }
 
-fn derive(passphrase: &[u8], salt: &[u8], p: &KdfParams) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
+fn derive(
+    passphrase: &[u8],
+    salt: &[u8],
+    p: &KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
     let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
         .map_err(|e| KeyFileError::Malformed(format!("argon2 parameters: {e}")))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
@@ -128,14 +140,24 @@ pub fn seal(
     let secret = key.to_bytes();
     let aad = aad(key.algorithm(), &public, &params);
     let ciphertext = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &secret, aad: aad.as_bytes() })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &secret,
+                aad: aad.as_bytes(),
+            },
+        )
         .map_err(|_| KeyFileError::Malformed("encryption failed".into()))?;
     let file = KeyFile {
         kind: "bizcred-key".into(),
         version: 1,
         alg: key.algorithm(),
         public_jwk: public.to_jwk(),
-        kdf: Kdf { name: "argon2id".into(), params, salt: b64::encode(salt) },
+        kdf: Kdf {
+            name: "argon2id".into(),
+            params,
+            salt: b64::encode(salt),
+        },
         cipher: "xchacha20poly1305".into(),
         nonce: b64::encode(nonce),
         ciphertext: b64::encode(ciphertext),
@@ -187,7 +209,13 @@ pub fn open(text: &str, passphrase: &[u8]) -> Result<SecretKey, KeyFileError> {
     let aad = aad(file.alg, &public, &file.kdf.params);
     let secret = Zeroizing::new(
         cipher
-            .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: aad.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| KeyFileError::WrongPassphrase)?,
     );
     let key = SecretKey::from_bytes(file.alg, &secret).map_err(|e| bad(&e.to_string()))?;
@@ -206,12 +234,21 @@ mod tests {
     fn round_trip_and_wrong_passphrase() {
         for alg in [Algorithm::EdDSA, Algorithm::ES256] {
             let key = SecretKey::generate(alg, &mut OsRng);
-            let text = seal(&key, b"correct horse", KdfParams::INSECURE_FOR_TESTS, &mut OsRng).expect("seal");
+            let text = seal(
+                &key,
+                b"correct horse",
+                KdfParams::INSECURE_FOR_TESTS,
+                &mut OsRng,
+            )
+            .expect("seal");
             assert!(!text.contains(&b64::encode(key.to_bytes().as_slice())));
             let back = open(&text, b"correct horse").expect("open");
             assert_eq!(back.public_key(), key.public_key());
             assert_eq!(public_key(&text).expect("public"), key.public_key());
-            assert_eq!(open(&text, b"wrong horse").err(), Some(KeyFileError::WrongPassphrase));
+            assert_eq!(
+                open(&text, b"wrong horse").err(),
+                Some(KeyFileError::WrongPassphrase)
+            );
         }
     }
 
@@ -228,12 +265,23 @@ mod tests {
         let text = seal(&key, b"pw", KdfParams::INSECURE_FOR_TESTS, &mut OsRng).expect("seal");
         let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
         v["kdf"]["t_cost"] = 2.into();
-        assert_eq!(open(&v.to_string(), b"pw").err(), Some(KeyFileError::WrongPassphrase));
-        let other = SecretKey::generate(Algorithm::EdDSA, &mut OsRng).public_key().to_jwk();
+        assert_eq!(
+            open(&v.to_string(), b"pw").err(),
+            Some(KeyFileError::WrongPassphrase)
+        );
+        let other = SecretKey::generate(Algorithm::EdDSA, &mut OsRng)
+            .public_key()
+            .to_jwk();
         let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
         v["public_jwk"] = serde_json::to_value(other).expect("jwk");
-        assert_eq!(open(&v.to_string(), b"pw").err(), Some(KeyFileError::WrongPassphrase));
+        assert_eq!(
+            open(&v.to_string(), b"pw").err(),
+            Some(KeyFileError::WrongPassphrase)
+        );
         assert!(matches!(open("{}", b"pw"), Err(KeyFileError::Malformed(_))));
-        assert_eq!(open(&"x".repeat(MAX_KEY_FILE_LEN + 1), b"pw").err(), Some(KeyFileError::TooLarge));
+        assert_eq!(
+            open(&"x".repeat(MAX_KEY_FILE_LEN + 1), b"pw").err(),
+            Some(KeyFileError::TooLarge)
+        );
     }
 }

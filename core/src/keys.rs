@@ -165,8 +165,9 @@ impl PublicKey {
         };
         match (jwk.kty.as_str(), jwk.crv.as_deref()) {
             ("OKP", Some("Ed25519")) => {
-                let bytes: [u8; 32] =
-                    x()?.try_into().map_err(|_| KeyError::Invalid("x is not 32 bytes"))?;
+                let bytes: [u8; 32] = x()?
+                    .try_into()
+                    .map_err(|_| KeyError::Invalid("x is not 32 bytes"))?;
                 let k = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
                     .map_err(|_| KeyError::Invalid("not an Ed25519 point"))?;
                 if k.is_weak() {
@@ -231,7 +232,9 @@ impl SecretKey {
     /// Generates a fresh key from a cryptographic RNG.
     pub fn generate(alg: Algorithm, rng: &mut impl CryptoRngCore) -> SecretKey {
         match alg {
-            Algorithm::EdDSA => SecretKey(SecretInner::Ed25519(ed25519_dalek::SigningKey::generate(rng))),
+            Algorithm::EdDSA => SecretKey(SecretInner::Ed25519(
+                ed25519_dalek::SigningKey::generate(rng),
+            )),
             Algorithm::ES256 => SecretKey(SecretInner::P256(p256::ecdsa::SigningKey::random(rng))),
         }
     }
@@ -239,12 +242,14 @@ impl SecretKey {
     /// Reads a key from its 32 secret bytes (Ed25519 seed or P-256 scalar).
     pub fn from_bytes(alg: Algorithm, bytes: &[u8]) -> Result<SecretKey, KeyError> {
         let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(
-            bytes.try_into().map_err(|_| KeyError::Invalid("a secret key is 32 bytes"))?,
+            bytes
+                .try_into()
+                .map_err(|_| KeyError::Invalid("a secret key is 32 bytes"))?,
         );
         match alg {
-            Algorithm::EdDSA => {
-                Ok(SecretKey(SecretInner::Ed25519(ed25519_dalek::SigningKey::from_bytes(&bytes))))
-            }
+            Algorithm::EdDSA => Ok(SecretKey(SecretInner::Ed25519(
+                ed25519_dalek::SigningKey::from_bytes(&bytes),
+            ))),
             Algorithm::ES256 => p256::ecdsa::SigningKey::from_bytes(bytes.as_ref().into())
                 .map(|k| SecretKey(SecretInner::P256(k)))
                 .map_err(|_| KeyError::Invalid("not a P-256 scalar")),
@@ -260,9 +265,11 @@ impl SecretKey {
             _ => return Err(KeyError::UnsupportedKeyType),
         };
         let d = s("d").ok_or(KeyError::Invalid("missing d"))?;
-        let d = Zeroizing::new(b64::decode(d).map_err(|_| KeyError::Invalid("d is not base64url"))?);
+        let d =
+            Zeroizing::new(b64::decode(d).map_err(|_| KeyError::Invalid("d is not base64url"))?);
         let key = SecretKey::from_bytes(alg, &d)?;
-        let public: Jwk = serde_json::from_value(jwk.clone()).map_err(|_| KeyError::Invalid("jwk"))?;
+        let public: Jwk =
+            serde_json::from_value(jwk.clone()).map_err(|_| KeyError::Invalid("jwk"))?;
         if PublicKey::from_jwk(&public)? != key.public_key() {
             return Err(KeyError::Invalid("d does not match the public key"));
         }
@@ -324,8 +331,14 @@ mod tests {
     #[test]
     fn algorithms_refused_by_name() {
         assert_eq!(Algorithm::from_jose("none"), Err(AlgorithmError::None));
-        assert_eq!(Algorithm::from_jose("HS256"), Err(AlgorithmError::Symmetric("HS256".into())));
-        assert_eq!(Algorithm::from_jose("RS256"), Err(AlgorithmError::Unsupported("RS256".into())));
+        assert_eq!(
+            Algorithm::from_jose("HS256"),
+            Err(AlgorithmError::Symmetric("HS256".into()))
+        );
+        assert_eq!(
+            Algorithm::from_jose("RS256"),
+            Err(AlgorithmError::Unsupported("RS256".into()))
+        );
     }
 
     #[test]
@@ -346,9 +359,14 @@ mod tests {
 
     #[test]
     fn bad_jwks() {
-        let mut jwk = SecretKey::generate(Algorithm::ES256, &mut OsRng).public_key().to_jwk();
+        let mut jwk = SecretKey::generate(Algorithm::ES256, &mut OsRng)
+            .public_key()
+            .to_jwk();
         jwk.y = Some(b64::encode([7u8; 32]));
-        assert_eq!(PublicKey::from_jwk(&jwk), Err(KeyError::Invalid("not a P-256 point")));
+        assert_eq!(
+            PublicKey::from_jwk(&jwk),
+            Err(KeyError::Invalid("not a P-256 point"))
+        );
         jwk.kty = "RSA".into();
         assert_eq!(PublicKey::from_jwk(&jwk), Err(KeyError::UnsupportedKeyType));
     }

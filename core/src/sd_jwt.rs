@@ -216,7 +216,10 @@ pub fn claim_path(json: &Value) -> Option<ClaimPath> {
         .map(|s| match s {
             Value::String(k) => Some(PathSegment::Key(k.clone())),
             Value::Null => Some(PathSegment::All),
-            Value::Number(n) => n.as_u64().and_then(|i| usize::try_from(i).ok()).map(PathSegment::Index),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .map(PathSegment::Index),
             _ => None,
         })
         .collect()
@@ -237,7 +240,9 @@ pub fn claim_path_json(path: &[PathSegment]) -> Value {
 
 /// A path of keys only, e.g. `key_path(&["premises_address", "locality"])`.
 pub fn key_path(keys: &[&str]) -> ClaimPath {
-    keys.iter().map(|k| PathSegment::Key((*k).to_owned())).collect()
+    keys.iter()
+        .map(|k| PathSegment::Key((*k).to_owned()))
+        .collect()
 }
 
 fn segment_matches(pattern: &PathSegment, concrete: &PathSegment) -> bool {
@@ -282,7 +287,12 @@ impl Disclosure {
         };
         let encoded = b64::encode(arr.to_string());
         let digest = digest_of(&encoded);
-        Disclosure { encoded, name: name.map(str::to_owned), value, digest }
+        Disclosure {
+            encoded,
+            name: name.map(str::to_owned),
+            value,
+            digest,
+        }
     }
 
     /// Decodes one disclosure (`index` is only for the error).
@@ -295,7 +305,12 @@ impl Disclosure {
             [Value::String(_), v] => (None, v.clone()),
             _ => return Err(bad),
         };
-        Ok(Disclosure { encoded: encoded.to_owned(), name, value, digest: digest_of(encoded) })
+        Ok(Disclosure {
+            encoded: encoded.to_owned(),
+            name,
+            value,
+            digest: digest_of(encoded),
+        })
     }
 }
 
@@ -317,7 +332,9 @@ impl SdJwt {
             return Err(SdJwtError::TooLarge);
         }
         if !s.contains('~') {
-            return Err(SdJwtError::Malformed("an SD-JWT has at least one ~ separator"));
+            return Err(SdJwtError::Malformed(
+                "an SD-JWT has at least one ~ separator",
+            ));
         }
         let parts: Vec<&str> = s.split('~').collect();
         if parts.len() > MAX_DISCLOSURES + 2 {
@@ -339,8 +356,16 @@ impl SdJwt {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let kb_jwt = if last.is_empty() { None } else { Some((*last).to_owned()) };
-        Ok(SdJwt { jwt: (*jwt).to_owned(), disclosures, kb_jwt })
+        let kb_jwt = if last.is_empty() {
+            None
+        } else {
+            Some((*last).to_owned())
+        };
+        Ok(SdJwt {
+            jwt: (*jwt).to_owned(),
+            disclosures,
+            kb_jwt,
+        })
     }
 
     /// The SD-JWT without its KB-JWT: `<JWT>~<D1>~...~<Dn>~`, the input of `sd_hash`.
@@ -373,10 +398,21 @@ impl SdJwt {
     /// The claim path each disclosure opens, found by walking the payload (not verified).
     pub fn disclosure_paths(&self) -> Result<Vec<(ClaimPath, usize)>, SdJwtError> {
         let payload = self.unverified_payload()?;
-        let index: HashMap<&str, usize> =
-            self.disclosures.iter().enumerate().map(|(i, d)| (d.digest.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = self
+            .disclosures
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.digest.as_str(), i))
+            .collect();
         let mut out = Vec::new();
-        walk_paths(&Value::Object(payload), &mut Vec::new(), &index, &self.disclosures, &mut out, 0);
+        walk_paths(
+            &Value::Object(payload),
+            &mut Vec::new(),
+            &index,
+            &self.disclosures,
+            &mut out,
+            0,
+        );
         Ok(out)
     }
 
@@ -386,7 +422,11 @@ impl SdJwt {
         let located = self.disclosure_paths()?;
         let keep: HashSet<usize> = located
             .into_iter()
-            .filter(|(dpath, _)| paths.iter().any(|want| is_prefix(dpath, want) || is_prefix(want, dpath)))
+            .filter(|(dpath, _)| {
+                paths
+                    .iter()
+                    .any(|want| is_prefix(dpath, want) || is_prefix(want, dpath))
+            })
             .map(|(_, i)| i)
             .collect();
         Ok(SdJwt {
@@ -403,11 +443,18 @@ impl SdJwt {
     }
 
     /// Adds a key-binding JWT signed by the holder over `aud`, `nonce`, `iat` and `sd_hash`.
-    pub fn bind(mut self, aud: &str, nonce: &str, iat: i64, holder: &impl Signer) -> Result<SdJwt, SdJwtError> {
+    pub fn bind(
+        mut self,
+        aud: &str,
+        nonce: &str,
+        iat: i64,
+        holder: &impl Signer,
+    ) -> Result<SdJwt, SdJwtError> {
         let sd_hash = digest_of(&self.without_key_binding());
         let mut header = Map::new();
         header.insert("typ".into(), KB_JWT_TYP.into());
-        let payload = serde_json::json!({"iat": iat, "aud": aud, "nonce": nonce, "sd_hash": sd_hash});
+        let payload =
+            serde_json::json!({"iat": iat, "aud": aud, "nonce": nonce, "sd_hash": sd_hash});
         self.kb_jwt = Some(jws::sign(header, payload.to_string().as_bytes(), holder)?);
         Ok(self)
     }
@@ -496,7 +543,12 @@ impl<R: CryptoRngCore> Concealer<'_, R> {
         hit
     }
 
-    fn conceal(&mut self, value: Value, path: &mut ClaimPath, decoys: usize) -> Result<Value, SdJwtError> {
+    fn conceal(
+        &mut self,
+        value: Value,
+        path: &mut ClaimPath,
+        decoys: usize,
+    ) -> Result<Value, SdJwtError> {
         Ok(match value {
             Value::Object(map) => {
                 let mut kept = Map::new();
@@ -558,21 +610,36 @@ pub fn issue(
     signer: &impl Signer,
     rng: &mut impl CryptoRngCore,
 ) -> Result<SdJwt, SdJwtError> {
-    let mut c = Concealer { sd: disclosable, matched: vec![false; disclosable.len()], out: Vec::new(), rng };
+    let mut c = Concealer {
+        sd: disclosable,
+        matched: vec![false; disclosable.len()],
+        out: Vec::new(),
+        rng,
+    };
     let concealed = c.conceal(Value::Object(claims), &mut Vec::new(), decoys)?;
     if let Some(i) = c.matched.iter().position(|m| !m) {
         let unmatched = &disclosable[i];
         // A path with a wildcard may match nothing (an empty array); an exact path must match.
         if !unmatched.contains(&PathSegment::All) {
-            return Err(SdJwtError::SdPathNotFound(claim_path_json(unmatched).to_string()));
+            return Err(SdJwtError::SdPathNotFound(
+                claim_path_json(unmatched).to_string(),
+            ));
         }
     }
     let Value::Object(mut payload) = concealed else {
         return Err(SdJwtError::Malformed("claims must be an object"));
     };
     payload.insert("_sd_alg".into(), SD_ALG.into());
-    let jwt = jws::sign(header, Value::Object(payload).to_string().as_bytes(), signer)?;
-    Ok(SdJwt { jwt, disclosures: c.out, kb_jwt: None })
+    let jwt = jws::sign(
+        header,
+        Value::Object(payload).to_string().as_bytes(),
+        signer,
+    )?;
+    Ok(SdJwt {
+        jwt,
+        disclosures: c.out,
+        kb_jwt: None,
+    })
 }
 
 /// What [`verify`] returns: the verified header and the claims with every presented
@@ -594,15 +661,24 @@ pub fn verify(sd: &SdJwt, issuer_key: &PublicKey) -> Result<Verified, SdJwtError
     jws.verify(issuer_key)?;
     let signed_payload = jws.claims()?;
     let claims = process(signed_payload.clone(), &sd.disclosures)?;
-    Ok(Verified { header: jws.header, signed_payload, claims })
+    Ok(Verified {
+        header: jws.header,
+        signed_payload,
+        claims,
+    })
 }
 
 /// Applies disclosures to a payload (signature already checked).
-pub fn process(mut payload: Map<String, Value>, disclosures: &[Disclosure]) -> Result<Map<String, Value>, SdJwtError> {
+pub fn process(
+    mut payload: Map<String, Value>,
+    disclosures: &[Disclosure],
+) -> Result<Map<String, Value>, SdJwtError> {
     match payload.remove("_sd_alg") {
         None => {}
         Some(Value::String(a)) if a == SD_ALG => {}
-        Some(Value::String(a)) => return Err(SdJwtError::UnsupportedSdAlg(a.chars().take(32).collect())),
+        Some(Value::String(a)) => {
+            return Err(SdJwtError::UnsupportedSdAlg(a.chars().take(32).collect()))
+        }
         Some(_) => return Err(SdJwtError::Malformed("_sd_alg is not a string")),
     }
     if disclosures.len() > MAX_DISCLOSURES {
@@ -614,7 +690,12 @@ pub fn process(mut payload: Map<String, Value>, disclosures: &[Disclosure]) -> R
             return Err(SdJwtError::DuplicateDisclosure);
         }
     }
-    let mut st = Processor { by_digest, disclosures, used: vec![false; disclosures.len()], seen: HashSet::new() };
+    let mut st = Processor {
+        by_digest,
+        disclosures,
+        used: vec![false; disclosures.len()],
+        seen: HashSet::new(),
+    };
     let Value::Object(claims) = st.expand(Value::Object(payload), 0)? else {
         return Err(SdJwtError::Malformed("payload is not an object"));
     };
@@ -718,7 +799,11 @@ pub struct KbExpectations<'a> {
 }
 
 /// Verifies the KB-JWT of `sd` against the holder key and the expectations.
-pub fn verify_key_binding(sd: &SdJwt, holder: &PublicKey, exp: &KbExpectations<'_>) -> Result<(), SdJwtError> {
+pub fn verify_key_binding(
+    sd: &SdJwt,
+    holder: &PublicKey,
+    exp: &KbExpectations<'_>,
+) -> Result<(), SdJwtError> {
     let kb = sd.kb_jwt.as_deref().ok_or(SdJwtError::KbMissing)?;
     let jws = Jws::decode(kb).map_err(|_| SdJwtError::KbMalformed("not a compact JWS"))?;
     if jws.header_str("typ") != Some(KB_JWT_TYP) {
@@ -729,7 +814,9 @@ pub fn verify_key_binding(sd: &SdJwt, holder: &PublicKey, exp: &KbExpectations<'
         Err(JwsError::Algorithm(a)) => return Err(SdJwtError::Jws(JwsError::Algorithm(a))),
         Err(_) => return Err(SdJwtError::KbBadSignature),
     }
-    let claims = jws.claims().map_err(|_| SdJwtError::KbMalformed("payload is not JSON"))?;
+    let claims = jws
+        .claims()
+        .map_err(|_| SdJwtError::KbMalformed("payload is not JSON"))?;
     let s = |k: &str| claims.get(k).and_then(Value::as_str);
     if s("nonce") != Some(exp.nonce) {
         return Err(SdJwtError::KbNonceMismatch);
@@ -737,7 +824,10 @@ pub fn verify_key_binding(sd: &SdJwt, holder: &PublicKey, exp: &KbExpectations<'
     if s("aud") != Some(exp.audience) {
         return Err(SdJwtError::KbAudienceMismatch);
     }
-    let iat = claims.get("iat").and_then(Value::as_i64).ok_or(SdJwtError::KbMalformed("no iat"))?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or(SdJwtError::KbMalformed("no iat"))?;
     if iat > exp.now.saturating_add(exp.max_future_skew) {
         return Err(SdJwtError::KbIatInFuture { iat, now: exp.now });
     }

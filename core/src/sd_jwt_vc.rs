@@ -63,13 +63,16 @@ pub struct Issuance<'a> {
 pub fn default_disclosable(ty: CredentialType, claims: &Map<String, Value>) -> Vec<ClaimPath> {
     let mut paths: Vec<ClaimPath> = claims
         .keys()
-        .filter(|k| !CLEAR_CLAIMS.contains(&k.as_str()) && k.as_str() != "iat" && k.as_str() != "sub")
+        .filter(|k| {
+            !CLEAR_CLAIMS.contains(&k.as_str()) && k.as_str() != "iat" && k.as_str() != "sub"
+        })
         .map(|k| vec![PathSegment::Key(k.clone())])
         .collect();
     for c in &ty.metadata().claims {
         if c.sd.as_deref() == Some("always") {
             if let Some(p) = sd_jwt::claim_path(&Value::Array(c.path.clone())) {
-                let top_present = matches!(p.first(), Some(PathSegment::Key(k)) if claims.contains_key(k));
+                let top_present =
+                    matches!(p.first(), Some(PathSegment::Key(k)) if claims.contains_key(k));
                 if top_present && !paths.contains(&p) {
                     paths.push(p);
                 }
@@ -80,7 +83,11 @@ pub fn default_disclosable(ty: CredentialType, claims: &Map<String, Value>) -> V
 }
 
 /// Issues an SD-JWT VC.
-pub fn issue(req: Issuance<'_>, signer: &impl Signer, rng: &mut impl CryptoRngCore) -> Result<SdJwt, SdJwtError> {
+pub fn issue(
+    req: Issuance<'_>,
+    signer: &impl Signer,
+    rng: &mut impl CryptoRngCore,
+) -> Result<SdJwt, SdJwtError> {
     for p in &req.disclosable {
         if let [PathSegment::Key(k)] = p.as_slice() {
             if CLEAR_CLAIMS.contains(&k.as_str()) {
@@ -158,7 +165,9 @@ impl VerifiedCredential {
     pub fn business_claims(&self) -> Map<String, Value> {
         self.claims
             .iter()
-            .filter(|(k, _)| !CLEAR_CLAIMS.contains(&k.as_str()) && !matches!(k.as_str(), "iat" | "sub" | "jti"))
+            .filter(|(k, _)| {
+                !CLEAR_CLAIMS.contains(&k.as_str()) && !matches!(k.as_str(), "iat" | "sub" | "jti")
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -166,17 +175,25 @@ impl VerifiedCredential {
 
 /// The holder key bound in a payload's `cnf.jwk`.
 pub fn holder_key(payload: &Map<String, Value>) -> Result<Option<PublicKey>, SdJwtError> {
-    let Some(cnf) = payload.get("cnf") else { return Ok(None) };
+    let Some(cnf) = payload.get("cnf") else {
+        return Ok(None);
+    };
     let jwk: Jwk = cnf
         .get("jwk")
         .cloned()
         .and_then(|j| serde_json::from_value(j).ok())
         .ok_or(SdJwtError::NoHolderKey)?;
-    PublicKey::from_jwk(&jwk).map(Some).map_err(|_| SdJwtError::NoHolderKey)
+    PublicKey::from_jwk(&jwk)
+        .map(Some)
+        .map_err(|_| SdJwtError::NoHolderKey)
 }
 
 /// Verifies an SD-JWT VC (issued, or presented with a KB-JWT) with the issuer's key.
-pub fn verify(sd: &SdJwt, issuer_key: &PublicKey, opts: &VerifyOptions<'_>) -> Result<VerifiedCredential, SdJwtError> {
+pub fn verify(
+    sd: &SdJwt,
+    issuer_key: &PublicKey,
+    opts: &VerifyOptions<'_>,
+) -> Result<VerifiedCredential, SdJwtError> {
     let v = sd_jwt::verify(sd, issuer_key)?;
     let typ = v.header.get("typ").and_then(Value::as_str).unwrap_or("");
     if typ != TYP {
@@ -188,13 +205,22 @@ pub fn verify(sd: &SdJwt, issuer_key: &PublicKey, opts: &VerifyOptions<'_>) -> R
             return Err(SdJwtError::RegisteredClaimDisclosable(k.to_owned()));
         }
     }
-    let text = |k: &'static str| signed.get(k).and_then(Value::as_str).map(str::to_owned).ok_or(SdJwtError::MissingClaim(k));
+    let text = |k: &'static str| {
+        signed
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(SdJwtError::MissingClaim(k))
+    };
     let issuer = text("iss")?;
     let vct = text("vct")?;
     let int = |k: &str| -> Result<Option<i64>, SdJwtError> {
         match v.claims.get(k) {
             None => Ok(None),
-            Some(x) => x.as_i64().map(Some).ok_or(SdJwtError::Malformed("a time claim is not an integer")),
+            Some(x) => x
+                .as_i64()
+                .map(Some)
+                .ok_or(SdJwtError::Malformed("a time claim is not an integer")),
         }
     };
     let (iat, nbf, exp) = (int("iat")?, int("nbf")?, int("exp")?);
@@ -225,11 +251,17 @@ pub fn verify(sd: &SdJwt, issuer_key: &PublicKey, opts: &VerifyOptions<'_>) -> R
             s.get("status_list")
                 .cloned()
                 .and_then(|l| serde_json::from_value(l).ok())
-                .ok_or(SdJwtError::Malformed("status.status_list is not {idx, uri}"))?,
+                .ok_or(SdJwtError::Malformed(
+                    "status.status_list is not {idx, uri}",
+                ))?,
         ),
     };
     Ok(VerifiedCredential {
-        kid: v.header.get("kid").and_then(Value::as_str).map(str::to_owned),
+        kid: v
+            .header
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         header: v.header,
         issuer,
         vct,

@@ -232,7 +232,11 @@ impl Date {
     /// Days since 1970-01-01 (negative before), for comparisons with a Unix time.
     pub fn days_since_epoch(&self) -> i64 {
         // Howard Hinnant's days_from_civil.
-        let (y, m, d) = (i64::from(self.year), i64::from(self.month), i64::from(self.day));
+        let (y, m, d) = (
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        );
         let y = if m <= 2 { y - 1 } else { y };
         let era = y.div_euclid(400);
         let yoe = y - era * 400;
@@ -270,7 +274,11 @@ impl FromStr for Date {
             }
         };
         let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        Date::new(y, u8::try_from(m).map_err(|_| IdError::Date)?, u8::try_from(d).map_err(|_| IdError::Date)?)
+        Date::new(
+            y,
+            u8::try_from(m).map_err(|_| IdError::Date)?,
+            u8::try_from(d).map_err(|_| IdError::Date)?,
+        )
     }
 }
 
@@ -296,10 +304,19 @@ mod tests {
     fn business_numbers() {
         assert!("812345676".parse::<BusinessNumber>().is_ok());
         assert!("123456782".parse::<BusinessNumber>().is_ok());
-        assert_eq!("812345677".parse::<BusinessNumber>(), Err(IdError::BnCheckDigit));
+        assert_eq!(
+            "812345677".parse::<BusinessNumber>(),
+            Err(IdError::BnCheckDigit)
+        );
         assert_eq!("81234567".parse::<BusinessNumber>(), Err(IdError::BnFormat));
-        assert_eq!("8123456a6".parse::<BusinessNumber>(), Err(IdError::BnFormat));
-        assert_eq!("８12345676".parse::<BusinessNumber>(), Err(IdError::BnFormat));
+        assert_eq!(
+            "8123456a6".parse::<BusinessNumber>(),
+            Err(IdError::BnFormat)
+        );
+        assert_eq!(
+            "８12345676".parse::<BusinessNumber>(),
+            Err(IdError::BnFormat)
+        );
     }
 
     #[test]
@@ -308,16 +325,30 @@ mod tests {
         assert_eq!(p.business_number().as_ref(), "812345676");
         assert_eq!(p.program(), "RT");
         assert_eq!(p.reference(), "0001");
-        assert_eq!("812345676XX0001".parse::<ProgramAccountNumber>(), Err(IdError::ProgramAccountFormat));
-        assert_eq!("812345677RT0001".parse::<ProgramAccountNumber>(), Err(IdError::BnCheckDigit));
-        assert_eq!("812345676RT001".parse::<ProgramAccountNumber>(), Err(IdError::ProgramAccountFormat));
-        assert_eq!("812345676RTé01".parse::<ProgramAccountNumber>(), Err(IdError::ProgramAccountFormat));
+        assert_eq!(
+            "812345676XX0001".parse::<ProgramAccountNumber>(),
+            Err(IdError::ProgramAccountFormat)
+        );
+        assert_eq!(
+            "812345677RT0001".parse::<ProgramAccountNumber>(),
+            Err(IdError::BnCheckDigit)
+        );
+        assert_eq!(
+            "812345676RT001".parse::<ProgramAccountNumber>(),
+            Err(IdError::ProgramAccountFormat)
+        );
+        assert_eq!(
+            "812345676RTé01".parse::<ProgramAccountNumber>(),
+            Err(IdError::ProgramAccountFormat)
+        );
     }
 
     #[test]
     fn postal_codes_and_corporation_numbers() {
         assert!("M6J 2Y7".parse::<PostalCode>().is_ok());
-        for bad in ["M6J2Y7", "m6j 2y7", "D6J 2Y7", "W6J 2Y7", "M6O 2Y7", "M6J 2Y", "M6J-2Y7"] {
+        for bad in [
+            "M6J2Y7", "m6j 2y7", "D6J 2Y7", "W6J 2Y7", "M6O 2Y7", "M6J 2Y", "M6J-2Y7",
+        ] {
             assert_eq!(bad.parse::<PostalCode>(), Err(IdError::PostalCode), "{bad}");
         }
         assert!("5012345".parse::<CorporationNumber>().is_ok());
@@ -334,8 +365,13 @@ mod tests {
         assert_eq!("2026-4-01".parse::<Date>(), Err(IdError::Date));
         assert_eq!("2026-+4-01".parse::<Date>(), Err(IdError::Date));
         assert_eq!("1970-01-01".parse::<Date>().map(|d| d.start_unix()), Ok(0));
-        assert_eq!("2026-11-22".parse::<Date>().map(|d| d.start_unix()), Ok(1_795_305_600));
-        assert!("2026-04-15".parse::<Date>().expect("d") < "2027-04-14".parse::<Date>().expect("d"));
+        assert_eq!(
+            "2026-11-22".parse::<Date>().map(|d| d.start_unix()),
+            Ok(1_795_305_600)
+        );
+        assert!(
+            "2026-04-15".parse::<Date>().expect("d") < "2027-04-14".parse::<Date>().expect("d")
+        );
     }
 
     proptest! {

@@ -132,9 +132,11 @@ impl CredentialType {
             CertificateOfIncorporation => &[],
             BusinessNumber => &[CertificateOfIncorporation],
             MunicipalBusinessLicence => &[CertificateOfIncorporation, BusinessNumber],
-            LiquorSalesLicence => {
-                &[CertificateOfIncorporation, BusinessNumber, MunicipalBusinessLicence]
-            }
+            LiquorSalesLicence => &[
+                CertificateOfIncorporation,
+                BusinessNumber,
+                MunicipalBusinessLicence,
+            ],
         }
     }
 }

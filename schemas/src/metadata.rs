@@ -102,17 +102,27 @@ impl TypeMetadata {
     pub fn label(&self, path: &[serde_json::Value], lang: Lang) -> Option<&str> {
         let matches = |meta: &[serde_json::Value]| {
             meta.len() == path.len()
-                && meta.iter().zip(path).all(|(m, p)| m.is_null() && p.is_u64() || m == p)
+                && meta
+                    .iter()
+                    .zip(path)
+                    .all(|(m, p)| m.is_null() && p.is_u64() || m == p)
         };
         self.claims.iter().find(|c| matches(&c.path)).and_then(|c| {
-            c.display.iter().find(|d| d.locale == lang.tag()).map(|d| d.label.as_str())
+            c.display
+                .iter()
+                .find(|d| d.locale == lang.tag())
+                .map(|d| d.label.as_str())
         })
     }
 }
 
 pub(crate) fn for_type(t: CredentialType) -> &'static TypeMetadata {
-    static CELLS: [OnceLock<TypeMetadata>; 4] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static CELLS: [OnceLock<TypeMetadata>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     CELLS[t as usize].get_or_init(|| {
         // The embedded documents are checked by this crate's tests.
         serde_json::from_str(t.metadata_json()).expect("embedded type metadata parses")
@@ -128,14 +138,24 @@ mod tests {
     fn labels_in_both_languages() {
         let m = CredentialType::LiquorSalesLicence.metadata();
         assert_eq!(m.display_name(Lang::Fr), "Permis de vente d'alcool");
-        assert_eq!(m.label(&[json!("capacity"), json!("indoor")], Lang::En), Some("Indoor capacity"));
+        assert_eq!(
+            m.label(&[json!("capacity"), json!("indoor")], Lang::En),
+            Some("Indoor capacity")
+        );
         let m = CredentialType::CertificateOfIncorporation.metadata();
-        assert_eq!(m.label(&[json!("directors"), json!(1)], Lang::Fr), Some("Administrateur"));
+        assert_eq!(
+            m.label(&[json!("directors"), json!(1)], Lang::Fr),
+            Some("Administrateur")
+        );
         for t in CredentialType::ALL {
             let m = t.metadata();
             for c in &m.claims {
                 for lang in [Lang::En, Lang::Fr] {
-                    assert!(c.display.iter().any(|d| d.locale == lang.tag()), "{:?} {lang:?}", c.path);
+                    assert!(
+                        c.display.iter().any(|d| d.locale == lang.tag()),
+                        "{:?} {lang:?}",
+                        c.path
+                    );
                 }
             }
         }

@@ -24,7 +24,11 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = if self.path.is_empty() { "(claims)" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "(claims)"
+        } else {
+            &self.path
+        };
         write!(f, "{path}: {} [{}]", self.message, self.code)
     }
 }
@@ -40,8 +44,12 @@ pub enum Completeness {
 }
 
 fn validator(t: CredentialType) -> &'static jsonschema::Validator {
-    static CELLS: [OnceLock<jsonschema::Validator>; 4] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static CELLS: [OnceLock<jsonschema::Validator>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     CELLS[t as usize].get_or_init(|| {
         // The embedded schemas are compiled by this crate's tests.
         let schema: Value = serde_json::from_str(t.schema_json()).expect("embedded schema is JSON");
@@ -100,16 +108,33 @@ pub fn parse_claims(t: CredentialType, claims: &Value) -> Result<Claims, Vec<Vio
         }
     };
     typed.map_err(|e| {
-        vec![Violation { path: String::new(), code: "type".into(), message: e.to_string() }]
+        vec![Violation {
+            path: String::new(),
+            code: "type".into(),
+            message: e.to_string(),
+        }]
     })
 }
 
-const DATE_CLAIMS: [&str; 4] = ["incorporation_date", "registration_date", "issue_date", "expiry_date"];
-const ADDRESS_CLAIMS: [&str; 4] =
-    ["registered_office_address", "business_address", "premises_address", "address"];
+const DATE_CLAIMS: [&str; 4] = [
+    "incorporation_date",
+    "registration_date",
+    "issue_date",
+    "expiry_date",
+];
+const ADDRESS_CLAIMS: [&str; 4] = [
+    "registered_office_address",
+    "business_address",
+    "premises_address",
+    "address",
+];
 
 fn push(out: &mut Vec<Violation>, path: String, code: &str, message: String) {
-    out.push(Violation { path, code: code.to_owned(), message });
+    out.push(Violation {
+        path,
+        code: code.to_owned(),
+        message,
+    });
 }
 
 fn digits(s: &str, n: usize) -> bool {
@@ -131,12 +156,20 @@ fn semantic_checks(t: CredentialType, claims: &Value, out: &mut Vec<Violation>) 
     for k in DATE_CLAIMS {
         if let Some(d) = s(k) {
             if d.len() == 10 && d.parse::<Date>().is_err() {
-                push(out, format!("/{k}"), "date", format!("{d} is not a calendar date"));
+                push(
+                    out,
+                    format!("/{k}"),
+                    "date",
+                    format!("{d} is not a calendar date"),
+                );
             }
         }
     }
     for k in ADDRESS_CLAIMS {
-        let pc = claims.get(k).and_then(|a| a.get("postal_code")).and_then(Value::as_str);
+        let pc = claims
+            .get(k)
+            .and_then(|a| a.get("postal_code"))
+            .and_then(Value::as_str);
         if let Some(pc) = pc {
             let shaped = pc.len() == 7
                 && pc.bytes().enumerate().all(|(i, b)| match i {
@@ -167,7 +200,9 @@ fn semantic_checks(t: CredentialType, claims: &Value, out: &mut Vec<Violation>) 
         let accounts = claims.get("program_accounts").and_then(Value::as_array);
         for (n, acct) in accounts.into_iter().flatten().enumerate() {
             let field = |k: &str| acct.get(k).and_then(Value::as_str);
-            let Some(number) = field("account_number") else { continue };
+            let Some(number) = field("account_number") else {
+                continue;
+            };
             if number.len() != 15 || !number.is_ascii() {
                 continue; // the schema pattern reports it
             }
@@ -208,10 +243,13 @@ mod tests {
         for t in CredentialType::ALL {
             let v = read(&examples().join("valid").join(format!("{}.json", t.slug())));
             let claims = parse_claims(t, &v).unwrap_or_else(|e| panic!("{t}: {e:?}"));
-            assert_eq!(claims.business_number().map(|b| b.as_ref()), match t {
-                CredentialType::CertificateOfIncorporation => None,
-                _ => Some("812345676"),
-            });
+            assert_eq!(
+                claims.business_number().map(|b| b.as_ref()),
+                match t {
+                    CredentialType::CertificateOfIncorporation => None,
+                    _ => Some("812345676"),
+                }
+            );
             // The typed claims serialize back to the same JSON.
             assert_eq!(serde_json::to_value(&claims).expect("ser"), v, "{t}");
         }
@@ -222,7 +260,11 @@ mod tests {
         let mut seen = 0;
         for entry in std::fs::read_dir(examples().join("invalid")).expect("dir") {
             let path = entry.expect("entry").path();
-            let name = path.file_stem().and_then(|s| s.to_str()).expect("name").to_owned();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("name")
+                .to_owned();
             let slug = name.split("--").next().expect("slug");
             let t = CredentialType::from_slug(slug).expect("known type");
             let case = read(&path);
@@ -230,7 +272,12 @@ mod tests {
                 .as_array()
                 .expect("expect")
                 .iter()
-                .map(|e| (e["path"].as_str().expect("p").into(), e["code"].as_str().expect("c").into()))
+                .map(|e| {
+                    (
+                        e["path"].as_str().expect("p").into(),
+                        e["code"].as_str().expect("c").into(),
+                    )
+                })
                 .collect();
             let got: BTreeSet<(String, String)> = parse_claims(t, &case["claims"])
                 .expect_err(&name)
@@ -246,7 +293,8 @@ mod tests {
     #[test]
     fn disclosed_subsets_skip_required_but_not_patterns() {
         let t = CredentialType::LiquorSalesLicence;
-        let partial = serde_json::json!({"licence_number": "LSL-826104", "business_number": "812345676"});
+        let partial =
+            serde_json::json!({"licence_number": "LSL-826104", "business_number": "812345676"});
         assert!(check_claims(t, &partial, Completeness::Disclosed).is_empty());
         assert!(!check_claims(t, &partial, Completeness::Complete).is_empty());
         let bad = serde_json::json!({"business_number": "812345670"});
@@ -257,7 +305,11 @@ mod tests {
 
     #[test]
     fn not_an_object() {
-        let v = check_claims(CredentialType::BusinessNumber, &serde_json::json!([1]), Completeness::Complete);
+        let v = check_claims(
+            CredentialType::BusinessNumber,
+            &serde_json::json!([1]),
+            Completeness::Complete,
+        );
         assert_eq!(v[0].code, "type");
     }
 }
