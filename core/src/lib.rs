@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 mod b64;
+pub mod data_integrity;
 pub mod did;
 pub mod jwk;
 pub mod jws;
@@ -46,5 +47,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod sd_jwt;
 pub mod sd_jwt_vc;
+pub mod time;
+pub mod webvh;
 
 pub use b64::{decode as base64url_decode, encode as base64url_encode};
