@@ -161,6 +161,9 @@ fn a_stolen_update_key_cannot_rotate_past_pre_rotation() {
     ));
 }
 
+/// A change applied to the first log entry.
+type Mutation = Box<dyn FnOnce(&mut Value)>;
+
 fn mutate_first(log: &str, f: impl FnOnce(&mut Value)) -> String {
     let mut v: Value = serde_json::from_str(log.lines().next().expect("line")).expect("json");
     f(&mut v);
@@ -170,7 +173,7 @@ fn mutate_first(log: &str, f: impl FnOnce(&mut Value)) -> String {
 #[test]
 fn empty_missing_or_wrong_proofs_are_refused() {
     let s = setup();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>, &str)> = vec![
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         (
             "empty proof array",
             Box::new(|v: &mut Value| v["proof"] = json!([])),
