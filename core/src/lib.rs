@@ -48,6 +48,7 @@ pub mod keys;
 pub mod sd_jwt;
 pub mod sd_jwt_vc;
 pub mod time;
+pub mod trust;
 pub mod webvh;
 
 pub use b64::{decode as base64url_decode, encode as base64url_encode};
