@@ -1,0 +1,368 @@
+//! The sequencer: validates and appends entries, signs checkpoints, serves proofs,
+//! resolutions, authorization queries with evidence, and trust bundles.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rand_core::CryptoRngCore;
+use serde_json::{json, Value};
+
+use bizcred_core::jws::Jws;
+use bizcred_core::keys::{SecretKey, Signer};
+use bizcred_core::time;
+use bizcred_core::trust::bundle::{self, StatusListCopy, TrustAnchor};
+use bizcred_core::trust::entry::{self, build};
+use bizcred_core::trust::merkle;
+use bizcred_core::trust::note::{Checkpoint, SignedNote};
+use bizcred_core::trust::state::{EntryError, TrustState};
+use bizcred_core::webvh;
+
+use crate::store::{Store, StoreError};
+
+/// Most entries one page of `/entries` returns.
+pub const MAX_PAGE: u64 = 1000;
+/// Largest status list token accepted.
+pub const MAX_STATUS_LIST_LEN: usize = 2 * 1024 * 1024;
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The entry was refused.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An index or size out of range.
+    #[error("out of range: {0}")]
+    Range(String),
+    /// A DID resolution failed.
+    #[error(transparent)]
+    Did(#[from] webvh::WebvhError),
+    /// A status list token was refused.
+    #[error("status list refused: {0}")]
+    StatusList(String),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+impl RegistryError {
+    /// Stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistryError::Entry(e) => e.code(),
+            RegistryError::Store(_) => "storage_error",
+            RegistryError::Range(_) => "out_of_range",
+            RegistryError::Did(e) => e.resolution_error(),
+            RegistryError::StatusList(_) => "status_list_invalid",
+            RegistryError::Sign(_) => "sign_failed",
+        }
+    }
+}
+
+/// The registry: replayed state, the entries, the log key and durable storage.
+pub struct Registry<S: Store> {
+    store: S,
+    state: TrustState,
+    entries: Vec<Value>,
+    log_signer: SecretKey,
+    checkpoint: String,
+    status_lists: Vec<StatusListCopy>,
+}
+
+impl<S: Store> std::fmt::Debug for Registry<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("origin", &self.state.origin)
+            .field("size", &self.state.size())
+            .finish()
+    }
+}
+
+impl<S: Store> Registry<S> {
+    /// Opens the registry over `store`, replaying (and re-validating) every stored entry.
+    pub fn open(
+        store: S,
+        origin: &str,
+        log_signer: SecretKey,
+        now: i64,
+    ) -> Result<Registry<S>, RegistryError> {
+        let mut state = TrustState::empty(origin);
+        let mut entries = Vec::new();
+        for bytes in store.load()? {
+            let e: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError(format!("stored entry is not JSON: {e}")))?;
+            state.apply(&e, now)?;
+            entries.push(e);
+        }
+        let mut status_lists = Vec::new();
+        for (k, v) in store.blobs()? {
+            if let Some(uri) = k.strip_prefix("status:") {
+                status_lists.push(StatusListCopy {
+                    uri: uri.to_owned(),
+                    token: String::from_utf8_lossy(&v).into_owned(),
+                });
+            }
+        }
+        let mut r = Registry {
+            store,
+            state,
+            entries,
+            log_signer,
+            checkpoint: String::new(),
+            status_lists,
+        };
+        r.sign_checkpoint()?;
+        Ok(r)
+    }
+
+    fn sign_checkpoint(&mut self) -> Result<(), RegistryError> {
+        let cp = Checkpoint {
+            origin: self.state.origin.clone(),
+            size: self.state.size(),
+            root: self.state.root(),
+        };
+        self.checkpoint = SignedNote::sign(&cp.body(), &self.state.origin, &self.log_signer)
+            .map_err(|e| RegistryError::Sign(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The replayed state.
+    pub fn state(&self) -> &TrustState {
+        &self.state
+    }
+
+    /// The log key's public half.
+    pub fn log_key(&self) -> bizcred_core::keys::PublicKey {
+        self.log_signer.public_key()
+    }
+
+    /// The anchor verifiers pin (after genesis).
+    pub fn anchor(&self) -> Option<TrustAnchor> {
+        TrustAnchor::of(&self.state)
+    }
+
+    /// The latest signed checkpoint.
+    pub fn checkpoint(&self) -> &str {
+        &self.checkpoint
+    }
+
+    /// Validates `e` against the state and appends it durably. Returns its index.
+    pub fn append(&mut self, e: Value, now: i64) -> Result<u64, RegistryError> {
+        let mut next = self.state.clone();
+        next.apply(&e, now)?;
+        let index = self.state.size();
+        let bytes = entry::canonical(&e).map_err(EntryError::Malformed)?;
+        self.store.append(index, &bytes)?;
+        self.state = next;
+        self.entries.push(e);
+        self.sign_checkpoint()?;
+        Ok(index)
+    }
+
+    /// Mirrors new did:webvh lines of a registered issuer (verified as the next entries of
+    /// the mirrored log; the DID controller's proofs authenticate them).
+    pub fn submit_did_lines(
+        &mut self,
+        did: &str,
+        lines: &str,
+        now: i64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<u64, RegistryError> {
+        let e = build::did_log_entries(&self.state.origin, did, lines, now, &self.log_signer, rng)
+            .map_err(RegistryError::Sign)?;
+        self.append(e, now)
+    }
+
+    /// Entries `start..end` (at most [`MAX_PAGE`]).
+    pub fn entries(&self, start: u64, end: u64) -> Result<&[Value], RegistryError> {
+        let size = self.state.size();
+        if start > end || end > size || end - start > MAX_PAGE {
+            return Err(RegistryError::Range(format!(
+                "entries {start}..{end} of {size} (at most {MAX_PAGE} a page)"
+            )));
+        }
+        Ok(&self.entries[start as usize..end as usize])
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Value, RegistryError> {
+        if size > self.state.size() || index >= size {
+            return Err(RegistryError::Range(format!(
+                "index {index} in size {size}"
+            )));
+        }
+        let leaves = &self.state.leaves[..size as usize];
+        let proof = merkle::inclusion_proof(index as usize, leaves)
+            .map_err(|e| RegistryError::Range(e.to_string()))?;
+        Ok(json!({
+            "index": index,
+            "size": size,
+            "leaf_hash": STANDARD.encode(leaves[index as usize]),
+            "root": STANDARD.encode(merkle::root(leaves)),
+            "proof": proof.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Consistency proof between sizes `first` and `second`.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Value, RegistryError> {
+        if first == 0 || first > second || second > self.state.size() {
+            return Err(RegistryError::Range(format!("sizes {first} and {second}")));
+        }
+        let leaves = &self.state.leaves[..second as usize];
+        let proof = merkle::consistency_proof(first as usize, leaves)
+            .map_err(|e| RegistryError::Range(e.to_string()))?;
+        Ok(
+            json!({"first": first, "second": second, "proof": proof.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>()}),
+        )
+    }
+
+    /// Resolves a did:webvh DID URL from the mirror.
+    pub fn resolve(&self, did_url: &str) -> Result<webvh::Resolution, RegistryError> {
+        let (did, _) = webvh::parse_did_url(did_url)?;
+        let issuer = self
+            .state
+            .issuers
+            .get(&did.did)
+            .ok_or(webvh::WebvhError::NotFound)?;
+        Ok(webvh::resolve(did_url, &issuer.log)?)
+    }
+
+    /// The mirrored did:webvh log of an issuer.
+    pub fn did_log(&self, did: &str) -> Option<String> {
+        self.state.issuers.get(did).map(|i| i.log.text())
+    }
+
+    /// A ToIP TRQP v2 authorization query, answered with evidence: the granting entry, its
+    /// inclusion proof and the signed checkpoint, under the `ext` member.
+    pub fn authorization_query(&self, request: &Value, now: i64) -> Result<Value, RegistryError> {
+        let field = |k: &str| {
+            request
+                .get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| RegistryError::Range(format!("missing {k}")))
+        };
+        let (entity, authority, action, resource) = (
+            field("entity_id")?,
+            field("authority_id")?,
+            field("action")?,
+            field("resource")?,
+        );
+        let requested = match request
+            .get("context")
+            .and_then(|c| c.get("time"))
+            .and_then(Value::as_str)
+        {
+            Some(t) => Some(
+                time::parse_utc(t)
+                    .map_err(|_| RegistryError::Range("context.time is not a UTC time".into()))?,
+            ),
+            None => None,
+        };
+        let at = requested.unwrap_or(now);
+        let mut response = json!({
+            "entity_id": entity, "authority_id": authority, "action": action, "resource": resource,
+            "time_evaluated": time::format_utc(now),
+        });
+        if let Some(t) = requested {
+            response["time_requested"] = time::format_utc(t).into();
+        }
+        let outcome = if authority != self.state.origin {
+            Err(format!(
+                "this registry answers for authority {}",
+                self.state.origin
+            ))
+        } else if action != "issue" {
+            Err("the only action is issue".to_owned())
+        } else {
+            self.state
+                .authorized(entity, resource, at)
+                .map_err(|e| e.to_string())
+        };
+        match outcome {
+            Ok(grant) => {
+                response["authorized"] = true.into();
+                response["message"] = "authorized".into();
+                response["ext"] = json!({"org.bizcred.evidence": {
+                    "entry": self.entries[grant.entry_index as usize],
+                    "inclusion": self.inclusion_proof(grant.entry_index, self.state.size())?,
+                    "checkpoint": self.checkpoint,
+                }});
+            }
+            Err(m) => {
+                response["authorized"] = false.into();
+                response["message"] = m.into();
+            }
+        }
+        Ok(response)
+    }
+
+    /// Accepts an issuer's signed Token Status List (`statuslist+jwt`) for `uri`, verified
+    /// with the issuer's key from the registry (so bundles carry only genuine lists).
+    pub fn put_status_list(&mut self, token: &str) -> Result<String, RegistryError> {
+        if token.len() > MAX_STATUS_LIST_LEN {
+            return Err(RegistryError::StatusList("too large".into()));
+        }
+        let bad = |m: &str| RegistryError::StatusList(m.to_owned());
+        let jws = Jws::decode(token).map_err(|e| bad(&e.to_string()))?;
+        if jws.header_str("typ") != Some("statuslist+jwt") {
+            return Err(bad("typ is not statuslist+jwt"));
+        }
+        let kid = jws.header_str("kid").ok_or_else(|| bad("no kid"))?;
+        let claims = jws.claims().map_err(|e| bad(&e.to_string()))?;
+        let uri = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("no sub (the list URI)"))?
+            .to_owned();
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("no iat"))?;
+        let did = kid.split('#').next().unwrap_or("");
+        let key = self
+            .state
+            .issuer_key(did, kid, iat)
+            .map_err(|e| bad(&e.to_string()))?;
+        jws.verify(&key).map_err(|e| bad(&e.to_string()))?;
+        // Never replace a newer list with an older one.
+        if let Some(old) = self.status_lists.iter().find(|s| s.uri == uri) {
+            let old_iat = Jws::decode(&old.token)
+                .ok()
+                .and_then(|j| j.claims().ok())
+                .and_then(|c| c.get("iat").and_then(Value::as_i64));
+            if old_iat.is_some_and(|o| o > iat) {
+                return Err(bad("a newer list for this URI is already held"));
+            }
+        }
+        self.store
+            .put_blob(&format!("status:{uri}"), token.as_bytes())?;
+        self.status_lists.retain(|s| s.uri != uri);
+        self.status_lists.push(StatusListCopy {
+            uri: uri.clone(),
+            token: token.to_owned(),
+        });
+        Ok(uri)
+    }
+
+    /// A signed trust bundle for a verifier holding `from` entries.
+    pub fn bundle(&self, from: u64, now: i64) -> Result<String, RegistryError> {
+        if from > self.state.size() {
+            return Err(RegistryError::Range(format!(
+                "from {from} beyond size {}",
+                self.state.size()
+            )));
+        }
+        bundle::export(
+            &self.state,
+            &self.checkpoint,
+            from,
+            &self.entries,
+            self.status_lists.clone(),
+            now,
+            &self.log_signer,
+        )
+        .map_err(|e| RegistryError::Range(e.to_string()))
+    }
+}

@@ -1,0 +1,313 @@
+//! The registry's HTTP API (axum). `app` builds the router, so tests drive it without a
+//! socket.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/checkpoint` | the signed checkpoint (C2SP signed note, `text/plain`) |
+//! | GET | `/entries?start=&end=` | entries, at most 1000 a page |
+//! | GET | `/proof/inclusion?index=&size=` | RFC 9162 inclusion proof |
+//! | GET | `/proof/consistency?first=&second=` | RFC 9162 consistency proof |
+//! | GET | `/dids/{did}` (`?versionTime=`, `?versionId=`, `?versionNumber=`) | DID resolution from the mirror |
+//! | GET | `/dids/{did}/did.jsonl` | the mirrored did:webvh log |
+//! | POST | `/dids/{did}/log` | new did:webvh lines (authenticated by the DID's own update-key proofs) |
+//! | POST | `/trqp/authorization` | ToIP TRQP v2 authorization query, with evidence |
+//! | POST | `/entries` | a signed governance entry (bearer admin token) |
+//! | POST | `/status-lists` | an issuer's signed status list token (verified with its registered key) |
+//! | GET | `/bundle?from=` | the signed trust bundle |
+//!
+//! Errors are JSON `{"error": <stable code>, "error_description": <sentence>}`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::sequencer::{Registry, RegistryError};
+use crate::store::Store;
+
+/// Largest request body (bytes).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Shared service state.
+pub struct AppState {
+    /// The registry.
+    pub registry: Mutex<Registry<Box<dyn Store>>>,
+    /// SHA-256 hashes of the admin bearer tokens.
+    pub admin_token_hashes: Vec<[u8; 32]>,
+    /// The clock (Unix seconds).
+    pub clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl Store for Box<dyn Store> {
+    fn load(&self) -> Result<Vec<Vec<u8>>, crate::store::StoreError> {
+        (**self).load()
+    }
+    fn append(&self, index: u64, entry: &[u8]) -> Result<(), crate::store::StoreError> {
+        (**self).append(index, entry)
+    }
+    fn put_blob(&self, key: &str, value: &[u8]) -> Result<(), crate::store::StoreError> {
+        (**self).put_blob(key, value)
+    }
+    fn blobs(&self) -> Result<Vec<(String, Vec<u8>)>, crate::store::StoreError> {
+        (**self).blobs()
+    }
+}
+
+/// The SHA-256 of a token, as stored in configuration.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(json!({"error": self.1, "error_description": self.2})),
+        )
+            .into_response()
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> ApiError {
+        let status = match &e {
+            RegistryError::Store(_) | RegistryError::Sign(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RegistryError::Did(d) if d.resolution_error() == "notFound" => StatusCode::NOT_FOUND,
+            RegistryError::Entry(bizcred_core::trust::state::EntryError::Duplicate(_)) => {
+                StatusCode::CONFLICT
+            }
+            RegistryError::Entry(bizcred_core::trust::state::EntryError::TooLarge) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError(status, e.code(), e.to_string())
+    }
+}
+
+type Shared = Arc<AppState>;
+
+fn lock(s: &AppState) -> Result<std::sync::MutexGuard<'_, Registry<Box<dyn Store>>>, ApiError> {
+    s.registry.lock().map_err(|_| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "registry lock poisoned".into(),
+        )
+    })
+}
+
+/// The router.
+pub fn app(state: Shared) -> Router {
+    Router::new()
+        .route("/checkpoint", get(checkpoint))
+        .route("/entries", get(entries).post(submit_entry))
+        .route("/proof/inclusion", get(inclusion))
+        .route("/proof/consistency", get(consistency))
+        .route("/dids/{did}", get(resolve))
+        .route("/dids/{did}/did.jsonl", get(did_log))
+        .route("/dids/{did}/log", post(did_lines))
+        .route("/trqp/authorization", post(trqp))
+        .route("/status-lists", post(status_list))
+        .route("/bundle", get(bundle))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn checkpoint(State(s): State<Shared>) -> Result<Response, ApiError> {
+    let cp = lock(&s)?.checkpoint().to_owned();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp).into_response())
+}
+
+#[derive(Deserialize)]
+struct Range {
+    start: u64,
+    end: u64,
+}
+
+async fn entries(State(s): State<Shared>, Query(r): Query<Range>) -> Result<Json<Value>, ApiError> {
+    let reg = lock(&s)?;
+    Ok(Json(Value::Array(reg.entries(r.start, r.end)?.to_vec())))
+}
+
+#[derive(Deserialize)]
+struct Incl {
+    index: u64,
+    size: u64,
+}
+
+async fn inclusion(
+    State(s): State<Shared>,
+    Query(q): Query<Incl>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(lock(&s)?.inclusion_proof(q.index, q.size)?))
+}
+
+#[derive(Deserialize)]
+struct Cons {
+    first: u64,
+    second: u64,
+}
+
+async fn consistency(
+    State(s): State<Shared>,
+    Query(q): Query<Cons>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(lock(&s)?.consistency_proof(q.first, q.second)?))
+}
+
+async fn resolve(
+    State(s): State<Shared>,
+    Path(did): Path<String>,
+    raw: axum::extract::RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let url = match raw.0 {
+        Some(q) => format!("{did}?{q}"),
+        None => did,
+    };
+    let r = lock(&s)?.resolve(&url)?;
+    Ok(Json(
+        json!({"didDocument": r.document, "didDocumentMetadata": r.metadata, "didResolutionMetadata": {"contentType": "application/did+ld+json"}}),
+    ))
+}
+
+async fn did_log(State(s): State<Shared>, Path(did): Path<String>) -> Result<Response, ApiError> {
+    let log = lock(&s)?.did_log(&did).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            format!("{did} is not registered"),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "text/jsonl")], log).into_response())
+}
+
+async fn did_lines(
+    State(s): State<Shared>,
+    Path(did): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "body is not UTF-8".into(),
+        )
+    })?;
+    let now = (s.clock)();
+    let index = lock(&s)?.submit_did_lines(&did, text, now, &mut rand_core::OsRng)?;
+    Ok(Json(json!({"index": index})))
+}
+
+async fn trqp(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let req: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
+    let now = (s.clock)();
+    Ok(Json(lock(&s)?.authorization_query(&req, now)?))
+}
+
+fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required".into(),
+            )
+        })?;
+    let hash = token_hash(token);
+    // Constant time per comparison; every configured hash is compared.
+    let ok = s
+        .admin_token_hashes
+        .iter()
+        .fold(0u8, |acc, h| acc | h.ct_eq(&hash).unwrap_u8());
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the token is not an admin token of this registry".into(),
+        ))
+    }
+}
+
+async fn submit_entry(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    if !headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+    {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "entries are application/json".into(),
+        ));
+    }
+    let entry: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
+    let now = (s.clock)();
+    let mut reg = lock(&s)?;
+    let index = reg.append(entry, now)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"index": index, "checkpoint": reg.checkpoint()})),
+    )
+        .into_response())
+}
+
+async fn status_list(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let token = std::str::from_utf8(&body).map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "body is not UTF-8".into(),
+        )
+    })?;
+    let uri = lock(&s)?.put_status_list(token.trim())?;
+    Ok(Json(json!({"uri": uri})))
+}
+
+#[derive(Deserialize)]
+struct FromSize {
+    #[serde(default)]
+    from: u64,
+}
+
+async fn bundle(State(s): State<Shared>, Query(q): Query<FromSize>) -> Result<Response, ApiError> {
+    let now = (s.clock)();
+    let b = lock(&s)?.bundle(q.from, now)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            bizcred_core::trust::bundle::MEDIA_TYPE,
+        )],
+        b,
+    )
+        .into_response())
+}
