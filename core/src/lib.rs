@@ -47,6 +47,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod sd_jwt;
 pub mod sd_jwt_vc;
+pub mod status_list;
 pub mod time;
 pub mod trust;
 pub mod webvh;
