@@ -109,7 +109,10 @@ impl StatusList {
         if nbytes as usize > MAX_LIST_BYTES {
             return Err(StatusListError::Malformed("list too large"));
         }
-        Ok(StatusList { bits, bytes: vec![0; nbytes as usize] })
+        Ok(StatusList {
+            bits,
+            bytes: vec![0; nbytes as usize],
+        })
     }
 
     /// Bits per entry.
@@ -147,7 +150,9 @@ impl StatusList {
         let (byte, shift) = self.locate(idx)?;
         let mask = ((1u16 << self.bits) - 1) as u8;
         if status.value() > mask {
-            return Err(StatusListError::Malformed("value does not fit the bit size"));
+            return Err(StatusListError::Malformed(
+                "value does not fit the bit size",
+            ));
         }
         self.bytes[byte] = (self.bytes[byte] & !(mask << shift)) | (status.value() << shift);
         Ok(())
@@ -164,10 +169,20 @@ impl StatusList {
 
     /// Reads a `status_list` JSON object (bounded decompression).
     pub fn from_json(v: &Value) -> Result<StatusList, StatusListError> {
-        let bits = v.get("bits").and_then(Value::as_u64).ok_or(StatusListError::Malformed("no bits"))?;
-        let bits = u8::try_from(bits).ok().filter(|b| [1, 2, 4, 8].contains(b)).ok_or(StatusListError::Malformed("bits must be 1, 2, 4 or 8"))?;
-        let lst = v.get("lst").and_then(Value::as_str).ok_or(StatusListError::Malformed("no lst"))?;
-        let compressed = crate::base64url_decode(lst).map_err(|_| StatusListError::Malformed("lst is not base64url"))?;
+        let bits = v
+            .get("bits")
+            .and_then(Value::as_u64)
+            .ok_or(StatusListError::Malformed("no bits"))?;
+        let bits = u8::try_from(bits)
+            .ok()
+            .filter(|b| [1, 2, 4, 8].contains(b))
+            .ok_or(StatusListError::Malformed("bits must be 1, 2, 4 or 8"))?;
+        let lst = v
+            .get("lst")
+            .and_then(Value::as_str)
+            .ok_or(StatusListError::Malformed("no lst"))?;
+        let compressed = crate::base64url_decode(lst)
+            .map_err(|_| StatusListError::Malformed("lst is not base64url"))?;
         let mut bytes = Vec::new();
         flate2::read::ZlibDecoder::new(compressed.as_slice())
             .take(MAX_LIST_BYTES as u64 + 1)
@@ -219,14 +234,29 @@ pub fn peek(token: &str) -> Result<(String, i64, String), StatusListError> {
     }
     let jws = Jws::decode(token)?;
     let claims = jws.claims()?;
-    let kid = jws.header_str("kid").ok_or(StatusListError::Malformed("no kid"))?.to_owned();
-    let iat = claims.get("iat").and_then(Value::as_i64).ok_or(StatusListError::Malformed("no iat"))?;
-    let sub = claims.get("sub").and_then(Value::as_str).ok_or(StatusListError::Malformed("no sub"))?.to_owned();
+    let kid = jws
+        .header_str("kid")
+        .ok_or(StatusListError::Malformed("no kid"))?
+        .to_owned();
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or(StatusListError::Malformed("no iat"))?;
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .ok_or(StatusListError::Malformed("no sub"))?
+        .to_owned();
     Ok((kid, iat, sub))
 }
 
 /// Verifies a Status List Token for `uri` with `key` at time `now`.
-pub fn verify_token(token: &str, uri: &str, key: &PublicKey, now: i64) -> Result<VerifiedStatusList, StatusListError> {
+pub fn verify_token(
+    token: &str,
+    uri: &str,
+    key: &PublicKey,
+    now: i64,
+) -> Result<VerifiedStatusList, StatusListError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(StatusListError::Malformed("token too large"));
     }
@@ -239,15 +269,27 @@ pub fn verify_token(token: &str, uri: &str, key: &PublicKey, now: i64) -> Result
     if claims.get("sub").and_then(Value::as_str) != Some(uri) {
         return Err(StatusListError::WrongUri);
     }
-    let iat = claims.get("iat").and_then(Value::as_i64).ok_or(StatusListError::Malformed("no iat"))?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or(StatusListError::Malformed("no iat"))?;
     let exp = claims.get("exp").and_then(Value::as_i64);
     if let Some(exp) = exp {
         if now >= exp {
             return Err(StatusListError::Expired { exp, now });
         }
     }
-    let list = StatusList::from_json(claims.get("status_list").ok_or(StatusListError::Malformed("no status_list"))?)?;
-    Ok(VerifiedStatusList { list, iat, exp, kid: jws.header_str("kid").unwrap_or_default().to_owned() })
+    let list = StatusList::from_json(
+        claims
+            .get("status_list")
+            .ok_or(StatusListError::Malformed("no status_list"))?,
+    )?;
+    Ok(VerifiedStatusList {
+        list,
+        iat,
+        exp,
+        kid: jws.header_str("kid").unwrap_or_default().to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -272,24 +314,50 @@ mod tests {
             if bits >= 2 {
                 assert_eq!(back.get(500), Ok(Status::Suspended));
             }
-            assert_eq!(back.get(back.len()), Err(StatusListError::IndexOutOfRange(back.len())));
+            assert_eq!(
+                back.get(back.len()),
+                Err(StatusListError::IndexOutOfRange(back.len()))
+            );
         }
         // The draft's example: bits 1, statuses [1,0,0,1,1,1,0,1, 1,1,0,0,0,1,0,1] → bytes b9 a3.
         let mut l = StatusList::new(16, 1).expect("l");
-        for (i, v) in [1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1].iter().enumerate() {
+        for (i, v) in [1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1]
+            .iter()
+            .enumerate()
+        {
             l.set(i as u64, Status::from_value(*v)).expect("set");
         }
         assert_eq!(l.bytes, vec![0xb9, 0xa3]);
         let key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-        let t = sign_token(&l, "https://x.test/status/1", "did:x", "did:x#k", 100, 200, 60, &key).expect("sign");
-        let v = verify_token(&t, "https://x.test/status/1", &key.public_key(), 150).expect("verify");
+        let t = sign_token(
+            &l,
+            "https://x.test/status/1",
+            "did:x",
+            "did:x#k",
+            100,
+            200,
+            60,
+            &key,
+        )
+        .expect("sign");
+        let v =
+            verify_token(&t, "https://x.test/status/1", &key.public_key(), 150).expect("verify");
         assert_eq!(v.list, l);
-        assert_eq!(verify_token(&t, "https://x.test/status/2", &key.public_key(), 150).err(), Some(StatusListError::WrongUri));
-        assert!(matches!(verify_token(&t, "https://x.test/status/1", &key.public_key(), 200), Err(StatusListError::Expired { .. })));
+        assert_eq!(
+            verify_token(&t, "https://x.test/status/2", &key.public_key(), 150).err(),
+            Some(StatusListError::WrongUri)
+        );
+        assert!(matches!(
+            verify_token(&t, "https://x.test/status/1", &key.public_key(), 200),
+            Err(StatusListError::Expired { .. })
+        ));
         // A ZLIB bomb stops at the bound.
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         z.write_all(&vec![0u8; MAX_LIST_BYTES + 10]).expect("w");
         let bomb = json!({"bits": 1, "lst": crate::base64url_encode(z.finish().expect("z"))});
-        assert_eq!(StatusList::from_json(&bomb), Err(StatusListError::Malformed("list too large")));
+        assert_eq!(
+            StatusList::from_json(&bomb),
+            Err(StatusListError::Malformed("list too large"))
+        );
     }
 }

@@ -505,13 +505,24 @@ impl TrustState {
     }
 
     /// The issuer's assertion key named by `kid` (a DID URL or `#fragment`) as the DID stood at
-    /// `at` (Unix seconds), and its compromise status.
+    /// `at` (Unix seconds), refused when a compromise of it is declared
+    /// ([`TrustState::compromise`]).
     pub fn issuer_key(
         &self,
         issuer_did: &str,
         kid: &str,
         at: i64,
     ) -> Result<PublicKey, TrustError> {
+        let key = self.key_at(issuer_did, kid, at)?;
+        match self.compromise(issuer_did, kid, at) {
+            Some(e) => Err(e),
+            None => Ok(key),
+        }
+    }
+
+    /// The assertion key `kid` of `issuer_did` at `at`, from the mirrored key history, without
+    /// looking at declared compromises.
+    pub fn key_at(&self, issuer_did: &str, kid: &str, at: i64) -> Result<PublicKey, TrustError> {
         let issuer = self
             .issuers
             .get(issuer_did)
@@ -530,21 +541,27 @@ impl TrustState {
         {
             return Err(TrustError::KeyNotValidAt(full));
         }
-        let key = version
+        version
             .verification_method(&full)
-            .ok_or_else(|| TrustError::KeyNotValidAt(full.clone()))?;
-        if let Some(ks) = self
+            .ok_or(TrustError::KeyNotValidAt(full))
+    }
+
+    /// A declared compromise of `kid` that affects a proof made at `at`.
+    pub fn compromise(&self, issuer_did: &str, kid: &str, at: i64) -> Option<TrustError> {
+        let full = if kid.starts_with('#') {
+            format!("{issuer_did}{kid}")
+        } else {
+            kid.to_owned()
+        };
+        let ks = self
             .key_statuses
             .iter()
-            .find(|k| k.did == issuer_did && k.key_id == full)
-        {
-            return Err(if at >= ks.compromised_at {
-                TrustError::KeyCompromised(full)
-            } else {
-                TrustError::KeyCompromisedPredated(full)
-            });
-        }
-        Ok(key)
+            .find(|k| k.did == issuer_did && k.key_id == full)?;
+        Some(if at >= ks.compromised_at {
+            TrustError::KeyCompromised(full)
+        } else {
+            TrustError::KeyCompromisedPredated(full)
+        })
     }
 
     /// Whether `issuer_did` may issue `vct` at `at`.

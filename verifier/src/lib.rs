@@ -1,0 +1,19 @@
+//! bizcred-verifier: offline verification of SD-JWT VC presentations.
+//!
+//! Given a presentation (an OpenID4VP `vp_token` with its nonce and audience), a
+//! [`Policy`](policy::Policy), the [`TrustState`](bizcred_core::trust::state::TrustState)
+//! imported from a trust bundle, and the time, [`verify::verify`] answers ACCEPT, REJECT or
+//! INDETERMINATE with every check, every failure's stable reason code, and the `asOf` times
+//! the answer rests on (registry design §4.6, §4.7, §4.10).
+//!
+//! This library performs no network, file or clock access: the trust state, stapled status
+//! lists and `now` are passed in. `bizcred-verifier` (the binary) syncs bundles, reads files
+//! and serves OpenID4VP.
+#![deny(missing_docs)]
+
+pub mod policy;
+pub mod receipt;
+pub mod verify;
+
+pub use policy::Policy;
+pub use verify::{verify, Context, Presentation, Report, Verdict};

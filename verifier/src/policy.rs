@@ -1,0 +1,280 @@
+//! Verification policies (TOML): which credentials, which claims, which cross-credential
+//! rules, how fresh, which algorithms. A policy may only tighten the registry's freshness.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use bizcred_core::keys::Algorithm;
+use bizcred_schemas::CredentialType;
+
+/// Why a policy could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid policy: {0}")]
+pub struct PolicyError(pub String);
+
+/// One requested credential.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialRequirement {
+    /// The DCQL credential query id (also the `vp_token` key).
+    pub id: String,
+    /// The type.
+    pub credential_type: CredentialType,
+    /// Claims that must be disclosed (top-level names or dotted paths).
+    pub claims: Vec<Vec<String>>,
+    /// Claims whose disclosed value must be one of these.
+    pub values: Vec<(String, Vec<Value>)>,
+}
+
+/// Cross-credential rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// Every disclosed `business_number` is the same.
+    #[serde(default)]
+    pub same_business_number: bool,
+    /// Every disclosed `corporation_number` is the same.
+    #[serde(default)]
+    pub same_corporation_number: bool,
+    /// Municipal and liquor licences name the same premises.
+    #[serde(default)]
+    pub same_premises_address: bool,
+    /// Licensee and registration legal names equal the incorporation's `legal_name`.
+    #[serde(default)]
+    pub same_legal_name: bool,
+    /// All credentials are bound to one holder key.
+    #[serde(default)]
+    pub same_holder: bool,
+}
+
+/// A verification policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Name (for reports and receipts).
+    pub name: String,
+    /// Requested credentials.
+    pub credentials: Vec<CredentialRequirement>,
+    /// Cross-credential rules.
+    pub rules: Rules,
+    /// Accepted signature algorithms.
+    pub algorithms: Vec<Algorithm>,
+    /// Oldest acceptable key-binding JWT (seconds).
+    pub kb_max_age: i64,
+    /// Tolerated clock skew (seconds).
+    pub clock_skew: i64,
+    /// Local limit on registry data age (seconds), tightening the registry's.
+    pub max_registry_age: Option<i64>,
+    /// Local limit on status list age (seconds), tightening the registry's.
+    pub max_status_age: Option<i64>,
+    /// The policy text's SHA-256 (hex), for receipts.
+    pub digest: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    claims: Vec<String>,
+    #[serde(default)]
+    values: toml::Table,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKb {
+    max_age_seconds: Option<i64>,
+    clock_skew_seconds: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFreshness {
+    max_registry_age_seconds: Option<i64>,
+    max_status_age_seconds: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    key_binding: RawKb,
+    #[serde(default)]
+    freshness: RawFreshness,
+    #[serde(default)]
+    rules: Rules,
+    credential: Vec<RawCredential>,
+}
+
+fn to_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+impl Policy {
+    /// Parses a TOML policy.
+    pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
+        if text.len() > 256 * 1024 {
+            return Err(PolicyError("the policy file is too large".into()));
+        }
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError(e.to_string()))?;
+        let _ = raw.description;
+        if raw.credential.is_empty() {
+            return Err(PolicyError(
+                "a policy requests at least one credential".into(),
+            ));
+        }
+        let mut credentials = Vec::new();
+        for c in raw.credential {
+            let credential_type = CredentialType::from_slug(&c.kind)
+                .or_else(|| CredentialType::from_vct(&c.kind))
+                .ok_or_else(|| {
+                    PolicyError(format!("credential {}: unknown type {}", c.id, c.kind))
+                })?;
+            if c.id.is_empty()
+                || !c
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(PolicyError(format!(
+                    "credential id {:?} must be alphanumeric, _ or -",
+                    c.id
+                )));
+            }
+            if credentials
+                .iter()
+                .any(|x: &CredentialRequirement| x.id == c.id)
+            {
+                return Err(PolicyError(format!("credential id {} appears twice", c.id)));
+            }
+            let claims = c
+                .claims
+                .iter()
+                .map(|p| p.split('.').map(str::to_owned).collect())
+                .collect();
+            let values = c
+                .values
+                .iter()
+                .map(|(k, v)| {
+                    let list = match v {
+                        toml::Value::Array(a) => a.iter().map(to_json).collect(),
+                        other => vec![to_json(other)],
+                    };
+                    (k.clone(), list)
+                })
+                .collect();
+            credentials.push(CredentialRequirement {
+                id: c.id,
+                credential_type,
+                claims,
+                values,
+            });
+        }
+        let algorithms = match raw.algorithms {
+            None => vec![Algorithm::EdDSA, Algorithm::ES256],
+            Some(a) => a
+                .iter()
+                .map(|s| Algorithm::from_jose(s).map_err(|e| PolicyError(e.to_string())))
+                .collect::<Result<_, _>>()?,
+        };
+        let positive = |v: Option<i64>, what: &str| -> Result<Option<i64>, PolicyError> {
+            match v {
+                Some(x) if x <= 0 => Err(PolicyError(format!("{what} must be positive"))),
+                other => Ok(other),
+            }
+        };
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Policy {
+            name: raw.name,
+            credentials,
+            rules: raw.rules,
+            algorithms,
+            kb_max_age: positive(
+                raw.key_binding.max_age_seconds,
+                "key_binding.max_age_seconds",
+            )?
+            .unwrap_or(300),
+            clock_skew: raw
+                .key_binding
+                .clock_skew_seconds
+                .unwrap_or(60)
+                .clamp(0, 600),
+            max_registry_age: positive(
+                raw.freshness.max_registry_age_seconds,
+                "freshness.max_registry_age_seconds",
+            )?,
+            max_status_age: positive(
+                raw.freshness.max_status_age_seconds,
+                "freshness.max_status_age_seconds",
+            )?,
+            digest,
+        })
+    }
+
+    /// The OpenID4VP 1.0 DCQL query for this policy.
+    pub fn dcql(&self) -> Value {
+        let credentials: Vec<Value> = self
+            .credentials
+            .iter()
+            .map(|c| {
+                let claims: Vec<Value> = c
+                    .claims
+                    .iter()
+                    .map(|p| {
+                        let mut q = json!({"path": p});
+                        if let Some((_, vals)) =
+                            c.values.iter().find(|(k, _)| p.len() == 1 && &p[0] == k)
+                        {
+                            q["values"] = Value::Array(vals.clone());
+                        }
+                        q
+                    })
+                    .collect();
+                json!({
+                    "id": c.id,
+                    "format": "dc+sd-jwt",
+                    "meta": {"vct_values": [c.credential_type.vct()]},
+                    "claims": claims,
+                })
+            })
+            .collect();
+        json!({"credentials": credentials})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bank_policy_parses() {
+        let p =
+            Policy::from_toml(include_str!("../policies/loan-application.toml")).expect("policy");
+        assert_eq!(p.credentials.len(), 4);
+        assert!(p.rules.same_business_number && p.rules.same_holder);
+        let dcql = p.dcql();
+        assert_eq!(
+            dcql["credentials"][3]["meta"]["vct_values"][0],
+            CredentialType::LiquorSalesLicence.vct()
+        );
+        for bad in [
+            "name = 'x'\n[[credential]]\nid='a'\ntype='fishing-licence'\n",
+            "name = 'x'\n",
+            "name = 'x'\nalgorithms=['HS256']\n[[credential]]\nid='a'\ntype='business-number'\n",
+            "name = 'x'\nunknown = 1\n[[credential]]\nid='a'\ntype='business-number'\n",
+            "name = 'x'\n[freshness]\nmax_status_age_seconds = -1\n[[credential]]\nid='a'\ntype='business-number'\n",
+        ] {
+            assert!(Policy::from_toml(bad).is_err(), "{bad}");
+        }
+    }
+}

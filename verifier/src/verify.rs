@@ -1,0 +1,921 @@
+//! The offline verification pipeline: a presentation (an OpenID4VP `vp_token`) against a
+//! policy, the local trust state, and the time passed in.
+//!
+//! Every check runs and every failure is listed with a stable reason code; the verdict is
+//! REJECT if any check rejects, else INDETERMINATE if any check could not be decided on fresh
+//! enough data (with the last known decision where one exists), else ACCEPT. There is never a
+//! silent ACCEPT on stale data.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use bizcred_core::jws::Jws;
+use bizcred_core::keys::PublicKey;
+use bizcred_core::sd_jwt::{KbExpectations, SdJwt};
+use bizcred_core::sd_jwt_vc::{self, VerifiedCredential, VerifyOptions};
+use bizcred_core::status_list::{self, Status, StatusListError};
+use bizcred_core::time;
+use bizcred_core::trust::bundle::StatusListCopy;
+use bizcred_core::trust::state::TrustState;
+use bizcred_schemas::{check_claims, Completeness, CredentialType, Date};
+
+use crate::policy::{CredentialRequirement, Policy};
+
+/// Largest `vp_token` (serialized) we evaluate.
+pub const MAX_PRESENTATION_LEN: usize = 1024 * 1024;
+/// Registry data older than this is never used (registry design §4.10 `hardLimit`).
+pub const HARD_LIMIT: i64 = 7 * 86_400;
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    /// Every check passed on fresh enough data.
+    Accept,
+    /// At least one check failed.
+    Reject,
+    /// Nothing failed, but something could not be decided on fresh enough data.
+    Indeterminate,
+}
+
+/// Whether a failure rejects, or leaves the answer undecided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Rejects.
+    Reject,
+    /// Undecided (stale or missing data).
+    Indeterminate,
+}
+
+/// A failed check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The credential query id, or `None` for the presentation as a whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// Stable reason code.
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+    /// Reject or indeterminate.
+    pub severity: Severity,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// The credential query id, or `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// Which check.
+    pub check: &'static str,
+    /// `pass`, `fail` or `indeterminate`.
+    pub outcome: &'static str,
+}
+
+/// What was verified of one credential.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CredentialSummary {
+    /// The credential query id.
+    pub id: String,
+    /// `vct`.
+    pub vct: String,
+    /// Issuer DID.
+    pub issuer: String,
+    /// Issuer name from the registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_name: Option<String>,
+    /// Issued at (RFC 3339).
+    pub issued_at: Option<String>,
+    /// The disclosed business claims.
+    pub disclosed: Map<String, Value>,
+    /// `valid`, `revoked`, `suspended`, or `unknown`.
+    pub status: String,
+}
+
+/// The times the decision rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct AsOf {
+    /// Registry data as of (signed bundle time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// Status list URI → its `iat`.
+    pub status: BTreeMap<String, String>,
+}
+
+/// The verification report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// ACCEPT, REJECT or INDETERMINATE.
+    pub verdict: Verdict,
+    /// For INDETERMINATE on stale data: what the fresh-data checks decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_known: Option<Verdict>,
+    /// Every failure.
+    pub failures: Vec<Finding>,
+    /// Every check.
+    pub checks: Vec<Check>,
+    /// Verified credentials.
+    pub credentials: Vec<CredentialSummary>,
+    /// Data times.
+    pub as_of: AsOf,
+    /// The policy's name.
+    pub policy: String,
+    /// The policy text's SHA-256.
+    pub policy_digest: String,
+    /// The registry checkpoint used (size and root), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// The verifier's time.
+    pub verified_at: String,
+}
+
+/// What the holder presented and what the verifier asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Presentation<'a> {
+    /// The `vp_token`: a JSON object from credential query id to an array of presentations
+    /// (OpenID4VP 1.0 with DCQL).
+    pub vp_token: &'a Value,
+    /// The nonce the verifier sent.
+    pub nonce: &'a str,
+    /// The verifier's client identifier (the KB-JWT `aud`).
+    pub audience: &'a str,
+}
+
+/// What the verifier knows, and when it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Trust state from the last imported bundle, if any.
+    pub trust: Option<&'a TrustState>,
+    /// Status list tokens the holder stapled to the presentation.
+    pub stapled_status_lists: &'a [StatusListCopy],
+    /// The verifier's time, Unix seconds.
+    pub now: i64,
+}
+
+/// Codes whose failure leaves the answer undecided rather than rejected.
+const INDETERMINATE: [&str; 8] = [
+    "REGISTRY_STALE",
+    "TRUST_BUNDLE_EXPIRED",
+    "TRUST_BUNDLE_MISSING",
+    "STATUS_STALE",
+    "STATUS_EXPIRED",
+    "STATUS_UNAVAILABLE",
+    "KEY_COMPROMISED_PREDATED",
+    "CLOCK_UNTRUSTED",
+];
+/// Of those, the ones that mean "stale": a last known decision can be given.
+const STALE: [&str; 2] = ["REGISTRY_STALE", "STATUS_STALE"];
+
+struct Run<'a> {
+    failures: Vec<Finding>,
+    checks: Vec<Check>,
+    ctx: Context<'a>,
+    policy: &'a Policy,
+}
+
+impl Run<'_> {
+    fn pass(&mut self, cred: Option<&str>, check: &'static str) {
+        self.checks.push(Check {
+            credential: cred.map(str::to_owned),
+            check,
+            outcome: "pass",
+        });
+    }
+    fn fail(&mut self, cred: Option<&str>, check: &'static str, code: &str, message: String) {
+        let severity = if INDETERMINATE.contains(&code) {
+            Severity::Indeterminate
+        } else {
+            Severity::Reject
+        };
+        let outcome = if severity == Severity::Reject {
+            "fail"
+        } else {
+            "indeterminate"
+        };
+        self.checks.push(Check {
+            credential: cred.map(str::to_owned),
+            check,
+            outcome,
+        });
+        self.failures.push(Finding {
+            credential: cred.map(str::to_owned),
+            code: code.to_owned(),
+            message,
+            severity,
+        });
+    }
+}
+
+/// One verified credential, for the cross-credential rules.
+struct Verified {
+    req: CredentialRequirement,
+    vc: VerifiedCredential,
+}
+
+/// Verifies `presentation` under `policy` with what the verifier knows.
+pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_>) -> Report {
+    let mut run = Run {
+        failures: Vec::new(),
+        checks: Vec::new(),
+        ctx: *ctx,
+        policy,
+    };
+    let mut as_of = AsOf::default();
+    let mut summaries = Vec::new();
+    let mut verified: Vec<Verified> = Vec::new();
+
+    let size = presentation.vp_token.to_string().len();
+    let tokens = presentation.vp_token.as_object();
+    if size > MAX_PRESENTATION_LEN {
+        run.fail(
+            None,
+            "size",
+            "PRESENTATION_TOO_LARGE",
+            format!("the presentation has {size} bytes; the limit is {MAX_PRESENTATION_LEN}"),
+        );
+    } else if tokens.is_none() {
+        run.fail(
+            None,
+            "format",
+            "MALFORMED_PRESENTATION",
+            "vp_token is not a JSON object of credential query ids".into(),
+        );
+    }
+
+    // Registry freshness (signed times only).
+    registry_freshness(&mut run, &mut as_of);
+
+    if size <= MAX_PRESENTATION_LEN {
+        if let Some(tokens) = tokens {
+            for req in &policy.credentials {
+                let list: Vec<&str> = match tokens.get(&req.id) {
+                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                    Some(Value::String(s)) => vec![s.as_str()],
+                    _ => Vec::new(),
+                };
+                match list.as_slice() {
+                    [] => run.fail(
+                        Some(&req.id),
+                        "present",
+                        "CREDENTIAL_MISSING",
+                        format!("no {} was presented", req.credential_type.slug()),
+                    ),
+                    [one] => {
+                        if let Some(v) = check_credential(
+                            &mut run,
+                            req,
+                            one,
+                            presentation,
+                            &mut as_of,
+                            &mut summaries,
+                        ) {
+                            verified.push(v);
+                        }
+                    }
+                    _ => run.fail(
+                        Some(&req.id),
+                        "present",
+                        "UNEXPECTED_PRESENTATIONS",
+                        format!("{} presentations for one requested credential", list.len()),
+                    ),
+                }
+            }
+        }
+    }
+    cross_credential_rules(&mut run, &verified);
+
+    let rejected = run.failures.iter().any(|f| f.severity == Severity::Reject);
+    let undecided = run
+        .failures
+        .iter()
+        .any(|f| f.severity == Severity::Indeterminate);
+    let (verdict, last_known) = if rejected {
+        (Verdict::Reject, None)
+    } else if undecided {
+        let only_stale = run
+            .failures
+            .iter()
+            .all(|f| STALE.contains(&f.code.as_str()));
+        (
+            Verdict::Indeterminate,
+            only_stale.then_some(Verdict::Accept),
+        )
+    } else {
+        (Verdict::Accept, None)
+    };
+    let checkpoint = ctx
+        .trust
+        .and_then(|t| t.checkpoint_note.as_ref())
+        .map(|n| n.lines().take(3).collect::<Vec<_>>().join(" "));
+    Report {
+        verdict,
+        last_known,
+        failures: run.failures,
+        checks: run.checks,
+        credentials: summaries,
+        as_of,
+        policy: policy.name.clone(),
+        policy_digest: policy.digest.clone(),
+        checkpoint,
+        verified_at: time::format_utc(ctx.now),
+    }
+}
+
+fn registry_freshness(run: &mut Run<'_>, as_of: &mut AsOf) {
+    let now = run.ctx.now;
+    let Some(trust) = run.ctx.trust else {
+        run.fail(
+            None,
+            "registry_freshness",
+            "TRUST_BUNDLE_MISSING",
+            "no trust bundle has been imported; run `bizcred-verifier sync`".into(),
+        );
+        return;
+    };
+    let Some(at) = trust.registry_as_of else {
+        run.fail(
+            None,
+            "registry_freshness",
+            "TRUST_BUNDLE_MISSING",
+            "the trust state has no signed time".into(),
+        );
+        return;
+    };
+    as_of.registry = Some(time::format_utc(at));
+    let age = now - at;
+    // The registry's limit for the requested types, tightened by the policy.
+    let registry_limit = run
+        .policy
+        .credentials
+        .iter()
+        .filter_map(|c| {
+            trust
+                .type_definition(c.credential_type.vct())
+                .map(|t| t.max_registry_age)
+        })
+        .min()
+        .unwrap_or(HARD_LIMIT);
+    let limit = run
+        .policy
+        .max_registry_age
+        .map_or(registry_limit, |p| p.min(registry_limit));
+    if age < -300 {
+        run.fail(
+            None,
+            "registry_freshness",
+            "CLOCK_UNTRUSTED",
+            format!("the registry data is dated {} seconds in the future", -age),
+        );
+    } else if age > HARD_LIMIT {
+        run.fail(
+            None,
+            "registry_freshness",
+            "TRUST_BUNDLE_EXPIRED",
+            format!(
+                "the trust bundle is {age} seconds old, past the {HARD_LIMIT}-second hard limit"
+            ),
+        );
+    } else if age > limit {
+        run.fail(
+            None,
+            "registry_freshness",
+            "REGISTRY_STALE",
+            format!("the registry data is {age} seconds old; the limit is {limit}"),
+        );
+    } else {
+        run.pass(None, "registry_freshness");
+    }
+}
+
+fn upper(code: &str) -> String {
+    code.to_ascii_uppercase()
+}
+
+fn check_credential(
+    run: &mut Run<'_>,
+    req: &CredentialRequirement,
+    text: &str,
+    p: &Presentation<'_>,
+    as_of: &mut AsOf,
+    summaries: &mut Vec<CredentialSummary>,
+) -> Option<Verified> {
+    let id = Some(req.id.as_str());
+    let sd = match SdJwt::parse(text) {
+        Ok(sd) => sd,
+        Err(e) => {
+            run.fail(id, "format", &upper(e.code()), e.to_string());
+            return None;
+        }
+    };
+    let header = Jws::decode(&sd.jwt).ok();
+    let payload = sd.unverified_payload().ok();
+    let (Some(header), Some(payload)) = (header, payload) else {
+        run.fail(
+            id,
+            "format",
+            "MALFORMED_JWS",
+            "the issuer-signed JWT does not decode".into(),
+        );
+        return None;
+    };
+    let s = |k: &str| payload.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(iss), Some(vct)) = (s("iss"), s("vct")) else {
+        run.fail(
+            id,
+            "format",
+            "MISSING_CLAIM",
+            "the credential lacks iss or vct".into(),
+        );
+        return None;
+    };
+    let iat = payload.get("iat").and_then(Value::as_i64);
+    let kid = header.header_str("kid").map(str::to_owned);
+
+    // Type.
+    if vct != req.credential_type.vct() {
+        run.fail(
+            id,
+            "type",
+            "WRONG_CREDENTIAL_TYPE",
+            format!("expected {}, got {vct}", req.credential_type.vct()),
+        );
+        return None;
+    }
+    run.pass(id, "type");
+    // Algorithm.
+    match header.algorithm() {
+        Ok(a) if run.policy.algorithms.contains(&a) => run.pass(id, "algorithm"),
+        Ok(a) => run.fail(
+            id,
+            "algorithm",
+            "ALG_NOT_ACCEPTED",
+            format!("{a} is not accepted by the policy"),
+        ),
+        Err(e) => {
+            let code = bizcred_core::sd_jwt::SdJwtError::Jws(e.clone()).code();
+            run.fail(id, "algorithm", &upper(code), e.to_string());
+            return None;
+        }
+    }
+
+    let Some(trust) = run.ctx.trust else {
+        run.fail(
+            id,
+            "issuer_key",
+            "TRUST_BUNDLE_MISSING",
+            "no trust state to find the issuer's key".into(),
+        );
+        return None;
+    };
+    let Some(iat) = iat else {
+        run.fail(
+            id,
+            "issuer_key",
+            "MISSING_CLAIM",
+            "the credential has no iat (the proof time)".into(),
+        );
+        return None;
+    };
+    let Some(kid) = kid else {
+        run.fail(
+            id,
+            "issuer_key",
+            "KEY_NOT_VALID_AT_PROOF_TIME",
+            "the credential header names no key (kid)".into(),
+        );
+        return None;
+    };
+    // Issuer key at the proof time, from the mirrored DID history.
+    let key = match trust.key_at(&iss, &kid, iat) {
+        Ok(k) => {
+            run.pass(id, "issuer_key");
+            k
+        }
+        Err(e) => {
+            run.fail(id, "issuer_key", e.code(), e.to_string());
+            return None;
+        }
+    };
+    match trust.compromise(&iss, &kid, iat) {
+        None => run.pass(id, "key_status"),
+        Some(e) => run.fail(id, "key_status", e.code(), e.to_string()),
+    }
+    // Authorization of the issuer for the type at the proof time.
+    match trust.authorized(&iss, &vct, iat) {
+        Ok(_) => run.pass(id, "authorization"),
+        Err(e) => run.fail(id, "authorization", e.code(), e.to_string()),
+    }
+    // Signature, disclosures, validity window and key binding.
+    let kb = KbExpectations {
+        audience: p.audience,
+        nonce: p.nonce,
+        now: run.ctx.now,
+        max_age: run.policy.kb_max_age,
+        max_future_skew: run.policy.clock_skew,
+    };
+    let opts = VerifyOptions {
+        now: run.ctx.now,
+        clock_skew: run.policy.clock_skew,
+        key_binding: Some(kb),
+    };
+    let vc = match sd_jwt_vc::verify(&sd, &key, &opts) {
+        Ok(vc) => {
+            run.pass(id, "signature_and_disclosures");
+            vc
+        }
+        Err(e) => {
+            run.fail(
+                id,
+                "signature_and_disclosures",
+                &upper(e.code()),
+                e.to_string(),
+            );
+            return None;
+        }
+    };
+    if let Some(hk) = &vc.holder_key {
+        if !run.policy.algorithms.contains(&hk.algorithm()) {
+            run.fail(
+                id,
+                "algorithm",
+                "ALG_NOT_ACCEPTED",
+                format!("holder key algorithm {} is not accepted", hk.algorithm()),
+            );
+        }
+    }
+    let disclosed = vc.business_claims();
+    // Schema of what was disclosed.
+    let violations = check_claims(
+        req.credential_type,
+        &Value::Object(disclosed.clone()),
+        Completeness::Disclosed,
+    );
+    if violations.is_empty() {
+        run.pass(id, "schema");
+    }
+    for v in violations {
+        run.fail(id, "schema", "SCHEMA_VIOLATION", v.to_string());
+    }
+    // Requested claims and values.
+    let mut all_there = true;
+    let root = Value::Object(disclosed.clone());
+    for path in &req.claims {
+        if path
+            .iter()
+            .try_fold(&root, |cur, seg| cur.get(seg))
+            .is_none()
+        {
+            all_there = false;
+            run.fail(
+                id,
+                "claims",
+                "REQUIRED_CLAIM_NOT_DISCLOSED",
+                format!("{} was not disclosed", path.join(".")),
+            );
+        }
+    }
+    if all_there {
+        run.pass(id, "claims");
+    }
+    for (claim, accepted) in &req.values {
+        match disclosed.get(claim) {
+            Some(v) if accepted.contains(v) => run.pass(id, "claim_values"),
+            Some(v) => run.fail(
+                id,
+                "claim_values",
+                "CLAIM_VALUE_NOT_ACCEPTED",
+                format!(
+                    "{claim} is {v}, not one of {}",
+                    Value::Array(accepted.clone())
+                ),
+            ),
+            None => {}
+        }
+    }
+    // Licence dates.
+    licence_dates(run, id, &disclosed);
+    // Status.
+    let status = check_status(run, id, &vc, trust, as_of, req.credential_type);
+
+    summaries.push(CredentialSummary {
+        id: req.id.clone(),
+        vct: vc.vct.clone(),
+        issuer: vc.issuer.clone(),
+        issuer_name: trust.issuers.get(&vc.issuer).map(|i| i.name_en.clone()),
+        issued_at: vc.iat.map(time::format_utc),
+        disclosed,
+        status,
+    });
+    Some(Verified {
+        req: req.clone(),
+        vc,
+    })
+}
+
+fn licence_dates(run: &mut Run<'_>, id: Option<&str>, disclosed: &Map<String, Value>) {
+    let today: Option<Date> = time::format_utc(run.ctx.now)[..10].parse().ok();
+    let date = |k: &str| {
+        disclosed
+            .get(k)
+            .and_then(Value::as_str)
+            .and_then(|d| d.parse::<Date>().ok())
+    };
+    let (Some(today), issue, expiry) = (today, date("issue_date"), date("expiry_date")) else {
+        return;
+    };
+    if issue.is_none() && expiry.is_none() {
+        return;
+    }
+    if let Some(i) = issue {
+        if today < i {
+            run.fail(
+                id,
+                "licence_dates",
+                "LICENCE_NOT_YET_VALID",
+                format!("the licence takes effect on {i}"),
+            );
+            return;
+        }
+    }
+    if let Some(x) = expiry {
+        if today > x {
+            run.fail(
+                id,
+                "licence_dates",
+                "LICENCE_EXPIRED",
+                format!("the licence expired on {x}"),
+            );
+            return;
+        }
+    }
+    run.pass(id, "licence_dates");
+}
+
+fn check_status(
+    run: &mut Run<'_>,
+    id: Option<&str>,
+    vc: &VerifiedCredential,
+    trust: &TrustState,
+    as_of: &mut AsOf,
+    ty: CredentialType,
+) -> String {
+    let Some(reference) = &vc.status else {
+        run.fail(
+            id,
+            "status",
+            "STATUS_UNAVAILABLE",
+            "the credential carries no status reference".into(),
+        );
+        return "unknown".into();
+    };
+    let now = run.ctx.now;
+    let mut candidates: Vec<&str> = run
+        .ctx
+        .stapled_status_lists
+        .iter()
+        .filter(|s| s.uri == reference.uri)
+        .map(|s| s.token.as_str())
+        .collect();
+    if let Some(t) = trust.status_lists.get(&reference.uri) {
+        candidates.push(t);
+    }
+    // The freshest list that verifies with the issuer's key; an old stapled list never wins.
+    let mut best: Option<status_list::VerifiedStatusList> = None;
+    let mut expired = false;
+    let mut last_err = None;
+    for token in candidates {
+        let verified = status_list::peek(token).and_then(|(kid, iat, _)| {
+            let key: PublicKey = trust.key_at(&vc.issuer, &kid, iat).map_err(|_| {
+                StatusListError::Malformed("not signed by a key of the credential's issuer")
+            })?;
+            if !kid.starts_with(&format!("{}#", vc.issuer)) {
+                return Err(StatusListError::Malformed(
+                    "not signed by the credential's issuer",
+                ));
+            }
+            status_list::verify_token(token, &reference.uri, &key, now)
+        });
+        match verified {
+            Ok(v) if best.as_ref().is_none_or(|b| v.iat > b.iat) => best = Some(v),
+            Ok(_) => {}
+            Err(StatusListError::Expired { .. }) => expired = true,
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let Some(list) = best else {
+        let (code, msg) = if expired {
+            (
+                "STATUS_EXPIRED",
+                format!("the status list {} has expired", reference.uri),
+            )
+        } else {
+            (
+                "STATUS_UNAVAILABLE",
+                format!(
+                    "no valid status list for {}{}",
+                    reference.uri,
+                    last_err.map(|e| format!(" ({e})")).unwrap_or_default()
+                ),
+            )
+        };
+        run.fail(id, "status", code, msg);
+        return "unknown".into();
+    };
+    as_of
+        .status
+        .insert(reference.uri.clone(), time::format_utc(list.iat));
+    let status = match list.list.get(reference.idx) {
+        Ok(s) => s,
+        Err(e) => {
+            run.fail(id, "status", e.code(), e.to_string());
+            return "unknown".into();
+        }
+    };
+    let registry_limit = trust
+        .type_definition(ty.vct())
+        .map_or(86_400, |t| t.max_status_age);
+    let limit = run
+        .policy
+        .max_status_age
+        .map_or(registry_limit, |p| p.min(registry_limit));
+    let label = match status {
+        Status::Valid => "valid",
+        Status::Invalid => "revoked",
+        Status::Suspended => "suspended",
+        Status::Other(_) => "unknown",
+    };
+    match status {
+        Status::Invalid => run.fail(
+            id,
+            "status",
+            "REVOKED",
+            "the issuer revoked this credential".into(),
+        ),
+        Status::Suspended => run.fail(
+            id,
+            "status",
+            "SUSPENDED",
+            "the issuer suspended this credential".into(),
+        ),
+        Status::Other(v) => run.fail(
+            id,
+            "status",
+            "STATUS_UNKNOWN_VALUE",
+            format!("status value {v}"),
+        ),
+        Status::Valid if now - list.iat > limit => run.fail(
+            id,
+            "status",
+            "STATUS_STALE",
+            format!(
+                "the status list is {} seconds old; the limit is {limit}",
+                now - list.iat
+            ),
+        ),
+        Status::Valid => run.pass(id, "status"),
+    }
+    label.into()
+}
+
+fn cross_credential_rules(run: &mut Run<'_>, verified: &[Verified]) {
+    let rules = run.policy.rules;
+    let claim = |v: &Verified, k: &str| v.vc.claims.get(k).cloned();
+    let distinct = |vals: Vec<Value>| {
+        let mut d: Vec<Value> = Vec::new();
+        for v in vals {
+            if !d.contains(&v) {
+                d.push(v);
+            }
+        }
+        d
+    };
+    if rules.same_business_number {
+        let vals = distinct(
+            verified
+                .iter()
+                .filter_map(|v| claim(v, "business_number"))
+                .collect(),
+        );
+        if vals.len() > 1 {
+            run.fail(
+                None,
+                "same_business",
+                "BUSINESS_MISMATCH",
+                format!(
+                    "the credentials name different business numbers: {}",
+                    Value::Array(vals)
+                ),
+            );
+        } else {
+            run.pass(None, "same_business");
+        }
+    }
+    if rules.same_corporation_number {
+        let vals = distinct(
+            verified
+                .iter()
+                .filter_map(|v| claim(v, "corporation_number"))
+                .collect(),
+        );
+        if vals.len() > 1 {
+            run.fail(
+                None,
+                "same_corporation",
+                "BUSINESS_MISMATCH",
+                format!(
+                    "the credentials name different corporation numbers: {}",
+                    Value::Array(vals)
+                ),
+            );
+        } else {
+            run.pass(None, "same_corporation");
+        }
+    }
+    let of = |t: CredentialType| verified.iter().find(|v| v.req.credential_type == t);
+    if rules.same_premises_address {
+        let (m, l) = (
+            of(CredentialType::MunicipalBusinessLicence),
+            of(CredentialType::LiquorSalesLicence),
+        );
+        if let (Some(m), Some(l)) = (m, l) {
+            let same_address = claim(m, "premises_address") == claim(l, "premises_address");
+            let same_licence = match (
+                claim(m, "licence_number"),
+                claim(l, "municipal_licence_number"),
+            ) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            if !same_address {
+                run.fail(
+                    None,
+                    "same_premises",
+                    "PREMISES_MISMATCH",
+                    "the municipal and liquor licences name different premises".into(),
+                );
+            } else if !same_licence {
+                run.fail(
+                    None,
+                    "same_premises",
+                    "PREMISES_MISMATCH",
+                    "the liquor licence names another municipal licence".into(),
+                );
+            } else {
+                run.pass(None, "same_premises");
+            }
+        }
+    }
+    if rules.same_legal_name {
+        let legal =
+            of(CredentialType::CertificateOfIncorporation).and_then(|v| claim(v, "legal_name"));
+        if let Some(legal) = legal {
+            let others: Vec<Value> = verified
+                .iter()
+                .filter_map(|v| {
+                    claim(v, "licensee_legal_name").or_else(|| {
+                        if v.req.credential_type == CredentialType::BusinessNumber {
+                            claim(v, "legal_name")
+                        } else {
+                            None
+                        }
+                    })
+                })
+                .collect();
+            if others.iter().any(|o| o != &legal) {
+                run.fail(
+                    None,
+                    "same_legal_name",
+                    "LEGAL_NAME_MISMATCH",
+                    format!("a credential names a legal name other than {legal}"),
+                );
+            } else {
+                run.pass(None, "same_legal_name");
+            }
+        }
+    }
+    if rules.same_holder {
+        let holders: Vec<String> = verified
+            .iter()
+            .map(|v| {
+                v.vc.holder_key
+                    .as_ref()
+                    .map(PublicKey::thumbprint)
+                    .unwrap_or_default()
+            })
+            .collect();
+        if holders.iter().any(|h| h.is_empty() || h != &holders[0]) {
+            run.fail(
+                None,
+                "same_holder",
+                "HOLDER_MISMATCH",
+                "the credentials are bound to different holders".into(),
+            );
+        } else {
+            run.pass(None, "same_holder");
+        }
+    }
+}

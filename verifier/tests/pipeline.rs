@@ -1,0 +1,719 @@
+//! The bank's loan-application policy over the verification pipeline: a valid presentation
+//! of the four credentials is accepted, and every bad case is refused with its reason code.
+
+use bizcred_core::base64url_encode;
+use bizcred_core::did;
+use bizcred_core::keys::{Algorithm, PublicKey, SecretKey, Signer};
+use bizcred_core::sd_jwt::{key_path, ClaimPath, SdJwt};
+use bizcred_core::sd_jwt_vc::{self, Issuance, StatusReference};
+use bizcred_core::status_list::{self, Status, StatusList};
+use bizcred_core::trust::bundle::{self, StatusListCopy};
+use bizcred_core::trust::entry::build;
+use bizcred_core::trust::note::{Checkpoint, SignedNote};
+use bizcred_core::trust::state::TrustState;
+use bizcred_core::webvh;
+use bizcred_schemas::CredentialType;
+use bizcred_verifier::{verify, Context, Policy, Presentation, Report, Verdict};
+use rand_core::OsRng;
+use serde_json::{json, Map, Value};
+
+const ORIGIN: &str = "registry.bizcred.test/log";
+const AUD: &str = "x509_san_dns:bank.bizcred.test";
+const NONCE: &str = "Zq3v0ZbN5p1ol5cWQm2o";
+/// 2026-11-22T12:00:00Z.
+const NOW: i64 = 1_795_348_800;
+const ISSUED: i64 = NOW - 30 * 86_400;
+
+struct Agency {
+    did: String,
+    assertion: SecretKey,
+    next_update: SecretKey,
+    log: String,
+    list: StatusList,
+    ty: CredentialType,
+    /// After a rotation, status lists are signed with the new key.
+    status_signer: Option<(SecretKey, String)>,
+}
+
+impl Agency {
+    fn new(host: &str, ty: CredentialType) -> Agency {
+        let update = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let next_update = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let assertion = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let doc = json!({
+            "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+            "id": "{DID}",
+            "verificationMethod": [{"id": "{DID}#key-1", "type": "Multikey", "controller": "{DID}", "publicKeyMultibase": did::multikey(&assertion.public_key())}],
+            "assertionMethod": ["{DID}#key-1"],
+        });
+        let mut p = Map::new();
+        p.insert(
+            "updateKeys".into(),
+            json!([did::multikey(&update.public_key())]),
+        );
+        p.insert(
+            "nextKeyHashes".into(),
+            json!([webvh::next_key_hash(&next_update.public_key())]),
+        );
+        let (did, line) = webvh::create(host, doc, p, ISSUED - 86_400, &update).expect("create");
+        Agency {
+            did,
+            assertion,
+            next_update,
+            log: format!("{line}\n"),
+            list: StatusList::new(1024, 2).expect("list"),
+            ty,
+            status_signer: None,
+        }
+    }
+    fn kid(&self) -> String {
+        format!("{}#key-1", self.did)
+    }
+    fn uri(&self) -> String {
+        format!(
+            "https://{}/status/1",
+            self.did.rsplit(':').next().unwrap_or("x")
+        )
+    }
+    fn issue(
+        &self,
+        claims: Map<String, Value>,
+        holder: &PublicKey,
+        idx: u64,
+        iat: i64,
+        exp: Option<i64>,
+    ) -> SdJwt {
+        self.issue_as(
+            self.ty,
+            claims,
+            holder,
+            idx,
+            iat,
+            exp,
+            &self.assertion,
+            &self.kid(),
+        )
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn issue_as(
+        &self,
+        ty: CredentialType,
+        claims: Map<String, Value>,
+        holder: &PublicKey,
+        idx: u64,
+        iat: i64,
+        exp: Option<i64>,
+        key: &SecretKey,
+        kid: &str,
+    ) -> SdJwt {
+        let req = Issuance {
+            vct: ty.vct(),
+            issuer: &self.did,
+            kid: Some(kid),
+            iat,
+            nbf: None,
+            exp,
+            holder_key: Some(holder),
+            status: Some(StatusReference {
+                idx,
+                uri: self.uri(),
+            }),
+            disclosable: sd_jwt_vc::default_disclosable(ty, &claims),
+            claims,
+            decoys: 2,
+        };
+        sd_jwt_vc::issue(req, key, &mut OsRng).expect("issue")
+    }
+    fn status_token(&self, iat: i64) -> StatusListCopy {
+        let (key, kid) = match &self.status_signer {
+            Some((k, kid)) => (k, kid.clone()),
+            None => (&self.assertion, self.kid()),
+        };
+        let token = status_list::sign_token(
+            &self.list,
+            &self.uri(),
+            &self.did,
+            &kid,
+            iat,
+            iat + 2 * 86_400,
+            3600,
+            key,
+        )
+        .expect("sign");
+        StatusListCopy {
+            uri: self.uri(),
+            token,
+        }
+    }
+}
+
+fn example(ty: CredentialType) -> Map<String, Value> {
+    let path = format!(
+        "{}/../schemas/examples/valid/{}.json",
+        env!("CARGO_MANIFEST_DIR"),
+        ty.slug()
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("json")
+}
+
+struct World {
+    authority: SecretKey,
+    log_key: SecretKey,
+    state: TrustState,
+    entries: Vec<Value>,
+    agencies: Vec<Agency>,
+    holder: SecretKey,
+    policy: Policy,
+}
+
+impl World {
+    fn new() -> World {
+        let authority = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let log_key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let mut w = World {
+            state: TrustState::empty(ORIGIN),
+            entries: Vec::new(),
+            agencies: vec![
+                Agency::new(
+                    "obr.bizcred.test",
+                    CredentialType::CertificateOfIncorporation,
+                ),
+                Agency::new("cra.bizcred.test", CredentialType::BusinessNumber),
+                Agency::new(
+                    "toronto.bizcred.test",
+                    CredentialType::MunicipalBusinessLicence,
+                ),
+                Agency::new("agco.bizcred.test", CredentialType::LiquorSalesLicence),
+            ],
+            holder: SecretKey::generate(Algorithm::EdDSA, &mut OsRng),
+            policy: Policy::from_toml(include_str!("../policies/loan-application.toml"))
+                .expect("policy"),
+            authority,
+            log_key,
+        };
+        let t = ISSUED - 86_400;
+        let g = build::genesis(
+            ORIGIN,
+            &[w.authority.public_key()],
+            ORIGIN,
+            &w.log_key.public_key(),
+            t,
+            &w.authority,
+            &mut OsRng,
+        )
+        .expect("g");
+        w.push(g);
+        for ty in CredentialType::ALL {
+            let status_age = if matches!(
+                ty,
+                CredentialType::MunicipalBusinessLicence | CredentialType::LiquorSalesLicence
+            ) {
+                86_400
+            } else {
+                7 * 86_400
+            };
+            let e = build::credential_type(
+                ORIGIN,
+                ty.vct(),
+                status_age,
+                7 * 86_400,
+                t,
+                &w.authority,
+                &mut OsRng,
+            )
+            .expect("t");
+            w.push(e);
+        }
+        for i in 0..4 {
+            let (did, log, vct) = (
+                w.agencies[i].did.clone(),
+                w.agencies[i].log.clone(),
+                w.agencies[i].ty.vct(),
+            );
+            let e = build::issuer_registered(
+                ORIGIN,
+                &did,
+                "Agency",
+                "Agence",
+                &log,
+                t,
+                &w.authority,
+                &mut OsRng,
+            )
+            .expect("e");
+            w.push(e);
+            let e = build::authorization_granted(
+                ORIGIN,
+                &did,
+                vct,
+                t,
+                None,
+                t,
+                &w.authority,
+                &mut OsRng,
+            )
+            .expect("e");
+            w.push(e);
+        }
+        w
+    }
+    fn push(&mut self, e: Value) {
+        self.state.apply(&e, NOW).expect("entry applies");
+        self.entries.push(e);
+    }
+    /// The verifier's trust state: a bundle signed at `at` with status lists signed at `status_at`.
+    fn trust(&self, at: i64, status_at: i64) -> TrustState {
+        let cp = Checkpoint {
+            origin: ORIGIN.into(),
+            size: self.state.size(),
+            root: self.state.root(),
+        };
+        let note = SignedNote::sign(&cp.body(), ORIGIN, &self.log_key).expect("note");
+        let lists = self
+            .agencies
+            .iter()
+            .map(|a| a.status_token(status_at))
+            .collect();
+        let text = bundle::export(
+            &self.state,
+            &note,
+            0,
+            &self.entries,
+            lists,
+            at,
+            &self.log_key,
+        )
+        .expect("export");
+        let anchor = bundle::TrustAnchor::of(&self.state).expect("anchor");
+        bundle::import(None, &anchor, &text, at.max(NOW))
+            .expect("import")
+            .state
+    }
+    fn credentials(&self) -> Vec<SdJwt> {
+        let hk = self.holder.public_key();
+        self.agencies
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a.issue(example(a.ty), &hk, 10 + i as u64, ISSUED, None))
+            .collect()
+    }
+    fn present(&self, creds: &[SdJwt]) -> Value {
+        let mut vp = Map::new();
+        for (req, sd) in self.policy.credentials.iter().zip(creds) {
+            let paths: Vec<ClaimPath> = req
+                .claims
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .map(|s| bizcred_core::sd_jwt::PathSegment::Key(s.clone()))
+                        .collect()
+                })
+                .collect();
+            let p = sd
+                .select(&paths)
+                .expect("select")
+                .bind(AUD, NONCE, NOW - 10, &self.holder)
+                .expect("bind");
+            vp.insert(req.id.clone(), json!([p.serialize()]));
+        }
+        Value::Object(vp)
+    }
+    fn check(&self, vp: &Value, trust: &TrustState) -> Report {
+        let p = Presentation {
+            vp_token: vp,
+            nonce: NONCE,
+            audience: AUD,
+        };
+        verify(
+            &p,
+            &self.policy,
+            &Context {
+                trust: Some(trust),
+                stapled_status_lists: &[],
+                now: NOW,
+            },
+        )
+    }
+}
+
+fn codes(r: &Report) -> Vec<String> {
+    r.failures.iter().map(|f| f.code.clone()).collect()
+}
+
+fn rejected_with(r: &Report, code: &str) {
+    assert_eq!(r.verdict, Verdict::Reject, "{:?}", r.failures);
+    assert!(
+        codes(r).iter().any(|c| c == code),
+        "expected {code}, got {:?}",
+        r.failures
+    );
+}
+
+#[test]
+fn the_bank_accepts_a_valid_loan_application() {
+    let w = World::new();
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    let r = w.check(&w.present(&w.credentials()), &trust);
+    assert_eq!(r.verdict, Verdict::Accept, "{:?}", r.failures);
+    assert_eq!(r.credentials.len(), 4);
+    assert!(r.credentials.iter().all(|c| c.status == "valid"));
+    assert_eq!(r.as_of.status.len(), 4);
+    // Only what the policy asked for was disclosed: no directors, no capacity.
+    assert!(!r.credentials[0].disclosed.contains_key("directors"));
+    assert!(!r.credentials[3].disclosed.contains_key("capacity"));
+    assert_eq!(r.credentials[3].disclosed["business_number"], "812345676");
+}
+
+#[test]
+fn tampering_and_forgery() {
+    let w = World::new();
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    let creds = w.credentials();
+    let good = w.present(&creds);
+    let swap = |id: &str, f: &dyn Fn(&str) -> String| -> Value {
+        let mut v = good.clone();
+        let p = v[id][0].as_str().expect("s").to_owned();
+        v[id] = json!([f(&p)]);
+        v
+    };
+    // Tampered disclosure: a changed licence number, re-encoded.
+    let tampered = swap("liquor_licence", &|p| {
+        let mut sd = SdJwt::parse(p).expect("p");
+        let i = sd
+            .disclosures
+            .iter()
+            .position(|d| d.name.as_deref() == Some("licence_number"))
+            .expect("d");
+        let forged = json!(["c2FsdHNhbHQ", "licence_number", "LSL-000001"]).to_string();
+        sd.disclosures[i] =
+            bizcred_core::sd_jwt::Disclosure::parse(&base64url_encode(forged), 0).expect("d");
+        let sd = SdJwt { kb_jwt: None, ..sd };
+        sd.bind(AUD, NONCE, NOW - 10, &w.holder)
+            .expect("b")
+            .serialize()
+    });
+    rejected_with(&w.check(&tampered, &trust), "DISCLOSURE_NOT_REFERENCED");
+    // Duplicated disclosure.
+    let dup = swap("liquor_licence", &|p| {
+        let mut sd = SdJwt::parse(p).expect("p");
+        sd.disclosures.push(sd.disclosures[0].clone());
+        SdJwt { kb_jwt: None, ..sd }
+            .bind(AUD, NONCE, NOW - 10, &w.holder)
+            .expect("b")
+            .serialize()
+    });
+    rejected_with(&w.check(&dup, &trust), "DUPLICATE_DISCLOSURE");
+    // A claim smuggled in as a disclosure the issuer never signed.
+    let smuggled = swap("liquor_licence", &|p| {
+        let mut sd = SdJwt::parse(p).expect("p");
+        let extra = json!(["c2FsdA", "capacity", {"indoor": 900, "outdoor": 900}]).to_string();
+        sd.disclosures
+            .push(bizcred_core::sd_jwt::Disclosure::parse(&base64url_encode(extra), 0).expect("d"));
+        SdJwt { kb_jwt: None, ..sd }
+            .bind(AUD, NONCE, NOW - 10, &w.holder)
+            .expect("b")
+            .serialize()
+    });
+    rejected_with(&w.check(&smuggled, &trust), "DISCLOSURE_NOT_REFERENCED");
+    // alg none and HMAC.
+    for (alg, code) in [("none", "ALG_NONE"), ("HS256", "ALG_SYMMETRIC")] {
+        let forged = swap("liquor_licence", &|p| {
+            let parts: Vec<&str> = p.splitn(2, '.').collect();
+            let header = base64url_encode(
+                json!({"alg": alg, "typ": "dc+sd-jwt", "kid": w.agencies[3].kid()}).to_string(),
+            );
+            format!("{header}.{}", parts[1])
+        });
+        rejected_with(&w.check(&forged, &trust), code);
+    }
+    // Signed by another key under the AGCO's name.
+    let impostor = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    let a = &w.agencies[3];
+    let forged = a.issue_as(
+        a.ty,
+        example(a.ty),
+        &w.holder.public_key(),
+        13,
+        ISSUED,
+        None,
+        &impostor,
+        &a.kid(),
+    );
+    let mut c = creds.clone();
+    c[3] = forged;
+    rejected_with(&w.check(&w.present(&c), &trust), "BAD_SIGNATURE");
+}
+
+#[test]
+fn trust_failures() {
+    let mut w = World::new();
+    let creds = w.credentials();
+    // The City signs a liquor licence: not authorized.
+    let city = &w.agencies[2];
+    let hk = w.holder.public_key();
+    let bogus = city.issue_as(
+        CredentialType::LiquorSalesLicence,
+        example(CredentialType::LiquorSalesLicence),
+        &hk,
+        99,
+        ISSUED,
+        None,
+        &city.assertion,
+        &city.kid(),
+    );
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    let mut c = creds.clone();
+    c[3] = bogus;
+    rejected_with(&w.check(&w.present(&c), &trust), "ISSUER_NOT_AUTHORIZED");
+    // An unknown issuer.
+    let stranger = Agency::new("stranger.bizcred.test", CredentialType::LiquorSalesLicence);
+    let mut c = creds.clone();
+    c[3] = stranger.issue(
+        example(CredentialType::LiquorSalesLicence),
+        &hk,
+        1,
+        ISSUED,
+        None,
+    );
+    rejected_with(&w.check(&w.present(&c), &trust), "ISSUER_UNKNOWN");
+
+    // The AGCO rotates its key; a credential dated after the rotation but signed with the old
+    // key is refused, while the one issued before stays valid.
+    let rotated_at = NOW - 5 * 86_400;
+    let agco_log = w.state.issuers[&w.agencies[3].did].log.clone();
+    let new_key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    let a = &w.agencies[3];
+    let state = json!({
+        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+        "id": a.did,
+        "verificationMethod": [{"id": format!("{}#key-2", a.did), "type": "Multikey", "controller": a.did, "publicKeyMultibase": did::multikey(&new_key.public_key())}],
+        "assertionMethod": [format!("{}#key-2", a.did)],
+    });
+    let mut p = Map::new();
+    p.insert(
+        "updateKeys".into(),
+        json!([did::multikey(&a.next_update.public_key())]),
+    );
+    p.insert("nextKeyHashes".into(), json!([]));
+    let line = webvh::update(&agco_log, state, p, rotated_at, &a.next_update).expect("rotate");
+    let e = build::did_log_entries(ORIGIN, &a.did, &line, rotated_at, &w.log_key, &mut OsRng)
+        .expect("e");
+    let kid2 = format!("{}#key-2", a.did);
+    w.push(e);
+    w.agencies[3].status_signer = Some((
+        SecretKey::from_bytes(Algorithm::EdDSA, &new_key.to_bytes()).expect("k"),
+        kid2,
+    ));
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    let r = w.check(&w.present(&creds), &trust);
+    assert_eq!(
+        r.verdict,
+        Verdict::Accept,
+        "issued before the rotation: {:?}",
+        r.failures
+    );
+    let a = &w.agencies[3];
+    let late = a.issue(example(a.ty), &hk, 20, rotated_at + 60, None);
+    let mut c = creds.clone();
+    c[3] = late;
+    rejected_with(
+        &w.check(&w.present(&c), &trust),
+        "KEY_NOT_VALID_AT_PROOF_TIME",
+    );
+
+    // A declared compromise of the City's key.
+    let city_did = w.agencies[2].did.clone();
+    let e = build::key_compromised(
+        ORIGIN,
+        &city_did,
+        "#key-1",
+        ISSUED - 10,
+        NOW - 7200,
+        &w.authority,
+        &mut OsRng,
+    )
+    .expect("e");
+    w.push(e);
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    rejected_with(&w.check(&w.present(&creds), &trust), "KEY_COMPROMISED");
+}
+
+#[test]
+fn status_validity_and_schema() {
+    let mut w = World::new();
+    let creds = w.credentials();
+    // Revoked and suspended.
+    w.agencies[3].list.set(13, Status::Suspended).expect("set");
+    w.agencies[1].list.set(11, Status::Invalid).expect("set");
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    let r = w.check(&w.present(&creds), &trust);
+    rejected_with(&r, "SUSPENDED");
+    rejected_with(&r, "REVOKED");
+    w.agencies[3].list.set(13, Status::Valid).expect("set");
+    w.agencies[1].list.set(11, Status::Valid).expect("set");
+    let hk = w.holder.public_key();
+    let a = &w.agencies[3];
+    // Expired credential (exp) and an expired licence (expiry_date).
+    let mut c = creds.clone();
+    c[3] = a.issue(example(a.ty), &hk, 13, ISSUED, Some(NOW - 3600));
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    rejected_with(&w.check(&w.present(&c), &trust), "EXPIRED");
+    let mut claims = example(a.ty);
+    claims.insert("issue_date".into(), "2024-05-20".into());
+    claims.insert("expiry_date".into(), "2025-05-19".into());
+    c[3] = a.issue(claims, &hk, 13, ISSUED, None);
+    rejected_with(&w.check(&w.present(&c), &trust), "LICENCE_EXPIRED");
+    // Not yet valid: issued (iat) in the future.
+    c[3] = a.issue(example(a.ty), &hk, 13, NOW + 3600, None);
+    rejected_with(&w.check(&w.present(&c), &trust), "ISSUED_IN_FUTURE");
+    // A schema violation signed by the issuer itself (a BN that fails its check digit).
+    let mut claims = example(a.ty);
+    claims.insert("business_number".into(), "812345670".into());
+    c[3] = a.issue(claims, &hk, 13, ISSUED, None);
+    let r = w.check(&w.present(&c), &trust);
+    rejected_with(&r, "SCHEMA_VIOLATION");
+    rejected_with(&r, "BUSINESS_MISMATCH");
+}
+
+#[test]
+fn key_binding_and_cross_credential_rules() {
+    let w = World::new();
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    let creds = w.credentials();
+    let present_with = |aud: &str, nonce: &str, iat: i64, key: &SecretKey| -> Value {
+        let mut vp = w.present(&creds);
+        let sel = creds[3]
+            .select(&[key_path(&["licence_number"])])
+            .expect("s");
+        vp["liquor_licence"] = json!([sel.bind(aud, nonce, iat, key).expect("b").serialize()]);
+        vp
+    };
+    rejected_with(
+        &w.check(
+            &present_with(AUD, "other-nonce", NOW - 10, &w.holder),
+            &trust,
+        ),
+        "KB_NONCE_MISMATCH",
+    );
+    rejected_with(
+        &w.check(
+            &present_with("x509_san_dns:evil.test", NONCE, NOW - 10, &w.holder),
+            &trust,
+        ),
+        "KB_AUDIENCE_MISMATCH",
+    );
+    rejected_with(
+        &w.check(&present_with(AUD, NONCE, NOW - 3600, &w.holder), &trust),
+        "KB_IAT_STALE",
+    );
+    let thief = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    rejected_with(
+        &w.check(&present_with(AUD, NONCE, NOW - 10, &thief), &trust),
+        "KB_BAD_SIGNATURE",
+    );
+    // A wrong sd_hash: bind, then drop a disclosure.
+    let mut vp = w.present(&creds);
+    let mut sd = SdJwt::parse(vp["liquor_licence"][0].as_str().expect("s")).expect("p");
+    sd.disclosures.pop();
+    vp["liquor_licence"] = json!([sd.serialize()]);
+    rejected_with(&w.check(&vp, &trust), "KB_SD_HASH_MISMATCH");
+    // Only the licence number: the policy's required claims are missing.
+    rejected_with(
+        &w.check(&present_with(AUD, NONCE, NOW - 10, &w.holder), &trust),
+        "REQUIRED_CLAIM_NOT_DISCLOSED",
+    );
+    // Another business's liquor licence, held by someone else.
+    let other_holder = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    let a = &w.agencies[3];
+    let mut claims = example(a.ty);
+    claims.insert("business_number".into(), "123456782".into());
+    claims.insert("licensee_legal_name".into(), "Someone Else Ltd.".into());
+    let mut c = creds.clone();
+    c[3] = a.issue(claims, &other_holder.public_key(), 13, ISSUED, None);
+    let mut vp = w.present(&c);
+    let req = &w.policy.credentials[3];
+    let paths: Vec<ClaimPath> = req
+        .claims
+        .iter()
+        .map(|p| {
+            p.iter()
+                .map(|s| bizcred_core::sd_jwt::PathSegment::Key(s.clone()))
+                .collect()
+        })
+        .collect();
+    vp["liquor_licence"] = json!([c[3]
+        .select(&paths)
+        .expect("s")
+        .bind(AUD, NONCE, NOW - 10, &other_holder)
+        .expect("b")
+        .serialize()]);
+    let r = w.check(&vp, &trust);
+    rejected_with(&r, "BUSINESS_MISMATCH");
+    rejected_with(&r, "LEGAL_NAME_MISMATCH");
+    rejected_with(&r, "HOLDER_MISMATCH");
+    // Missing credential, and an oversized presentation.
+    let mut vp = w.present(&creds);
+    vp.as_object_mut().expect("o").remove("incorporation");
+    rejected_with(&w.check(&vp, &trust), "CREDENTIAL_MISSING");
+    let mut vp = w.present(&creds);
+    vp["padding"] = json!("x".repeat(bizcred_verifier::verify::MAX_PRESENTATION_LEN));
+    rejected_with(&w.check(&vp, &trust), "PRESENTATION_TOO_LARGE");
+}
+
+#[test]
+fn stale_data_is_never_a_silent_accept() {
+    let w = World::new();
+    let vp = w.present(&w.credentials());
+    // Registry data three days old: the bank's policy allows two.
+    let r = w.check(&vp, &w.trust(NOW - 3 * 86_400, NOW - 600));
+    assert_eq!(r.verdict, Verdict::Indeterminate, "{:?}", r.failures);
+    assert_eq!(codes(&r), vec!["REGISTRY_STALE"]);
+    assert_eq!(r.last_known, Some(Verdict::Accept));
+    // Past the hard limit: no last known advice.
+    let r = w.check(&vp, &w.trust(NOW - 8 * 86_400, NOW - 600));
+    assert_eq!(r.verdict, Verdict::Indeterminate);
+    assert!(codes(&r).contains(&"TRUST_BUNDLE_EXPIRED".to_owned()));
+    assert_eq!(r.last_known, None);
+    // Licence status lists older than 24 h.
+    let r = w.check(&vp, &w.trust(NOW - 3600, NOW - 30 * 3600));
+    assert_eq!(r.verdict, Verdict::Indeterminate);
+    assert!(
+        codes(&r).iter().all(|c| c == "STATUS_STALE"),
+        "{:?}",
+        r.failures
+    );
+    // No trust state at all.
+    let p = Presentation {
+        vp_token: &vp,
+        nonce: NONCE,
+        audience: AUD,
+    };
+    let r = verify(
+        &p,
+        &w.policy,
+        &Context {
+            trust: None,
+            stapled_status_lists: &[],
+            now: NOW,
+        },
+    );
+    assert_eq!(r.verdict, Verdict::Indeterminate);
+    assert!(codes(&r).contains(&"TRUST_BUNDLE_MISSING".to_owned()));
+}
+
+#[test]
+fn receipts_are_signed_and_hold_no_personal_data() {
+    let w = World::new();
+    let trust = w.trust(NOW - 3600, NOW - 600);
+    let vp = w.present(&w.credentials());
+    let r = w.check(&vp, &trust);
+    let bank = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    let receipt = bizcred_verifier::receipt::sign(&r, vp.to_string().as_bytes(), AUD, &bank)
+        .expect("receipt");
+    bizcred_verifier::receipt::verify(&receipt, &bank.public_key()).expect("verifies");
+    assert_eq!(receipt["verdict"], "ACCEPT");
+    assert!(!receipt.to_string().contains("Jennifer"));
+    let mut forged = receipt.clone();
+    forged["verdict"] = "REJECT".into();
+    assert!(bizcred_verifier::receipt::verify(&forged, &bank.public_key()).is_err());
+}
