@@ -45,6 +45,8 @@ pub mod jwk;
 pub mod jws;
 pub mod keyfile;
 pub mod keys;
+pub mod oid4vci;
+pub mod oid4vp;
 pub mod sd_jwt;
 pub mod sd_jwt_vc;
 pub mod status_list;

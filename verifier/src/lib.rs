@@ -13,6 +13,7 @@
 
 pub mod policy;
 pub mod receipt;
+pub mod request;
 pub mod verify;
 
 pub use policy::Policy;
