@@ -36,7 +36,10 @@ pub fn parse_offer_uri(uri: &str) -> Result<OfferRef, OfferError> {
     if uri.len() > MAX_OFFER_LEN {
         return Err(OfferError("too long"));
     }
-    let query = uri.split_once('?').map(|(_, q)| q).ok_or(OfferError("no query"))?;
+    let query = uri
+        .split_once('?')
+        .map(|(_, q)| q)
+        .ok_or(OfferError("no query"))?;
     let mut by_value = None;
     let mut by_ref = None;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
@@ -49,45 +52,72 @@ pub fn parse_offer_uri(uri: &str) -> Result<OfferRef, OfferError> {
     match (by_value, by_ref) {
         (Some(_), Some(_)) => Err(OfferError("both credential_offer and credential_offer_uri")),
         (Some(v), None) => {
-            let offer: Value = serde_json::from_str(&v).map_err(|_| OfferError("credential_offer is not JSON"))?;
+            let offer: Value =
+                serde_json::from_str(&v).map_err(|_| OfferError("credential_offer is not JSON"))?;
             check_offer(&offer)?;
             Ok(OfferRef::ByValue(offer))
         }
-        (None, Some(u)) if u.starts_with("https://") || u.starts_with("http://localhost") || u.starts_with("http://127.0.0.1") => {
+        (None, Some(u))
+            if u.starts_with("https://")
+                || u.starts_with("http://localhost")
+                || u.starts_with("http://127.0.0.1") =>
+        {
             Ok(OfferRef::ByReference(u))
         }
         (None, Some(_)) => Err(OfferError("credential_offer_uri must be https")),
-        (None, None) => Err(OfferError("neither credential_offer nor credential_offer_uri")),
+        (None, None) => Err(OfferError(
+            "neither credential_offer nor credential_offer_uri",
+        )),
     }
 }
 
 /// Checks the members an offer must have.
 pub fn check_offer(offer: &Value) -> Result<(), OfferError> {
-    offer.get("credential_issuer").and_then(Value::as_str).ok_or(OfferError("no credential_issuer"))?;
-    let ids = offer.get("credential_configuration_ids").and_then(Value::as_array).ok_or(OfferError("no credential_configuration_ids"))?;
+    offer
+        .get("credential_issuer")
+        .and_then(Value::as_str)
+        .ok_or(OfferError("no credential_issuer"))?;
+    let ids = offer
+        .get("credential_configuration_ids")
+        .and_then(Value::as_array)
+        .ok_or(OfferError("no credential_configuration_ids"))?;
     if ids.is_empty() || ids.iter().any(|i| !i.is_string()) {
-        return Err(OfferError("credential_configuration_ids must be a non-empty array of strings"));
+        return Err(OfferError(
+            "credential_configuration_ids must be a non-empty array of strings",
+        ));
     }
     Ok(())
 }
 
 /// An offer URI carrying the offer by value.
 pub fn offer_uri_by_value(offer: &Value) -> String {
-    let q: String = form_urlencoded::Serializer::new(String::new()).append_pair("credential_offer", &offer.to_string()).finish();
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("credential_offer", &offer.to_string())
+        .finish();
     format!("{OFFER_SCHEME}?{q}")
 }
 
 /// An offer URI carrying the offer by reference.
 pub fn offer_uri_by_reference(url: &str) -> String {
-    let q: String = form_urlencoded::Serializer::new(String::new()).append_pair("credential_offer_uri", url).finish();
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("credential_offer_uri", url)
+        .finish();
     format!("{OFFER_SCHEME}?{q}")
 }
 
 /// Builds a key proof JWT: header `typ`, `alg`, `jwk`; claims `aud`, `iat`, `nonce`.
-pub fn proof_jwt(signer: &impl Signer, audience: &str, nonce: Option<&str>, iat: i64) -> Result<String, SignError> {
+pub fn proof_jwt(
+    signer: &impl Signer,
+    audience: &str,
+    nonce: Option<&str>,
+    iat: i64,
+) -> Result<String, SignError> {
     let mut header = Map::new();
     header.insert("typ".into(), PROOF_TYP.into());
-    header.insert("jwk".into(), serde_json::to_value(signer.public_key().to_jwk()).unwrap_or(Value::Null));
+    header.insert(
+        "jwk".into(),
+        serde_json::to_value(signer.public_key().to_jwk()).unwrap_or(Value::Null),
+    );
     let mut claims = serde_json::json!({"aud": audience, "iat": iat});
     if let Some(n) = nonce {
         claims["nonce"] = n.into();
@@ -126,7 +156,12 @@ pub struct VerifiedProof {
 /// Verifies a key proof JWT for `issuer` at `now` (`iat` within `max_age` seconds, at most 60
 /// seconds ahead). The key comes from the `jwk` header, or a `kid` that is a did:key/did:jwk
 /// DID URL.
-pub fn verify_proof_jwt(jwt: &str, issuer: &str, now: i64, max_age: i64) -> Result<VerifiedProof, ProofError> {
+pub fn verify_proof_jwt(
+    jwt: &str,
+    issuer: &str,
+    now: i64,
+    max_age: i64,
+) -> Result<VerifiedProof, ProofError> {
     let bad = |m: &str| ProofError::Invalid(m.to_owned());
     if jwt.len() > 16 * 1024 {
         return Err(bad("too large"));
@@ -135,27 +170,43 @@ pub fn verify_proof_jwt(jwt: &str, issuer: &str, now: i64, max_age: i64) -> Resu
     if jws.header_str("typ") != Some(PROOF_TYP) {
         return Err(bad("typ is not openid4vci-proof+jwt"));
     }
-    let key = match (jws.header.get("jwk"), jws.header_str("kid"), jws.header.get("x5c")) {
+    let key = match (
+        jws.header.get("jwk"),
+        jws.header_str("kid"),
+        jws.header.get("x5c"),
+    ) {
         (Some(jwk), None, None) => {
             if jwk.get("d").is_some() {
                 return Err(bad("the jwk header holds a private key"));
             }
-            let jwk: Jwk = serde_json::from_value(jwk.clone()).map_err(|_| bad("jwk header is not a JWK"))?;
+            let jwk: Jwk =
+                serde_json::from_value(jwk.clone()).map_err(|_| bad("jwk header is not a JWK"))?;
             PublicKey::from_jwk(&jwk).map_err(|e| ProofError::Invalid(e.to_string()))?
         }
-        (None, Some(kid), None) => crate::did::resolve_key(kid).map_err(|e| ProofError::Invalid(e.to_string()))?,
+        (None, Some(kid), None) => {
+            crate::did::resolve_key(kid).map_err(|e| ProofError::Invalid(e.to_string()))?
+        }
         _ => return Err(bad("exactly one of jwk or kid must identify the key")),
     };
-    jws.verify(&key).map_err(|e: JwsError| ProofError::Invalid(e.to_string()))?;
-    let claims = jws.claims().map_err(|e| ProofError::Invalid(e.to_string()))?;
+    jws.verify(&key)
+        .map_err(|e: JwsError| ProofError::Invalid(e.to_string()))?;
+    let claims = jws
+        .claims()
+        .map_err(|e| ProofError::Invalid(e.to_string()))?;
     if claims.get("aud").and_then(Value::as_str) != Some(issuer) {
         return Err(bad("aud is not this credential issuer"));
     }
-    let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| bad("no iat"))?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad("no iat"))?;
     if iat > now + 60 || now - iat > max_age {
         return Err(bad("iat is outside the accepted window"));
     }
-    let nonce = claims.get("nonce").and_then(Value::as_str).map(str::to_owned);
+    let nonce = claims
+        .get("nonce")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Ok(VerifiedProof { key, nonce })
 }
 
@@ -168,9 +219,18 @@ mod tests {
     #[test]
     fn offers_and_proofs() {
         let offer = serde_json::json!({"credential_issuer": "http://localhost:8081", "credential_configuration_ids": ["x"], "grants": {PRE_AUTHORIZED_GRANT: {"pre-authorized_code": "abc", "tx_code": {"length": 6}}}});
-        assert_eq!(parse_offer_uri(&offer_uri_by_value(&offer)), Ok(OfferRef::ByValue(offer)));
-        assert_eq!(parse_offer_uri(&offer_uri_by_reference("https://x.test/o/1")), Ok(OfferRef::ByReference("https://x.test/o/1".into())));
-        assert!(parse_offer_uri("openid-credential-offer://?credential_offer_uri=http%3A%2F%2Fevil.test%2Fo").is_err());
+        assert_eq!(
+            parse_offer_uri(&offer_uri_by_value(&offer)),
+            Ok(OfferRef::ByValue(offer))
+        );
+        assert_eq!(
+            parse_offer_uri(&offer_uri_by_reference("https://x.test/o/1")),
+            Ok(OfferRef::ByReference("https://x.test/o/1".into()))
+        );
+        assert!(parse_offer_uri(
+            "openid-credential-offer://?credential_offer_uri=http%3A%2F%2Fevil.test%2Fo"
+        )
+        .is_err());
         assert!(parse_offer_uri("openid-credential-offer://?credential_offer=%7B%7D").is_err());
         assert!(parse_offer_uri("nonsense").is_err());
         for alg in [Algorithm::EdDSA, Algorithm::ES256] {

@@ -62,7 +62,10 @@ pub fn parse_request_uri(uri: &str) -> Result<AuthorizationRequest, RequestError
     if uri.len() > MAX_REQUEST_LEN {
         return Err(bad("too long"));
     }
-    let query = uri.split_once('?').map(|(_, q)| q).ok_or_else(|| bad("no query"))?;
+    let query = uri
+        .split_once('?')
+        .map(|(_, q)| q)
+        .ok_or_else(|| bad("no query"))?;
     let mut params = Map::new();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         params.insert(k.into_owned(), Value::String(v.into_owned()));
@@ -73,32 +76,49 @@ pub fn parse_request_uri(uri: &str) -> Result<AuthorizationRequest, RequestError
         if s("request_uri_method").is_some_and(|m| m != "get" && m != "post") {
             return Err(bad("request_uri_method is get or post"));
         }
-        return Ok(AuthorizationRequest::ByReference { client_id, request_uri: r });
+        return Ok(AuthorizationRequest::ByReference {
+            client_id,
+            request_uri: r,
+        });
     }
     if let Some(r) = s("request") {
-        return Ok(AuthorizationRequest::Signed { client_id, request: r });
+        return Ok(AuthorizationRequest::Signed {
+            client_id,
+            request: r,
+        });
     }
     // Parameters by value: JSON-valued members arrive as strings.
     for k in ["dcql_query", "client_metadata"] {
         let text = params.get(k).and_then(Value::as_str).map(str::to_owned);
         if let Some(v) = text {
-            let parsed: Value = serde_json::from_str(&v).map_err(|_| bad(&format!("{k} is not JSON")))?;
+            let parsed: Value =
+                serde_json::from_str(&v).map_err(|_| bad(&format!("{k} is not JSON")))?;
             params.insert(k.into(), parsed);
         }
     }
     if !client_id.starts_with("redirect_uri:") {
-        return Err(bad("an unsigned request must use the redirect_uri: Client Identifier Prefix"));
+        return Err(bad(
+            "an unsigned request must use the redirect_uri: Client Identifier Prefix",
+        ));
     }
     Ok(AuthorizationRequest::Plain(params))
 }
 
 /// Signs a request object. `claims` must hold `client_id`, `response_type`, `response_mode`,
 /// `response_uri`, `nonce`, `state` and `dcql_query`.
-pub fn sign_request_object(claims: &Map<String, Value>, kid: &str, signer: &impl Signer) -> Result<String, SignError> {
+pub fn sign_request_object(
+    claims: &Map<String, Value>,
+    kid: &str,
+    signer: &impl Signer,
+) -> Result<String, SignError> {
     let mut header = Map::new();
     header.insert("typ".into(), REQUEST_TYP.into());
     header.insert("kid".into(), kid.into());
-    jws::sign(header, Value::Object(claims.clone()).to_string().as_bytes(), signer)
+    jws::sign(
+        header,
+        Value::Object(claims.clone()).to_string().as_bytes(),
+        signer,
+    )
 }
 
 /// Verifies a signed request object for `client_id`. `key_for` finds the key named by the
@@ -116,7 +136,11 @@ pub fn verify_request_object(
     if j.header_str("typ") != Some(REQUEST_TYP) {
         return Err(bad("typ is not oauth-authz-req+jwt".into()));
     }
-    let did = client_id.strip_prefix(DID_PREFIX).ok_or_else(|| bad(format!("unsupported Client Identifier Prefix in {client_id}")))?;
+    let did = client_id.strip_prefix(DID_PREFIX).ok_or_else(|| {
+        bad(format!(
+            "unsupported Client Identifier Prefix in {client_id}"
+        ))
+    })?;
     let kid = j.header_str("kid").ok_or_else(|| bad("no kid".into()))?;
     if kid.split('#').next() != Some(did) {
         return Err(bad("kid is not a key of the client's DID".into()));
@@ -125,7 +149,9 @@ pub fn verify_request_object(
     j.verify(&key).map_err(|e| bad(e.to_string()))?;
     let claims = j.claims().map_err(|e| bad(e.to_string()))?;
     if claims.get("client_id").and_then(Value::as_str) != Some(client_id) {
-        return Err(bad("the request object's client_id differs from the request's".into()));
+        return Err(bad(
+            "the request object's client_id differs from the request's".into(),
+        ));
     }
     check_request(&claims)?;
     Ok(claims)
@@ -141,7 +167,11 @@ pub fn check_request(claims: &Map<String, Value>) -> Result<(), RequestError> {
         return Err(RequestError("response_mode must be direct_post".into()));
     }
     let nonce = s("nonce").ok_or_else(|| RequestError("no nonce".into()))?;
-    if nonce.is_empty() || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+    if nonce.is_empty()
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
         return Err(RequestError("nonce must be URL-safe ASCII".into()));
     }
     s("response_uri").ok_or_else(|| RequestError("no response_uri".into()))?;
@@ -181,7 +211,8 @@ pub fn parse_response_body(body: &[u8]) -> Result<(Value, Option<String>), Reque
         return Err(RequestError(format!("the wallet answered with error {e}")));
     }
     let vp = vp.ok_or_else(|| RequestError("no vp_token".into()))?;
-    let vp: Value = serde_json::from_str(&vp).map_err(|_| RequestError("vp_token is not JSON".into()))?;
+    let vp: Value =
+        serde_json::from_str(&vp).map_err(|_| RequestError("vp_token is not JSON".into()))?;
     Ok((vp, state))
 }
 
@@ -204,13 +235,27 @@ mod tests {
         .expect("claims");
         let jwt = sign_request_object(&claims, &format!("{did}#0"), &key).expect("sign");
         let uri = request_uri(&client_id, "http://localhost:9000/request/s1");
-        let AuthorizationRequest::ByReference { client_id: c, .. } = parse_request_uri(&uri).expect("parse") else { panic!("by reference") };
-        let got = verify_request_object(&jwt, &c, |kid| crate::did::resolve_key(kid).map_err(|e| e.to_string())).expect("verify");
+        let AuthorizationRequest::ByReference { client_id: c, .. } =
+            parse_request_uri(&uri).expect("parse")
+        else {
+            panic!("by reference")
+        };
+        let got = verify_request_object(&jwt, &c, |kid| {
+            crate::did::resolve_key(kid).map_err(|e| e.to_string())
+        })
+        .expect("verify");
         assert_eq!(got["nonce"], "abc-123");
         let other = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
         let forged = sign_request_object(&claims, &format!("{did}#0"), &other).expect("sign");
-        assert!(verify_request_object(&forged, &c, |kid| crate::did::resolve_key(kid).map_err(|e| e.to_string())).is_err());
+        assert!(
+            verify_request_object(&forged, &c, |kid| crate::did::resolve_key(kid)
+                .map_err(|e| e.to_string()))
+            .is_err()
+        );
         let body = response_body(&serde_json::json!({"a": ["x"]}), Some("s1"));
-        assert_eq!(parse_response_body(body.as_bytes()).expect("p"), (serde_json::json!({"a": ["x"]}), Some("s1".into())));
+        assert_eq!(
+            parse_response_body(body.as_bytes()).expect("p"),
+            (serde_json::json!({"a": ["x"]}), Some("s1".into()))
+        );
     }
 }

@@ -21,6 +21,8 @@ pub struct CredentialRequirement {
     pub credential_type: CredentialType,
     /// Claims that must be disclosed (top-level names or dotted paths).
     pub claims: Vec<Vec<String>>,
+    /// Claims requested but not required (disclosed when the credential has them).
+    pub optional: Vec<Vec<String>>,
     /// Claims whose disclosed value must be one of these.
     pub values: Vec<(String, Vec<Value>)>,
 }
@@ -77,6 +79,8 @@ struct RawCredential {
     kind: String,
     #[serde(default)]
     claims: Vec<String>,
+    #[serde(default)]
+    optional_claims: Vec<String>,
     #[serde(default)]
     values: toml::Table,
 }
@@ -158,6 +162,11 @@ impl Policy {
                 .iter()
                 .map(|p| p.split('.').map(str::to_owned).collect())
                 .collect();
+            let optional = c
+                .optional_claims
+                .iter()
+                .map(|p| p.split('.').map(str::to_owned).collect())
+                .collect();
             let values = c
                 .values
                 .iter()
@@ -173,6 +182,7 @@ impl Policy {
                 id: c.id,
                 credential_type,
                 claims,
+                optional,
                 values,
             });
         }
@@ -230,6 +240,7 @@ impl Policy {
                 let claims: Vec<Value> = c
                     .claims
                     .iter()
+                    .chain(&c.optional)
                     .map(|p| {
                         let mut q = json!({"path": p});
                         if let Some((_, vals)) =

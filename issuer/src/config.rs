@@ -1,0 +1,324 @@
+//! The agency's configuration file (`agency.toml`). Every missing or wrong setting is a clear
+//! startup error naming the setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use bizcred_core::trust::bundle::TrustAnchor;
+use bizcred_schemas::CredentialType;
+
+/// A configuration error: which setting, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    agency: RawAgency,
+    server: RawServer,
+    storage: RawStorage,
+    registry: RawRegistry,
+    issuance: RawIssuance,
+    #[serde(default)]
+    status: RawStatus,
+    admin: RawAdmin,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgency {
+    name_en: String,
+    name_fr: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    public_url: String,
+    listen: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    url: String,
+    origin: String,
+    log_key_name: Option<String>,
+    log_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuance {
+    types: Vec<String>,
+    #[serde(default)]
+    prerequisites: toml::Table,
+    #[serde(default)]
+    validity_days: Option<i64>,
+    #[serde(default)]
+    offer_ttl_seconds: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    list_size: Option<u64>,
+    resign_interval_seconds: Option<u64>,
+    validity_seconds: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token_sha256: Vec<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// English name.
+    pub name_en: String,
+    /// French name.
+    pub name_fr: String,
+    /// The Credential Issuer Identifier (the public base URL, no trailing slash).
+    pub public_url: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Storage directory (sled database and key files).
+    pub storage: PathBuf,
+    /// Registry base URL.
+    pub registry_url: String,
+    /// The registry trust anchor.
+    pub anchor: TrustAnchor,
+    /// Types issued, with their prerequisites.
+    pub types: Vec<(CredentialType, Vec<CredentialType>)>,
+    /// Credential validity (days), for `exp`.
+    pub validity_days: i64,
+    /// Credential offer lifetime (seconds).
+    pub offer_ttl: i64,
+    /// Status list size (entries).
+    pub list_size: u64,
+    /// Re-signing interval (seconds).
+    pub resign_interval: u64,
+    /// Status list token validity (seconds).
+    pub status_validity: i64,
+    /// SHA-256 hashes of the admin tokens.
+    pub admin_token_hashes: Vec<[u8; 32]>,
+}
+
+fn parse_type(s: &str, what: &str) -> Result<CredentialType, ConfigError> {
+    CredentialType::from_slug(s)
+        .or_else(|| CredentialType::from_vct(s))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{what}: unknown credential type {s:?} (one of {})",
+                CredentialType::ALL.map(|t| t.slug()).join(", ")
+            ))
+        })
+}
+
+impl Config {
+    /// The host-and-port part of the issuer's did:webvh DID, from `public_url`.
+    pub fn did_host(&self) -> String {
+        let rest = self
+            .public_url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or(&self.public_url);
+        let host = rest.split('/').next().unwrap_or(rest);
+        let mut out = host.replace(':', "%3A");
+        for seg in rest.split('/').skip(1).filter(|s| !s.is_empty()) {
+            out.push(':');
+            out.push_str(seg);
+        }
+        out
+    }
+
+    /// Parses and validates `text`.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let public_url = raw.server.public_url.trim_end_matches('/').to_owned();
+        let local = public_url.starts_with("http://localhost:")
+            || public_url.starts_with("http://localhost/");
+        if !(public_url.starts_with("https://") || local) {
+            return Err(ConfigError(
+                "server.public_url must be https:// (http:// only for localhost)".into(),
+            ));
+        }
+        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "server.listen: {:?} is not an address like 127.0.0.1:8081",
+                raw.server.listen
+            ))
+        })?;
+        if raw.agency.name_en.trim().is_empty() || raw.agency.name_fr.trim().is_empty() {
+            return Err(ConfigError(
+                "agency.name_en and agency.name_fr are required".into(),
+            ));
+        }
+        if raw.issuance.types.is_empty() {
+            return Err(ConfigError(
+                "issuance.types: at least one credential type".into(),
+            ));
+        }
+        let mut types = Vec::new();
+        for t in &raw.issuance.types {
+            let ty = parse_type(t, "issuance.types")?;
+            let prereq = match raw
+                .issuance
+                .prerequisites
+                .get(ty.slug())
+                .or_else(|| raw.issuance.prerequisites.get(t))
+            {
+                None => ty.prerequisites().to_vec(),
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .ok_or_else(|| {
+                                ConfigError("issuance.prerequisites: lists of type names".into())
+                            })
+                            .and_then(|s| parse_type(s, "issuance.prerequisites"))
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => {
+                    return Err(ConfigError(
+                        "issuance.prerequisites: lists of type names".into(),
+                    ))
+                }
+            };
+            types.push((ty, prereq));
+        }
+        let hashes = raw
+            .admin
+            .token_sha256
+            .iter()
+            .map(|h| {
+                (h.len() == 64)
+                    .then(|| {
+                        (0..32)
+                            .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok())
+                            .collect::<Option<Vec<u8>>>()
+                    })
+                    .flatten()
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| {
+                        ConfigError(
+                            "admin.token_sha256: hex SHA-256 hashes of the admin tokens".into(),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<[u8; 32]>, _>>()?;
+        if hashes.is_empty() {
+            return Err(ConfigError(
+                "admin.token_sha256: at least one admin token hash".into(),
+            ));
+        }
+        let list_size = raw.status.list_size.unwrap_or(131_072);
+        if !(16..=(1 << 24)).contains(&list_size) {
+            return Err(ConfigError(
+                "status.list_size: between 16 and 16777216".into(),
+            ));
+        }
+        let resign_interval = raw.status.resign_interval_seconds.unwrap_or(3600);
+        let status_validity = raw.status.validity_seconds.unwrap_or(48 * 3600);
+        if resign_interval == 0 || status_validity <= resign_interval as i64 {
+            return Err(ConfigError(
+                "status: validity_seconds must exceed resign_interval_seconds > 0".into(),
+            ));
+        }
+        Ok(Config {
+            name_en: raw.agency.name_en,
+            name_fr: raw.agency.name_fr,
+            public_url,
+            listen,
+            storage: raw.storage.path,
+            registry_url: raw.registry.url.trim_end_matches('/').to_owned(),
+            anchor: TrustAnchor {
+                log_key_name: raw
+                    .registry
+                    .log_key_name
+                    .unwrap_or_else(|| raw.registry.origin.clone()),
+                origin: raw.registry.origin,
+                log_key: raw.registry.log_key,
+            },
+            types,
+            validity_days: raw.issuance.validity_days.unwrap_or(365).clamp(1, 3650),
+            offer_ttl: raw
+                .issuance
+                .offer_ttl_seconds
+                .unwrap_or(900)
+                .clamp(60, 7 * 86_400),
+            list_size,
+            resign_interval,
+            status_validity,
+            admin_token_hashes: hashes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[agency]
+name_en = "AGCO"
+name_fr = "CAJO"
+[server]
+public_url = "http://localhost:8084"
+listen = "127.0.0.1:8084"
+[storage]
+path = "agco-data"
+[registry]
+url = "http://localhost:8080"
+origin = "registry.test/log"
+log_key = "z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG"
+[issuance]
+types = ["liquor-sales-licence"]
+[admin]
+token_sha256 = ["0000000000000000000000000000000000000000000000000000000000000000"]
+"#;
+
+    #[test]
+    fn good_and_bad() {
+        let c = Config::parse(GOOD).expect("good");
+        assert_eq!(c.did_host(), "localhost%3A8084");
+        assert_eq!(
+            c.types[0].1.len(),
+            3,
+            "the liquor licence needs three prerequisites"
+        );
+        for (from, to, want) in [
+            (
+                "http://localhost:8084",
+                "http://agco.example:8084",
+                "public_url",
+            ),
+            ("127.0.0.1:8084", "nowhere", "server.listen"),
+            (
+                "\"liquor-sales-licence\"]",
+                "\"fishing-licence\"]",
+                "unknown credential type",
+            ),
+            (
+                "token_sha256 = [\"0000",
+                "token_sha256 = [\"zz00",
+                "admin.token_sha256",
+            ),
+        ] {
+            let err = Config::parse(&GOOD.replacen(from, to, 1)).expect_err(want);
+            assert!(err.0.contains(want), "{err}");
+        }
+        assert!(Config::parse(&GOOD.replace("[admin]", "[admin]\nextra = 1")).is_err());
+    }
+}

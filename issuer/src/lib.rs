@@ -1,0 +1,22 @@
+//! bizcred-issuer: the service each government body runs.
+//!
+//! * OpenID4VCI 1.0 (final): credential issuer and authorization server metadata, credential
+//!   offers by value and by reference, the pre-authorized code grant with a transaction code,
+//!   the nonce endpoint, and the credential endpoint, which checks the `jwt` key proof and
+//!   returns an SD-JWT VC bound to the proof key through `cnf`.
+//! * The issuer's identity is a did:webvh DID; credentials carry `iss` = that DID and a `kid`
+//!   DID URL; the DID log is served at the did:webvh location and mirrored by the registry.
+//! * IETF Token Status List: a random, never reused index per credential; lists re-signed on a
+//!   schedule and pushed to the registry for trust bundles.
+//! * Prerequisites: for a type that requires other agencies' credentials, the application
+//!   starts with an OpenID4VP request; the presentation is verified offline against the
+//!   registry's trust bundle, and its claims pre-fill the application.
+//! * Every issuance, status change and key event lands in a hash-chained audit log.
+
+pub mod config;
+pub mod issuer;
+pub mod service;
+pub mod store;
+
+pub use config::Config;
+pub use issuer::{ApiError, Issuer};

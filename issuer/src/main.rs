@@ -1,0 +1,379 @@
+//! `bizcred-issuer`: run an agency's issuer.
+//!
+//! Exit codes: 0 done, 1 refused / not found, 2 error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use rand_core::{OsRng, RngCore};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use bizcred_issuer::{service, Config, Issuer};
+
+#[derive(Parser)]
+#[command(
+    name = "bizcred-issuer",
+    version,
+    about = "A bizcred agency issuer (OpenID4VCI, status lists, prerequisites)"
+)]
+struct Cli {
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less output.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the agency's keys (encrypted at rest) and its did:webvh DID.
+    Init {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Serve the issuer.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Generate an admin token and the hash to put in `admin.token_sha256`.
+    Token,
+    /// Show the DID and the current signing key (no secrets).
+    Keys {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check the hash chain of the audit log (with the service stopped).
+    Audit {
+        #[command(subcommand)]
+        action: AuditCmd,
+    },
+    /// Staff actions against a running issuer.
+    Admin {
+        /// The issuer's URL.
+        #[arg(long, env = "BIZCRED_ISSUER_URL")]
+        url: String,
+        /// Admin bearer token.
+        #[arg(long, env = "BIZCRED_ISSUER_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(subcommand)]
+        action: AdminCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Verify the chain.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Open an application (with the claims of the system of record, as a JSON file).
+    Apply {
+        #[arg(long = "type")]
+        kind: String,
+        #[arg(long)]
+        claims: Option<PathBuf>,
+    },
+    /// Approve an application (remaining claims as a JSON file) and make the credential offer.
+    Approve {
+        id: String,
+        #[arg(long)]
+        claims: Option<PathBuf>,
+    },
+    /// Show an application.
+    Show { id: String },
+    /// List issued credentials.
+    List,
+    /// Revoke a credential.
+    Revoke { id: String },
+    /// Suspend a credential.
+    Suspend { id: String },
+    /// Reinstate a suspended credential.
+    Reinstate { id: String },
+    /// Rotate the signing key (publishes a new did:webvh version to the registry).
+    RotateKey,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn passphrase() -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var(bizcred_issuer::issuer::PASSPHRASE_ENV) {
+        return Ok(Zeroizing::new(p));
+    }
+    Ok(Zeroizing::new(
+        rpassword::prompt_password("Issuer key passphrase: ")
+            .context("no passphrase (set BIZCRED_ISSUER_PASSPHRASE)")?,
+    ))
+}
+
+fn load_config(path: &PathBuf) -> Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Config::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+struct Out {
+    json: bool,
+    quiet: bool,
+}
+
+impl Out {
+    fn say(&self, human: &str, data: &Value) {
+        if self.json {
+            println!("{data}");
+        } else if !self.quiet {
+            println!("{human}");
+        }
+    }
+}
+
+async fn admin(out: &Out, url: &str, token: &str, action: AdminCmd) -> Result<ExitCode> {
+    let client = reqwest::Client::new();
+    let url = url.trim_end_matches('/');
+    let read_claims = |p: &Option<PathBuf>| -> Result<Value> {
+        match p {
+            None => Ok(json!({})),
+            Some(p) => serde_json::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON", p.display())),
+        }
+    };
+    let (method_post, path, body) = match &action {
+        AdminCmd::Apply { kind, claims } => (
+            true,
+            "/admin/applications".to_owned(),
+            Some(json!({"credential_type": kind, "claims": read_claims(claims)?})),
+        ),
+        AdminCmd::Approve { id, claims } => (
+            true,
+            format!("/admin/applications/{id}/approve"),
+            Some(json!({"claims": read_claims(claims)?})),
+        ),
+        AdminCmd::Show { id } => (false, format!("/admin/applications/{id}"), None),
+        AdminCmd::List => (false, "/admin/credentials".to_owned(), None),
+        AdminCmd::Revoke { id } => (true, format!("/admin/credentials/{id}/revoke"), None),
+        AdminCmd::Suspend { id } => (true, format!("/admin/credentials/{id}/suspend"), None),
+        AdminCmd::Reinstate { id } => (true, format!("/admin/credentials/{id}/reinstate"), None),
+        AdminCmd::RotateKey => (true, "/admin/keys/rotate".to_owned(), None),
+    };
+    let req = if method_post {
+        client.post(format!("{url}{path}"))
+    } else {
+        client.get(format!("{url}{path}"))
+    };
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let resp = req
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("contacting {url} (is `bizcred-issuer serve` running?)"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        let human = match &action {
+            AdminCmd::Apply { .. } => match v["presentation_request"].as_str() {
+                Some(uri) => format!("application {} opened; the applicant presents the prerequisite credentials:\n  bizcred-wallet present '{uri}'", v["application_id"].as_str().unwrap_or("")),
+                None => format!("application {} opened; approve it with `bizcred-issuer admin approve {}`", v["application_id"].as_str().unwrap_or(""), v["application_id"].as_str().unwrap_or("")),
+            },
+            AdminCmd::Approve { .. } => format!(
+                "offer ready. Give the applicant, separately:\n  offer:            {}\n  transaction code: {}",
+                v["credential_offer_uri"].as_str().unwrap_or(""),
+                v["tx_code"].as_str().unwrap_or("")
+            ),
+            _ => serde_json::to_string_pretty(&v).unwrap_or_default(),
+        };
+        out.say(&human, &v);
+        Ok(ExitCode::SUCCESS)
+    } else if status.as_u16() == 401 || status.as_u16() == 403 || status.is_server_error() {
+        bail!(
+            "{status}: {}",
+            v["error_description"].as_str().unwrap_or("")
+        );
+    } else {
+        out.say(
+            &format!(
+                "refused: {} ({})",
+                v["error_description"].as_str().unwrap_or(""),
+                v["error"].as_str().unwrap_or("")
+            ),
+            &v,
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let out = Out {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Init { config } => {
+            let cfg = load_config(&config)?;
+            let pass = passphrase()?;
+            let did = Issuer::init(&cfg, &pass, now()).map_err(|e| anyhow!(e))?;
+            let issuer = Issuer::open(cfg.clone(), pass, now).map_err(|e| anyhow!(e))?;
+            let log_file = cfg.storage.join("did.jsonl");
+            std::fs::write(
+                &log_file,
+                issuer.did_log().map_err(|e| anyhow!(e.description))?,
+            )?;
+            out.say(
+                &format!(
+                    "{} is {did}\nDID log: {} (served at {}/.well-known/did.jsonl)\nnext: the registry operator runs\n  bizcred-registry onboard --did '{did}' --name-en '{}' --name-fr '{}' {}",
+                    cfg.name_en,
+                    log_file.display(),
+                    cfg.public_url,
+                    cfg.name_en,
+                    cfg.name_fr,
+                    cfg.types.iter().map(|(t, _)| format!("--type {}", t.slug())).collect::<Vec<_>>().join(" ")
+                ),
+                &json!({"did": did, "did_log": log_file, "kid": issuer.kid()}),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token => {
+            let mut b = [0u8; 32];
+            OsRng.fill_bytes(&mut b);
+            let token = bizcred_core::base64url_encode(b);
+            let hash = bizcred_issuer::store::sha256_hex(token.as_bytes());
+            out.say(&format!("admin token (keep it secret): {token}\nput in agency.toml: [admin] token_sha256 = [\"{hash}\"]"), &json!({"token": token, "token_sha256": hash}));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { config } => {
+            let cfg = load_config(&config)?;
+            let issuer = Issuer::open(cfg, passphrase()?, now).map_err(|e| anyhow!(e))?;
+            out.say(
+                &format!("DID {}\nsigning key {}", issuer.did, issuer.kid()),
+                &json!({"did": issuer.did, "kid": issuer.kid()}),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            action: AuditCmd::Verify { config },
+        } => {
+            let cfg = load_config(&config)?;
+            let store = bizcred_issuer::store::Store::open(&cfg.storage.join("db"))
+                .context("opening the store (stop the service first)")?;
+            match bizcred_issuer::store::verify_audit(&store.audit_entries()?) {
+                Ok(n) => {
+                    out.say(
+                        &format!("audit log intact: {n} entries"),
+                        &json!({"valid": true, "entries": n}),
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err((seq, why)) => {
+                    out.say(
+                        &format!("audit log BROKEN at entry {seq}: {why}"),
+                        &json!({"valid": false, "broken_at": seq, "reason": why}),
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Serve { config } => {
+            let cfg = load_config(&config)?;
+            let listen = cfg.listen;
+            let issuer = Arc::new(Issuer::open(cfg, passphrase()?, now).map_err(|e| anyhow!(e))?);
+            if let Err(e) = issuer.sync_trust().await {
+                tracing::warn!("trust bundle not synced yet: {e}");
+            }
+            if let Err(e) = issuer.push_status_list().await {
+                tracing::warn!("status list not pushed yet: {e}");
+            }
+            let bg = issuer.clone();
+            tokio::spawn(async move {
+                let period = Duration::from_secs(bg.config.resign_interval.clamp(1, 30));
+                loop {
+                    tokio::time::sleep(period).await;
+                    if let Err(e) = bg.sync_trust().await {
+                        tracing::warn!("trust bundle sync: {e}");
+                    }
+                    if let Err(e) = bg.push_status_list().await {
+                        tracing::warn!("status list push: {e}");
+                    }
+                }
+            });
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let addr = listener.local_addr()?;
+            out.say(
+                &format!(
+                    "{} issuing as {} on http://{addr}",
+                    issuer.config.name_en, issuer.did
+                ),
+                &json!({"listening": addr.to_string(), "did": issuer.did}),
+            );
+            axum::serve(listener, service::app(issuer))
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { url, token, action } => admin(&out, &url, &token, action).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.quiet {
+        "error"
+    } else {
+        ["warn", "info", "debug"][usize::from(cli.verbose.min(2))]
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
+        )
+        .init();
+    let json = cli.json;
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(c) => c,
+        Err(e) => {
+            if json {
+                println!("{}", json!({"error": format!("{e:#}")}));
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

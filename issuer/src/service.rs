@@ -1,0 +1,352 @@
+//! The issuer's HTTP API (axum); `app` builds the router so tests run it without a socket.
+//!
+//! Wallet-facing (OpenID4VCI 1.0 final): `/.well-known/openid-credential-issuer`,
+//! `/.well-known/oauth-authorization-server`, `/credential-offer/{id}`, `/token`, `/nonce`,
+//! `/credential`; the did:webvh log at `/.well-known/did.jsonl`; the status list at
+//! `/status/1`; OpenID4VP for prerequisites at `/oid4vp/request/{id}` and `/oid4vp/response`.
+//!
+//! Staff-facing (bearer admin token, compared in constant time; 401 without a token, 403 with
+//! a wrong one): `/admin/applications`, `/admin/applications/{id}`,
+//! `/admin/applications/{id}/approve`, `/admin/credentials`, `/admin/credentials/{id}/{action}`
+//! (`revoke`, `suspend`, `reinstate`), `/admin/keys/rotate`, `/admin/audit`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::issuer::{ApiError, Issuer};
+
+/// Largest request body.
+pub const MAX_BODY: usize = 256 * 1024;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            Json(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response();
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED && self.error == "invalid_token" {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        resp
+    }
+}
+
+type Shared = Arc<Issuer>;
+
+fn no_store(v: Value) -> Response {
+    let mut r = Json(v).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn content_type(h: &HeaderMap) -> &str {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The router.
+pub fn app(issuer: Shared) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/openid-credential-issuer",
+            get(|State(s): State<Shared>| async move { Json(s.metadata()) }),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(|State(s): State<Shared>| async move { Json(s.as_metadata()) }),
+        )
+        .route("/.well-known/did.jsonl", get(did_log))
+        .route("/credential-offer/{id}", get(offer))
+        .route("/token", post(token))
+        .route("/nonce", post(nonce))
+        .route("/credential", post(credential))
+        .route("/status/1", get(status_list))
+        .route("/oid4vp/request/{id}", get(request_object))
+        .route("/oid4vp/response", post(presentation))
+        .route("/admin/applications", post(create_application))
+        .route("/admin/applications/{id}", get(get_application))
+        .route("/admin/applications/{id}/approve", post(approve))
+        .route("/admin/credentials", get(list_credentials))
+        .route("/admin/credentials/{id}/{action}", post(change_status))
+        .route("/admin/keys/rotate", post(rotate))
+        .route("/admin/audit", get(audit))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(issuer)
+}
+
+async fn did_log(State(s): State<Shared>) -> Result<Response, ApiError> {
+    Ok(([(header::CONTENT_TYPE, "text/jsonl")], s.did_log()?).into_response())
+}
+
+async fn offer(State(s): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(no_store(s.offer(&id)?))
+}
+
+async fn token(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !content_type(&headers).starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the token request is application/x-www-form-urlencoded",
+        ));
+    }
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    Ok(no_store(s.token(&form)?))
+}
+
+async fn nonce(State(s): State<Shared>) -> Result<Response, ApiError> {
+    Ok(no_store(s.nonce()?))
+}
+
+async fn credential(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "a bearer access token is required",
+            )
+        })?;
+    if !content_type(&headers).starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_credential_request",
+            "the credential request is application/json",
+        ));
+    }
+    let req: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_credential_request",
+            format!("malformed JSON: {e}"),
+        )
+    })?;
+    Ok(no_store(s.credential(token, &req)?))
+}
+
+async fn status_list(State(s): State<Shared>) -> Result<Response, ApiError> {
+    Ok((
+        [(header::CONTENT_TYPE, "application/statuslist+jwt")],
+        s.status_list()?,
+    )
+        .into_response())
+}
+
+async fn request_object(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok((
+        [(header::CONTENT_TYPE, "application/oauth-authz-req+jwt")],
+        s.request_object(&id)?,
+    )
+        .into_response())
+}
+
+async fn presentation(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !content_type(&headers).starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the response is application/x-www-form-urlencoded",
+        ));
+    }
+    Ok(no_store(s.handle_presentation(&body)?))
+}
+
+fn authorize(s: &Issuer, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "an admin bearer token is required",
+            )
+        })?;
+    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let ok = s
+        .config
+        .admin_token_hashes
+        .iter()
+        .fold(0u8, |acc, h| acc | h.ct_eq(&hash).unwrap_u8());
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the token is not an admin token of this agency",
+        ))
+    }
+}
+
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    if !content_type(headers).starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "admin requests are application/json",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("malformed JSON: {e}"),
+        )
+    })
+}
+
+fn claims_of(v: &Value) -> Result<Map<String, Value>, ApiError> {
+    match v.get("claims") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "claims is a JSON object",
+        )),
+    }
+}
+
+async fn create_application(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let v = json_body(&headers, &body)?;
+    let ty = v
+        .get("credential_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "credential_type is required",
+            )
+        })?;
+    let (app, uri) = s.create_application(ty, claims_of(&v)?)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"application_id": app.id, "status": app.status, "presentation_request": uri})),
+    )
+        .into_response())
+}
+
+async fn get_application(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    Ok(
+        Json(serde_json::to_value(s.store.application(&id)?).unwrap_or(Value::Null))
+            .into_response(),
+    )
+}
+
+async fn approve(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let v = json_body(&headers, &body)?;
+    Ok((StatusCode::CREATED, Json(s.approve(&id, claims_of(&v)?)?)).into_response())
+}
+
+async fn list_credentials(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    Ok(Json(serde_json::to_value(s.store.credentials()?).unwrap_or(Value::Null)).into_response())
+}
+
+async fn change_status(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let status = match action.as_str() {
+        "revoke" => "revoked",
+        "suspend" => "suspended",
+        "reinstate" => "valid",
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the actions are revoke, suspend and reinstate",
+            ))
+        }
+    };
+    let rec = s.set_status(&id, status)?;
+    if let Err(e) = s.push_status_list().await {
+        tracing::warn!("status list not pushed to the registry: {e}");
+    }
+    Ok(Json(serde_json::to_value(rec).unwrap_or(Value::Null)).into_response())
+}
+
+async fn rotate(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let out = s.rotate_key().await?;
+    if let Err(e) = s.push_status_list().await {
+        tracing::warn!("status list not pushed to the registry: {e}");
+    }
+    Ok(Json(out).into_response())
+}
+
+async fn audit(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let entries = s.store.audit_entries()?;
+    let verdict = match crate::store::verify_audit(&entries) {
+        Ok(n) => json!({"valid": true, "entries": n}),
+        Err((seq, why)) => json!({"valid": false, "broken_at": seq, "reason": why}),
+    };
+    Ok(Json(verdict).into_response())
+}

@@ -1,0 +1,496 @@
+//! The issuer's durable records on sled: applications, offers, access tokens, nonces,
+//! issued credentials, status index allocation and values, and the hash-chained audit log.
+//!
+//! Issuing a credential is one sled transaction over the credential record, the status index
+//! allocation, the status value, the access token, the application and the audit log, flushed
+//! before the response: a crash at any point leaves either all of it or none of it, so an
+//! index is never allocated twice and an issued credential's record is never lost.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+/// A storage failure, or a refused state change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// sled failed.
+    #[error("issuer storage: {0}")]
+    Sled(String),
+    /// A record is missing.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The state change is not allowed (used token, taken index, ...).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        StoreError::Sled(e.to_string())
+    }
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> StoreError {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e.to_string()),
+        }
+    }
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn ser<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn de<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Sled(format!("corrupt record: {e}")))
+}
+
+/// Where an application stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppStatus {
+    /// Waiting for the applicant's presentation of the prerequisite credentials.
+    AwaitingPrerequisites,
+    /// Ready for staff approval.
+    AwaitingApproval,
+    /// An offer was made.
+    Offered,
+    /// The credential was issued.
+    Issued,
+}
+
+/// An application for a credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Application {
+    /// Random id.
+    pub id: String,
+    /// Credential type slug.
+    pub credential_type: String,
+    /// Status.
+    pub status: AppStatus,
+    /// Claims: provided by staff, or pre-filled from verified prerequisites.
+    pub claims: Map<String, Value>,
+    /// Claims verified from prerequisite credentials (cannot be changed by staff).
+    #[serde(default)]
+    pub verified_claims: Vec<String>,
+    /// The OpenID4VP nonce for the prerequisite presentation.
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// Whether that nonce was used (one presentation per request).
+    #[serde(default)]
+    pub nonce_used: bool,
+    /// Thumbprint of the holder key proven in the prerequisite presentation.
+    #[serde(default)]
+    pub holder_thumbprint: Option<String>,
+    /// The prerequisite verification outcome (codes only).
+    #[serde(default)]
+    pub verification: Option<Value>,
+    /// The offer made, if any.
+    #[serde(default)]
+    pub offer_id: Option<String>,
+    /// Created (Unix seconds).
+    pub created: i64,
+}
+
+/// A credential offer with its pre-authorized code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    /// Random id (the by-reference URL path).
+    pub id: String,
+    /// The application.
+    pub application_id: String,
+    /// The credential configuration id.
+    pub configuration_id: String,
+    /// SHA-256 of the pre-authorized code (hex).
+    pub code_hash: String,
+    /// SHA-256 of the transaction code (hex).
+    pub tx_hash: String,
+    /// Expiry (Unix seconds).
+    pub expires: i64,
+    /// Wrong transaction codes so far.
+    pub attempts: u32,
+    /// Whether the code was redeemed (single use).
+    pub used: bool,
+    /// The offer object.
+    pub offer: Value,
+}
+
+/// An access token from the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessToken {
+    /// The application.
+    pub application_id: String,
+    /// The credential configuration id.
+    pub configuration_id: String,
+    /// Expiry.
+    pub expires: i64,
+    /// Whether a credential was issued with it.
+    pub used: bool,
+}
+
+/// An issued credential's record (no claims: those stay in the application).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    /// Random id.
+    pub id: String,
+    /// The application.
+    pub application_id: String,
+    /// `vct`.
+    pub vct: String,
+    /// Status list index.
+    pub status_idx: u64,
+    /// `valid`, `revoked` or `suspended`.
+    pub status: String,
+    /// Issued at.
+    pub issued_at: i64,
+    /// Signing key id.
+    pub kid: String,
+    /// SHA-256 of the credential as issued (hex).
+    pub credential_sha256: String,
+}
+
+/// The issuer's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    apps: sled::Tree,
+    offers: sled::Tree,
+    codes: sled::Tree,
+    tokens: sled::Tree,
+    nonces: sled::Tree,
+    creds: sled::Tree,
+    status_idx: sled::Tree,
+    meta: sled::Tree,
+    audit: sled::Tree,
+}
+
+/// SHA-256, hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn audit_append(
+    meta: &TransactionalTree,
+    audit: &TransactionalTree,
+    time: i64,
+    event: &str,
+    details: Value,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let seq = meta
+        .get("audit_seq")?
+        .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+        .unwrap_or(0);
+    let prev = meta
+        .get("audit_head")?
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_else(|| "0".repeat(64));
+    let mut entry = json!({"seq": seq, "time": bizcred_core::time::format_utc(time), "event": event, "details": details, "prev": prev});
+    let canon = serde_json_canonicalizer_bytes(&entry);
+    let hash = sha256_hex(&canon);
+    entry["hash"] = hash.clone().into();
+    audit.insert(&seq.to_be_bytes(), ser(&entry))?;
+    meta.insert("audit_seq", &(seq + 1).to_be_bytes())?;
+    meta.insert("audit_head", hash.as_bytes())?;
+    Ok(())
+}
+
+fn serde_json_canonicalizer_bytes(v: &Value) -> Vec<u8> {
+    bizcred_core::trust::entry::canonical(v).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (or creates) the store.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::open(path)?;
+        Ok(Store {
+            apps: db.open_tree("applications")?,
+            offers: db.open_tree("offers")?,
+            codes: db.open_tree("codes")?,
+            tokens: db.open_tree("tokens")?,
+            nonces: db.open_tree("nonces")?,
+            creds: db.open_tree("credentials")?,
+            status_idx: db.open_tree("status_idx")?,
+            meta: db.open_tree("meta")?,
+            audit: db.open_tree("audit")?,
+            db,
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Appends an audit event on its own (durable).
+    pub fn audit(&self, time: i64, event: &str, details: Value) -> Result<(), StoreError> {
+        (&self.meta, &self.audit)
+            .transaction(|(m, a)| audit_append(m, a, time, event, details.clone()))?;
+        self.flush()
+    }
+
+    /// A metadata value.
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets a metadata value (durable).
+    pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(key, value)?;
+        self.flush()
+    }
+
+    /// Stores an application (and an audit event), durably.
+    pub fn put_application(
+        &self,
+        app: &Application,
+        time: i64,
+        event: Option<&str>,
+    ) -> Result<(), StoreError> {
+        (&self.apps, &self.meta, &self.audit).transaction(|(apps, m, a)| {
+            apps.insert(app.id.as_bytes(), ser(app))?;
+            if let Some(ev) = event {
+                audit_append(m, a, time, ev, json!({"application_id": app.id, "type": app.credential_type, "status": app.status}))?;
+            }
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// An application.
+    pub fn application(&self, id: &str) -> Result<Application, StoreError> {
+        de(&self
+            .apps
+            .get(id)?
+            .ok_or_else(|| StoreError::NotFound(format!("application {id}")))?)
+    }
+
+    /// Every application.
+    pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
+        self.apps.iter().values().map(|v| de(&v?)).collect()
+    }
+
+    /// Records an offer for an application, durably.
+    pub fn put_offer(&self, offer: &Offer, app: &Application, time: i64) -> Result<(), StoreError> {
+        (
+            &self.offers,
+            &self.codes,
+            &self.apps,
+            &self.meta,
+            &self.audit,
+        )
+            .transaction(|(o, c, apps, m, a)| {
+                o.insert(offer.id.as_bytes(), ser(offer))?;
+                c.insert(offer.code_hash.as_bytes(), offer.id.as_bytes())?;
+                apps.insert(app.id.as_bytes(), ser(app))?;
+                audit_append(
+                    m,
+                    a,
+                    time,
+                    "offer_created",
+                    json!({"application_id": app.id, "offer_id": offer.id}),
+                )?;
+                Ok(())
+            })?;
+        self.flush()
+    }
+
+    /// An offer by id.
+    pub fn offer(&self, id: &str) -> Result<Offer, StoreError> {
+        de(&self
+            .offers
+            .get(id)?
+            .ok_or_else(|| StoreError::NotFound(format!("offer {id}")))?)
+    }
+
+    /// The offer of a pre-authorized code.
+    pub fn offer_by_code(&self, code: &str) -> Result<Option<Offer>, StoreError> {
+        let Some(id) = self.codes.get(sha256_hex(code.as_bytes()))? else {
+            return Ok(None);
+        };
+        self.offer(&String::from_utf8_lossy(&id)).map(Some)
+    }
+
+    /// Counts a wrong transaction code; returns the attempts so far.
+    pub fn offer_failed_attempt(&self, offer_id: &str, max: u32) -> Result<u32, StoreError> {
+        let n = self.offers.transaction(|o| {
+            let mut offer: Offer = de(&o
+                .get(offer_id)?
+                .ok_or_else(|| abort(StoreError::NotFound("offer".into())))?)
+            .map_err(abort)?;
+            offer.attempts += 1;
+            if offer.attempts >= max {
+                offer.used = true;
+            }
+            o.insert(offer_id.as_bytes(), ser(&offer))?;
+            Ok(offer.attempts)
+        })?;
+        self.flush()?;
+        Ok(n)
+    }
+
+    /// Redeems a pre-authorized code: marks the offer used and stores the access token, in one
+    /// transaction (a code is never redeemed twice).
+    pub fn redeem(
+        &self,
+        offer_id: &str,
+        token_hash: &str,
+        token: &AccessToken,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        (&self.offers, &self.tokens).transaction(|(o, t)| {
+            let mut offer: Offer = de(&o
+                .get(offer_id)?
+                .ok_or_else(|| abort(StoreError::NotFound("offer".into())))?)
+            .map_err(abort)?;
+            if offer.used || now >= offer.expires {
+                return Err(abort(StoreError::Conflict(
+                    "the pre-authorized code was used or has expired".into(),
+                )));
+            }
+            offer.used = true;
+            o.insert(offer_id.as_bytes(), ser(&offer))?;
+            t.insert(token_hash.as_bytes(), ser(token))?;
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// An access token by its hash.
+    pub fn token(&self, hash: &str) -> Result<Option<AccessToken>, StoreError> {
+        self.tokens.get(hash)?.map(|v| de(&v)).transpose()
+    }
+
+    /// Stores a fresh `c_nonce` valid until `expires`.
+    pub fn put_nonce(&self, nonce: &str, expires: i64) -> Result<(), StoreError> {
+        self.nonces
+            .insert(nonce.as_bytes(), &expires.to_be_bytes())?;
+        self.flush()
+    }
+
+    /// Consumes a `c_nonce`: true when it existed and had not expired.
+    pub fn take_nonce(&self, nonce: &str, now: i64) -> Result<bool, StoreError> {
+        let old = self.nonces.remove(nonce.as_bytes())?;
+        self.flush()?;
+        Ok(old.is_some_and(|v| i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])) > now))
+    }
+
+    /// Whether a status index is taken.
+    pub fn index_taken(&self, idx: u64) -> Result<bool, StoreError> {
+        Ok(self.status_idx.contains_key(idx.to_be_bytes())?)
+    }
+
+    /// Records an issued credential, atomically with its status index, the access token's
+    /// use, the application's status and the audit event.
+    pub fn record_issuance(
+        &self,
+        rec: &CredentialRecord,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        (&self.creds, &self.status_idx, &self.tokens, &self.apps, &self.meta, &self.audit).transaction(|(c, s, t, apps, m, a)| {
+            let key = rec.status_idx.to_be_bytes();
+            if s.get(key)?.is_some() {
+                return Err(abort(StoreError::Conflict(format!("status index {} is taken", rec.status_idx))));
+            }
+            let mut token: AccessToken = de(&t.get(token_hash)?.ok_or_else(|| abort(StoreError::NotFound("access token".into())))?).map_err(abort)?;
+            if token.used {
+                return Err(abort(StoreError::Conflict("the access token was already used".into())));
+            }
+            token.used = true;
+            t.insert(token_hash.as_bytes(), ser(&token))?;
+            s.insert(&key, rec.id.as_bytes())?;
+            c.insert(rec.id.as_bytes(), ser(rec))?;
+            if let Some(v) = apps.get(rec.application_id.as_bytes())? {
+                let mut app: Application = de(&v).map_err(abort)?;
+                app.status = AppStatus::Issued;
+                apps.insert(app.id.as_bytes(), ser(&app))?;
+            }
+            audit_append(m, a, now, "credential_issued", json!({"credential_id": rec.id, "vct": rec.vct, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// Changes a credential's status (durable before it returns).
+    pub fn set_status(
+        &self,
+        id: &str,
+        status: &str,
+        now: i64,
+    ) -> Result<CredentialRecord, StoreError> {
+        let rec = (&self.creds, &self.meta, &self.audit).transaction(|(c, m, a)| {
+            let mut rec: CredentialRecord = de(&c
+                .get(id)?
+                .ok_or_else(|| abort(StoreError::NotFound(format!("credential {id}"))))?)
+            .map_err(abort)?;
+            if rec.status == "revoked" && status != "revoked" {
+                return Err(abort(StoreError::Conflict(
+                    "a revoked credential cannot be reinstated".into(),
+                )));
+            }
+            let from = rec.status.clone();
+            rec.status = status.to_owned();
+            c.insert(id.as_bytes(), ser(&rec))?;
+            audit_append(
+                m,
+                a,
+                now,
+                "status_changed",
+                json!({"credential_id": id, "from": from, "to": status}),
+            )?;
+            Ok(rec)
+        })?;
+        self.flush()?;
+        Ok(rec)
+    }
+
+    /// Every credential record.
+    pub fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
+        self.creds.iter().values().map(|v| de(&v?)).collect()
+    }
+
+    /// Every audit entry, in order.
+    pub fn audit_entries(&self) -> Result<Vec<Value>, StoreError> {
+        self.audit.iter().values().map(|v| de(&v?)).collect()
+    }
+}
+
+/// Verifies the audit chain: each entry's hash covers it and links to the previous one.
+/// Returns the number of entries, or the sequence number of the first broken link.
+pub fn verify_audit(entries: &[Value]) -> Result<usize, (u64, String)> {
+    let mut prev = "0".repeat(64);
+    for (i, e) in entries.iter().enumerate() {
+        let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(u64::MAX);
+        if seq != i as u64 {
+            return Err((i as u64, "sequence gap".into()));
+        }
+        if e.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
+            return Err((seq, "does not link to the previous entry".into()));
+        }
+        let mut body = e.clone();
+        let hash = body
+            .as_object_mut()
+            .and_then(|m| m.remove("hash"))
+            .and_then(|h| h.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if sha256_hex(&serde_json_canonicalizer_bytes(&body)) != hash {
+            return Err((seq, "hash does not match the entry (altered)".into()));
+        }
+        prev = hash;
+    }
+    Ok(entries.len())
+}
