@@ -117,6 +117,13 @@ fn random_token(n: usize) -> String {
     bizcred_core::base64url_encode(b)
 }
 
+/// A random identifier: hex, so it never starts with `-` on a command line.
+fn random_id() -> String {
+    let mut b = [0u8; 12];
+    OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn tx_code() -> String {
     (0..6)
         .map(|_| char::from(b'0' + (OsRng.next_u32() % 10) as u8))
@@ -340,7 +347,7 @@ impl Issuer {
         })?;
         let now = self.now();
         let mut app = Application {
-            id: random_token(12),
+            id: random_id(),
             credential_type: ty.slug().to_owned(),
             status: if prereq.is_empty() {
                 AppStatus::AwaitingApproval
@@ -603,7 +610,7 @@ impl Issuer {
         let now = self.now();
         let code = random_token(32);
         let tx = tx_code();
-        let id = random_token(16);
+        let id = random_id();
         let offer_obj = json!({
             "credential_issuer": self.config.public_url,
             "credential_configuration_ids": [ty.slug()],
@@ -839,7 +846,7 @@ impl Issuer {
             })?;
             let text = sd.serialize();
             let rec = CredentialRecord {
-                id: random_token(12),
+                id: random_id(),
                 application_id: app.id.clone(),
                 vct: ty.vct().to_owned(),
                 status_idx: idx,
@@ -1033,9 +1040,11 @@ impl Issuer {
             webvh::update(&log, doc, params, t, &next_update).map_err(|e| err(e.to_string()))?;
         let r = self
             .http
+            // The DID is one path segment: its `%` must itself be percent-encoded.
             .post(format!(
                 "{}/dids/{}/log",
-                self.config.registry_url, self.did
+                self.config.registry_url,
+                self.did.replace('%', "%25")
             ))
             .body(line.clone())
             .send()

@@ -187,6 +187,10 @@ async fn presentation(
             "the response is application/x-www-form-urlencoded",
         ));
     }
+    // The issuer is online: refresh its trust bundle first, then decide offline from it.
+    if let Err(e) = s.sync_trust().await {
+        tracing::warn!("trust bundle not refreshed before verifying a presentation: {e}");
+    }
     Ok(no_store(s.handle_presentation(&body)?))
 }
 

@@ -362,7 +362,19 @@ pub fn import(
     state.checkpoint_note = Some(bundle.checkpoint.clone());
     if state.registry_as_of.is_none_or(|t| issued_at > t) {
         state.registry_as_of = Some(issued_at);
-        for sl in bundle.status_lists {
+    }
+    // Per list, the newest wins (by the issuer-signed `iat`); an older copy never replaces a
+    // newer one, whatever the bundle's own time.
+    for sl in bundle.status_lists {
+        let new_iat = crate::status_list::peek(&sl.token)
+            .map(|(_, iat, _)| iat)
+            .unwrap_or(i64::MIN);
+        let held_iat = state
+            .status_lists
+            .get(&sl.uri)
+            .and_then(|t| crate::status_list::peek(t).ok())
+            .map(|(_, iat, _)| iat);
+        if held_iat.is_none_or(|h| new_iat >= h) {
             state.status_lists.insert(sl.uri, sl.token);
         }
     }

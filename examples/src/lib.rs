@@ -1,0 +1,778 @@
+//! The restaurant journey harness: starts the real bizcred binaries on loopback (registry,
+//! four agency issuers, the bank's verifier) with sled storage in a temporary directory, and
+//! drives them through their CLIs and HTTP APIs exactly as their users would.
+//!
+//! Used by the `restaurant-journey` binary and by the end-to-end tests in `tests/`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Map, Value};
+
+use bizcred_schemas::CredentialType;
+
+/// Passphrase for every key file in the demo (never use a fixed passphrase in production).
+pub const DEMO_PASSPHRASE: &str = "demo passphrase: not for production";
+
+/// The binaries, built if needed.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    dir: PathBuf,
+}
+
+impl Bins {
+    /// Finds the sibling binaries of the running executable; under cargo (`$CARGO` set) builds
+    /// them first in the same profile, so the journey always runs the current code.
+    pub fn locate() -> Result<Bins> {
+        let exe = std::env::current_exe()?;
+        let mut dir = exe
+            .parent()
+            .ok_or_else(|| anyhow!("no executable directory"))?
+            .to_path_buf();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
+        if let Ok(cargo) = std::env::var("CARGO") {
+            let release = dir.ends_with("release");
+            let mut cmd = Command::new(cargo);
+            cmd.args([
+                "build",
+                "--quiet",
+                "-p",
+                "bizcred-registry",
+                "-p",
+                "bizcred-issuer",
+                "-p",
+                "bizcred-verifier",
+                "-p",
+                "bizcred-wallet",
+                "--bins",
+            ]);
+            if release {
+                cmd.arg("--release");
+            }
+            let st = cmd.status().context("building the bizcred binaries")?;
+            if !st.success() {
+                bail!("building the bizcred binaries failed");
+            }
+        }
+        for b in [
+            "bizcred-registry",
+            "bizcred-issuer",
+            "bizcred-verifier",
+            "bizcred-wallet",
+        ] {
+            if !dir.join(b).is_file() {
+                bail!(
+                    "{b} is not built in {} (run `cargo build --workspace --bins`)",
+                    dir.display()
+                );
+            }
+        }
+        Ok(Bins { dir })
+    }
+
+    /// A command for binary `name`, with the demo passphrases in its environment.
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(self.dir.join(name));
+        for v in [
+            "BIZCRED_REGISTRY_PASSPHRASE",
+            "BIZCRED_ISSUER_PASSPHRASE",
+            "BIZCRED_VERIFIER_PASSPHRASE",
+            "BIZCRED_WALLET_PASSPHRASE",
+        ] {
+            c.env(v, DEMO_PASSPHRASE);
+        }
+        c.env_remove("BIZCRED_WALLET_DIR")
+            .env_remove("BIZCRED_REGISTRY_DIR")
+            .env_remove("BIZCRED_VERIFIER_DIR")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// Runs `name args --json`; returns (exit code, last JSON line of stdout, stderr).
+    pub fn run(&self, name: &str, args: &[&str]) -> Result<(i32, Value, String)> {
+        let out = self
+            .cmd(name)
+            .arg("--json")
+            .args(args)
+            .output()
+            .with_context(|| format!("running {name}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{') || l.trim_start().starts_with('['))
+            .unwrap_or("null");
+        let v = serde_json::from_str(last).unwrap_or(Value::Null);
+        Ok((
+            out.status.code().unwrap_or(-1),
+            v,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// Like [`Bins::run`], failing unless the exit code is 0.
+    pub fn ok(&self, name: &str, args: &[&str]) -> Result<Value> {
+        let (code, v, err) = self.run(name, args)?;
+        if code != 0 {
+            bail!("{name} {} exited {code}: {v} {err}", args.join(" "));
+        }
+        Ok(v)
+    }
+}
+
+/// A running service; killed on drop.
+#[derive(Debug)]
+pub struct Service {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Service {
+    /// Starts `name args` and waits for its `listening` line and its health check.
+    pub fn start(bins: &Bins, name: &str, args: &[&str], url: &str) -> Result<Service> {
+        let mut child = bins
+            .cmd(name)
+            .arg("--json")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if line.trim().is_empty() {
+            let _ = child.kill();
+            bail!("{name} did not start");
+        }
+        let svc = Service {
+            child,
+            url: url.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if reqwest::blocking::get(format!("{url}/healthz"))
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(svc);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("{name} is not healthy at {url}")
+    }
+
+    /// Stops the service (SIGKILL).
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// One of the four agencies.
+#[derive(Debug, Clone)]
+pub struct AgencySpec {
+    /// Short name.
+    pub key: &'static str,
+    /// English name.
+    pub name_en: &'static str,
+    /// French name.
+    pub name_fr: &'static str,
+    /// What it issues (and is authorized for).
+    pub ty: CredentialType,
+}
+
+/// The four agencies of the mission.
+pub fn agencies() -> [AgencySpec; 4] {
+    [
+        AgencySpec {
+            key: "obr",
+            name_en: "Ontario Business Registry",
+            name_fr: "Registre des entreprises de l'Ontario",
+            ty: CredentialType::CertificateOfIncorporation,
+        },
+        AgencySpec {
+            key: "cra",
+            name_en: "Canada Revenue Agency",
+            name_fr: "Agence du revenu du Canada",
+            ty: CredentialType::BusinessNumber,
+        },
+        AgencySpec {
+            key: "city",
+            name_en: "City of Toronto, Municipal Licensing and Standards",
+            name_fr: "Ville de Toronto, Normes et permis municipaux",
+            ty: CredentialType::MunicipalBusinessLicence,
+        },
+        AgencySpec {
+            key: "agco",
+            name_en: "Alcohol and Gaming Commission of Ontario",
+            name_fr: "Commission des alcools et des jeux de l'Ontario",
+            ty: CredentialType::LiquorSalesLicence,
+        },
+    ]
+}
+
+/// A running agency issuer.
+#[derive(Debug)]
+pub struct Agency {
+    /// Who.
+    pub spec: AgencySpec,
+    /// Its DID.
+    pub did: String,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Its admin token.
+    pub token: String,
+    /// Its URL.
+    pub url: String,
+    /// The running service.
+    pub service: Option<Service>,
+}
+
+/// The whole ecosystem on loopback.
+#[derive(Debug)]
+pub struct World {
+    /// Binaries.
+    pub bins: Bins,
+    /// Temporary root.
+    pub root: tempfile::TempDir,
+    /// Registry data directory.
+    pub registry_dir: PathBuf,
+    /// Registry admin token.
+    pub registry_token: String,
+    /// Registry trust anchor (JSON).
+    pub anchor: Value,
+    /// Registry URL.
+    pub registry_url: String,
+    /// The running registry.
+    pub registry: Option<Service>,
+    /// The agencies.
+    pub agencies: Vec<Agency>,
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+impl World {
+    /// Creates the registry and the four agencies (with `extra_types` issued by the City for
+    /// negative tests), onboards them, and starts everything.
+    pub fn start(extra_city_types: &[CredentialType]) -> Result<World> {
+        let bins = Bins::locate()?;
+        let root = tempfile::Builder::new()
+            .prefix("bizcred-journey-")
+            .tempdir()?;
+        let registry_dir = root.path().join("registry");
+        let init = bins.ok(
+            "bizcred-registry",
+            &[
+                "init",
+                "--origin",
+                "registry.bizcred.localhost/log",
+                "--data-dir",
+                &registry_dir.to_string_lossy(),
+            ],
+        )?;
+        let registry_token = init["admin_token"].as_str().unwrap_or_default().to_owned();
+        let anchor = init["anchor"].clone();
+        let rport = free_port()?;
+        let registry_url = format!("http://localhost:{rport}");
+        let registry = Service::start(
+            &bins,
+            "bizcred-registry",
+            &[
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{rport}"),
+                "--data-dir",
+                &registry_dir.to_string_lossy(),
+            ],
+            &registry_url,
+        )?;
+        let mut world = World {
+            bins,
+            root,
+            registry_dir,
+            registry_token,
+            anchor,
+            registry_url,
+            registry: Some(registry),
+            agencies: Vec::new(),
+        };
+        for spec in agencies() {
+            let extra: &[CredentialType] = if spec.key == "city" {
+                extra_city_types
+            } else {
+                &[]
+            };
+            let a = world.create_agency(spec, extra)?;
+            world.agencies.push(a);
+        }
+        for i in 0..world.agencies.len() {
+            world.start_agency(i)?;
+        }
+        Ok(world)
+    }
+
+    fn create_agency(&self, spec: AgencySpec, extra: &[CredentialType]) -> Result<Agency> {
+        let dir = self.root.path().join(spec.key);
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let tok = self.bins.ok("bizcred-issuer", &["token"])?;
+        let token = tok["token"].as_str().unwrap_or_default().to_owned();
+        let mut types = vec![spec.ty];
+        types.extend_from_slice(extra);
+        let config = dir.join("agency.toml");
+        let toml = format!(
+            "[agency]\nname_en = {:?}\nname_fr = {:?}\n\n[server]\npublic_url = \"http://localhost:{port}\"\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\npath = {:?}\n\n[registry]\nurl = {:?}\norigin = {:?}\nlog_key_name = {:?}\nlog_key = {:?}\n\n[issuance]\ntypes = [{}]\n\n[status]\nlist_size = 4096\nresign_interval_seconds = 5\nvalidity_seconds = 172800\n\n[admin]\ntoken_sha256 = [{:?}]\n",
+            spec.name_en,
+            spec.name_fr,
+            dir.join("data").to_string_lossy(),
+            self.registry_url,
+            self.anchor["origin"].as_str().unwrap_or_default(),
+            self.anchor["log_key_name"].as_str().unwrap_or_default(),
+            self.anchor["log_key"].as_str().unwrap_or_default(),
+            types.iter().map(|t| format!("{:?}", t.slug())).collect::<Vec<_>>().join(", "),
+            tok["token_sha256"].as_str().unwrap_or_default(),
+        );
+        write(&config, &toml)?;
+        let init = self.bins.ok(
+            "bizcred-issuer",
+            &["init", "--config", &config.to_string_lossy()],
+        )?;
+        let did = init["did"].as_str().unwrap_or_default().to_owned();
+        let log = init["did_log"].as_str().unwrap_or_default().to_owned();
+        // The registry operator onboards the agency: its DID and its authorized type only.
+        self.bins.ok(
+            "bizcred-registry",
+            &[
+                "onboard",
+                "--did-log",
+                &log,
+                "--name-en",
+                spec.name_en,
+                "--name-fr",
+                spec.name_fr,
+                "--type",
+                spec.ty.slug(),
+                "--url",
+                &self.registry_url,
+                &format!("--token={}", self.registry_token),
+                "--data-dir",
+                &self.registry_dir.to_string_lossy(),
+            ],
+        )?;
+        Ok(Agency {
+            spec,
+            did,
+            config,
+            token,
+            url: format!("http://localhost:{port}"),
+            service: None,
+        })
+    }
+
+    /// Starts (or restarts) agency `i`.
+    pub fn start_agency(&mut self, i: usize) -> Result<()> {
+        let a = &self.agencies[i];
+        let svc = Service::start(
+            &self.bins,
+            "bizcred-issuer",
+            &["serve", "--config", &a.config.to_string_lossy()],
+            &a.url,
+        )?;
+        self.agencies[i].service = Some(svc);
+        Ok(())
+    }
+
+    /// Stops every agency and the registry (the network the bank must not need).
+    pub fn stop_network(&mut self) {
+        for a in &mut self.agencies {
+            if let Some(s) = a.service.take() {
+                s.stop();
+            }
+        }
+        if let Some(r) = self.registry.take() {
+            r.stop();
+        }
+    }
+
+    /// Restarts the registry and the agencies.
+    pub fn start_network(&mut self) -> Result<()> {
+        let port = self
+            .registry_url
+            .rsplit(':')
+            .next()
+            .unwrap_or("0")
+            .to_owned();
+        self.registry = Some(Service::start(
+            &self.bins,
+            "bizcred-registry",
+            &[
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+                &self.registry_dir.to_string_lossy(),
+            ],
+            &self.registry_url,
+        )?);
+        for i in 0..self.agencies.len() {
+            self.start_agency(i)?;
+        }
+        Ok(())
+    }
+
+    /// An agency by key.
+    pub fn agency(&self, key: &str) -> &Agency {
+        self.agencies
+            .iter()
+            .find(|a| a.spec.key == key)
+            .unwrap_or(&self.agencies[0])
+    }
+
+    /// Runs `bizcred-issuer admin <args>` against agency `key`.
+    pub fn admin(&self, key: &str, args: &[&str]) -> Result<Value> {
+        let a = self.agency(key);
+        let token = format!("--token={}", a.token);
+        let mut full = vec!["admin", "--url", a.url.as_str(), token.as_str()];
+        full.extend_from_slice(args);
+        self.bins.ok("bizcred-issuer", &full)
+    }
+
+    /// Writes `claims` to a file for `admin apply/approve`.
+    pub fn claims_file(&self, name: &str, claims: &Value) -> Result<PathBuf> {
+        let p = self.root.path().join(format!("{name}.json"));
+        write(&p, &claims.to_string())?;
+        Ok(p)
+    }
+}
+
+/// A business owner's wallet.
+#[derive(Debug)]
+pub struct Wallet {
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+impl Wallet {
+    /// Creates a wallet under `root`.
+    pub fn create(bins: &Bins, root: &Path, name: &str) -> Result<Wallet> {
+        let dir = root.join(name);
+        bins.ok(
+            "bizcred-wallet",
+            &["--wallet-dir", &dir.to_string_lossy(), "init"],
+        )?;
+        Ok(Wallet { dir })
+    }
+
+    /// Runs a wallet command; returns (exit code, JSON, stderr).
+    pub fn run(&self, bins: &Bins, args: &[&str]) -> Result<(i32, Value, String)> {
+        let mut full = vec!["--wallet-dir", self.dir.to_str().unwrap_or("")];
+        full.extend_from_slice(args);
+        bins.run("bizcred-wallet", &full)
+    }
+
+    /// Like `run`, failing unless the exit code is 0.
+    pub fn ok(&self, bins: &Bins, args: &[&str]) -> Result<Value> {
+        let (code, v, err) = self.run(bins, args)?;
+        if code != 0 {
+            bail!("bizcred-wallet {} exited {code}: {v} {err}", args.join(" "));
+        }
+        Ok(v)
+    }
+}
+
+/// Today ± days, as `YYYY-MM-DD`.
+pub fn date(days_from_today: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    bizcred_core::time::format_utc(now + days_from_today * 86_400)[..10].to_owned()
+}
+
+fn example(ty: CredentialType) -> Map<String, Value> {
+    let text = match ty {
+        CredentialType::CertificateOfIncorporation => {
+            include_str!("../../schemas/examples/valid/certificate-of-incorporation.json")
+        }
+        CredentialType::BusinessNumber => {
+            include_str!("../../schemas/examples/valid/business-number.json")
+        }
+        CredentialType::MunicipalBusinessLicence => {
+            include_str!("../../schemas/examples/valid/municipal-business-licence.json")
+        }
+        CredentialType::LiquorSalesLicence => {
+            include_str!("../../schemas/examples/valid/liquor-sales-licence.json")
+        }
+    };
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// A business to take through the journey (Jennifer Ventures Inc. by default).
+#[derive(Debug, Clone)]
+pub struct Business {
+    /// Legal name.
+    pub legal_name: String,
+    /// Ontario corporation number.
+    pub corporation_number: String,
+    /// BN9 the CRA assigns.
+    pub business_number: String,
+    /// Municipal licence number.
+    pub municipal_licence: String,
+    /// Liquor licence number.
+    pub liquor_licence: String,
+}
+
+impl Business {
+    /// Jennifer Ventures Inc., the restaurant of the mission.
+    pub fn jennifer() -> Business {
+        Business {
+            legal_name: "Jennifer Ventures Inc.".into(),
+            corporation_number: "5012345".into(),
+            business_number: "812345676".into(),
+            municipal_licence: "B02-4471920".into(),
+            liquor_licence: "LSL-826104".into(),
+        }
+    }
+
+    /// Another restaurant, for mixed-business tests.
+    pub fn other() -> Business {
+        Business {
+            legal_name: "Queen West Bistro Ltd.".into(),
+            corporation_number: "5098765".into(),
+            business_number: "123456782".into(),
+            municipal_licence: "B02-5550001".into(),
+            liquor_licence: "LSL-900001".into(),
+        }
+    }
+
+    /// What the Business Registry's system of record holds (no business number yet).
+    pub fn incorporation(&self) -> Value {
+        let mut c = example(CredentialType::CertificateOfIncorporation);
+        c.insert("legal_name".into(), self.legal_name.clone().into());
+        c.insert(
+            "corporation_number".into(),
+            self.corporation_number.clone().into(),
+        );
+        c.insert("incorporation_date".into(), date(-120).into());
+        Value::Object(c)
+    }
+
+    /// What the CRA adds to the pre-filled application.
+    pub fn business_number_claims(&self) -> Value {
+        let bn = &self.business_number;
+        json!({
+            "business_number": bn,
+            "operating_name": "Jennifer's Kitchen",
+            "program_accounts": [
+                {"program": "RT", "reference": "0001", "account_number": format!("{bn}RT0001"), "effective_date": date(-100)},
+                {"program": "RP", "reference": "0001", "account_number": format!("{bn}RP0001"), "effective_date": date(-100)}
+            ],
+            "registration_date": date(-100),
+        })
+    }
+
+    /// What the City adds after the zoning review.
+    pub fn municipal_claims(&self) -> Value {
+        let mut c = example(CredentialType::MunicipalBusinessLicence);
+        for k in [
+            "licensee_legal_name",
+            "operating_name",
+            "business_number",
+            "corporation_number",
+        ] {
+            c.remove(k);
+        }
+        c.insert(
+            "licence_number".into(),
+            self.municipal_licence.clone().into(),
+        );
+        c.insert("issue_date".into(), date(-60).into());
+        c.insert("expiry_date".into(), date(300).into());
+        Value::Object(c)
+    }
+
+    /// What the AGCO adds.
+    pub fn liquor_claims(&self, issue_days: i64, expiry_days: i64) -> Value {
+        let mut c = example(CredentialType::LiquorSalesLicence);
+        for k in [
+            "licensee_legal_name",
+            "operating_name",
+            "business_number",
+            "premises_address",
+            "municipal_licence_number",
+        ] {
+            c.remove(k);
+        }
+        c.insert("licence_number".into(), self.liquor_licence.clone().into());
+        c.insert("issue_date".into(), date(issue_days).into());
+        c.insert("expiry_date".into(), date(expiry_days).into());
+        Value::Object(c)
+    }
+}
+
+/// Steps of an application at one agency: open (presenting prerequisites if asked), approve
+/// with the staff's claims, receive into the wallet. Returns the received credential's record.
+pub fn obtain(
+    world: &World,
+    wallet: &Wallet,
+    agency: &str,
+    ty: CredentialType,
+    apply_claims: Option<&Value>,
+    approve_claims: &Value,
+) -> Result<Value> {
+    let bins = &world.bins;
+    let mut apply = vec![
+        "apply".to_owned(),
+        "--type".to_owned(),
+        ty.slug().to_owned(),
+    ];
+    if let Some(c) = apply_claims {
+        apply.push("--claims".into());
+        apply.push(
+            world
+                .claims_file(&format!("{agency}-apply"), c)?
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    let apply_refs: Vec<&str> = apply.iter().map(String::as_str).collect();
+    let app = world.admin(agency, &apply_refs)?;
+    let app_id = app["application_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no application id: {app}"))?
+        .to_owned();
+    let mut presented = Value::Null;
+    if let Some(uri) = app["presentation_request"].as_str() {
+        presented = wallet.ok(bins, &["present", uri, "--yes"])?;
+        if presented["answer"]["verdict"] != "ACCEPT" {
+            bail!(
+                "{agency} refused the prerequisite presentation: {}",
+                presented["answer"]
+            );
+        }
+    }
+    let approve_file = world.claims_file(&format!("{agency}-approve"), approve_claims)?;
+    let offer = world.admin(
+        agency,
+        &[
+            "approve",
+            &app_id,
+            "--claims",
+            &approve_file.to_string_lossy(),
+        ],
+    )?;
+    let uri = offer["credential_offer_uri"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no offer: {offer}"))?;
+    let tx = offer["tx_code"].as_str().unwrap_or_default();
+    let received = wallet.ok(bins, &["receive", uri, "--tx-code", tx])?;
+    Ok(
+        json!({"agency": agency, "application_id": app_id, "presented": presented, "received": received}),
+    )
+}
+
+/// The bank's verifier.
+#[derive(Debug)]
+pub struct Bank {
+    /// Data directory.
+    pub dir: PathBuf,
+    /// The running service.
+    pub service: Service,
+    /// The policy file.
+    pub policy: PathBuf,
+}
+
+impl Bank {
+    /// Creates the bank's verifier with `policy` (TOML text) and starts its OpenID4VP service.
+    pub fn start(world: &World, policy: &str) -> Result<Bank> {
+        let dir = world.root.path().join("bank");
+        let policy_file = world.root.path().join("bank-policy.toml");
+        write(&policy_file, policy)?;
+        let bins = &world.bins;
+        let d = dir.to_string_lossy().into_owned();
+        bins.ok(
+            "bizcred-verifier",
+            &[
+                "--data-dir",
+                &d,
+                "init",
+                "--anchor",
+                &world.anchor.to_string(),
+                "--registry",
+                &world.registry_url,
+            ],
+        )?;
+        let port = free_port()?;
+        let url = format!("http://localhost:{port}");
+        let service = Service::start(
+            bins,
+            "bizcred-verifier",
+            &[
+                "--data-dir",
+                &d,
+                "serve",
+                "--policy",
+                &policy_file.to_string_lossy(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--public-url",
+                &url,
+            ],
+            &url,
+        )?;
+        Ok(Bank {
+            dir,
+            service,
+            policy: policy_file,
+        })
+    }
+
+    /// Syncs the trust bundle from the registry.
+    pub fn sync(&self, world: &World) -> Result<Value> {
+        world.bins.ok(
+            "bizcred-verifier",
+            &["--data-dir", &self.dir.to_string_lossy(), "sync"],
+        )
+    }
+
+    /// Asks the wallet for a presentation and returns the bank's report and receipt.
+    pub fn ask(&self, world: &World, wallet: &Wallet) -> Result<Value> {
+        let client = reqwest::blocking::Client::new();
+        let req: Value = client
+            .post(format!("{}/requests", self.service.url))
+            .send()?
+            .json()?;
+        let uri = req["request_uri"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no request: {req}"))?;
+        let (_code, answer, _err) = wallet.run(&world.bins, &["present", uri, "--yes"])?;
+        let tx = req["transaction_id"].as_str().unwrap_or_default();
+        let result: Value = client
+            .get(format!("{}/transactions/{tx}", self.service.url))
+            .send()?
+            .json()?;
+        Ok(json!({"wallet": answer, "report": result["report"], "receipt": result["receipt"]}))
+    }
+}
