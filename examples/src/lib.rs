@@ -776,3 +776,123 @@ impl Bank {
         Ok(json!({"wallet": answer, "report": result["report"], "receipt": result["receipt"]}))
     }
 }
+
+fn verdict(r: &Value) -> String {
+    r["report"]["verdict"].as_str().unwrap_or("?").to_owned()
+}
+
+fn failures(r: &Value) -> Vec<String> {
+    r["report"]["failures"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|x| x["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs the whole journey; `out` receives one readable line and the full record per step.
+pub fn restaurant_journey(out: &mut dyn FnMut(&str, Value)) -> Result<()> {
+    let mut world = World::start(&[])?;
+    out(
+        &format!(
+            "the registry and four agencies are running on loopback (registry {})",
+            world.registry_url
+        ),
+        json!({"registry": world.registry_url, "agencies": world.agencies.iter().map(|a| json!({"name": a.spec.name_en, "did": a.did, "url": a.url})).collect::<Vec<_>>()}),
+    );
+    let biz = Business::jennifer();
+    let wallet = Wallet::create(&world.bins, world.root.path(), "jennifer-wallet")?;
+
+    let r = obtain(
+        &world,
+        &wallet,
+        "obr",
+        CredentialType::CertificateOfIncorporation,
+        Some(&biz.incorporation()),
+        &json!({}),
+    )?;
+    out("Ontario Business Registry staff approved the incorporation; Jennifer's wallet received the certificate of incorporation", r);
+    let r = obtain(
+        &world,
+        &wallet,
+        "cra",
+        CredentialType::BusinessNumber,
+        None,
+        &biz.business_number_claims(),
+    )?;
+    out("the CRA verified Jennifer's certificate of incorporation, pre-filled the application from it, and issued business number 812345676", r);
+    let r = obtain(
+        &world,
+        &wallet,
+        "city",
+        CredentialType::MunicipalBusinessLicence,
+        None,
+        &biz.municipal_claims(),
+    )?;
+    out("the City of Toronto verified incorporation and business number, and issued the eating-establishment licence", r);
+    let r = obtain(
+        &world,
+        &wallet,
+        "agco",
+        CredentialType::LiquorSalesLicence,
+        None,
+        &biz.liquor_claims(-30, 700),
+    )?;
+    out("the AGCO verified incorporation, business number and the municipal licence for the same premises, and issued the liquor sales licence", r);
+
+    let bank = Bank::start(
+        &world,
+        include_str!("../../verifier/policies/loan-application.toml"),
+    )?;
+    let synced = bank.sync(&world)?;
+    world.stop_network();
+    let r = bank.ask(&world, &wallet)?;
+    if verdict(&r) != "ACCEPT" {
+        bail!(
+            "the bank did not accept the loan application: {:?}",
+            failures(&r)
+        );
+    }
+    out(
+        &format!(
+            "the bank synced its trust bundle ({} entries), went offline from every issuer and the registry, and ACCEPTED the loan application; signed receipt for {}",
+            synced["size"],
+            r["receipt"]["presentation_sha256"].as_str().unwrap_or("").get(..16).unwrap_or("")
+        ),
+        r,
+    );
+
+    world.start_network()?;
+    let creds = world.admin("agco", &["list"])?;
+    let liquor_id = creds
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|c| c["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    world.admin("agco", &["suspend", &liquor_id])?;
+    bank.sync(&world)?;
+    let r = bank.ask(&world, &wallet)?;
+    if verdict(&r) != "REJECT" || !failures(&r).contains(&"SUSPENDED".to_owned()) {
+        bail!("after the suspension the bank should reject as SUSPENDED: {} {:?} as_of {} suspended {}", verdict(&r), failures(&r), r["report"]["as_of"], liquor_id);
+    }
+    out("the AGCO suspended the liquor licence; after its next sync the bank REJECTED the same application as SUSPENDED", r);
+
+    world.admin("agco", &["reinstate", &liquor_id])?;
+    let rotated = world.admin("city", &["rotate-key"])?;
+    bank.sync(&world)?;
+    let r = bank.ask(&world, &wallet)?;
+    if verdict(&r) != "ACCEPT" {
+        bail!(
+            "after the City's key rotation the bank should still accept: {}",
+            r["report"]["failures"]
+        );
+    }
+    out(
+        &format!("the AGCO reinstated the licence; the City rotated its signing key to {}; the municipal licence signed before the rotation is still ACCEPTED", rotated["kid"].as_str().unwrap_or("")),
+        json!({"rotation": rotated, "result": r}),
+    );
+    Ok(())
+}

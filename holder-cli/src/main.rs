@@ -120,6 +120,7 @@ struct Stored {
     issuer: String,
     issuer_name: String,
     credential: String,
+    /// Milliseconds since the epoch.
     received_at: i64,
     iat: Option<i64>,
     exp: Option<i64>,
@@ -512,7 +513,7 @@ async fn receive(cli: &Cli, ui: &Ui, offer_uri: &str, tx: Option<String>) -> Res
         issuer: iss,
         issuer_name: issuer_name.clone(),
         credential: text,
-        received_at: now(),
+        received_at: now_ms(),
         iat: vc.iat,
         exp: vc.exp,
         status_uri: vc.status.as_ref().map(|s| s.uri.clone()),
@@ -530,6 +531,14 @@ async fn receive(cli: &Cli, ui: &Ui, offer_uri: &str, tx: Option<String>) -> Res
         &json!({"id": id, "vct": rec.vct, "issuer": rec.issuer, "issuer_name": issuer_name}),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Milliseconds since the epoch (orders credentials received within one second).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn sha2_digest(b: &[u8]) -> Vec<u8> {
@@ -748,7 +757,8 @@ fn choose(v: &Vault, dcql: &Value) -> Result<Vec<Chosen>> {
                 }) || claims_q.is_empty()
             })
             .collect();
-        candidates.sort_by_key(|c| std::cmp::Reverse(c.iat));
+        // The most recent first; among equals, the last received.
+        candidates.sort_by_key(|c| std::cmp::Reverse((c.iat, c.received_at)));
         let Some(best) = candidates.first() else {
             let want = vcts
                 .first()

@@ -84,6 +84,9 @@ pub const PROOF_MAX_AGE: i64 = 300;
 struct Keys {
     assertion: SecretKey,
     kid: String,
+    /// The `versionTime` of the DID version that introduced the key: nothing it signs may be
+    /// dated earlier, or verifiers resolving the DID at that date would not find it.
+    valid_from: i64,
 }
 
 /// The running issuer.
@@ -233,11 +236,23 @@ impl Issuer {
             .unwrap_or(1);
         let assertion = read_key(&config, &format!("assertion-{n}"), &passphrase)?;
         let kid = format!("{did}#key-{n}");
+        let log = store
+            .meta_get("did_log")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let valid_from = webvh::verify_log(&String::from_utf8_lossy(&log), None, clock() + 300)
+            .versions
+            .last()
+            .map_or(0, |v| v.time);
         Ok(Issuer {
             config,
             store,
             did,
-            keys: RwLock::new(Keys { assertion, kid }),
+            keys: RwLock::new(Keys {
+                assertion,
+                kid,
+                valid_from,
+            }),
             trust: RwLock::new(None),
             status_token: RwLock::new(None),
             passphrase,
@@ -821,13 +836,14 @@ impl Issuer {
             let keys = self.keys.read().map_err(|_| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lock")
             })?;
+            let iat = now.max(keys.valid_from);
             let req = Issuance {
                 vct: ty.vct(),
                 issuer: &self.did,
                 kid: Some(&keys.kid),
-                iat: now,
+                iat,
                 nbf: None,
-                exp: Some(now + self.config.validity_days * 86_400),
+                exp: Some(iat + self.config.validity_days * 86_400),
                 holder_key: Some(&verified.key),
                 status: Some(StatusReference {
                     idx,
@@ -912,10 +928,10 @@ impl Issuer {
                 )
             })?;
         }
-        let now = self.now();
         let keys = self.keys.read().map_err(|_| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lock")
         })?;
+        let now = self.now().max(keys.valid_from);
         let token = status_list::sign_token(
             &list,
             &self.status_uri(),
@@ -1035,7 +1051,9 @@ impl Issuer {
             json!([webvh::next_key_hash(&after.public_key())]),
         );
         let doc = did_document(&assertion, n + 1, &self.did, &self.config);
-        let t = now.max(log.versions.last().map_or(now, |v| v.time + 1));
+        // Strictly after every signature of the old key (second precision), so the old key stays
+        // valid for everything it signed and the new key for everything it will sign.
+        let t = (now + 1).max(log.versions.last().map_or(now, |v| v.time + 1));
         let line =
             webvh::update(&log, doc, params, t, &next_update).map_err(|e| err(e.to_string()))?;
         let r = self
@@ -1093,6 +1111,7 @@ impl Issuer {
             *k = Keys {
                 assertion,
                 kid: kid.clone(),
+                valid_from: t,
             };
         }
         self.sign_status_list()?;
