@@ -707,8 +707,13 @@ pub struct Bank {
 impl Bank {
     /// Creates the bank's verifier with `policy` (TOML text) and starts its OpenID4VP service.
     pub fn start(world: &World, policy: &str) -> Result<Bank> {
-        let dir = world.root.path().join("bank");
-        let policy_file = world.root.path().join("bank-policy.toml");
+        Bank::start_named(world, "bank", policy)
+    }
+
+    /// Like [`Bank::start`], for a second verifier named `name`.
+    pub fn start_named(world: &World, name: &str, policy: &str) -> Result<Bank> {
+        let dir = world.root.path().join(name);
+        let policy_file = world.root.path().join(format!("{name}-policy.toml"));
         write(&policy_file, policy)?;
         let bins = &world.bins;
         let d = dir.to_string_lossy().into_owned();

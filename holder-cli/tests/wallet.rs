@@ -1,0 +1,529 @@
+//! The real `bizcred-wallet` binary against real services on loopback: receive, list, show in
+//! French, present over OpenID4VP and as a file, status, history, backups; and every bad input
+//! the wallet promises to handle without storing anything half-way.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bizcred_examples::{obtain, Bank, Business, Wallet, World};
+use bizcred_schemas::CredentialType;
+use serde_json::{json, Value};
+
+fn list(world: &World, w: &Wallet) -> Vec<Value> {
+    w.ok(&world.bins, &["list"])
+        .expect("list")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn receive_present_status_history_backup() {
+    let world = World::start(&[]).expect("world");
+    let bins = &world.bins;
+    let root = world.root.path().to_path_buf();
+    let w = Wallet::create(bins, &root, "w").expect("wallet");
+    // A second init refuses to overwrite the wallet.
+    assert_eq!(w.run(bins, &["init"]).expect("run").0, 1);
+    let biz = Business::jennifer();
+    let r = obtain(
+        &world,
+        &w,
+        "obr",
+        CredentialType::CertificateOfIncorporation,
+        Some(&biz.incorporation()),
+        &json!({}),
+    )
+    .expect("incorporation");
+    let id = r["received"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(r["received"]["issuer_name"], "Ontario Business Registry");
+    let l = list(&world, &w);
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["type"], "Certificate of incorporation");
+    // French labels and names.
+    let out = bins
+        .cmd("bizcred-wallet")
+        .args([
+            "--wallet-dir",
+            &w.dir.to_string_lossy(),
+            "--lang",
+            "fr",
+            "show",
+            &id,
+        ])
+        .output()
+        .expect("show");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Certificat de constitution")
+            && text.contains("Dénomination sociale")
+            && text.contains("Jennifer Ventures Inc."),
+        "{text}"
+    );
+    // Status from the issuer's list.
+    let st = w.ok(bins, &["status"]).expect("status");
+    assert_eq!(st[0]["status"], "valid");
+    // Present to the CRA (our OpenID4VP verifier inside the issuer): accepted; history records it.
+    obtain(
+        &world,
+        &w,
+        "cra",
+        CredentialType::BusinessNumber,
+        None,
+        &biz.business_number_claims(),
+    )
+    .expect("bn");
+    let h = w.ok(bins, &["history"]).expect("history");
+    let entry = &h.as_array().expect("a")[0];
+    assert_eq!(entry["outcome"], "ACCEPT");
+    assert!(entry["verifier"]
+        .as_str()
+        .expect("v")
+        .starts_with("decentralized_identifier:did:webvh:"));
+    let claims: Vec<String> = entry["credentials"][0]["claims"]
+        .as_array()
+        .expect("c")
+        .iter()
+        .map(|c| c[0].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        claims.contains(&"legal_name".to_owned()) && !claims.contains(&"directors".to_owned()),
+        "only what was asked: {claims:?}"
+    );
+    // Backup and restore into a fresh wallet.
+    let backup = root.join("backup.bin");
+    w.ok(bins, &["export", "--out", &backup.to_string_lossy()])
+        .expect("export");
+    let w2 = Wallet::create(bins, &root, "w2").expect("wallet 2");
+    let imported = w2
+        .ok(bins, &["import", "--in", &backup.to_string_lossy()])
+        .expect("import");
+    assert_eq!(imported["imported"], 2);
+    assert_eq!(list(&world, &w2).len(), 2);
+    // A backup opened with another passphrase is refused and imports nothing.
+    let w3 = Wallet::create(bins, &root, "w3").expect("wallet 3");
+    let pass = root.join("other-pass");
+    std::fs::write(&pass, "another passphrase").expect("w");
+    let out = bins
+        .cmd("bizcred-wallet")
+        .args([
+            "--json",
+            "--wallet-dir",
+            &w3.dir.to_string_lossy(),
+            "--passphrase-file",
+            &pass.to_string_lossy(),
+            "import",
+            "--in",
+            &backup.to_string_lossy(),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "wrong passphrase for the wallet itself"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+    assert!(list(&world, &w3).is_empty());
+    // Delete.
+    w2.ok(bins, &["delete", &id]).expect("delete");
+    assert_eq!(list(&world, &w2).len(), 1);
+    assert_eq!(w2.run(bins, &["delete", &id]).expect("run").0, 1);
+    // Offline: a request file in, a presentation file out, verified by the bank's CLI.
+    let bank = Bank::start(&world, "name = \"kyc\"\n[[credential]]\nid = \"bn\"\ntype = \"business-number\"\nclaims = [\"business_number\", \"legal_name\"]\n").expect("bank");
+    bank.sync(&world).expect("sync");
+    let req = root.join("req.jwt");
+    bins.ok(
+        "bizcred-verifier",
+        &[
+            "--data-dir",
+            &bank.dir.to_string_lossy(),
+            "request",
+            "--policy",
+            &bank.policy.to_string_lossy(),
+            "--out",
+            &req.to_string_lossy(),
+        ],
+    )
+    .expect("request");
+    let pres = root.join("pres.json");
+    w.ok(
+        bins,
+        &[
+            "present",
+            "--request",
+            &req.to_string_lossy(),
+            "--out",
+            &pres.to_string_lossy(),
+            "--yes",
+        ],
+    )
+    .expect("present file");
+    let (code, v, _) = bins
+        .run(
+            "bizcred-verifier",
+            &[
+                "--data-dir",
+                &bank.dir.to_string_lossy(),
+                "verify",
+                &pres.to_string_lossy(),
+                "--policy",
+                &bank.policy.to_string_lossy(),
+            ],
+        )
+        .expect("verify");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["report"]["credentials"][0]["disclosed"],
+        json!({"business_number": "812345676", "legal_name": "Jennifer Ventures Inc."})
+    );
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_stored() {
+    let world = World::start(&[]).expect("world");
+    let bins = &world.bins;
+    let root = world.root.path().to_path_buf();
+    let w = Wallet::create(bins, &root, "w").expect("wallet");
+    // No wallet: a hint to init.
+    let nowallet = Wallet {
+        dir: root.join("missing"),
+    };
+    let (code, v, err) = nowallet.run(bins, &["list"]).expect("run");
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        err.contains("hint: run `bizcred-wallet init` first"),
+        "{err}"
+    );
+    // Wrong passphrase: refused, store intact.
+    let pass = root.join("wrong");
+    std::fs::write(&pass, "not the passphrase").expect("w");
+    let out = bins
+        .cmd("bizcred-wallet")
+        .args([
+            "--wallet-dir",
+            &w.dir.to_string_lossy(),
+            "--passphrase-file",
+            &pass.to_string_lossy(),
+            "list",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("wrong passphrase; the wallet was not changed"));
+    // Malformed offer URIs.
+    for bad in [
+        "not-a-uri",
+        "openid-credential-offer://?credential_offer=%7B%7D",
+        "openid-credential-offer://?credential_offer_uri=http%3A%2F%2Fevil.example%2Fo",
+    ] {
+        let (code, _, err) = w
+            .run(bins, &["receive", bad, "--tx-code", "123456"])
+            .expect("run");
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(err.contains("not a credential offer"), "{err}");
+    }
+    // An unreachable issuer.
+    let dead = format!(
+        "openid-credential-offer://?credential_offer_uri={}",
+        "http%3A%2F%2Flocalhost%3A9%2Foffer%2F1"
+    );
+    let (code, _, err) = w.run(bins, &["receive", &dead]).expect("run");
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot reach"), "{err}");
+    // A wrong transaction code: refused, with a hint; nothing stored.
+    let app = world
+        .admin(
+            "obr",
+            &[
+                "apply",
+                "--type",
+                "certificate-of-incorporation",
+                "--claims",
+                &world
+                    .claims_file("inc", &Business::jennifer().incorporation())
+                    .expect("f")
+                    .to_string_lossy(),
+            ],
+        )
+        .expect("apply");
+    let offer = world
+        .admin(
+            "obr",
+            &["approve", app["application_id"].as_str().expect("id")],
+        )
+        .expect("approve");
+    let uri = offer["credential_offer_uri"].as_str().expect("uri");
+    let (code, _, err) = w
+        .run(bins, &["receive", uri, "--tx-code", "000000"])
+        .expect("run");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("wrong transaction code") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(list(&world, &w).is_empty());
+    // Without --tx-code and without a terminal: a clear refusal.
+    let (code, _, err) = w.run(bins, &["receive", uri]).expect("run");
+    assert_eq!(code, 1);
+    assert!(err.contains("--tx-code"), "{err}");
+    // A request for a credential the wallet does not hold: nothing is sent.
+    let bank = Bank::start(
+        &world,
+        include_str!("../../verifier/policies/loan-application.toml"),
+    )
+    .expect("bank");
+    let req: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/requests", bank.service.url))
+        .send()
+        .expect("req")
+        .json()
+        .expect("json");
+    let (code, _, err) = w
+        .run(
+            bins,
+            &[
+                "present",
+                req["request_uri"].as_str().expect("uri"),
+                "--yes",
+            ],
+        )
+        .expect("run");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("you hold no") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    let tx = req["transaction_id"].as_str().expect("tx");
+    let got =
+        reqwest::blocking::get(format!("{}/transactions/{tx}", bank.service.url)).expect("get");
+    assert_eq!(got.status().as_u16(), 404, "the bank received nothing");
+    // Declining: the wallet holds the credential, but consent is not given (no --yes, no
+    // terminal to ask on): nothing is sent.
+    let app = world
+        .admin(
+            "obr",
+            &[
+                "apply",
+                "--type",
+                "certificate-of-incorporation",
+                "--claims",
+                &world
+                    .claims_file("inc2", &Business::jennifer().incorporation())
+                    .expect("f")
+                    .to_string_lossy(),
+            ],
+        )
+        .expect("apply");
+    let offer = world
+        .admin(
+            "obr",
+            &["approve", app["application_id"].as_str().expect("id")],
+        )
+        .expect("approve");
+    w.ok(
+        bins,
+        &[
+            "receive",
+            offer["credential_offer_uri"].as_str().expect("uri"),
+            "--tx-code",
+            offer["tx_code"].as_str().expect("tx"),
+        ],
+    )
+    .expect("receive");
+    let kyc = Bank::start_named(&world, "kyc", "name = \"kyc\"\n[[credential]]\nid = \"inc\"\ntype = \"certificate-of-incorporation\"\nclaims = [\"legal_name\"]\n").expect("kyc");
+    let req: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/requests", kyc.service.url))
+        .send()
+        .expect("req")
+        .json()
+        .expect("json");
+    let out = bins
+        .cmd("bizcred-wallet")
+        .args([
+            "--wallet-dir",
+            &w.dir.to_string_lossy(),
+            "present",
+            req["request_uri"].as_str().expect("uri"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("consent is needed; nothing was sent") && err.contains("--yes"),
+        "{err}"
+    );
+    let tx = req["transaction_id"].as_str().expect("tx");
+    assert_eq!(
+        reqwest::blocking::get(format!("{}/transactions/{tx}", kyc.service.url))
+            .expect("get")
+            .status()
+            .as_u16(),
+        404
+    );
+    // A malformed request URI.
+    let (code, _, err) = w
+        .run(bins, &["present", "openid4vp://?nothing=here", "--yes"])
+        .expect("run");
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn kill_9_during_receive_leaves_the_store_readable() {
+    let world = World::start(&[]).expect("world");
+    let bins = &world.bins;
+    let root = world.root.path().to_path_buf();
+    let w = Wallet::create(bins, &root, "w").expect("wallet");
+    let mut received_total = 0;
+    for delay_ms in [5u64, 20, 60, 120, 250, 600] {
+        let app = world
+            .admin(
+                "obr",
+                &[
+                    "apply",
+                    "--type",
+                    "certificate-of-incorporation",
+                    "--claims",
+                    &world
+                        .claims_file("k", &Business::jennifer().incorporation())
+                        .expect("f")
+                        .to_string_lossy(),
+                ],
+            )
+            .expect("apply");
+        let offer = world
+            .admin(
+                "obr",
+                &["approve", app["application_id"].as_str().expect("id")],
+            )
+            .expect("approve");
+        let mut child = bins
+            .cmd("bizcred-wallet")
+            .args([
+                "--wallet-dir",
+                &w.dir.to_string_lossy(),
+                "receive",
+                offer["credential_offer_uri"].as_str().expect("uri"),
+                "--tx-code",
+                offer["tx_code"].as_str().expect("tx"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status();
+        let status = child.wait().expect("wait");
+        if status.success() {
+            received_total += 1;
+        }
+        // Readable, and every stored credential is whole (it parses and shows).
+        let l = list(&world, &w);
+        for c in &l {
+            w.ok(bins, &["show", c["id"].as_str().expect("id")])
+                .expect("a stored credential is whole");
+        }
+        assert!(l.len() >= received_total);
+    }
+}
+
+/// A minimal issuer that follows the protocol but hands out a credential that must be refused.
+fn rogue_issuer(bad_signature: bool) -> (String, std::thread::JoinHandle<()>) {
+    use axum::routing::{get, post};
+    use bizcred_core::keys::{Algorithm, SecretKey, Signer};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let base = format!("http://localhost:{port}");
+    let update = SecretKey::generate(Algorithm::EdDSA, &mut rand_core::OsRng);
+    let key = SecretKey::generate(Algorithm::EdDSA, &mut rand_core::OsRng);
+    let doc = json!({"@context": ["https://www.w3.org/ns/did/v1"], "id": "{DID}",
+        "verificationMethod": [{"id": "{DID}#key-1", "type": "Multikey", "controller": "{DID}", "publicKeyMultibase": bizcred_core::did::multikey(&key.public_key())}],
+        "assertionMethod": ["{DID}#key-1"]});
+    let mut p = serde_json::Map::new();
+    p.insert(
+        "updateKeys".into(),
+        json!([bizcred_core::did::multikey(&update.public_key())]),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("t")
+        .as_secs() as i64;
+    let (did, line) =
+        bizcred_core::webvh::create(&format!("localhost%3A{port}"), doc, p, now - 60, &update)
+            .expect("did");
+    let mut claims: serde_json::Map<String, Value> = serde_json::from_str(include_str!(
+        "../../schemas/examples/valid/business-number.json"
+    ))
+    .expect("c");
+    if !bad_signature {
+        claims.insert("business_number".into(), "812345670".into()); // breaks the Luhn check
+    }
+    let signer = if bad_signature {
+        SecretKey::generate(Algorithm::EdDSA, &mut rand_core::OsRng)
+    } else {
+        key
+    };
+    let b = base.clone();
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let meta = json!({"credential_issuer": b, "credential_endpoint": format!("{b}/credential"), "nonce_endpoint": format!("{b}/nonce"),
+                "credential_configurations_supported": {"business-number": {"format": "dc+sd-jwt", "vct": CredentialType::BusinessNumber.vct()}}});
+            let asm = json!({"issuer": b, "token_endpoint": format!("{b}/token")});
+            let claims = std::sync::Arc::new(claims.clone());
+            let signer = std::sync::Arc::new(signer);
+            let did2 = did.clone();
+            let app = axum::Router::new()
+                .route("/.well-known/openid-credential-issuer", get(move || async move { axum::Json(meta) }))
+                .route("/.well-known/oauth-authorization-server", get(move || async move { axum::Json(asm) }))
+                .route("/.well-known/did.jsonl", get(move || async move { format!("{line}\n") }))
+                .route("/token", post(|| async { axum::Json(json!({"access_token": "t", "token_type": "Bearer"})) }))
+                .route("/nonce", post(|| async { axum::Json(json!({"c_nonce": "n"})) }))
+                .route("/credential", post(move |body: axum::Json<Value>| {
+                    let (claims, signer, did2) = (claims.clone(), signer.clone(), did2.clone());
+                    async move {
+                    let proof = body.0["proofs"]["jwt"][0].as_str().unwrap_or("").to_owned();
+                    let jws = bizcred_core::jws::Jws::decode(&proof).expect("proof");
+                    let jwk: bizcred_core::jwk::Jwk = serde_json::from_value(jws.header["jwk"].clone()).expect("jwk");
+                    let holder = bizcred_core::keys::PublicKey::from_jwk(&jwk).expect("key");
+                    let kid = format!("{did2}#key-1");
+                    let req = bizcred_core::sd_jwt_vc::Issuance { vct: CredentialType::BusinessNumber.vct(), issuer: &did2, kid: Some(&kid), iat: now, nbf: None, exp: None,
+                        holder_key: Some(&holder), status: None, disclosable: bizcred_core::sd_jwt_vc::default_disclosable(CredentialType::BusinessNumber, claims.as_ref()), claims: claims.as_ref().clone(), decoys: 0 };
+                    let sd = bizcred_core::sd_jwt_vc::issue(req, signer.as_ref(), &mut rand_core::OsRng).expect("issue");
+                    axum::Json(json!({"credentials": [{"credential": sd.serialize()}]}))
+                }}));
+            listener.set_nonblocking(true).expect("nb");
+            let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = tokio::time::timeout(Duration::from_secs(60), axum::serve(l, app)).await;
+        });
+    });
+    (base, handle)
+}
+
+#[test]
+fn credentials_that_do_not_check_are_not_stored() {
+    let bins = bizcred_examples::Bins::locate().expect("bins");
+    let root = tempfile::tempdir().expect("tmp");
+    let w = Wallet::create(&bins, root.path(), "w").expect("wallet");
+    for (bad_signature, want) in [
+        (true, "does not verify"),
+        (false, "breaks the business-number schema"),
+    ] {
+        let (base, _h) = rogue_issuer(bad_signature);
+        let offer = json!({"credential_issuer": base, "credential_configuration_ids": ["business-number"], "grants": {bizcred_core::oid4vci::PRE_AUTHORIZED_GRANT: {"pre-authorized_code": "c"}}});
+        let uri = bizcred_core::oid4vci::offer_uri_by_value(&offer);
+        let (code, _, err) = w.run(&bins, &["receive", &uri]).expect("run");
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+        let l = w.ok(&bins, &["list"]).expect("list");
+        assert_eq!(l, json!([]), "nothing stored");
+    }
+}
