@@ -281,11 +281,18 @@ fn digest_of(s: &str) -> String {
 
 impl Disclosure {
     fn new(salt: &str, name: Option<&str>, value: Value) -> Disclosure {
-        let arr = match name {
-            Some(n) => serde_json::json!([salt, n, value]),
-            None => serde_json::json!([salt, value]),
-        };
-        let encoded = b64::encode(arr.to_string());
+        // Serialized straight to text (no intermediate JSON array value).
+        let mut text = String::with_capacity(64);
+        text.push('[');
+        text.push_str(&Value::from(salt).to_string());
+        if let Some(n) = name {
+            text.push(',');
+            text.push_str(&Value::from(n).to_string());
+        }
+        text.push(',');
+        text.push_str(&value.to_string());
+        text.push(']');
+        let encoded = b64::encode(text);
         let digest = digest_of(&encoded);
         Disclosure {
             encoded,
@@ -299,11 +306,19 @@ impl Disclosure {
     pub fn parse(encoded: &str, index: usize) -> Result<Disclosure, SdJwtError> {
         let bad = SdJwtError::DisclosureMalformed(index);
         let bytes = b64::decode(encoded).map_err(|_| bad.clone())?;
-        let arr: Vec<Value> = serde_json::from_slice(&bytes).map_err(|_| bad.clone())?;
-        let (name, value) = match arr.as_slice() {
-            [Value::String(_), Value::String(n), v] => (Some(n.clone()), v.clone()),
-            [Value::String(_), v] => (None, v.clone()),
-            _ => return Err(bad),
+        let mut arr: Vec<Value> = serde_json::from_slice(&bytes).map_err(|_| bad.clone())?;
+        let shape_ok = matches!(
+            arr.as_slice(),
+            [Value::String(_), Value::String(_), _] | [Value::String(_), _]
+        );
+        if !shape_ok {
+            return Err(bad);
+        }
+        // Move the parts out instead of copying them.
+        let value = arr.pop().unwrap_or(Value::Null);
+        let name = match arr.pop() {
+            Some(Value::String(n)) if arr.len() == 1 => Some(n),
+            _ => None,
         };
         Ok(Disclosure {
             encoded: encoded.to_owned(),

@@ -175,6 +175,18 @@ impl VerifiedCredential {
 
 /// The holder key bound in a payload's `cnf.jwk`.
 pub fn holder_key(payload: &Map<String, Value>) -> Result<Option<PublicKey>, SdJwtError> {
+    holder_key_cached(payload, &mut HolderKeys::default())
+}
+
+/// Holder keys already decoded, so that credentials bound to one key (a presentation of
+/// several) decode it once.
+#[derive(Debug, Default)]
+pub struct HolderKeys(Vec<(Jwk, PublicKey)>);
+
+fn holder_key_cached(
+    payload: &Map<String, Value>,
+    cache: &mut HolderKeys,
+) -> Result<Option<PublicKey>, SdJwtError> {
     let Some(cnf) = payload.get("cnf") else {
         return Ok(None);
     };
@@ -183,9 +195,14 @@ pub fn holder_key(payload: &Map<String, Value>) -> Result<Option<PublicKey>, SdJ
         .cloned()
         .and_then(|j| serde_json::from_value(j).ok())
         .ok_or(SdJwtError::NoHolderKey)?;
-    PublicKey::from_jwk(&jwk)
-        .map(Some)
-        .map_err(|_| SdJwtError::NoHolderKey)
+    if let Some((_, k)) = cache.0.iter().find(|(j, _)| *j == jwk) {
+        return Ok(Some(k.clone()));
+    }
+    let key = PublicKey::from_jwk(&jwk).map_err(|_| SdJwtError::NoHolderKey)?;
+    if cache.0.len() < 16 {
+        cache.0.push((jwk, key.clone()));
+    }
+    Ok(Some(key))
 }
 
 /// Verifies an SD-JWT VC (issued, or presented with a KB-JWT) with the issuer's key.
@@ -194,28 +211,63 @@ pub fn verify(
     issuer_key: &PublicKey,
     opts: &VerifyOptions<'_>,
 ) -> Result<VerifiedCredential, SdJwtError> {
-    let v = sd_jwt::verify(sd, issuer_key)?;
-    let typ = v.header.get("typ").and_then(Value::as_str).unwrap_or("");
+    let jws = crate::jws::Jws::decode(&sd.jwt)?;
+    let signed = jws.claims()?;
+    verify_decoded(
+        sd,
+        jws,
+        signed,
+        issuer_key,
+        opts,
+        &mut HolderKeys::default(),
+    )
+}
+
+/// [`verify`] for a caller that already decoded the issuer-signed JWT (and its payload) to
+/// find the issuer's key: nothing is parsed twice.
+pub fn verify_decoded(
+    sd: &SdJwt,
+    jws: crate::jws::Jws,
+    signed: Map<String, Value>,
+    issuer_key: &PublicKey,
+    opts: &VerifyOptions<'_>,
+    holder_keys: &mut HolderKeys,
+) -> Result<VerifiedCredential, SdJwtError> {
+    jws.verify(issuer_key)?;
+    let typ = jws.header_str("typ").unwrap_or("");
     if typ != TYP {
         return Err(SdJwtError::WrongType(typ.chars().take(64).collect()));
     }
-    let signed = &v.signed_payload;
+    // What must be in the clear is read from the signed payload before disclosures apply.
+    let in_clear: Vec<&str> = CLEAR_CLAIMS
+        .iter()
+        .copied()
+        .filter(|k| signed.contains_key(*k))
+        .collect();
+    let text = |k: &str| signed.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (issuer, vct) = (text("iss"), text("vct"));
+    let holder = holder_key_cached(&signed, holder_keys)?;
+    let status = match signed.get("status") {
+        None => None,
+        Some(s) => Some(
+            s.get("status_list")
+                .cloned()
+                .and_then(|l| serde_json::from_value(l).ok())
+                .ok_or(SdJwtError::Malformed(
+                    "status.status_list is not {idx, uri}",
+                ))?,
+        ),
+    };
+    let claims = sd_jwt::process(signed, &sd.disclosures)?;
     for k in CLEAR_CLAIMS {
-        if v.claims.contains_key(k) && !signed.contains_key(k) {
+        if claims.contains_key(k) && !in_clear.contains(&k) {
             return Err(SdJwtError::RegisteredClaimDisclosable(k.to_owned()));
         }
     }
-    let text = |k: &'static str| {
-        signed
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or(SdJwtError::MissingClaim(k))
-    };
-    let issuer = text("iss")?;
-    let vct = text("vct")?;
+    let issuer = issuer.ok_or(SdJwtError::MissingClaim("iss"))?;
+    let vct = vct.ok_or(SdJwtError::MissingClaim("vct"))?;
     let int = |k: &str| -> Result<Option<i64>, SdJwtError> {
-        match v.claims.get(k) {
+        match claims.get(k) {
             None => Ok(None),
             Some(x) => x
                 .as_i64()
@@ -240,35 +292,20 @@ pub fn verify(
             return Err(SdJwtError::IssuedInFuture { iat, now });
         }
     }
-    let holder = holder_key(signed)?;
     if let Some(kb) = &opts.key_binding {
         let key = holder.as_ref().ok_or(SdJwtError::NoHolderKey)?;
         sd_jwt::verify_key_binding(sd, key, kb)?;
     }
-    let status = match signed.get("status") {
-        None => None,
-        Some(s) => Some(
-            s.get("status_list")
-                .cloned()
-                .and_then(|l| serde_json::from_value(l).ok())
-                .ok_or(SdJwtError::Malformed(
-                    "status.status_list is not {idx, uri}",
-                ))?,
-        ),
-    };
+    let header = jws.header;
     Ok(VerifiedCredential {
-        kid: v
-            .header
-            .get("kid")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        header: v.header,
+        kid: header.get("kid").and_then(Value::as_str).map(str::to_owned),
+        header,
         issuer,
         vct,
         iat,
         exp,
         holder_key: holder,
         status,
-        claims: v.claims,
+        claims,
     })
 }

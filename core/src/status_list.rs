@@ -257,6 +257,17 @@ pub fn verify_token(
     key: &PublicKey,
     now: i64,
 ) -> Result<VerifiedStatusList, StatusListError> {
+    verify_token_at(token, uri, key, Some(now))
+}
+
+/// Like [`verify_token`]; with `now: None` the expiry is left for the caller to check at the
+/// time of use (a cache of verified lists).
+pub fn verify_token_at(
+    token: &str,
+    uri: &str,
+    key: &PublicKey,
+    now: Option<i64>,
+) -> Result<VerifiedStatusList, StatusListError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(StatusListError::Malformed("token too large"));
     }
@@ -274,7 +285,7 @@ pub fn verify_token(
         .and_then(Value::as_i64)
         .ok_or(StatusListError::Malformed("no iat"))?;
     let exp = claims.get("exp").and_then(Value::as_i64);
-    if let Some(exp) = exp {
+    if let (Some(exp), Some(now)) = (exp, now) {
         if now >= exp {
             return Err(StatusListError::Expired { exp, now });
         }

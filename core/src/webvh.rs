@@ -362,6 +362,35 @@ pub struct Version {
     pub params: Parameters,
     /// The raw log line.
     pub line: String,
+    /// The verification methods, decoded once (absolute id, key).
+    pub methods: Vec<(String, PublicKey)>,
+}
+
+/// Decodes the verification methods of a DID document (absolute ids).
+fn decode_methods(state: &Value) -> Vec<(String, PublicKey)> {
+    let id = state.get("id").and_then(Value::as_str).unwrap_or("");
+    let vms = state
+        .get("verificationMethod")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    vms.iter()
+        .filter_map(|vm| {
+            let vid = vm.get("id").and_then(Value::as_str)?;
+            let full = if vid.starts_with('#') {
+                format!("{id}{vid}")
+            } else {
+                vid.to_owned()
+            };
+            let key = if let Some(mb) = vm.get("publicKeyMultibase").and_then(Value::as_str) {
+                did::from_multikey(mb).ok()?
+            } else {
+                let jwk = serde_json::from_value(vm.get("publicKeyJwk")?.clone()).ok()?;
+                PublicKey::from_jwk(&jwk).ok()?
+            };
+            Some((full, key))
+        })
+        .collect()
 }
 
 impl Version {
@@ -373,23 +402,17 @@ impl Version {
     /// The verification method `vm_id` (absolute DID URL or `#fragment`) of this version.
     pub fn verification_method(&self, vm_id: &str) -> Option<PublicKey> {
         let id = self.id();
-        let full = |s: &str| {
-            if s.starts_with('#') {
-                format!("{id}{s}")
-            } else {
-                s.to_owned()
-            }
+        let owned;
+        let want = if vm_id.starts_with('#') {
+            owned = format!("{id}{vm_id}");
+            owned.as_str()
+        } else {
+            vm_id
         };
-        let want = full(vm_id);
-        let vms = self.state.get("verificationMethod")?.as_array()?;
-        let vm = vms.iter().find(|vm| {
-            vm.get("id").and_then(Value::as_str).map(full).as_deref() == Some(want.as_str())
-        })?;
-        if let Some(mb) = vm.get("publicKeyMultibase").and_then(Value::as_str) {
-            return did::from_multikey(mb).ok();
-        }
-        let jwk = serde_json::from_value(vm.get("publicKeyJwk")?.clone()).ok()?;
-        PublicKey::from_jwk(&jwk).ok()
+        self.methods
+            .iter()
+            .find(|(m, _)| m == want)
+            .map(|(_, k)| k.clone())
     }
 
     /// Whether `vm_id` is listed under `relationship` (e.g. `assertionMethod`).
@@ -862,6 +885,7 @@ fn verify_entry(
             }
         }
     }
+    let methods = decode_methods(&state);
     Ok(Version {
         version_id,
         number,
@@ -870,6 +894,7 @@ fn verify_entry(
         state,
         params: active,
         line: (*line).to_owned(),
+        methods,
     })
 }
 

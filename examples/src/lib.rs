@@ -14,6 +14,8 @@ use serde_json::{json, Map, Value};
 
 use bizcred_schemas::CredentialType;
 
+pub mod fixture;
+
 /// Passphrase for every key file in the demo (never use a fixed passphrase in production).
 pub const DEMO_PASSPHRASE: &str = "demo passphrase: not for production";
 
@@ -509,6 +511,11 @@ pub fn date(days_from_today: i64) -> String {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     bizcred_core::time::format_utc(now + days_from_today * 86_400)[..10].to_owned()
+}
+
+/// The example claim set of a type (Jennifer Ventures Inc.).
+pub fn example_claims(ty: CredentialType) -> Value {
+    Value::Object(example(ty))
 }
 
 fn example(ty: CredentialType) -> Map<String, Value> {

@@ -853,7 +853,16 @@ impl Issuer {
                 claims: app.claims.clone(),
                 decoys: 3,
             };
-            let sd = sd_jwt_vc::issue(req, &keys.assertion, &mut OsRng).map_err(|e| {
+            // Salts from a ChaCha20 CSPRNG seeded by the OS: one system call, not one per salt.
+            let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_rng(OsRng)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        e.to_string(),
+                    )
+                })?;
+            let sd = sd_jwt_vc::issue(req, &keys.assertion, &mut rng).map_err(|e| {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",

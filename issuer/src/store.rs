@@ -375,16 +375,20 @@ impl Store {
     }
 
     /// Stores a fresh `c_nonce` valid until `expires`.
+    ///
+    /// Not flushed on its own: a nonce lost in a crash only makes the wallet fetch another.
     pub fn put_nonce(&self, nonce: &str, expires: i64) -> Result<(), StoreError> {
         self.nonces
             .insert(nonce.as_bytes(), &expires.to_be_bytes())?;
-        self.flush()
+        Ok(())
     }
 
     /// Consumes a `c_nonce`: true when it existed and had not expired.
+    ///
+    /// Not flushed on its own: the issuance that follows flushes it with the credential's
+    /// record, and without an issuance a replayed nonce grants nothing.
     pub fn take_nonce(&self, nonce: &str, now: i64) -> Result<bool, StoreError> {
         let old = self.nonces.remove(nonce.as_bytes())?;
-        self.flush()?;
         Ok(old.is_some_and(|v| i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])) > now))
     }
 

@@ -171,6 +171,7 @@ const INDETERMINATE: [&str; 8] = [
 const STALE: [&str; 2] = ["REGISTRY_STALE", "STATUS_STALE"];
 
 struct Run<'a> {
+    holder_keys: sd_jwt_vc::HolderKeys,
     failures: Vec<Finding>,
     checks: Vec<Check>,
     ctx: Context<'a>,
@@ -219,6 +220,7 @@ struct Verified {
 /// Verifies `presentation` under `policy` with what the verifier knows.
 pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_>) -> Report {
     let mut run = Run {
+        holder_keys: sd_jwt_vc::HolderKeys::default(),
         failures: Vec::new(),
         checks: Vec::new(),
         ctx: *ctx,
@@ -228,7 +230,7 @@ pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_
     let mut summaries = Vec::new();
     let mut verified: Vec<Verified> = Vec::new();
 
-    let size = presentation.vp_token.to_string().len();
+    let size = json_size(presentation.vp_token);
     let tokens = presentation.vp_token.as_object();
     if size > MAX_PRESENTATION_LEN {
         run.fail(
@@ -325,6 +327,21 @@ pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_
     }
 }
 
+/// The serialized size of a JSON value, bounded work: strings dominate a `vp_token`.
+fn json_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => a.iter().map(json_size).sum::<usize>() + a.len() + 2,
+        Value::Object(m) => {
+            m.iter()
+                .map(|(k, v)| k.len() + 3 + json_size(v))
+                .sum::<usize>()
+                + 2
+        }
+        other => other.to_string().len(),
+    }
+}
+
 fn registry_freshness(run: &mut Run<'_>, as_of: &mut AsOf) {
     let now = run.ctx.now;
     let Some(trust) = run.ctx.trust else {
@@ -411,8 +428,9 @@ fn check_credential(
             return None;
         }
     };
+    // Decoded once: the payload names the issuer and key; the same decoding is verified below.
     let header = Jws::decode(&sd.jwt).ok();
-    let payload = sd.unverified_payload().ok();
+    let payload = header.as_ref().and_then(|h| h.claims().ok());
     let (Some(header), Some(payload)) = (header, payload) else {
         run.fail(
             id,
@@ -522,21 +540,22 @@ fn check_credential(
         clock_skew: run.policy.clock_skew,
         key_binding: Some(kb),
     };
-    let vc = match sd_jwt_vc::verify(&sd, &key, &opts) {
-        Ok(vc) => {
-            run.pass(id, "signature_and_disclosures");
-            vc
-        }
-        Err(e) => {
-            run.fail(
-                id,
-                "signature_and_disclosures",
-                &upper(e.code()),
-                e.to_string(),
-            );
-            return None;
-        }
-    };
+    let vc =
+        match sd_jwt_vc::verify_decoded(&sd, header, payload, &key, &opts, &mut run.holder_keys) {
+            Ok(vc) => {
+                run.pass(id, "signature_and_disclosures");
+                vc
+            }
+            Err(e) => {
+                run.fail(
+                    id,
+                    "signature_and_disclosures",
+                    &upper(e.code()),
+                    e.to_string(),
+                );
+                return None;
+            }
+        };
     if let Some(hk) = &vc.holder_key {
         if !run.policy.algorithms.contains(&hk.algorithm()) {
             run.fail(
@@ -549,11 +568,8 @@ fn check_credential(
     }
     let disclosed = vc.business_claims();
     // Schema of what was disclosed.
-    let violations = check_claims(
-        req.credential_type,
-        &Value::Object(disclosed.clone()),
-        Completeness::Disclosed,
-    );
+    let root = Value::Object(disclosed);
+    let violations = check_claims(req.credential_type, &root, Completeness::Disclosed);
     if violations.is_empty() {
         run.pass(id, "schema");
     }
@@ -562,7 +578,6 @@ fn check_credential(
     }
     // Requested claims and values.
     let mut all_there = true;
-    let root = Value::Object(disclosed.clone());
     for path in &req.claims {
         if path
             .iter()
@@ -582,7 +597,7 @@ fn check_credential(
         run.pass(id, "claims");
     }
     for (claim, accepted) in &req.values {
-        match disclosed.get(claim) {
+        match root.get(claim) {
             Some(v) if accepted.contains(v) => run.pass(id, "claim_values"),
             Some(v) => run.fail(
                 id,
@@ -597,6 +612,10 @@ fn check_credential(
         }
     }
     // Licence dates.
+    let disclosed = match root {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
     licence_dates(run, id, &disclosed);
     // Status.
     let status = check_status(run, id, &vc, trust, as_of, req.credential_type);
@@ -673,38 +692,52 @@ fn check_status(
         return "unknown".into();
     };
     let now = run.ctx.now;
-    let mut candidates: Vec<&str> = run
+    let issuer_prefix = format!("{}#", vc.issuer);
+    // The trust state's copy was verified with the issuer's key when the bundle was imported;
+    // only its expiry depends on now. Stapled copies are verified here. The freshest valid
+    // list wins: an old stapled list never overrides a newer one.
+    let mut stapled: Vec<status_list::VerifiedStatusList> = Vec::new();
+    let mut expired = false;
+    let mut last_err = None;
+    for token in run
         .ctx
         .stapled_status_lists
         .iter()
         .filter(|s| s.uri == reference.uri)
         .map(|s| s.token.as_str())
-        .collect();
-    if let Some(t) = trust.status_lists.get(&reference.uri) {
-        candidates.push(t);
-    }
-    // The freshest list that verifies with the issuer's key; an old stapled list never wins.
-    let mut best: Option<status_list::VerifiedStatusList> = None;
-    let mut expired = false;
-    let mut last_err = None;
-    for token in candidates {
+    {
         let verified = status_list::peek(token).and_then(|(kid, iat, _)| {
-            let key: PublicKey = trust.key_at(&vc.issuer, &kid, iat).map_err(|_| {
-                StatusListError::Malformed("not signed by a key of the credential's issuer")
-            })?;
-            if !kid.starts_with(&format!("{}#", vc.issuer)) {
+            if !kid.starts_with(&issuer_prefix) {
                 return Err(StatusListError::Malformed(
                     "not signed by the credential's issuer",
                 ));
             }
+            let key: PublicKey = trust.key_at(&vc.issuer, &kid, iat).map_err(|_| {
+                StatusListError::Malformed("not signed by a key of the credential's issuer")
+            })?;
             status_list::verify_token(token, &reference.uri, &key, now)
         });
         match verified {
-            Ok(v) if best.as_ref().is_none_or(|b| v.iat > b.iat) => best = Some(v),
-            Ok(_) => {}
+            Ok(v) => stapled.push(v),
             Err(StatusListError::Expired { .. }) => expired = true,
             Err(e) => last_err = Some(e),
         }
+    }
+    let mut best: Option<&status_list::VerifiedStatusList> = stapled.iter().max_by_key(|v| v.iat);
+    if let Some(v) = trust.verified_status.get(&reference.uri) {
+        if !v.kid.starts_with(&issuer_prefix) {
+            last_err = Some(StatusListError::Malformed(
+                "not signed by the credential's issuer",
+            ));
+        } else if v.exp.is_some_and(|e| now >= e) {
+            expired = true;
+        } else if best.is_none_or(|b| v.iat > b.iat) {
+            best = Some(v);
+        }
+    } else if trust.status_lists.contains_key(&reference.uri) {
+        last_err = Some(StatusListError::Malformed(
+            "the list does not verify with the issuer's key",
+        ));
     }
     let Some(list) = best else {
         let (code, msg) = if expired {

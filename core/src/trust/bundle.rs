@@ -378,5 +378,27 @@ pub fn import(
             state.status_lists.insert(sl.uri, sl.token);
         }
     }
+    // Verify and decode each new list once, with its issuer's key at its `iat`.
+    let pending: Vec<(String, String)> = state
+        .status_lists
+        .iter()
+        .filter(|(uri, token)| {
+            let iat = crate::status_list::peek(token).map(|(_, iat, _)| iat).ok();
+            state.verified_status.get(*uri).map(|v| v.iat) != iat
+        })
+        .map(|(u, t)| (u.clone(), t.clone()))
+        .collect();
+    for (uri, token) in pending {
+        let Ok((kid, iat, _)) = crate::status_list::peek(&token) else {
+            continue;
+        };
+        let did = kid.split('#').next().unwrap_or("");
+        let Ok(key) = state.key_at(did, &kid, iat) else {
+            continue;
+        };
+        if let Ok(v) = crate::status_list::verify_token_at(&token, &uri, &key, None) {
+            state.verified_status.insert(uri, v);
+        }
+    }
     Ok(Imported { state, added })
 }

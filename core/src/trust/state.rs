@@ -203,6 +203,9 @@ pub struct TrustState {
     pub registry_as_of: Option<i64>,
     /// Latest status list tokens by URI (from bundles).
     pub status_lists: BTreeMap<String, String>,
+    /// Those of them that verify with their issuer's key, decoded once at import (expiry is
+    /// checked at use).
+    pub verified_status: BTreeMap<String, crate::status_list::VerifiedStatusList>,
     entry_ids: HashSet<String>,
 }
 
@@ -256,6 +259,7 @@ impl TrustState {
             checkpoint_note: None,
             registry_as_of: None,
             status_lists: BTreeMap::new(),
+            verified_status: BTreeMap::new(),
             entry_ids: HashSet::new(),
         }
     }
