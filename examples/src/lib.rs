@@ -279,6 +279,12 @@ impl World {
     /// Creates the registry and the four agencies (with `extra_types` issued by the City for
     /// negative tests), onboards them, and starts everything.
     pub fn start(extra_city_types: &[CredentialType]) -> Result<World> {
+        World::start_with(extra_city_types, true)
+    }
+
+    /// Like [`World::start`]; with `prerequisites` false every agency issues without asking
+    /// for other agencies' credentials (to receive into a wallet that only receives).
+    pub fn start_with(extra_city_types: &[CredentialType], prerequisites: bool) -> Result<World> {
         let bins = Bins::locate()?;
         let root = tempfile::Builder::new()
             .prefix("bizcred-journey-")
@@ -326,7 +332,7 @@ impl World {
             } else {
                 &[]
             };
-            let a = world.create_agency(spec, extra)?;
+            let a = world.create_agency(spec, extra, prerequisites)?;
             world.agencies.push(a);
         }
         for i in 0..world.agencies.len() {
@@ -335,7 +341,12 @@ impl World {
         Ok(world)
     }
 
-    fn create_agency(&self, spec: AgencySpec, extra: &[CredentialType]) -> Result<Agency> {
+    fn create_agency(
+        &self,
+        spec: AgencySpec,
+        extra: &[CredentialType],
+        prerequisites: bool,
+    ) -> Result<Agency> {
         let dir = self.root.path().join(spec.key);
         std::fs::create_dir_all(&dir)?;
         let port = free_port()?;
@@ -345,7 +356,7 @@ impl World {
         types.extend_from_slice(extra);
         let config = dir.join("agency.toml");
         let toml = format!(
-            "[agency]\nname_en = {:?}\nname_fr = {:?}\n\n[server]\npublic_url = \"http://localhost:{port}\"\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\npath = {:?}\n\n[registry]\nurl = {:?}\norigin = {:?}\nlog_key_name = {:?}\nlog_key = {:?}\n\n[issuance]\ntypes = [{}]\n\n[status]\nlist_size = 4096\nresign_interval_seconds = 5\nvalidity_seconds = 172800\n\n[admin]\ntoken_sha256 = [{:?}]\n",
+            "[agency]\nname_en = {:?}\nname_fr = {:?}\n\n[server]\npublic_url = \"http://localhost:{port}\"\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\npath = {:?}\n\n[registry]\nurl = {:?}\norigin = {:?}\nlog_key_name = {:?}\nlog_key = {:?}\n\n[issuance]\ntypes = [{}]\n{}\n[status]\nlist_size = 4096\nresign_interval_seconds = 5\nvalidity_seconds = 172800\n\n[admin]\ntoken_sha256 = [{:?}]\n",
             spec.name_en,
             spec.name_fr,
             dir.join("data").to_string_lossy(),
@@ -354,6 +365,7 @@ impl World {
             self.anchor["log_key_name"].as_str().unwrap_or_default(),
             self.anchor["log_key"].as_str().unwrap_or_default(),
             types.iter().map(|t| format!("{:?}", t.slug())).collect::<Vec<_>>().join(", "),
+            if prerequisites { String::new() } else { format!("\n[issuance.prerequisites]\n{}", types.iter().map(|t| format!("{:?} = []\n", t.slug())).collect::<String>()) },
             tok["token_sha256"].as_str().unwrap_or_default(),
         );
         write(&config, &toml)?;

@@ -260,7 +260,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token => {
             let mut b = [0u8; 32];
             OsRng.fill_bytes(&mut b);
-            let token = bizcred_core::base64url_encode(b);
+            // Hex, so a token never starts with `-` on a command line.
+            let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
             let hash = bizcred_issuer::store::sha256_hex(token.as_bytes());
             out.say(&format!("admin token (keep it secret): {token}\nput in agency.toml: [admin] token_sha256 = [\"{hash}\"]"), &json!({"token": token, "token_sha256": hash}));
             Ok(ExitCode::SUCCESS)

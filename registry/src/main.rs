@@ -401,7 +401,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             let mut token = [0u8; 32];
             OsRng.fill_bytes(&mut token);
-            let token = Zeroizing::new(bizcred_core::base64url_encode(token));
+            // Hex, so a token never starts with `-` on a command line.
+            let token = Zeroizing::new(hex(&token));
             let cfg = Config {
                 origin: origin.clone(),
                 admin_token_sha256: vec![hex(&service::token_hash(&token))],

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""An independent OpenID4VCI 1.0 wallet, written from the specifications only (Python,
+`cryptography` and `requests`; no bizcred code), used to check that bizcred issuers interoperate.
+
+Usage: oid4vci_wallet.py <openid-credential-offer URI> <tx_code>
+
+It runs the pre-authorized code flow (offer by value or by reference, issuer and authorization
+server metadata, token with tx_code, nonce, `openid4vci-proof+jwt` key proof, credential
+request), then verifies the SD-JWT VC it receives: it resolves the issuer's did:webvh DID by
+fetching its DID log from the location the did:webvh spec gives, takes the key the header's
+`kid` names in the version in force at the credential's `iat`, checks the Ed25519 signature,
+the `cnf` binding to its own key and every disclosure's digest, and prints the verified claims
+as JSON. Exit 0 on success, 1 on any failure.
+"""
+import base64
+import hashlib
+import json
+import sys
+import time
+import urllib.parse
+from datetime import datetime, timezone
+
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives import serialization
+
+PRE_AUTH = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64u(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def b58decode(s: str) -> bytes:
+    n = 0
+    for c in s:
+        n = n * 58 + B58.index(c)
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
+    return b"\x00" * (len(s) - len(s.lstrip("1"))) + raw
+
+
+def fail(msg):
+    print(json.dumps({"error": msg}))
+    sys.exit(1)
+
+
+def parse_time(t: str) -> int:
+    return int(datetime.strptime(t[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+
+
+def did_log_url(did: str) -> str:
+    # did:webvh:<scid>:<domain>[:path...] -> https://domain/path/did.jsonl (http for localhost)
+    parts = did.split(":")[3:]
+    host = urllib.parse.unquote(parts[0])
+    scheme = "http" if host.startswith("localhost") else "https"
+    if len(parts) == 1:
+        return f"{scheme}://{host}/.well-known/did.jsonl"
+    return f"{scheme}://{host}/" + "/".join(parts[1:]) + "/did.jsonl"
+
+
+def resolve_key(kid: str, at: int) -> Ed25519PublicKey:
+    did = kid.split("#")[0]
+    lines = [json.loads(l) for l in requests.get(did_log_url(did), timeout=10).text.splitlines() if l.strip()]
+    active = [e for e in lines if parse_time(e["versionTime"]) <= at]
+    if not active:
+        fail("the DID did not exist at the credential's iat")
+    state = active[-1]["state"]
+    if state["id"] != did:
+        fail("the DID log is not the log of the issuer's DID")
+    for vm in state.get("verificationMethod", []):
+        vid = vm["id"] if not vm["id"].startswith("#") else did + vm["id"]
+        if vid == kid:
+            mk = b58decode(vm["publicKeyMultibase"][1:])
+            if mk[:2] != b"\xed\x01":
+                fail("not an Ed25519 multikey")
+            return Ed25519PublicKey.from_public_bytes(mk[2:])
+    fail(f"{kid} is not in the issuer's DID document")
+
+
+def main():
+    offer_uri, tx_code = sys.argv[1], sys.argv[2]
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(offer_uri).query)
+    if "credential_offer" in q:
+        offer = json.loads(q["credential_offer"][0])
+    else:
+        offer = requests.get(q["credential_offer_uri"][0], timeout=10).json()
+    issuer = offer["credential_issuer"]
+    config_id = offer["credential_configuration_ids"][0]
+    code = offer["grants"][PRE_AUTH]["pre-authorized_code"]
+    meta = requests.get(issuer + "/.well-known/openid-credential-issuer", timeout=10).json()
+    if meta["credential_issuer"] != issuer:
+        fail("metadata names another issuer")
+    conf = meta["credential_configurations_supported"][config_id]
+    as_url = (meta.get("authorization_servers") or [issuer])[0]
+    as_meta = requests.get(as_url + "/.well-known/oauth-authorization-server", timeout=10).json()
+    tok = requests.post(as_meta["token_endpoint"], data={"grant_type": PRE_AUTH, "pre-authorized_code": code, "tx_code": tx_code}, timeout=10)
+    if tok.status_code != 200:
+        fail(f"token: {tok.status_code} {tok.text}")
+    access = tok.json()["access_token"]
+    nonce = requests.post(meta["nonce_endpoint"], timeout=10).json()["c_nonce"]
+
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64u(pub)}
+    header = b64u(json.dumps({"alg": "EdDSA", "typ": "openid4vci-proof+jwt", "jwk": jwk}).encode())
+    payload = b64u(json.dumps({"aud": issuer, "iat": int(time.time()), "nonce": nonce}).encode())
+    proof = f"{header}.{payload}.{b64u(key.sign(f'{header}.{payload}'.encode()))}"
+    r = requests.post(meta["credential_endpoint"], json={"credential_configuration_id": config_id, "proofs": {"jwt": [proof]}}, headers={"Authorization": f"Bearer {access}"}, timeout=10)
+    if r.status_code != 200:
+        fail(f"credential: {r.status_code} {r.text}")
+    sd_jwt = r.json()["credentials"][0]["credential"]
+
+    parts = sd_jwt.split("~")
+    jwt, disclosures = parts[0], [d for d in parts[1:-1] if d]
+    h64, p64, s64 = jwt.split(".")
+    head, body = json.loads(unb64u(h64)), json.loads(unb64u(p64))
+    if head.get("typ") != "dc+sd-jwt" or head.get("alg") != "EdDSA":
+        fail(f"unexpected header {head}")
+    if body.get("vct") != conf["vct"]:
+        fail("vct differs from the configuration")
+    issuer_key = resolve_key(head["kid"], body["iat"])
+    try:
+        issuer_key.verify(unb64u(s64), f"{h64}.{p64}".encode())
+    except Exception:
+        fail("the issuer signature does not verify with the key from the issuer's DID")
+    if body["cnf"]["jwk"]["x"] != jwk["x"]:
+        fail("the credential is not bound to this wallet's key")
+
+    digests = {}
+    for d in disclosures:
+        digests[b64u(hashlib.sha256(d.encode()).digest())] = json.loads(unb64u(d))
+
+    def expand(v):
+        if isinstance(v, dict):
+            out = {k: expand(x) for k, x in v.items() if k != "_sd" and k != "_sd_alg"}
+            for dg in v.get("_sd", []):
+                if dg in digests:
+                    _, name, value = digests.pop(dg)
+                    out[name] = expand(value)
+            return out
+        if isinstance(v, list):
+            out = []
+            for x in v:
+                if isinstance(x, dict) and list(x) == ["..."]:
+                    if x["..."] in digests:
+                        out.append(expand(digests.pop(x["..."])[1]))
+                else:
+                    out.append(expand(x))
+            return out
+        return v
+
+    claims = expand(body)
+    if digests:
+        fail("a disclosure is not referenced by the signed payload")
+    print(json.dumps({"vct": body["vct"], "iss": body["iss"], "claims": claims}))
+
+
+if __name__ == "__main__":
+    main()
