@@ -527,3 +527,73 @@ fn credentials_that_do_not_check_are_not_stored() {
         assert_eq!(l, json!([]), "nothing stored");
     }
 }
+
+#[test]
+fn kill_9_during_import_imports_all_or_nothing() {
+    let world = World::start(&[]).expect("world");
+    let bins = &world.bins;
+    let root = world.root.path().to_path_buf();
+    let w = Wallet::create(bins, &root, "source").expect("wallet");
+    for i in 0..4 {
+        let app = world
+            .admin(
+                "obr",
+                &[
+                    "apply",
+                    "--type",
+                    "certificate-of-incorporation",
+                    "--claims",
+                    &world
+                        .claims_file(&format!("i{i}"), &Business::jennifer().incorporation())
+                        .expect("f")
+                        .to_string_lossy(),
+                ],
+            )
+            .expect("apply");
+        let offer = world
+            .admin(
+                "obr",
+                &["approve", app["application_id"].as_str().expect("id")],
+            )
+            .expect("approve");
+        w.ok(
+            bins,
+            &[
+                "receive",
+                offer["credential_offer_uri"].as_str().expect("uri"),
+                "--tx-code",
+                offer["tx_code"].as_str().expect("tx"),
+            ],
+        )
+        .expect("receive");
+    }
+    let backup = root.join("backup.bin");
+    w.ok(bins, &["export", "--out", &backup.to_string_lossy()])
+        .expect("export");
+    for (n, delay_ms) in [5u64, 40, 90, 150, 250, 500].into_iter().enumerate() {
+        let target = Wallet::create(bins, &root, &format!("t{n}")).expect("wallet");
+        let mut child = bins
+            .cmd("bizcred-wallet")
+            .args([
+                "--wallet-dir",
+                &target.dir.to_string_lossy(),
+                "import",
+                "--in",
+                &backup.to_string_lossy(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        let got = list(&world, &target).len();
+        assert!(
+            got == 0 || got == 4,
+            "a killed import left {got} of 4 credentials"
+        );
+    }
+}

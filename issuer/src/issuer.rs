@@ -940,7 +940,15 @@ impl Issuer {
         let keys = self.keys.read().map_err(|_| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lock")
         })?;
-        let now = self.now().max(keys.valid_from);
+        // Strictly after the previous list, so a newer list always carries a larger `iat`
+        // (verifiers keep the list with the largest one).
+        let last = self
+            .status_token
+            .read()
+            .ok()
+            .and_then(|t| t.as_ref().map(|(at, _)| *at))
+            .unwrap_or(i64::MIN);
+        let now = self.now().max(keys.valid_from).max(last.saturating_add(1));
         let token = status_list::sign_token(
             &list,
             &self.status_uri(),

@@ -345,36 +345,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if cli.quiet {
-        "error"
-    } else {
-        ["warn", "info", "debug"][usize::from(cli.verbose.min(2))]
+    let out = bizcred_cli::Output {
+        json: cli.json,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
-        )
-        .init();
-    let json = cli.json;
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(c) => c,
-        Err(e) => {
-            if json {
-                println!("{}", json!({"error": format!("{e:#}")}));
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    bizcred_cli::main(out, run(cli))
 }

@@ -365,30 +365,27 @@ pub fn import(
     }
     // Per list, the newest wins (by the issuer-signed `iat`); an older copy never replaces a
     // newer one, whatever the bundle's own time.
+    let mut changed = Vec::new();
     for sl in bundle.status_lists {
+        let held = state.status_lists.get(&sl.uri);
+        if held.is_some_and(|t| *t == sl.token) {
+            continue;
+        }
         let new_iat = crate::status_list::peek(&sl.token)
             .map(|(_, iat, _)| iat)
             .unwrap_or(i64::MIN);
-        let held_iat = state
-            .status_lists
-            .get(&sl.uri)
+        let held_iat = held
             .and_then(|t| crate::status_list::peek(t).ok())
             .map(|(_, iat, _)| iat);
         if held_iat.is_none_or(|h| new_iat >= h) {
+            changed.push((sl.uri.clone(), sl.token.clone()));
             state.status_lists.insert(sl.uri, sl.token);
         }
     }
-    // Verify and decode each new list once, with its issuer's key at its `iat`.
-    let pending: Vec<(String, String)> = state
-        .status_lists
-        .iter()
-        .filter(|(uri, token)| {
-            let iat = crate::status_list::peek(token).map(|(_, iat, _)| iat).ok();
-            state.verified_status.get(*uri).map(|v| v.iat) != iat
-        })
-        .map(|(u, t)| (u.clone(), t.clone()))
-        .collect();
-    for (uri, token) in pending {
+    // Verify and decode each new list once, with its issuer's key at its `iat`; a list that
+    // does not verify leaves no decoded copy behind.
+    for (uri, token) in changed {
+        state.verified_status.remove(&uri);
         let Ok((kid, iat, _)) = crate::status_list::peek(&token) else {
             continue;
         };

@@ -1,0 +1,53 @@
+//! Shared plumbing of the bizcred service binaries (`bizcred-registry`, `bizcred-issuer`,
+//! `bizcred-verifier`): logs on stderr (never stdout, which is data), the tokio runtime, and
+//! the error contract: a failed command prints `error: <cause chain>` on stderr, with `--json`
+//! also `{"error": ...}` on stdout, and exits 2.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+/// Global output options every binary takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// `--json`.
+    pub json: bool,
+    /// `-q`.
+    pub quiet: bool,
+    /// `-v` count.
+    pub verbose: u8,
+}
+
+/// Sets up logging, runs `command` on a multi-threaded runtime, and maps an error to exit 2.
+pub fn main(out: Output, command: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let level = if out.quiet {
+        "error"
+    } else {
+        ["warn", "info", "debug"][usize::from(out.verbose.min(2))]
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(command) {
+        Ok(code) => code,
+        Err(e) => {
+            if out.json {
+                println!("{}", serde_json::json!({"error": format!("{e:#}")}));
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
