@@ -2,7 +2,7 @@
 """An independent OpenID4VCI 1.0 wallet, written from the specifications only (Python,
 `cryptography` and `requests`; no bizcred code), used to check that bizcred issuers interoperate.
 
-Usage: oid4vci_wallet.py <openid-credential-offer URI> <tx_code>
+Usage: oid4vci_wallet.py <openid-credential-offer URI> <tx_code> [--store FILE]
 
 It runs the pre-authorized code flow (offer by value or by reference, issuer and authorization
 server metadata, token with tx_code, nonce, `openid4vci-proof+jwt` key proof, credential
@@ -10,7 +10,9 @@ request), then verifies the SD-JWT VC it receives: it resolves the issuer's did:
 fetching its DID log from the location the did:webvh spec gives, takes the key the header's
 `kid` names in the version in force at the credential's `iat`, checks the Ed25519 signature,
 the `cnf` binding to its own key and every disclosure's digest, and prints the verified claims
-as JSON. Exit 0 on success, 1 on any failure.
+as JSON. With `--store FILE` it keeps one holder key and every credential it receives in FILE
+(plain JSON: this is a test wallet), for `oid4vp_wallet.py` to present. Exit 0 on success, 1 on
+any failure.
 """
 import base64
 import hashlib
@@ -82,8 +84,20 @@ def resolve_key(kid: str, at: int) -> Ed25519PublicKey:
     fail(f"{kid} is not in the issuer's DID document")
 
 
+def load_store(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        key = Ed25519PrivateKey.generate()
+        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+        return {"key": b64u(raw), "credentials": []}
+
+
 def main():
     offer_uri, tx_code = sys.argv[1], sys.argv[2]
+    store_path = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--store" else None
+    store = load_store(store_path) if store_path else None
     q = urllib.parse.parse_qs(urllib.parse.urlparse(offer_uri).query)
     if "credential_offer" in q:
         offer = json.loads(q["credential_offer"][0])
@@ -104,7 +118,7 @@ def main():
     access = tok.json()["access_token"]
     nonce = requests.post(meta["nonce_endpoint"], timeout=10).json()["c_nonce"]
 
-    key = Ed25519PrivateKey.generate()
+    key = Ed25519PrivateKey.from_private_bytes(unb64u(store["key"])) if store else Ed25519PrivateKey.generate()
     pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64u(pub)}
     header = b64u(json.dumps({"alg": "EdDSA", "typ": "openid4vci-proof+jwt", "jwk": jwk}).encode())
@@ -157,6 +171,10 @@ def main():
     claims = expand(body)
     if digests:
         fail("a disclosure is not referenced by the signed payload")
+    if store is not None:
+        store["credentials"].append({"vct": body["vct"], "sd_jwt": sd_jwt})
+        with open(store_path, "w") as f:
+            json.dump(store, f)
     print(json.dumps({"vct": body["vct"], "iss": body["iss"], "claims": claims}))
 
 

@@ -1,13 +1,71 @@
 //! Interoperability with an independent OpenID4VCI wallet (`tests/interop/oid4vci_wallet.py`,
 //! Python, written from the specifications with no bizcred code): given only the offer URI and
 //! the transaction code, it receives a credential of each of the four types from bizcred
-//! issuers and verifies it with the key it resolves from the issuer's did:webvh DID.
+//! issuers and verifies it with the key it resolves from the issuer's did:webvh DID. Its
+//! OpenID4VP half (`tests/interop/oid4vp_wallet.py`) then answers the bank's loan-application
+//! request with presentations it builds itself, and the bank decides on them offline.
 
+use std::path::Path;
 use std::process::Command;
 
-use bizcred_examples::{example_claims, World};
+use bizcred_examples::{date, example_claims, Bank, World};
 use bizcred_schemas::CredentialType;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+const FOUR: [(&str, CredentialType); 4] = [
+    ("obr", CredentialType::CertificateOfIncorporation),
+    ("cra", CredentialType::BusinessNumber),
+    ("city", CredentialType::MunicipalBusinessLicence),
+    ("agco", CredentialType::LiquorSalesLicence),
+];
+
+fn script(name: &str) -> String {
+    format!("{}/interop/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Has `agency` approve `claims` and the independent wallet receive them; returns its output.
+fn independent_receive(
+    world: &World,
+    agency: &str,
+    ty: CredentialType,
+    claims: &Value,
+    store: Option<&Path>,
+) -> Value {
+    let file = world.claims_file(agency, claims).expect("claims");
+    let app = world
+        .admin(
+            agency,
+            &[
+                "apply",
+                "--type",
+                ty.slug(),
+                "--claims",
+                &file.to_string_lossy(),
+            ],
+        )
+        .expect("apply");
+    let offer = world
+        .admin(
+            agency,
+            &["approve", app["application_id"].as_str().expect("id")],
+        )
+        .expect("approve");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script("oid4vci_wallet.py"))
+        .arg(offer["credential_offer_uri"].as_str().expect("uri"))
+        .arg(offer["tx_code"].as_str().expect("tx"));
+    if let Some(s) = store {
+        cmd.arg("--store").arg(s);
+    }
+    let out = cmd.output().expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{agency}: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("json")
+}
 
 fn python_ready() -> bool {
     let ok = Command::new("python3")
@@ -31,47 +89,8 @@ fn an_independent_wallet_receives_all_four_types() {
     }
     // The independent wallet only receives, so these agencies do not ask for prerequisites.
     let world = World::start_with(&[], false).expect("world");
-    let wallet = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/oid4vci_wallet.py");
-    for (agency, ty) in [
-        ("obr", CredentialType::CertificateOfIncorporation),
-        ("cra", CredentialType::BusinessNumber),
-        ("city", CredentialType::MunicipalBusinessLicence),
-        ("agco", CredentialType::LiquorSalesLicence),
-    ] {
-        let claims = world
-            .claims_file(agency, &example_claims(ty))
-            .expect("claims");
-        let app = world
-            .admin(
-                agency,
-                &[
-                    "apply",
-                    "--type",
-                    ty.slug(),
-                    "--claims",
-                    &claims.to_string_lossy(),
-                ],
-            )
-            .expect("apply");
-        let offer = world
-            .admin(
-                agency,
-                &["approve", app["application_id"].as_str().expect("id")],
-            )
-            .expect("approve");
-        let out = Command::new("python3")
-            .arg(wallet)
-            .arg(offer["credential_offer_uri"].as_str().expect("uri"))
-            .arg(offer["tx_code"].as_str().expect("tx"))
-            .output()
-            .expect("python");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{agency}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got: Value = serde_json::from_str(stdout.trim()).expect("json");
+    for (agency, ty) in FOUR {
+        let got = independent_receive(&world, agency, ty, &example_claims(ty), None);
         assert_eq!(got["vct"], ty.vct());
         assert_eq!(got["iss"], world.agency(agency).did);
         let expected = example_claims(ty);
@@ -79,4 +98,68 @@ fn an_independent_wallet_receives_all_four_types() {
             assert_eq!(&got["claims"][k], v, "{agency}: claim {k}");
         }
     }
+}
+
+#[test]
+fn the_bank_accepts_presentations_from_an_independent_wallet() {
+    if !python_ready() {
+        return;
+    }
+    let world = World::start_with(&[], false).expect("world");
+    let store = world.root.path().join("independent-wallet.json");
+    for (agency, ty) in FOUR {
+        let mut claims = example_claims(ty);
+        if ty.slug().contains("licence") {
+            claims["issue_date"] = json!(date(-30));
+            claims["expiry_date"] = json!(date(300));
+        }
+        independent_receive(&world, agency, ty, &claims, Some(&store));
+    }
+    let bank = Bank::start(
+        &world,
+        include_str!("../../verifier/policies/loan-application.toml"),
+    )
+    .expect("bank");
+    bank.sync(&world).expect("sync");
+    let client = reqwest::blocking::Client::new();
+    let req: Value = client
+        .post(format!("{}/requests", bank.service.url))
+        .send()
+        .and_then(|r| r.json())
+        .expect("request");
+    let uri = req["request_uri"].as_str().expect("request_uri");
+    let present = || {
+        let out = Command::new("python3")
+            .arg(script("oid4vp_wallet.py"))
+            .arg(uri)
+            .arg(&store)
+            .output()
+            .expect("python");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let v: Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|_| panic!("{stdout} {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.success(), v)
+    };
+    let (ok, got) = present();
+    assert!(ok, "{got}");
+    assert_eq!(got["answer"]["verdict"], "ACCEPT", "{got}");
+    // Only what was asked is disclosed: the business-number query names three claims.
+    assert_eq!(got["disclosed"]["business_number"], 3, "{got}");
+    let tx = req["transaction_id"].as_str().expect("tx");
+    let result: Value = client
+        .get(format!("{}/transactions/{tx}", bank.service.url))
+        .send()
+        .and_then(|r| r.json())
+        .expect("result");
+    assert_eq!(result["report"]["verdict"], "ACCEPT", "{result}");
+    assert!(!result["receipt"].is_null(), "{result}");
+
+    // A request is answered once: afterwards the verifier no longer serves it.
+    let (ok, again) = present();
+    assert!(!ok, "{again}");
+    let msg = again["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("404") && msg.contains("invalid_request_uri"),
+        "{again}"
+    );
 }
