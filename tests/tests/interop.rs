@@ -3,13 +3,19 @@
 //! the transaction code, it receives a credential of each of the four types from bizcred
 //! issuers and verifies it with the key it resolves from the issuer's did:webvh DID. Its
 //! OpenID4VP half (`tests/interop/oid4vp_wallet.py`) then answers the bank's loan-application
-//! request with presentations it builds itself, and the bank decides on them offline.
+//! request with presentations it builds itself, and the bank decides on them offline. Finally an
+//! independent SD-JWT issuer and holder (`tests/interop/sd_jwt_issue_present.py`) signs the four
+//! credentials with registered issuer keys and presents them: the verifier library decides on
+//! them as on its own (same verdicts, same disclosed claims, same reason codes).
 
 use std::path::Path;
 use std::process::Command;
 
+use bizcred_core::trust::bundle;
+use bizcred_examples::fixture::Fixture;
 use bizcred_examples::{date, example_claims, Bank, World};
 use bizcred_schemas::CredentialType;
+use bizcred_verifier::{Context, Presentation, Verdict};
 use serde_json::{json, Value};
 
 const FOUR: [(&str, CredentialType); 4] = [
@@ -161,5 +167,121 @@ fn the_bank_accepts_presentations_from_an_independent_wallet() {
     assert!(
         msg.contains("404") && msg.contains("invalid_request_uri"),
         "{again}"
+    );
+}
+
+/// The `vp_token` the independent SD-JWT implementation (`tests/interop/sd_jwt_issue_present.py`)
+/// issues with the fixture agencies' registered keys and presents with the fixture holder's key.
+fn independent_vp_token(f: &Fixture, aud: &str, nonce: &str, tamper: bool) -> Value {
+    let credentials: Vec<Value> = f
+        .policy
+        .credentials
+        .iter()
+        .zip(&f.agencies)
+        .enumerate()
+        .map(|(i, (q, a))| {
+            assert_eq!(q.credential_type, a.ty);
+            json!({
+                "id": q.id,
+                "issuer": a.did,
+                "kid": format!("{}#key-1", a.did),
+                "key": hex(&a.key.to_bytes()),
+                "vct": a.ty.vct(),
+                "claims": example_claims(a.ty),
+                "status": {"idx": 2000 + i, "uri": f.status_lists()[i].uri},
+                "iat": f.now - 3600,
+                "exp": f.now + 365 * 86_400,
+                "disclose": q.claims.iter().map(|p| p[0].clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let input = json!({
+        "aud": aud,
+        "nonce": nonce,
+        "iat": f.now - 5,
+        "holder_key": hex(&f.holder.to_bytes()),
+        "credentials": credentials,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("input.json");
+    std::fs::write(&file, input.to_string()).expect("write");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script("sd_jwt_issue_present.py")).arg(&file);
+    if tamper {
+        cmd.arg("--tamper");
+    }
+    let out = cmd.output().expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("vp_token")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn sd_jwts_from_an_independent_implementation_verify_the_same_way() {
+    if !python_ready() {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .expect("clock");
+    let f = Fixture::new(now);
+    let trust = bundle::import(None, &f.anchor(), &f.bundle(0), f.now)
+        .expect("import")
+        .state;
+    let ctx = Context {
+        trust: Some(&trust),
+        stapled_status_lists: &[],
+        now: f.now,
+    };
+    let aud = "decentralized_identifier:did:jwk:interop";
+    let check = |vp: &Value| {
+        bizcred_verifier::verify(
+            &Presentation {
+                vp_token: vp,
+                nonce: "interop-nonce",
+                audience: aud,
+            },
+            &f.policy,
+            &ctx,
+        )
+    };
+    let codes = |r: &bizcred_verifier::Report| -> Vec<String> {
+        r.failures.iter().map(|x| x.code.clone()).collect()
+    };
+
+    // bizcred's own presentation and the independent one get the same verdict and disclose
+    // the same claims.
+    let ours = check(&f.presentation(aud, "interop-nonce"));
+    let theirs = check(&independent_vp_token(&f, aud, "interop-nonce", false));
+    assert_eq!(ours.verdict, Verdict::Accept, "{:?}", codes(&ours));
+    assert_eq!(theirs.verdict, Verdict::Accept, "{:?}", codes(&theirs));
+    for (a, b) in ours.credentials.iter().zip(&theirs.credentials) {
+        assert_eq!(a.disclosed, b.disclosed);
+    }
+
+    // A changed disclosure from the independent implementation: the same reason as for ours.
+    let tampered = check(&independent_vp_token(&f, aud, "interop-nonce", true));
+    assert_eq!(tampered.verdict, Verdict::Reject);
+    assert!(
+        codes(&tampered).contains(&"DISCLOSURE_NOT_REFERENCED".to_owned()),
+        "{:?}",
+        codes(&tampered)
+    );
+
+    // Bound to another verifier's nonce: refused on key binding.
+    let replayed = check(&independent_vp_token(&f, aud, "another-nonce", false));
+    assert_eq!(replayed.verdict, Verdict::Reject);
+    assert!(
+        codes(&replayed).iter().any(|c| c.contains("NONCE")),
+        "{:?}",
+        codes(&replayed)
     );
 }
