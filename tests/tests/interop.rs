@@ -6,14 +6,16 @@
 //! request with presentations it builds itself, and the bank decides on them offline. Finally an
 //! independent SD-JWT issuer and holder (`tests/interop/sd_jwt_issue_present.py`) signs the four
 //! credentials with registered issuer keys and presents them: the verifier library decides on
-//! them as on its own (same verdicts, same disclosed claims, same reason codes).
+//! them as on its own (same verdicts, same disclosed claims, same reason codes). And the other
+//! way round: the bizcred wallet receives from an independent OpenID4VCI issuer and presents to
+//! an independent OpenID4VP verifier (`tests/interop/oid4_services.py`).
 
 use std::path::Path;
 use std::process::Command;
 
 use bizcred_core::trust::bundle;
 use bizcred_examples::fixture::Fixture;
-use bizcred_examples::{date, example_claims, Bank, World};
+use bizcred_examples::{date, example_claims, free_port, Bank, Bins, Wallet, World};
 use bizcred_schemas::CredentialType;
 use bizcred_verifier::{Context, Presentation, Verdict};
 use serde_json::{json, Value};
@@ -284,4 +286,86 @@ fn sd_jwts_from_an_independent_implementation_verify_the_same_way() {
         "{:?}",
         codes(&replayed)
     );
+}
+
+/// Kills the independent services when the test ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_wallet_receives_from_and_presents_to_independent_services() {
+    use std::io::BufRead;
+    if !python_ready() {
+        return;
+    }
+    let bins = Bins::locate().expect("binaries");
+    let root = tempfile::tempdir().expect("tempdir");
+    let wallet = Wallet::create(&bins, root.path(), "wallet").expect("wallet");
+    let ty = CredentialType::BusinessNumber;
+    let cred = root.path().join("credential.json");
+    std::fs::write(
+        &cred,
+        json!({"vct": ty.vct(), "claims": example_claims(ty)}).to_string(),
+    )
+    .expect("write");
+    let port = free_port().expect("port");
+    let mut child = Child(
+        Command::new("python3")
+            .arg(script("oid4_services.py"))
+            .arg(port.to_string())
+            .arg(&cred)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    let svc: Value = serde_json::from_str(&line).expect("json");
+    let s = |k: &str| svc[k].as_str().expect(k).to_owned();
+
+    // A wrong transaction code is refused by the independent issuer; nothing is stored.
+    let (code, _, _) = wallet
+        .run(&bins, &["receive", &s("offer_uri"), "--tx-code", "000000x"])
+        .expect("run");
+    assert_eq!(code, 1);
+    let received = wallet
+        .ok(
+            &bins,
+            &["receive", &s("offer_uri"), "--tx-code", &s("tx_code")],
+        )
+        .expect("receive from the independent issuer");
+    assert_eq!(received["vct"], ty.vct());
+    assert!(received["issuer"]
+        .as_str()
+        .is_some_and(|i| i.starts_with("did:jwk:")));
+    let listed = wallet.ok(&bins, &["list"]).expect("list");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    let presented = wallet
+        .ok(&bins, &["present", &s("request_uri"), "--yes"])
+        .expect("present to the independent verifier");
+    assert_eq!(presented["result"], "sent", "{presented}");
+    let result: Value = reqwest::blocking::get(format!("http://localhost:{port}/result"))
+        .and_then(|r| r.json())
+        .expect("result");
+    assert_eq!(result["verdict"], "valid", "{result}");
+    // Exactly the two claims asked for, nothing else.
+    assert_eq!(
+        result["disclosed"],
+        json!({"business_number": "812345676", "legal_name": "Jennifer Ventures Inc."}),
+        "{result}"
+    );
+    // Answered once: the verifier no longer serves the request, and the wallet says so.
+    let (code, _, _) = wallet
+        .run(&bins, &["present", &s("request_uri"), "--yes"])
+        .expect("run");
+    assert_ne!(code, 0);
 }
