@@ -20,7 +20,6 @@ response endpoint that verifies the presentation (issuer signature, digests, key
 typ, signature by the `cnf` key, aud, nonce, iat, sd_hash) and records which claims were
 disclosed. `GET /result` returns the verdict (404 until a response arrived).
 """
-import base64
 import hashlib
 import json
 import os
@@ -36,16 +35,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oid4vci_wallet import b64u, unb64u  # noqa: E402
+
 PRE_AUTH = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 REQUESTED = ["business_number", "legal_name"]
-
-
-def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64u(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
 def rand() -> str:

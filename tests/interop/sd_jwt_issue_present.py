@@ -13,7 +13,6 @@ the requested disclosures are kept and a `kb+jwt` key-binding JWT (aud, nonce, i
 appended. Prints a DCQL `vp_token` (query id -> [presentation]) on stdout. With `--tamper` the last
 credential's first kept disclosure carries a changed value (so its digest is no longer signed).
 """
-import base64
 import hashlib
 import json
 import os
@@ -21,13 +20,8 @@ import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-
-def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64u(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oid4vci_wallet import b64u, unb64u  # noqa: E402
 
 
 def jws(header: dict, payload: dict, key: Ed25519PrivateKey) -> str:
