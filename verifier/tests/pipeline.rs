@@ -263,6 +263,14 @@ impl World {
     }
     /// The verifier's trust state: a bundle signed at `at` with status lists signed at `status_at`.
     fn trust(&self, at: i64, status_at: i64) -> TrustState {
+        let anchor = bundle::TrustAnchor::of(&self.state).expect("anchor");
+        bundle::import(None, &anchor, &self.bundle(0, at, status_at), at.max(NOW))
+            .expect("import")
+            .state
+    }
+    /// A bundle for a verifier holding `from` entries, signed at `at`, with status lists
+    /// signed at `status_at`.
+    fn bundle(&self, from: u64, at: i64, status_at: i64) -> String {
         let cp = Checkpoint {
             origin: ORIGIN.into(),
             size: self.state.size(),
@@ -274,20 +282,16 @@ impl World {
             .iter()
             .map(|a| a.status_token(status_at))
             .collect();
-        let text = bundle::export(
+        bundle::export(
             &self.state,
             &note,
-            0,
+            from,
             &self.entries,
             lists,
             at,
             &self.log_key,
         )
-        .expect("export");
-        let anchor = bundle::TrustAnchor::of(&self.state).expect("anchor");
-        bundle::import(None, &anchor, &text, at.max(NOW))
-            .expect("import")
-            .state
+        .expect("export")
     }
     fn credentials(&self) -> Vec<SdJwt> {
         let hk = self.holder.public_key();
@@ -573,6 +577,29 @@ fn status_validity_and_schema() {
     let r = w.check(&w.present(&c), &trust);
     rejected_with(&r, "SCHEMA_VIOLATION");
     rejected_with(&r, "BUSINESS_MISMATCH");
+}
+
+#[test]
+fn a_newer_status_list_replaces_the_held_one_even_within_the_same_second() {
+    let mut w = World::new();
+    let creds = w.credentials();
+    let anchor = bundle::TrustAnchor::of(&w.state).expect("anchor");
+    let first = w.trust(NOW - 3600, NOW - 600);
+    assert_eq!(w.check(&w.present(&creds), &first).verdict, Verdict::Accept);
+    // The liquor licence is suspended and the list re-signed within the same second.
+    w.agencies[3].list.set(13, Status::Suspended).expect("set");
+    let text = w.bundle(first.size(), NOW - 3500, NOW - 600);
+    let second = bundle::import(Some(&first), &anchor, &text, NOW)
+        .expect("import")
+        .state;
+    rejected_with(&w.check(&w.present(&creds), &second), "SUSPENDED");
+    // An older copy of the list never replaces the newer one.
+    w.agencies[3].list.set(13, Status::Valid).expect("set");
+    let text = w.bundle(second.size(), NOW - 3400, NOW - 700);
+    let third = bundle::import(Some(&second), &anchor, &text, NOW)
+        .expect("import")
+        .state;
+    rejected_with(&w.check(&w.present(&creds), &third), "SUSPENDED");
 }
 
 #[test]

@@ -369,6 +369,11 @@ pub fn import(
     for sl in bundle.status_lists {
         let held = state.status_lists.get(&sl.uri);
         if held.is_some_and(|t| *t == sl.token) {
+            // The same list again: verify it now if it could not be before (its issuer's key
+            // may have reached the registry after the list did).
+            if !state.verified_status.contains_key(&sl.uri) {
+                changed.push((sl.uri.clone(), sl.token.clone()));
+            }
             continue;
         }
         let new_iat = crate::status_list::peek(&sl.token)
