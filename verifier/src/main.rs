@@ -183,6 +183,38 @@ fn trust(dir: &Path, anchor: &TrustAnchor) -> Result<Option<TrustState>> {
     Ok(state)
 }
 
+/// What `sync` and `bundle import` report: the sentence, the JSON and the exit code.
+fn bundle_outcome(
+    done: &str,
+    stored: std::result::Result<(TrustState, u64), BundleError>,
+) -> (String, Value, ExitCode) {
+    match stored {
+        Ok((state, added)) => {
+            let asof = state
+                .registry_as_of
+                .map(bizcred_core::time::format_utc)
+                .unwrap_or_default();
+            (
+                format!(
+                    "{done}: {} entries (+{added}), {} issuers, registry data as of {asof}",
+                    state.size(),
+                    state.issuers.len()
+                ),
+                json!({"size": state.size(), "added": added, "registry_as_of": asof}),
+                ExitCode::SUCCESS,
+            )
+        }
+        Err(e) => (
+            format!(
+                "bundle refused ({}): {e}; the trust state was not changed",
+                e.code()
+            ),
+            json!({"refused": e.code(), "reason": e.to_string()}),
+            ExitCode::from(1),
+        ),
+    }
+}
+
 fn store_bundle(
     dir: &Path,
     anchor: &TrustAnchor,
@@ -532,26 +564,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("the registry answered {}", resp.status());
             }
             let text = resp.text().await?;
-            match store_bundle(&dir, &cfg.anchor, &text)? {
-                Ok((state, added)) => {
-                    let asof = state
-                        .registry_as_of
-                        .map(bizcred_core::time::format_utc)
-                        .unwrap_or_default();
-                    say(&format!("trust bundle synced: {} entries (+{added}), {} issuers, registry data as of {asof}", state.size(), state.issuers.len()), &json!({"size": state.size(), "added": added, "registry_as_of": asof}));
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    say(
-                        &format!(
-                            "bundle refused ({}): {e}; the trust state was not changed",
-                            e.code()
-                        ),
-                        &json!({"refused": e.code(), "reason": e.to_string()}),
-                    );
-                    Ok(ExitCode::from(1))
-                }
-            }
+            let (human, data, code) = bundle_outcome(
+                "trust bundle synced",
+                store_bundle(&dir, &cfg.anchor, &text)?,
+            );
+            say(&human, &data);
+            Ok(code)
         }
         Command::Bundle {
             action: BundleCmd::Import { file },
@@ -559,25 +577,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let cfg = config(&dir)?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            match store_bundle(&dir, &cfg.anchor, &text)? {
-                Ok((state, added)) => {
-                    say(
-                        &format!("bundle imported: {} entries (+{added})", state.size()),
-                        &json!({"size": state.size(), "added": added}),
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    say(
-                        &format!(
-                            "bundle refused ({}): {e}; the trust state was not changed",
-                            e.code()
-                        ),
-                        &json!({"refused": e.code(), "reason": e.to_string()}),
-                    );
-                    Ok(ExitCode::from(1))
-                }
-            }
+            let (human, data, code) =
+                bundle_outcome("bundle imported", store_bundle(&dir, &cfg.anchor, &text)?);
+            say(&human, &data);
+            Ok(code)
         }
         Command::Request {
             policy,
