@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from oid4vci_wallet import b64u, unb64u  # noqa: E402
@@ -53,7 +54,7 @@ def sign_jwt(header: dict, payload: dict, key: Ed25519PrivateKey) -> str:
 
 
 def did_jwk(key: Ed25519PrivateKey) -> str:
-    x = b64u(key.public_key().public_bytes_raw())
+    x = b64u(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
     return "did:jwk:" + b64u(json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}).encode())
 
 

@@ -19,6 +19,7 @@ import os
 import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from oid4vci_wallet import b64u, unb64u  # noqa: E402
@@ -43,7 +44,7 @@ def main():
         inp = json.load(f)
     tamper = "--tamper" in sys.argv[2:]
     holder = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(inp["holder_key"]))
-    holder_x = b64u(holder.public_key().public_bytes_raw())
+    holder_x = b64u(holder.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
     vp_token = {}
     for n, c in enumerate(inp["credentials"]):
         issuer_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(c["key"]))
