@@ -311,6 +311,20 @@ pub fn next_key_hash(key: &PublicKey) -> String {
     multihash(did::multikey(key).as_bytes())
 }
 
+/// The pre-rotation parameters of an entry: `update` may sign it, `next` the one after.
+pub fn pre_rotation_parameters(update: &PublicKey, next: &PublicKey) -> Map<String, Value> {
+    let mut params = Map::new();
+    params.insert(
+        "updateKeys".into(),
+        Value::Array(vec![did::multikey(update).into()]),
+    );
+    params.insert(
+        "nextKeyHashes".into(),
+        Value::Array(vec![next_key_hash(next).into()]),
+    );
+    params
+}
+
 fn jcs(v: &Value) -> Result<Vec<u8>, String> {
     serde_json_canonicalizer::to_vec(v).map_err(|e| e.to_string())
 }

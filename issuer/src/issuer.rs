@@ -181,15 +181,7 @@ impl Issuer {
         write_key(cfg, "update-1", &update, passphrase)?;
         write_key(cfg, "update-2", &next, passphrase)?;
         write_key(cfg, "assertion-1", &assertion, passphrase)?;
-        let mut params = Map::new();
-        params.insert(
-            "updateKeys".into(),
-            json!([did::multikey(&update.public_key())]),
-        );
-        params.insert(
-            "nextKeyHashes".into(),
-            json!([webvh::next_key_hash(&next.public_key())]),
-        );
+        let mut params = webvh::pre_rotation_parameters(&update.public_key(), &next.public_key());
         params.insert("portable".into(), false.into());
         let doc = did_document(&assertion, 1, "{DID}", cfg);
         let (did, line) =
@@ -1058,15 +1050,7 @@ impl Issuer {
         if let Some(e) = log.error {
             return Err(err(format!("the local DID log does not verify: {e}")));
         }
-        let mut params = Map::new();
-        params.insert(
-            "updateKeys".into(),
-            json!([did::multikey(&next_update.public_key())]),
-        );
-        params.insert(
-            "nextKeyHashes".into(),
-            json!([webvh::next_key_hash(&after.public_key())]),
-        );
+        let params = webvh::pre_rotation_parameters(&next_update.public_key(), &after.public_key());
         let doc = did_document(&assertion, n + 1, &self.did, &self.config);
         // Strictly after every signature of the old key (second precision), so the old key stays
         // valid for everything it signed and the new key for everything it will sign.

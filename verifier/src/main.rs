@@ -183,6 +183,13 @@ fn trust(dir: &Path, anchor: &TrustAnchor) -> Result<Option<TrustState>> {
     Ok(state)
 }
 
+/// Reads and parses a policy file.
+fn load_policy(path: &Path) -> Result<Policy> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Policy::from_toml(&text)?)
+}
+
 /// What `sync` and `bundle import` report: the sentence, the JSON and the exit code.
 fn bundle_outcome(
     done: &str,
@@ -588,10 +595,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             out,
         } => {
             let cfg = config(&dir)?;
-            let pol = Policy::from_toml(
-                &std::fs::read_to_string(&policy)
-                    .with_context(|| format!("reading {}", policy.display()))?,
-            )?;
+            let pol = load_policy(&policy)?;
             let p = new_pending(
                 &cfg,
                 response_uri.as_deref().unwrap_or("urn:bizcred:offline"),
@@ -637,10 +641,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             policy,
         } => {
             let cfg = config(&dir)?;
-            let pol = Policy::from_toml(
-                &std::fs::read_to_string(&policy)
-                    .with_context(|| format!("reading {}", policy.display()))?,
-            )?;
+            let pol = load_policy(&policy)?;
             let raw = std::fs::read(&presentation)
                 .with_context(|| format!("reading {}", presentation.display()))?;
             if raw.len() > 2 * bizcred_verifier::verify::MAX_PRESENTATION_LEN {
@@ -664,10 +665,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             public_url,
         } => {
             let cfg = config(&dir)?;
-            let pol = Policy::from_toml(
-                &std::fs::read_to_string(&policy)
-                    .with_context(|| format!("reading {}", policy.display()))?,
-            )?;
+            let pol = load_policy(&policy)?;
             let k = key(&dir)?;
             let state = Arc::new(ServeState {
                 dir,

@@ -826,46 +826,37 @@ fn cross_credential_rules(run: &mut Run<'_>, verified: &[Verified]) {
         }
         d
     };
-    if rules.same_business_number {
-        let vals = distinct(
-            verified
-                .iter()
-                .filter_map(|v| claim(v, "business_number"))
-                .collect(),
-        );
-        if vals.len() > 1 {
-            run.fail(
-                None,
-                "same_business",
-                "BUSINESS_MISMATCH",
-                format!(
-                    "the credentials name different business numbers: {}",
-                    Value::Array(vals)
-                ),
-            );
-        } else {
-            run.pass(None, "same_business");
+    // The same identifier wherever a credential names it.
+    for (enabled, key, check, what) in [
+        (
+            rules.same_business_number,
+            "business_number",
+            "same_business",
+            "business numbers",
+        ),
+        (
+            rules.same_corporation_number,
+            "corporation_number",
+            "same_corporation",
+            "corporation numbers",
+        ),
+    ] {
+        if !enabled {
+            continue;
         }
-    }
-    if rules.same_corporation_number {
-        let vals = distinct(
-            verified
-                .iter()
-                .filter_map(|v| claim(v, "corporation_number"))
-                .collect(),
-        );
+        let vals = distinct(verified.iter().filter_map(|v| claim(v, key)).collect());
         if vals.len() > 1 {
             run.fail(
                 None,
-                "same_corporation",
+                check,
                 "BUSINESS_MISMATCH",
                 format!(
-                    "the credentials name different corporation numbers: {}",
+                    "the credentials name different {what}: {}",
                     Value::Array(vals)
                 ),
             );
         } else {
-            run.pass(None, "same_corporation");
+            run.pass(None, check);
         }
     }
     let of = |t: CredentialType| verified.iter().find(|v| v.req.credential_type == t);
