@@ -35,15 +35,7 @@ fn agency(host: &str) -> Agency {
         "verificationMethod": [{"id": "{DID}#key-1", "type": "Multikey", "controller": "{DID}", "publicKeyMultibase": did::multikey(&assertion.public_key())}],
         "assertionMethod": ["{DID}#key-1"],
     });
-    let mut p = Map::new();
-    p.insert(
-        "updateKeys".into(),
-        json!([did::multikey(&update.public_key())]),
-    );
-    p.insert(
-        "nextKeyHashes".into(),
-        json!([webvh::next_key_hash(&next_update.public_key())]),
-    );
+    let p = webvh::pre_rotation_parameters(&update.public_key(), &next_update.public_key());
     let (did, line) = webvh::create(host, doc, p, T0, &update).expect("create");
     Agency {
         did,
@@ -188,15 +180,7 @@ fn rotate(a: &Agency, log: &webvh::VerifiedLog, at: i64) -> (String, SecretKey) 
         "verificationMethod": [{"id": format!("{}#key-2", a.did), "type": "Multikey", "controller": a.did, "publicKeyMultibase": did::multikey(&new_assertion.public_key())}],
         "assertionMethod": [format!("{}#key-2", a.did)],
     });
-    let mut p = Map::new();
-    p.insert(
-        "updateKeys".into(),
-        json!([did::multikey(&a.next_update.public_key())]),
-    );
-    p.insert(
-        "nextKeyHashes".into(),
-        json!([webvh::next_key_hash(&after.public_key())]),
-    );
+    let p = webvh::pre_rotation_parameters(&a.next_update.public_key(), &after.public_key());
     (
         webvh::update(log, state, p, at, &a.next_update).expect("update"),
         new_assertion,

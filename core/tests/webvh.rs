@@ -30,15 +30,7 @@ fn setup() -> Setup {
     let update = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
     let next = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
     let assertion = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-    let mut params = Map::new();
-    params.insert(
-        "updateKeys".into(),
-        json!([did::multikey(&update.public_key())]),
-    );
-    params.insert(
-        "nextKeyHashes".into(),
-        json!([webvh::next_key_hash(&next.public_key())]),
-    );
+    let params = webvh::pre_rotation_parameters(&update.public_key(), &next.public_key());
     let (did, line) =
         webvh::create("localhost%3A8081", doc(&assertion), params, T0, &update).expect("create");
     Setup {
@@ -72,15 +64,7 @@ fn create_rotate_and_resolve_at_a_time() {
     // Rotate the assertion key; pre-rotation: the committed next update key signs.
     let new_assertion = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
     let after = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-    let mut params = Map::new();
-    params.insert(
-        "updateKeys".into(),
-        json!([did::multikey(&s.next.public_key())]),
-    );
-    params.insert(
-        "nextKeyHashes".into(),
-        json!([webvh::next_key_hash(&after.public_key())]),
-    );
+    let params = webvh::pre_rotation_parameters(&s.next.public_key(), &after.public_key());
     let line = webvh::update(
         &log,
         rotated_state(&s.did, &new_assertion, "key-2"),
@@ -259,15 +243,7 @@ fn chain_times_and_deactivation() {
         Some(WebvhError::InvalidEntry { entry: 1, .. })
     ));
     let after = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-    let mut params = Map::new();
-    params.insert(
-        "updateKeys".into(),
-        json!([did::multikey(&s.next.public_key())]),
-    );
-    params.insert(
-        "nextKeyHashes".into(),
-        json!([webvh::next_key_hash(&after.public_key())]),
-    );
+    let mut params = webvh::pre_rotation_parameters(&s.next.public_key(), &after.public_key());
     let same_time = webvh::update(
         &log,
         rotated_state(&s.did, &after, "k"),

@@ -46,15 +46,7 @@ impl Agency {
             "verificationMethod": [{"id": "{DID}#key-1", "type": "Multikey", "controller": "{DID}", "publicKeyMultibase": did::multikey(&assertion.public_key())}],
             "assertionMethod": ["{DID}#key-1"],
         });
-        let mut p = Map::new();
-        p.insert(
-            "updateKeys".into(),
-            json!([did::multikey(&update.public_key())]),
-        );
-        p.insert(
-            "nextKeyHashes".into(),
-            json!([webvh::next_key_hash(&next_update.public_key())]),
-        );
+        let p = webvh::pre_rotation_parameters(&update.public_key(), &next_update.public_key());
         let (did, line) = webvh::create(host, doc, p, ISSUED - 86_400, &update).expect("create");
         Agency {
             did,

@@ -4,7 +4,7 @@
 use bizcred_core::did;
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
 use bizcred_core::webvh;
-use serde_json::{json, Map};
+use serde_json::json;
 
 pub struct Agency {
     pub did: String,
@@ -24,15 +24,7 @@ pub fn agency(host: &str, t: i64) -> Agency {
         "verificationMethod": [{"id": "{DID}#key-1", "type": "Multikey", "controller": "{DID}", "publicKeyMultibase": did::multikey(&assertion.public_key())}],
         "assertionMethod": ["{DID}#key-1"],
     });
-    let mut p = Map::new();
-    p.insert(
-        "updateKeys".into(),
-        json!([did::multikey(&update.public_key())]),
-    );
-    p.insert(
-        "nextKeyHashes".into(),
-        json!([webvh::next_key_hash(&next_update.public_key())]),
-    );
+    let p = webvh::pre_rotation_parameters(&update.public_key(), &next_update.public_key());
     let (did, line) = webvh::create(host, doc, p, t, &update).expect("create");
     Agency {
         did,
@@ -55,15 +47,7 @@ pub fn rotation(a: &Agency, t: i64) -> (String, SecretKey) {
         "verificationMethod": [{"id": format!("{}#key-2", a.did), "type": "Multikey", "controller": a.did, "publicKeyMultibase": did::multikey(&new_assertion.public_key())}],
         "assertionMethod": [format!("{}#key-2", a.did)],
     });
-    let mut p = Map::new();
-    p.insert(
-        "updateKeys".into(),
-        json!([did::multikey(&a.next_update.public_key())]),
-    );
-    p.insert(
-        "nextKeyHashes".into(),
-        json!([webvh::next_key_hash(&after.public_key())]),
-    );
+    let p = webvh::pre_rotation_parameters(&a.next_update.public_key(), &after.public_key());
     (
         webvh::update(&log, state, p, t, &a.next_update).expect("update"),
         new_assertion,
