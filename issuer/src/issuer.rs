@@ -169,8 +169,9 @@ fn did_document(assertion: &SecretKey, n: u32, did: &str, cfg: &Config) -> Value
 }
 
 impl Issuer {
-    /// Creates the agency's keys (encrypted at rest) and its did:webvh DID. Returns the DID.
-    pub fn init(cfg: &Config, passphrase: &str, now: i64) -> Result<String, String> {
+    /// Creates the agency's keys (encrypted at rest) and its did:webvh DID. Returns the DID and
+    /// its log, so the caller need not reopen the store (sled releases its lock asynchronously).
+    pub fn init(cfg: &Config, passphrase: &str, now: i64) -> Result<(String, String), String> {
         let store = Store::open(&cfg.storage.join("db")).map_err(|e| e.to_string())?;
         if store.meta_get("did").map_err(|e| e.to_string())?.is_some() {
             return Err(format!("{} already holds an issuer", cfg.storage.display()));
@@ -186,8 +187,9 @@ impl Issuer {
         let doc = did_document(&assertion, 1, "{DID}", cfg);
         let (did, line) =
             webvh::create(&cfg.did_host(), doc, params, now, &update).map_err(|e| e.to_string())?;
+        let log = format!("{line}\n");
         store
-            .meta_put("did_log", format!("{line}\n").as_bytes())
+            .meta_put("did_log", log.as_bytes())
             .map_err(|e| e.to_string())?;
         store
             .meta_put("assertion_n", b"1")
@@ -201,7 +203,7 @@ impl Issuer {
         store
             .audit(now, "key_created", json!({"kid": format!("{did}#key-1")}))
             .map_err(|e| e.to_string())?;
-        Ok(did)
+        Ok((did, log))
     }
 
     /// Opens an initialized issuer.

@@ -236,13 +236,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init { config } => {
             let cfg = load_config(&config)?;
             let pass = passphrase()?;
-            let did = Issuer::init(&cfg, &pass, now()).map_err(|e| anyhow!(e))?;
-            let issuer = Issuer::open(cfg.clone(), pass, now).map_err(|e| anyhow!(e))?;
+            let (did, log) = Issuer::init(&cfg, &pass, now()).map_err(|e| anyhow!(e))?;
             let log_file = cfg.storage.join("did.jsonl");
-            std::fs::write(
-                &log_file,
-                issuer.did_log().map_err(|e| anyhow!(e.description))?,
-            )?;
+            std::fs::write(&log_file, log)?;
             out.say(
                 &format!(
                     "{} is {did}\nDID log: {} (served at {}/.well-known/did.jsonl)\nnext: the registry operator runs\n  bizcred-registry onboard --did '{did}' --name-en '{}' --name-fr '{}' {}",
@@ -253,7 +249,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     cfg.name_fr,
                     cfg.types.iter().map(|(t, _)| format!("--type {}", t.slug())).collect::<Vec<_>>().join(" ")
                 ),
-                &json!({"did": did, "did_log": log_file, "kid": issuer.kid()}),
+                &json!({"did": did, "did_log": log_file, "kid": format!("{did}#key-1")}),
             );
             Ok(ExitCode::SUCCESS)
         }
