@@ -116,11 +116,28 @@ pub fn sign(
     signer: &impl Signer,
 ) -> Result<String, SignError> {
     header.insert("alg".into(), signer.algorithm().as_str().into());
-    let h = b64::encode(Value::Object(header).to_string());
-    let p = b64::encode(payload);
-    let input = format!("{h}.{p}");
-    let sig = signer.sign(input.as_bytes())?;
-    Ok(format!("{input}.{}", b64::encode(sig)))
+    sign_serialized(
+        Value::Object(header).to_string().as_bytes(),
+        payload,
+        signer,
+    )
+}
+
+/// Signs `payload` under `header`, the complete JOSE header's JSON text (its `alg` must be
+/// the signer's; the caller wrote it). One buffer holds the signing input and the result.
+pub(crate) fn sign_serialized(
+    header: &[u8],
+    payload: &[u8],
+    signer: &impl Signer,
+) -> Result<String, SignError> {
+    let mut out = String::with_capacity((header.len() + payload.len() + 2) * 4 / 3 + 90);
+    b64::encode_into(header, &mut out);
+    out.push('.');
+    b64::encode_into(payload, &mut out);
+    let sig = signer.sign(out.as_bytes())?;
+    out.push('.');
+    b64::encode_into(sig, &mut out);
+    Ok(out)
 }
 
 #[cfg(test)]

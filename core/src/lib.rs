@@ -41,6 +41,7 @@
 mod b64;
 pub mod data_integrity;
 pub mod did;
+mod json_text;
 pub mod jwk;
 pub mod jws;
 pub mod keyfile;

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::b64;
+use crate::json_text::ObjectWriter;
 use crate::jws::{self, Jws, JwsError};
 use crate::keys::{AlgorithmError, PublicKey, SignError, Signer};
 
@@ -280,26 +281,33 @@ fn digest_of(s: &str) -> String {
 }
 
 impl Disclosure {
-    fn new(salt: &str, name: Option<&str>, value: Value) -> Disclosure {
-        // Serialized straight to text (no intermediate JSON array value).
-        let mut text = String::with_capacity(64);
-        text.push('[');
-        text.push_str(&Value::from(salt).to_string());
-        if let Some(n) = name {
-            text.push(',');
-            text.push_str(&Value::from(n).to_string());
+    /// A fresh disclosure with a 128-bit salt from `rng`, written straight to JSON text.
+    fn new(
+        rng: &mut impl CryptoRngCore,
+        name: Option<String>,
+        value: Value,
+    ) -> Result<Disclosure, SdJwtError> {
+        let mut text = Vec::with_capacity(128);
+        text.extend_from_slice(b"[\"");
+        let mut salt = [0u8; SALT_BYTES];
+        rng.fill_bytes(&mut salt);
+        b64::encode_into_vec(salt, &mut text);
+        text.push(b'"');
+        if let Some(n) = &name {
+            text.push(b',');
+            serde_json::to_writer(&mut text, n).map_err(unserializable)?;
         }
-        text.push(',');
-        text.push_str(&value.to_string());
-        text.push(']');
+        text.push(b',');
+        serde_json::to_writer(&mut text, &value).map_err(unserializable)?;
+        text.push(b']');
         let encoded = b64::encode(text);
         let digest = digest_of(&encoded);
-        Disclosure {
+        Ok(Disclosure {
             encoded,
-            name: name.map(str::to_owned),
+            name,
             value,
             digest,
-        }
+        })
     }
 
     /// Decodes one disclosure (`index` is only for the error).
@@ -533,10 +541,24 @@ fn array_digest(item: &Value) -> Option<&str> {
     }
 }
 
+/// 128-bit salts, as RFC 9901 recommends.
+const SALT_BYTES: usize = 16;
+
 fn salt(rng: &mut impl CryptoRngCore) -> String {
-    let mut b = [0u8; 16];
+    let mut b = [0u8; SALT_BYTES];
     rng.fill_bytes(&mut b);
     b64::encode(b)
+}
+
+fn unserializable(_: serde_json::Error) -> SdJwtError {
+    SdJwtError::Malformed("a claim cannot be serialized as JSON")
+}
+
+fn check_claim_name(k: &str) -> Result<(), SdJwtError> {
+    if k == "_sd" || k == "..." || k == "_sd_alg" {
+        return Err(SdJwtError::ReservedClaimName(k.to_owned()));
+    }
+    Ok(())
 }
 
 struct Concealer<'a, R> {
@@ -547,44 +569,58 @@ struct Concealer<'a, R> {
 }
 
 impl<R: CryptoRngCore> Concealer<'_, R> {
-    fn wanted(&mut self, path: &[PathSegment]) -> bool {
+    /// Whether the member or element `last` of the container at `parent` is disclosable.
+    fn wanted(&mut self, parent: &[PathSegment], last: &PathSegment) -> bool {
         let mut hit = false;
         for (i, p) in self.sd.iter().enumerate() {
-            if path_matches(p, path) {
-                self.matched[i] = true;
-                hit = true;
+            if let Some((l, init)) = p.split_last() {
+                if segment_matches(l, last) && path_matches(init, parent) {
+                    self.matched[i] = true;
+                    hit = true;
+                }
             }
         }
         hit
     }
 
-    fn conceal(
+    /// Conceals inside `value` (a container) at `parent` + `last`; scalars pass through
+    /// without building the path.
+    fn conceal_child(
         &mut self,
         value: Value,
-        path: &mut ClaimPath,
-        decoys: usize,
-    ) -> Result<Value, SdJwtError> {
+        parent: &mut ClaimPath,
+        last: PathSegment,
+    ) -> Result<(Value, PathSegment), SdJwtError> {
+        if !matches!(value, Value::Object(_) | Value::Array(_)) {
+            return Ok((value, last));
+        }
+        parent.push(last);
+        let v = self.conceal(value, parent)?;
+        let last = parent.pop().unwrap_or(PathSegment::All);
+        Ok((v, last))
+    }
+
+    /// Conceals below the top level, returning the concealed value (it may itself become
+    /// a disclosure's value).
+    fn conceal(&mut self, value: Value, path: &mut ClaimPath) -> Result<Value, SdJwtError> {
         Ok(match value {
             Value::Object(map) => {
                 let mut kept = Map::new();
                 let mut digests = Vec::new();
                 for (k, v) in map {
-                    if k == "_sd" || k == "..." || k == "_sd_alg" {
-                        return Err(SdJwtError::ReservedClaimName(k));
-                    }
-                    path.push(PathSegment::Key(k.clone()));
-                    let v = self.conceal(v, path, 0)?;
-                    if self.wanted(path) {
-                        let d = Disclosure::new(&salt(self.rng), Some(&k), v);
+                    check_claim_name(&k)?;
+                    let (v, k) = self.conceal_child(v, path, PathSegment::Key(k))?;
+                    let wanted = self.wanted(path, &k);
+                    let PathSegment::Key(k) = k else {
+                        return Err(SdJwtError::Malformed("claim path"));
+                    };
+                    if wanted {
+                        let d = Disclosure::new(self.rng, Some(k), v)?;
                         digests.push(Value::String(d.digest.clone()));
                         self.out.push(d);
                     } else {
                         kept.insert(k, v);
                     }
-                    path.pop();
-                }
-                for _ in 0..decoys {
-                    digests.push(Value::String(digest_of(&salt(self.rng))));
                 }
                 if !digests.is_empty() {
                     // Sorted, so the order reveals nothing about the original claims.
@@ -596,21 +632,60 @@ impl<R: CryptoRngCore> Concealer<'_, R> {
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (n, v) in items.into_iter().enumerate() {
-                    path.push(PathSegment::Index(n));
-                    let v = self.conceal(v, path, 0)?;
-                    if self.wanted(path) {
-                        let d = Disclosure::new(&salt(self.rng), None, v);
+                    let (v, i) = self.conceal_child(v, path, PathSegment::Index(n))?;
+                    if self.wanted(path, &i) {
+                        let d = Disclosure::new(self.rng, None, v)?;
                         out.push(serde_json::json!({"...": d.digest}));
                         self.out.push(d);
                     } else {
                         out.push(v);
                     }
-                    path.pop();
                 }
                 Value::Array(out)
             }
             other => other,
         })
+    }
+
+    /// Conceals the top level, writing the payload's members straight to `payload` (after
+    /// whatever clear members it already holds), then `_sd` with `decoys` decoy digests, then
+    /// `_sd_alg`.
+    fn conceal_top(
+        &mut self,
+        claims: Map<String, Value>,
+        decoys: usize,
+        payload: &mut ObjectWriter,
+    ) -> Result<(), SdJwtError> {
+        let mut path = Vec::with_capacity(4);
+        let mut top = Vec::new();
+        for (k, v) in claims {
+            check_claim_name(&k)?;
+            let (v, k) = self.conceal_child(v, &mut path, PathSegment::Key(k))?;
+            let wanted = self.wanted(&path, &k);
+            let PathSegment::Key(k) = k else {
+                return Err(SdJwtError::Malformed("claim path"));
+            };
+            if wanted {
+                top.push(self.out.len());
+                self.out.push(Disclosure::new(self.rng, Some(k), v)?);
+            } else {
+                payload.member(&k, &v).map_err(unserializable)?;
+            }
+        }
+        let decoys: Vec<String> = (0..decoys).map(|_| digest_of(&salt(self.rng))).collect();
+        let mut digests: Vec<&str> = top
+            .iter()
+            .map(|&i| self.out[i].digest.as_str())
+            .chain(decoys.iter().map(String::as_str))
+            .collect();
+        if !digests.is_empty() {
+            // Sorted, so the order reveals nothing about the original claims.
+            digests.sort_unstable();
+            payload
+                .b64_array_member("_sd", digests)
+                .map_err(unserializable)?;
+        }
+        payload.member("_sd_alg", SD_ALG).map_err(unserializable)
     }
 }
 
@@ -618,7 +693,32 @@ impl<R: CryptoRngCore> Concealer<'_, R> {
 /// [`PathSegment::All`] for every element of an array), adds `decoys` decoy digests to the
 /// top level, sets `_sd_alg`, and signs with `signer`. `header` supplies `typ`, `kid`, ...
 pub fn issue(
-    header: Map<String, Value>,
+    mut header: Map<String, Value>,
+    claims: Map<String, Value>,
+    disclosable: &[ClaimPath],
+    decoys: usize,
+    signer: &impl Signer,
+    rng: &mut impl CryptoRngCore,
+) -> Result<SdJwt, SdJwtError> {
+    header.insert("alg".into(), signer.algorithm().as_str().into());
+    let header = Value::Object(header).to_string();
+    let payload = ObjectWriter::with_capacity(1024);
+    issue_serialized(
+        header.as_bytes(),
+        payload,
+        claims,
+        disclosable,
+        decoys,
+        signer,
+        rng,
+    )
+}
+
+/// [`issue`] for callers that wrote the JOSE header (with `alg`) and the payload's clear
+/// members themselves: `claims` are concealed and appended to `payload`.
+pub(crate) fn issue_serialized(
+    header: &[u8],
+    mut payload: ObjectWriter,
     claims: Map<String, Value>,
     disclosable: &[ClaimPath],
     decoys: usize,
@@ -628,10 +728,10 @@ pub fn issue(
     let mut c = Concealer {
         sd: disclosable,
         matched: vec![false; disclosable.len()],
-        out: Vec::new(),
+        out: Vec::with_capacity(disclosable.len()),
         rng,
     };
-    let concealed = c.conceal(Value::Object(claims), &mut Vec::new(), decoys)?;
+    c.conceal_top(claims, decoys, &mut payload)?;
     if let Some(i) = c.matched.iter().position(|m| !m) {
         let unmatched = &disclosable[i];
         // A path with a wildcard may match nothing (an empty array); an exact path must match.
@@ -641,15 +741,7 @@ pub fn issue(
             ));
         }
     }
-    let Value::Object(mut payload) = concealed else {
-        return Err(SdJwtError::Malformed("claims must be an object"));
-    };
-    payload.insert("_sd_alg".into(), SD_ALG.into());
-    let jwt = jws::sign(
-        header,
-        Value::Object(payload).to_string().as_bytes(),
-        signer,
-    )?;
+    let jwt = jws::sign_serialized(header, &payload.finish(), signer)?;
     Ok(SdJwt {
         jwt,
         disclosures: c.out,

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use bizcred_schemas::CredentialType;
 
+use crate::json_text::ObjectWriter;
 use crate::jwk::Jwk;
 use crate::keys::{PublicKey, Signer};
 use crate::sd_jwt::{self, ClaimPath, KbExpectations, PathSegment, SdJwt, SdJwtError};
@@ -95,34 +96,61 @@ pub fn issue(
             }
         }
     }
-    let mut payload = Map::new();
-    payload.insert("iss".into(), req.issuer.into());
-    payload.insert("iat".into(), req.iat.into());
+    for k in req.claims.keys() {
+        if k == "iat" || CLEAR_CLAIMS.contains(&k.as_str()) {
+            return Err(SdJwtError::ClaimNameCollision(k.clone()));
+        }
+    }
+    // The registered claims are written straight to the payload's text, then the business
+    // claims are concealed after them (no intermediate JSON object).
+    let bad = |_| SdJwtError::Malformed("a registered claim cannot be serialized as JSON");
+    let mut payload = ObjectWriter::with_capacity(1536);
+    payload.member("iss", req.issuer).map_err(bad)?;
+    payload.member("iat", &req.iat).map_err(bad)?;
     if let Some(nbf) = req.nbf {
-        payload.insert("nbf".into(), nbf.into());
+        payload.member("nbf", &nbf).map_err(bad)?;
     }
     if let Some(exp) = req.exp {
-        payload.insert("exp".into(), exp.into());
+        payload.member("exp", &exp).map_err(bad)?;
     }
-    payload.insert("vct".into(), req.vct.into());
+    payload.member("vct", req.vct).map_err(bad)?;
     if let Some(k) = req.holder_key {
-        payload.insert("cnf".into(), serde_json::json!({ "jwk": k.to_jwk() }));
+        payload
+            .member("cnf", &Cnf { jwk: k.to_jwk() })
+            .map_err(bad)?;
     }
     if let Some(s) = &req.status {
-        payload.insert("status".into(), serde_json::json!({ "status_list": s }));
+        payload
+            .member("status", &StatusClaim { status_list: s })
+            .map_err(bad)?;
     }
-    for (k, v) in req.claims {
-        if payload.contains_key(&k) || CLEAR_CLAIMS.contains(&k.as_str()) {
-            return Err(SdJwtError::ClaimNameCollision(k));
-        }
-        payload.insert(k, v);
-    }
-    let mut header = Map::new();
-    header.insert("typ".into(), TYP.into());
+    let mut header = ObjectWriter::with_capacity(128);
+    header.member("typ", TYP).map_err(bad)?;
     if let Some(kid) = req.kid {
-        header.insert("kid".into(), kid.into());
+        header.member("kid", kid).map_err(bad)?;
     }
-    sd_jwt::issue(header, payload, &req.disclosable, req.decoys, signer, rng)
+    header
+        .member("alg", signer.algorithm().as_str())
+        .map_err(bad)?;
+    sd_jwt::issue_serialized(
+        &header.finish(),
+        payload,
+        req.claims,
+        &req.disclosable,
+        req.decoys,
+        signer,
+        rng,
+    )
+}
+
+#[derive(Serialize)]
+struct Cnf {
+    jwk: Jwk,
+}
+
+#[derive(Serialize)]
+struct StatusClaim<'a> {
+    status_list: &'a StatusReference,
 }
 
 /// How to verify an SD-JWT VC.
