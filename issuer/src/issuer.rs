@@ -172,6 +172,27 @@ impl Issuer {
     /// Creates the agency's keys (encrypted at rest) and its did:webvh DID. Returns the DID and
     /// its log, so the caller need not reopen the store (sled releases its lock asynchronously).
     pub fn init(cfg: &Config, passphrase: &str, now: i64) -> Result<(String, String), String> {
+        Self::init_store(cfg, passphrase, now).map(|(_, did, log)| (did, log))
+    }
+
+    /// Initializes and opens the issuer in one step, on one open store (sled releases a
+    /// store's lock asynchronously, so closing and reopening it in one process can fail).
+    /// Returns the issuer and its did:webvh log.
+    pub fn create(
+        config: Config,
+        passphrase: Zeroizing<String>,
+        now: i64,
+        clock: fn() -> i64,
+    ) -> Result<(Issuer, String), String> {
+        let (store, _, log) = Self::init_store(&config, &passphrase, now)?;
+        Ok((Self::with_store(config, store, passphrase, clock)?, log))
+    }
+
+    fn init_store(
+        cfg: &Config,
+        passphrase: &str,
+        now: i64,
+    ) -> Result<(Store, String, String), String> {
         let store = Store::open(&cfg.storage.join("db")).map_err(|e| e.to_string())?;
         if store.meta_get("did").map_err(|e| e.to_string())?.is_some() {
             return Err(format!("{} already holds an issuer", cfg.storage.display()));
@@ -203,7 +224,7 @@ impl Issuer {
         store
             .audit(now, "key_created", json!({"kid": format!("{did}#key-1")}))
             .map_err(|e| e.to_string())?;
-        Ok((did, log))
+        Ok((store, did, log))
     }
 
     /// Opens an initialized issuer.
@@ -213,6 +234,15 @@ impl Issuer {
         clock: fn() -> i64,
     ) -> Result<Issuer, String> {
         let store = Store::open(&config.storage.join("db")).map_err(|e| e.to_string())?;
+        Self::with_store(config, store, passphrase, clock)
+    }
+
+    fn with_store(
+        config: Config,
+        store: Store,
+        passphrase: Zeroizing<String>,
+        clock: fn() -> i64,
+    ) -> Result<Issuer, String> {
         let did = store
             .meta_get("did")
             .map_err(|e| e.to_string())?

@@ -55,6 +55,25 @@ fn no_store(v: Value) -> Response {
     r
 }
 
+/// Runs issuer work that waits on the disk (every durable store write ends in an fsync) or
+/// signs, on tokio's blocking pool: the async workers keep serving other requests meanwhile,
+/// and concurrent issuances share one fsync (see `Store`'s group commit).
+async fn blocking<T: Send + 'static>(
+    s: &Shared,
+    f: impl FnOnce(&Issuer) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the request's task failed",
+            )
+        })?
+}
+
 fn content_type(h: &HeaderMap) -> &str {
     h.get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -113,7 +132,7 @@ async fn token(
         ));
     }
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    Ok(no_store(s.token(&form)?))
+    Ok(no_store(blocking(&s, move |s| s.token(&form)).await?))
 }
 
 async fn nonce(State(s): State<Shared>) -> Result<Response, ApiError> {
@@ -153,7 +172,10 @@ async fn credential(
             format!("malformed JSON: {e}"),
         )
     })?;
-    Ok(no_store(s.credential(token, &req)?))
+    let token = token.to_owned();
+    Ok(no_store(
+        blocking(&s, move |s| s.credential(&token, &req)).await?,
+    ))
 }
 
 async fn status_list(State(s): State<Shared>) -> Result<Response, ApiError> {

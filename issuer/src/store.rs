@@ -15,7 +15,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 /// A storage failure, or a refused state change.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// sled failed.
@@ -173,6 +173,52 @@ pub struct Store {
     status_idx: sled::Tree,
     meta: sled::Tree,
     audit: sled::Tree,
+    commit: std::sync::Arc<GroupCommit>,
+    issuances: std::sync::Arc<IssuanceQueue>,
+}
+
+/// Most issuances one commit writes.
+pub const MAX_ISSUANCE_BATCH: usize = 64;
+
+/// Issuances waiting to be committed, and the outcomes of committed ones (see
+/// [`Store::record_issuance`]).
+#[derive(Debug, Default)]
+struct IssuanceQueue {
+    state: std::sync::Mutex<IssuanceState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct IssuanceState {
+    next_ticket: u64,
+    pending: Vec<PendingIssuance>,
+    outcomes: std::collections::HashMap<u64, Result<(), StoreError>>,
+    committing: bool,
+}
+
+#[derive(Debug)]
+struct PendingIssuance {
+    ticket: u64,
+    rec: CredentialRecord,
+    token_hash: String,
+    now: i64,
+}
+
+/// Who has asked for durability and how far the flushes have got (see [`Store::flush`]).
+#[derive(Debug, Default)]
+struct GroupCommit {
+    state: std::sync::Mutex<CommitState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct CommitState {
+    /// Tickets handed out (one per durable write).
+    written: u64,
+    /// Every ticket up to this one is durable.
+    flushed: u64,
+    /// A flush is running.
+    flushing: bool,
 }
 
 /// SHA-256, hex.
@@ -226,13 +272,41 @@ impl Store {
             status_idx: db.open_tree("status_idx")?,
             meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
+            commit: std::sync::Arc::default(),
+            issuances: std::sync::Arc::default(),
             db,
         })
     }
 
+    /// Makes every write this thread has completed durable. Group commit: a caller whose
+    /// writes are already covered by a flush that started after them returns without its
+    /// own fsync; one caller flushes for everyone waiting.
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        let poisoned = |_| StoreError::Sled("the flush lock is poisoned".into());
+        let mut st = self.commit.state.lock().map_err(poisoned)?;
+        // Tickets are taken after the caller's writes completed.
+        st.written += 1;
+        let ticket = st.written;
+        loop {
+            if st.flushed >= ticket {
+                return Ok(());
+            }
+            if st.flushing {
+                st = self.commit.done.wait(st).map_err(poisoned)?;
+                continue;
+            }
+            st.flushing = true;
+            let target = st.written;
+            drop(st);
+            let flushed = self.db.flush();
+            st = self.commit.state.lock().map_err(poisoned)?;
+            st.flushing = false;
+            if flushed.is_ok() {
+                st.flushed = st.flushed.max(target);
+            }
+            self.commit.done.notify_all();
+            flushed?;
+        }
     }
 
     /// Appends an audit event on its own (durable).
@@ -398,35 +472,113 @@ impl Store {
     }
 
     /// Records an issued credential, atomically with its status index, the access token's
-    /// use, the application's status and the audit event.
+    /// use, the application's status and the audit event; durable when it returns.
+    ///
+    /// Concurrent issuances are committed together: the first caller to find no commit
+    /// running takes every pending issuance (up to [`MAX_ISSUANCE_BATCH`]), writes them in
+    /// one transaction and flushes once; each caller gets its own issuance's outcome. A
+    /// refused issuance (taken index, used token) refuses only itself.
     pub fn record_issuance(
         &self,
         rec: &CredentialRecord,
         token_hash: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        (&self.creds, &self.status_idx, &self.tokens, &self.apps, &self.meta, &self.audit).transaction(|(c, s, t, apps, m, a)| {
-            let key = rec.status_idx.to_be_bytes();
-            if s.get(key)?.is_some() {
-                return Err(abort(StoreError::Conflict(format!("status index {} is taken", rec.status_idx))));
+        let q = &self.issuances;
+        let poisoned = |_| StoreError::Sled("the issuance queue lock is poisoned".into());
+        let mut st = q.state.lock().map_err(poisoned)?;
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.pending.push(PendingIssuance {
+            ticket,
+            rec: rec.clone(),
+            token_hash: token_hash.to_owned(),
+            now,
+        });
+        loop {
+            if let Some(outcome) = st.outcomes.remove(&ticket) {
+                return outcome;
             }
-            let mut token: AccessToken = de(&t.get(token_hash)?.ok_or_else(|| abort(StoreError::NotFound("access token".into())))?).map_err(abort)?;
-            if token.used {
-                return Err(abort(StoreError::Conflict("the access token was already used".into())));
+            if st.committing {
+                st = q.done.wait(st).map_err(poisoned)?;
+                continue;
             }
-            token.used = true;
-            t.insert(token_hash.as_bytes(), ser(&token))?;
-            s.insert(&key, rec.id.as_bytes())?;
-            c.insert(rec.id.as_bytes(), ser(rec))?;
-            if let Some(v) = apps.get(rec.application_id.as_bytes())? {
-                let mut app: Application = de(&v).map_err(abort)?;
-                app.status = AppStatus::Issued;
-                apps.insert(app.id.as_bytes(), ser(&app))?;
+            st.committing = true;
+            let take = st.pending.len().min(MAX_ISSUANCE_BATCH);
+            let batch: Vec<PendingIssuance> = st.pending.drain(..take).collect();
+            drop(st);
+            let outcomes = self.commit_issuances(&batch);
+            st = q.state.lock().map_err(poisoned)?;
+            st.committing = false;
+            match outcomes {
+                Ok(each) => {
+                    for (p, o) in batch.iter().zip(each) {
+                        st.outcomes.insert(p.ticket, o);
+                    }
+                }
+                Err(e) => {
+                    for p in &batch {
+                        st.outcomes.insert(p.ticket, Err(e.clone()));
+                    }
+                }
             }
-            audit_append(m, a, now, "credential_issued", json!({"credential_id": rec.id, "vct": rec.vct, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
-            Ok(())
+            q.done.notify_all();
+        }
+    }
+
+    /// One transaction and one flush for a batch of issuances; the outer error fails them
+    /// all, an inner one only its own.
+    fn commit_issuances(
+        &self,
+        batch: &[PendingIssuance],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let outcomes = (&self.creds, &self.status_idx, &self.tokens, &self.apps, &self.meta, &self.audit).transaction(|(c, s, t, apps, m, a)| {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for p in batch {
+                let rec = &p.rec;
+                let key = rec.status_idx.to_be_bytes();
+                // Every check before any write, so a refused issuance writes nothing.
+                if s.get(key)?.is_some() {
+                    outcomes.push(Err(StoreError::Conflict(format!("status index {} is taken", rec.status_idx))));
+                    continue;
+                }
+                let Some(raw) = t.get(p.token_hash.as_bytes())? else {
+                    outcomes.push(Err(StoreError::NotFound("access token".into())));
+                    continue;
+                };
+                let mut token: AccessToken = match de(&raw) {
+                    Ok(token) => token,
+                    Err(e) => {
+                        outcomes.push(Err(e));
+                        continue;
+                    }
+                };
+                if token.used {
+                    outcomes.push(Err(StoreError::Conflict("the access token was already used".into())));
+                    continue;
+                }
+                let app = match apps.get(rec.application_id.as_bytes())?.map(|v| de::<Application>(&v)).transpose() {
+                    Ok(app) => app,
+                    Err(e) => {
+                        outcomes.push(Err(e));
+                        continue;
+                    }
+                };
+                token.used = true;
+                t.insert(p.token_hash.as_bytes(), ser(&token))?;
+                s.insert(&key, rec.id.as_bytes())?;
+                c.insert(rec.id.as_bytes(), ser(rec))?;
+                if let Some(mut app) = app {
+                    app.status = AppStatus::Issued;
+                    apps.insert(app.id.as_bytes(), ser(&app))?;
+                }
+                audit_append(m, a, p.now, "credential_issued", json!({"credential_id": rec.id, "vct": rec.vct, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
+                outcomes.push(Ok(()));
+            }
+            Ok(outcomes)
         })?;
-        self.flush()
+        self.flush()?;
+        Ok(outcomes)
     }
 
     /// Changes a credential's status (durable before it returns).

@@ -35,8 +35,9 @@ fn fixture() -> Fx {
         dir.path().join("data").to_string_lossy()
     );
     let config = Config::parse(&cfg).expect("config");
-    Issuer::init(&config, "pw", now() - 10).expect("init");
-    let issuer = Arc::new(Issuer::open(config, Zeroizing::new("pw".into()), now).expect("open"));
+    let (issuer, _) =
+        Issuer::create(config, Zeroizing::new("pw".into()), now() - 10, now).expect("create");
+    let issuer = Arc::new(issuer);
     Fx { _dir: dir, issuer }
 }
 
