@@ -1,10 +1,16 @@
 //! Shared plumbing of the bizcred service binaries (`bizcred-registry`, `bizcred-issuer`,
 //! `bizcred-verifier`): logs on stderr (never stdout, which is data), the tokio runtime, and
 //! the error contract: a failed command prints `error: <cause chain>` on stderr, with `--json`
-//! also `{"error": ...}` on stdout, and exits 2.
+//! also `{"error": ...}` on stdout, and exits 2. Each service binary declares [`Allocator`]
+//! as its global allocator.
 
 use std::future::Future;
 use std::process::ExitCode;
+
+/// The service binaries' global allocator (mimalloc), declared in each `main.rs` with
+/// `#[global_allocator] static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;`.
+/// The benches use it too, so they measure what the binaries run.
+pub use mimalloc::MiMalloc as Allocator;
 
 /// Global output options every binary takes.
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,9 @@
 //!
 //! Exit codes: 0 done, 1 refused / not found, 2 error.
 
+#[global_allocator]
+static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

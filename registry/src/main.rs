@@ -2,6 +2,9 @@
 //!
 //! Exit codes: 0 done, 1 refused (the registry rejected the entry, or not found), 2 error.
 
+#[global_allocator]
+static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -2,6 +2,9 @@
 //!
 //! Exit codes: 0 accept (or done), 1 reject (or refused), 2 error, 3 indeterminate.
 
+#[global_allocator]
+static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
