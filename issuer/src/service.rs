@@ -56,7 +56,7 @@ fn no_store(v: Value) -> Response {
 }
 
 /// Runs issuer work that waits on the disk (every durable store write ends in an fsync) or
-/// signs, on tokio's blocking pool: the async workers keep serving other requests meanwhile,
+/// signs, on tokio's blocking pool (every handler that writes durably goes through here): the async workers keep serving other requests meanwhile,
 /// and concurrent issuances share one fsync (see `Store`'s group commit).
 async fn blocking<T: Send + 'static>(
     s: &Shared,
@@ -213,7 +213,9 @@ async fn presentation(
     if let Err(e) = s.sync_trust().await {
         tracing::warn!("trust bundle not refreshed before verifying a presentation: {e}");
     }
-    Ok(no_store(s.handle_presentation(&body)?))
+    Ok(no_store(
+        blocking(&s, move |s| s.handle_presentation(&body)).await?,
+    ))
 }
 
 fn authorize(s: &Issuer, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -294,7 +296,8 @@ async fn create_application(
                 "credential_type is required",
             )
         })?;
-    let (app, uri) = s.create_application(ty, claims_of(&v)?)?;
+    let (ty, claims) = (ty.to_owned(), claims_of(&v)?);
+    let (app, uri) = blocking(&s, move |s| s.create_application(&ty, claims)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"application_id": app.id, "status": app.status, "presentation_request": uri})),
@@ -322,7 +325,9 @@ async fn approve(
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
     let v = json_body(&headers, &body)?;
-    Ok((StatusCode::CREATED, Json(s.approve(&id, claims_of(&v)?)?)).into_response())
+    let claims = claims_of(&v)?;
+    let offer = blocking(&s, move |s| s.approve(&id, claims)).await?;
+    Ok((StatusCode::CREATED, Json(offer)).into_response())
 }
 
 async fn list_credentials(
@@ -351,7 +356,7 @@ async fn change_status(
             ))
         }
     };
-    let rec = s.set_status(&id, status)?;
+    let rec = blocking(&s, move |s| s.set_status(&id, status)).await?;
     if let Err(e) = s.push_status_list().await {
         tracing::warn!("status list not pushed to the registry: {e}");
     }
