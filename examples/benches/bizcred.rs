@@ -185,6 +185,23 @@ fn bench_issue(r: &Reference) {
         _ => unreachable!("example claims are an object"),
     };
     let disclosable = sd_jwt_vc::default_disclosable(ty, &claims);
+    // What the AGCO's issuer signs: the claims with a status index, bound to the holder key.
+    let request = |idx: u64, claims, disclosable| Issuance {
+        vct: ty.vct(),
+        issuer: "did:webvh:QmBench:agco.example",
+        kid: Some("did:webvh:QmBench:agco.example#key-1"),
+        iat: 1_790_000_000,
+        nbf: None,
+        exp: Some(1_800_000_000),
+        holder_key: Some(&holder),
+        status: Some(StatusReference {
+            idx,
+            uri: "https://agco.example/status/1".into(),
+        }),
+        claims,
+        disclosable,
+        decoys: 3,
+    };
     let mut idx = 0u64;
     // As the issuer does: salts from a ChaCha20 CSPRNG seeded by the OS, not a syscall each.
     let mut rng =
@@ -195,46 +212,18 @@ fn bench_issue(r: &Reference) {
         || (claims.clone(), disclosable.clone()),
         |(claims, disclosable)| {
             idx += 1;
-            let req = Issuance {
-                vct: ty.vct(),
-                issuer: "did:webvh:QmBench:agco.example",
-                kid: Some("did:webvh:QmBench:agco.example#key-1"),
-                iat: 1_790_000_000,
-                nbf: None,
-                exp: Some(1_800_000_000),
-                holder_key: Some(&holder),
-                status: Some(StatusReference {
-                    idx,
-                    uri: "https://agco.example/status/1".into(),
-                }),
-                claims,
-                disclosable,
-                decoys: 3,
-            };
+            let req = request(idx, claims, disclosable);
             drop(std::hint::black_box(sd_jwt_vc::issue(req, &key, &mut rng)));
         },
         Duration::from_millis(1000),
     );
     // The same credential's JWS signing input, signed raw: the signature's own cost at that length.
-    let sample = {
-        let req = Issuance {
-            vct: ty.vct(),
-            issuer: "did:webvh:QmBench:agco.example",
-            kid: Some("did:webvh:QmBench:agco.example#key-1"),
-            iat: 1_790_000_000,
-            nbf: None,
-            exp: Some(1_800_000_000),
-            holder_key: Some(&holder),
-            status: Some(StatusReference {
-                idx: 1,
-                uri: "https://agco.example/status/1".into(),
-            }),
-            claims: claims.clone(),
-            disclosable: disclosable.clone(),
-            decoys: 3,
-        };
-        sd_jwt_vc::issue(req, &key, &mut rng).expect("issue")
-    };
+    let sample = sd_jwt_vc::issue(
+        request(1, claims.clone(), disclosable.clone()),
+        &key,
+        &mut rng,
+    )
+    .expect("issue");
     let input = sample
         .jwt
         .rsplit_once('.')
