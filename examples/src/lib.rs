@@ -473,6 +473,33 @@ impl World {
         self.bins.ok("bizcred-issuer", &full)
     }
 
+    /// Staff at agency `key` open an application for `ty` with `claims` and approve it at
+    /// once; returns the offer (`credential_offer_uri`, `tx_code`, ...). `name` names the
+    /// claims file.
+    pub fn offer(
+        &self,
+        key: &str,
+        ty: CredentialType,
+        name: &str,
+        claims: &Value,
+    ) -> Result<Value> {
+        let file = self.claims_file(name, claims)?;
+        let app = self.admin(
+            key,
+            &[
+                "apply",
+                "--type",
+                ty.slug(),
+                "--claims",
+                &file.to_string_lossy(),
+            ],
+        )?;
+        let id = app["application_id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no application id: {app}"))?;
+        self.admin(key, &["approve", id])
+    }
+
     /// Writes `claims` to a file for `admin apply/approve`.
     pub fn claims_file(&self, name: &str, claims: &Value) -> Result<PathBuf> {
         let p = self.root.path().join(format!("{name}.json"));

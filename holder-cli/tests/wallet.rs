@@ -233,27 +233,14 @@ fn bad_input_is_refused_and_nothing_is_stored() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach"), "{err}");
     // A wrong transaction code: refused, with a hint; nothing stored.
-    let app = world
-        .admin(
-            "obr",
-            &[
-                "apply",
-                "--type",
-                "certificate-of-incorporation",
-                "--claims",
-                &world
-                    .claims_file("inc", &Business::jennifer().incorporation())
-                    .expect("f")
-                    .to_string_lossy(),
-            ],
-        )
-        .expect("apply");
     let offer = world
-        .admin(
+        .offer(
             "obr",
-            &["approve", app["application_id"].as_str().expect("id")],
+            CredentialType::CertificateOfIncorporation,
+            "inc",
+            &Business::jennifer().incorporation(),
         )
-        .expect("approve");
+        .expect("offer");
     let uri = offer["credential_offer_uri"].as_str().expect("uri");
     let (code, _, err) = w
         .run(bins, &["receive", uri, "--tx-code", "000000"])
@@ -301,27 +288,14 @@ fn bad_input_is_refused_and_nothing_is_stored() {
     assert_eq!(got.status().as_u16(), 404, "the bank received nothing");
     // Declining: the wallet holds the credential, but consent is not given (no --yes, no
     // terminal to ask on): nothing is sent.
-    let app = world
-        .admin(
-            "obr",
-            &[
-                "apply",
-                "--type",
-                "certificate-of-incorporation",
-                "--claims",
-                &world
-                    .claims_file("inc2", &Business::jennifer().incorporation())
-                    .expect("f")
-                    .to_string_lossy(),
-            ],
-        )
-        .expect("apply");
     let offer = world
-        .admin(
+        .offer(
             "obr",
-            &["approve", app["application_id"].as_str().expect("id")],
+            CredentialType::CertificateOfIncorporation,
+            "inc2",
+            &Business::jennifer().incorporation(),
         )
-        .expect("approve");
+        .expect("offer");
     w.ok(
         bins,
         &[
@@ -379,27 +353,14 @@ fn kill_9_during_receive_leaves_the_store_readable() {
     let w = Wallet::create(bins, &root, "w").expect("wallet");
     let mut received_total = 0;
     for delay_ms in [5u64, 20, 60, 120, 250, 600] {
-        let app = world
-            .admin(
-                "obr",
-                &[
-                    "apply",
-                    "--type",
-                    "certificate-of-incorporation",
-                    "--claims",
-                    &world
-                        .claims_file("k", &Business::jennifer().incorporation())
-                        .expect("f")
-                        .to_string_lossy(),
-                ],
-            )
-            .expect("apply");
         let offer = world
-            .admin(
+            .offer(
                 "obr",
-                &["approve", app["application_id"].as_str().expect("id")],
+                CredentialType::CertificateOfIncorporation,
+                "k",
+                &Business::jennifer().incorporation(),
             )
-            .expect("approve");
+            .expect("offer");
         let mut child = bins
             .cmd("bizcred-wallet")
             .args([
@@ -535,27 +496,14 @@ fn kill_9_during_import_imports_all_or_nothing() {
     let root = world.root.path().to_path_buf();
     let w = Wallet::create(bins, &root, "source").expect("wallet");
     for i in 0..4 {
-        let app = world
-            .admin(
-                "obr",
-                &[
-                    "apply",
-                    "--type",
-                    "certificate-of-incorporation",
-                    "--claims",
-                    &world
-                        .claims_file(&format!("i{i}"), &Business::jennifer().incorporation())
-                        .expect("f")
-                        .to_string_lossy(),
-                ],
-            )
-            .expect("apply");
         let offer = world
-            .admin(
+            .offer(
                 "obr",
-                &["approve", app["application_id"].as_str().expect("id")],
+                CredentialType::CertificateOfIncorporation,
+                &format!("i{i}"),
+                &Business::jennifer().incorporation(),
             )
-            .expect("approve");
+            .expect("offer");
         w.ok(
             bins,
             &[

@@ -39,25 +39,7 @@ fn independent_receive(
     claims: &Value,
     store: Option<&Path>,
 ) -> Value {
-    let file = world.claims_file(agency, claims).expect("claims");
-    let app = world
-        .admin(
-            agency,
-            &[
-                "apply",
-                "--type",
-                ty.slug(),
-                "--claims",
-                &file.to_string_lossy(),
-            ],
-        )
-        .expect("apply");
-    let offer = world
-        .admin(
-            agency,
-            &["approve", app["application_id"].as_str().expect("id")],
-        )
-        .expect("approve");
+    let offer = world.offer(agency, ty, agency, claims).expect("offer");
     let mut cmd = Command::new("python3");
     cmd.arg(script("oid4vci_wallet.py"))
         .arg(offer["credential_offer_uri"].as_str().expect("uri"))
