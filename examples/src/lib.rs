@@ -541,6 +541,25 @@ impl Wallet {
         }
         Ok(v)
     }
+
+    /// Receives the credential of `offer` (as `World::offer` or `admin approve` return it)
+    /// with its transaction code.
+    pub fn receive(&self, bins: &Bins, offer: &Value) -> Result<Value> {
+        let field = |k: &str| {
+            offer[k]
+                .as_str()
+                .ok_or_else(|| anyhow!("the offer has no {k}: {offer}"))
+        };
+        self.ok(
+            bins,
+            &[
+                "receive",
+                field("credential_offer_uri")?,
+                "--tx-code",
+                field("tx_code")?,
+            ],
+        )
+    }
 }
 
 /// Today ± days, as `YYYY-MM-DD`.
@@ -729,11 +748,7 @@ pub fn obtain(
             &approve_file.to_string_lossy(),
         ],
     )?;
-    let uri = offer["credential_offer_uri"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no offer: {offer}"))?;
-    let tx = offer["tx_code"].as_str().unwrap_or_default();
-    let received = wallet.ok(bins, &["receive", uri, "--tx-code", tx])?;
+    let received = wallet.receive(bins, &offer)?;
     Ok(
         json!({"agency": agency, "application_id": app_id, "presented": presented, "received": received}),
     )

@@ -296,16 +296,7 @@ fn bad_input_is_refused_and_nothing_is_stored() {
             &Business::jennifer().incorporation(),
         )
         .expect("offer");
-    w.ok(
-        bins,
-        &[
-            "receive",
-            offer["credential_offer_uri"].as_str().expect("uri"),
-            "--tx-code",
-            offer["tx_code"].as_str().expect("tx"),
-        ],
-    )
-    .expect("receive");
+    w.receive(bins, &offer).expect("receive");
     let kyc = Bank::start_named(&world, "kyc", "name = \"kyc\"\n[[credential]]\nid = \"inc\"\ntype = \"certificate-of-incorporation\"\nclaims = [\"legal_name\"]\n").expect("kyc");
     let req: Value = reqwest::blocking::Client::new()
         .post(format!("{}/requests", kyc.service.url))
@@ -504,16 +495,7 @@ fn kill_9_during_import_imports_all_or_nothing() {
                 &Business::jennifer().incorporation(),
             )
             .expect("offer");
-        w.ok(
-            bins,
-            &[
-                "receive",
-                offer["credential_offer_uri"].as_str().expect("uri"),
-                "--tx-code",
-                offer["tx_code"].as_str().expect("tx"),
-            ],
-        )
-        .expect("receive");
+        w.receive(bins, &offer).expect("receive");
     }
     let backup = root.join("backup.bin");
     w.ok(bins, &["export", "--out", &backup.to_string_lossy()])
