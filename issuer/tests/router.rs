@@ -85,6 +85,18 @@ fn form(uri: &str, pairs: &[(&str, &str)]) -> Request<Body> {
         .expect("req")
 }
 
+/// A pre-authorized code token request.
+fn token_req(code: &str, tx: &str) -> Request<Body> {
+    form(
+        "/token",
+        &[
+            ("grant_type", oid4vci::PRE_AUTHORIZED_GRANT),
+            ("pre-authorized_code", code),
+            ("tx_code", tx),
+        ],
+    )
+}
+
 fn incorporation() -> Value {
     let mut v: Value = serde_json::from_str(include_str!(
         "../../schemas/examples/valid/certificate-of-incorporation.json"
@@ -141,18 +153,7 @@ async fn offer(f: &Fx) -> (String, String, String) {
 
 async fn access_token(f: &Fx) -> String {
     let (code, tx, _) = offer(f).await;
-    let (s, t, h) = call(
-        f,
-        form(
-            "/token",
-            &[
-                ("grant_type", oid4vci::PRE_AUTHORIZED_GRANT),
-                ("pre-authorized_code", &code),
-                ("tx_code", &tx),
-            ],
-        ),
-    )
-    .await;
+    let (s, t, h) = call(f, token_req(&code, &tx)).await;
     assert_eq!(s, StatusCode::OK, "{t}");
     assert_eq!(
         h.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()),
@@ -222,33 +223,11 @@ async fn issuance_end_to_end_and_status_changes() {
         o["credential_configuration_ids"],
         json!(["certificate-of-incorporation"])
     );
-    let (s, t, _) = call(
-        &f,
-        form(
-            "/token",
-            &[
-                ("grant_type", oid4vci::PRE_AUTHORIZED_GRANT),
-                ("pre-authorized_code", &code),
-                ("tx_code", &tx),
-            ],
-        ),
-    )
-    .await;
+    let (s, t, _) = call(&f, token_req(&code, &tx)).await;
     assert_eq!(s, StatusCode::OK);
     let token = t["access_token"].as_str().expect("t");
     // The code is single use, and the offer is gone.
-    let (s, e, _) = call(
-        &f,
-        form(
-            "/token",
-            &[
-                ("grant_type", oid4vci::PRE_AUTHORIZED_GRANT),
-                ("pre-authorized_code", &code),
-                ("tx_code", &tx),
-            ],
-        ),
-    )
-    .await;
+    let (s, e, _) = call(&f, token_req(&code, &tx)).await;
     assert_eq!(
         (s, e["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
@@ -386,32 +365,10 @@ async fn token_endpoint_refusals() {
     assert_eq!(call(&f, req).await.1["error"], "invalid_request");
     // Wrong transaction codes are limited: after five, even the right one fails.
     for _ in 0..5 {
-        let (_, e, _) = call(
-            &f,
-            form(
-                "/token",
-                &[
-                    ("grant_type", g),
-                    ("pre-authorized_code", &code),
-                    ("tx_code", "000000x"),
-                ],
-            ),
-        )
-        .await;
+        let (_, e, _) = call(&f, token_req(&code, "000000x")).await;
         assert_eq!(e["error"], "invalid_grant");
     }
-    let (_, e, _) = call(
-        &f,
-        form(
-            "/token",
-            &[
-                ("grant_type", g),
-                ("pre-authorized_code", &code),
-                ("tx_code", &tx),
-            ],
-        ),
-    )
-    .await;
+    let (_, e, _) = call(&f, token_req(&code, &tx)).await;
     assert_eq!(e["error"], "invalid_grant");
 }
 
