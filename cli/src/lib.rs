@@ -12,15 +12,29 @@ use std::process::ExitCode;
 /// The benches use it too, so they measure what the binaries run.
 pub use mimalloc::MiMalloc as Allocator;
 
-/// Global output options every binary takes.
-#[derive(Debug, Clone, Copy)]
+/// The output options every service binary takes (`#[command(flatten)]` into its CLI).
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Output {
-    /// `--json`.
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
     pub json: bool,
-    /// `-q`.
+    /// Less output.
+    #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// `-v` count.
+    /// More log output on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl Output {
+    /// Reports a result: `data` on stdout with `--json`, else `human` unless `-q`.
+    pub fn say(&self, human: &str, data: &serde_json::Value) {
+        if self.json {
+            println!("{data}");
+        } else if !self.quiet {
+            println!("{human}");
+        }
+    }
 }
 
 /// Sets up logging, runs `command` on a multi-threaded runtime, and maps an error to exit 2.

@@ -25,15 +25,8 @@ use bizcred_issuer::{service, Config, Issuer};
     about = "A bizcred agency issuer (OpenID4VCI, status lists, prerequisites)"
 )]
 struct Cli {
-    /// Machine-readable JSON on stdout.
-    #[arg(long, global = true)]
-    json: bool,
-    /// More log output on stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Less output.
-    #[arg(short, long, global = true)]
-    quiet: bool,
+    #[command(flatten)]
+    out: bizcred_cli::Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -136,22 +129,12 @@ fn load_config(path: &PathBuf) -> Result<Config> {
     Config::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
-struct Out {
-    json: bool,
-    quiet: bool,
-}
-
-impl Out {
-    fn say(&self, human: &str, data: &Value) {
-        if self.json {
-            println!("{data}");
-        } else if !self.quiet {
-            println!("{human}");
-        }
-    }
-}
-
-async fn admin(out: &Out, url: &str, token: &str, action: AdminCmd) -> Result<ExitCode> {
+async fn admin(
+    out: &bizcred_cli::Output,
+    url: &str,
+    token: &str,
+    action: AdminCmd,
+) -> Result<ExitCode> {
     let client = reqwest::Client::new();
     let url = url.trim_end_matches('/');
     let read_claims = |p: &Option<PathBuf>| -> Result<Value> {
@@ -231,10 +214,7 @@ async fn admin(out: &Out, url: &str, token: &str, action: AdminCmd) -> Result<Ex
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let out = Out {
-        json: cli.json,
-        quiet: cli.quiet,
-    };
+    let out = cli.out;
     match cli.command {
         Command::Init { config } => {
             let cfg = load_config(&config)?;
@@ -344,10 +324,5 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let out = bizcred_cli::Output {
-        json: cli.json,
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
-    bizcred_cli::main(out, run(cli))
+    bizcred_cli::main(cli.out, run(cli))
 }

@@ -33,15 +33,8 @@ use bizcred_schemas::CredentialType;
     about = "The bizcred DID and trust registry"
 )]
 struct Cli {
-    /// Print machine-readable JSON on stdout.
-    #[arg(long, global = true)]
-    json: bool,
-    /// More log output on stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Less output.
-    #[arg(short, long, global = true)]
-    quiet: bool,
+    #[command(flatten)]
+    out: bizcred_cli::Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -342,37 +335,26 @@ impl Sink {
     }
 }
 
-struct Out {
-    json: bool,
-    quiet: bool,
-}
-
-impl Out {
-    fn done(&self, human: &str, data: Value) {
-        if self.json {
-            println!("{data}");
-        } else if !self.quiet {
-            println!("{human}");
-        }
-    }
-}
-
-async fn governance(out: &Out, target: &Target, entries: Vec<(String, Maker)>) -> Result<ExitCode> {
+async fn governance(
+    out: &bizcred_cli::Output,
+    target: &Target,
+    entries: Vec<(String, Maker)>,
+) -> Result<ExitCode> {
     let (mut sink, origin) = Sink::open(target)?;
     let authority = load_key(&target.data, "authority.key")?;
     for (what, make) in entries {
         let entry = make(&origin, &authority)?;
         match sink.append(entry).await? {
             Ok(index) => {
-                out.done(
+                out.say(
                     &format!("{what}: appended as entry {index}"),
-                    json!({"result": "appended", "what": what, "index": index}),
+                    &json!({"result": "appended", "what": what, "index": index}),
                 );
             }
             Err(reason) => {
-                out.done(
+                out.say(
                     &format!("refused: {what}: {reason}"),
-                    json!({"result": "refused", "what": what, "reason": reason}),
+                    &json!({"result": "refused", "what": what, "reason": reason}),
                 );
                 return Ok(ExitCode::from(1));
             }
@@ -385,10 +367,7 @@ async fn governance(out: &Out, target: &Target, entries: Vec<(String, Maker)>) -
 type Maker = Box<dyn FnOnce(&str, &SecretKey) -> Result<Value>>;
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let out = Out {
-        json: cli.json,
-        quiet: cli.quiet,
-    };
+    let out = cli.out;
     match cli.command {
         Command::Init { data, origin } => {
             if data.data_dir.join("registry.json").exists() {
@@ -459,14 +438,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let anchor = reg
                 .anchor()
                 .ok_or_else(|| anyhow!("no anchor after genesis"))?;
-            out.done(
+            out.say(
                 &format!(
                     "registry {origin} created in {}\nadmin token (shown once; keep it secret): {}\ntrust anchor for verifiers: {}",
                     data.data_dir.display(),
                     token.as_str(),
                     serde_json::to_string(&anchor)?
                 ),
-                json!({"origin": origin, "admin_token": token.as_str(), "anchor": anchor, "size": reg.state().size()}),
+                &json!({"origin": origin, "admin_token": token.as_str(), "anchor": anchor, "size": reg.state().size()}),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -488,12 +467,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let addr = listener.local_addr()?;
-            out.done(
+            out.say(
                 &format!(
                     "registry {} serving on http://{addr} ({size} entries)",
                     cfg.origin
                 ),
-                json!({"listening": addr.to_string(), "origin": cfg.origin, "size": size}),
+                &json!({"listening": addr.to_string(), "origin": cfg.origin, "size": size}),
             );
             axum::serve(listener, service::app(state))
                 .with_graceful_shutdown(async {
@@ -700,13 +679,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
             let b = bizcred_core::trust::bundle::parse(&text)?;
-            out.done(
+            out.say(
                 &format!(
                     "trust bundle with {} entries written to {}",
                     b.entries.len(),
                     file.display()
                 ),
-                json!({"file": file, "entries": b.entries.len(), "from": from}),
+                &json!({"file": file, "entries": b.entries.len(), "from": from}),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -737,7 +716,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join("\n")
             );
-            out.done(&human, json!({"origin": s.origin, "size": s.size(), "issuers": issuers, "anchor": reg.anchor()}));
+            out.say(&human, &json!({"origin": s.origin, "size": s.size(), "issuers": issuers, "anchor": reg.anchor()}));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -775,10 +754,5 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let out = bizcred_cli::Output {
-        json: cli.json,
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
-    bizcred_cli::main(out, run(cli))
+    bizcred_cli::main(cli.out, run(cli))
 }

@@ -38,15 +38,8 @@ use bizcred_verifier::{receipt, Context as VContext, Policy, Presentation, Repor
     about = "Verify bizcred presentations offline, against a synced trust bundle"
 )]
 struct Cli {
-    /// Machine-readable JSON on stdout.
-    #[arg(long, global = true)]
-    json: bool,
-    /// Less output.
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    /// More log output on stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    out: bizcred_cli::Output,
     /// The verifier's data directory.
     #[arg(
         long,
@@ -514,13 +507,7 @@ async fn result(State(s): State<Arc<ServeState>>, UrlPath(state): UrlPath<String
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let dir = cli.data_dir.clone();
-    let say = |human: &str, data: &Value| {
-        if cli.json {
-            println!("{data}");
-        } else if !cli.quiet {
-            println!("{human}");
-        }
-    };
+    let say = |human: &str, data: &Value| cli.out.say(human, data);
     match cli.command {
         Command::Init { anchor, registry } => {
             if dir.join("verifier.json").exists() {
@@ -726,10 +713,5 @@ fn pct(s: &str) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let out = bizcred_cli::Output {
-        json: cli.json,
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
-    bizcred_cli::main(out, run(cli))
+    bizcred_cli::main(cli.out, run(cli))
 }
