@@ -2,12 +2,27 @@
 //! French, present over OpenID4VP and as a file, status, history, backups; and every bad input
 //! the wallet promises to handle without storing anything half-way.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use bizcred_examples::{obtain, Bank, Business, Wallet, World};
+use bizcred_examples::{obtain, Bank, Bins, Business, Wallet, World};
 use bizcred_schemas::CredentialType;
 use serde_json::{json, Value};
+
+/// Runs the wallet with `args` and kills it with SIGKILL after `delay`; how it ended.
+fn kill_9_after(bins: &Bins, args: &[&str], delay: Duration) -> std::process::ExitStatus {
+    let mut child = bins
+        .cmd("bizcred-wallet")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(delay);
+    // SIGKILL on Unix; an error only means the process had already exited.
+    let _ = child.kill();
+    child.wait().expect("wait")
+}
 
 fn list(world: &World, w: &Wallet) -> Vec<Value> {
     w.ok(&world.bins, &["list"])
@@ -352,25 +367,18 @@ fn kill_9_during_receive_leaves_the_store_readable() {
                 &Business::jennifer().incorporation(),
             )
             .expect("offer");
-        let mut child = bins
-            .cmd("bizcred-wallet")
-            .args([
+        let status = kill_9_after(
+            bins,
+            &[
                 "--wallet-dir",
                 &w.dir.to_string_lossy(),
                 "receive",
                 offer["credential_offer_uri"].as_str().expect("uri"),
                 "--tx-code",
                 offer["tx_code"].as_str().expect("tx"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = Command::new("kill")
-            .args(["-9", &child.id().to_string()])
-            .status();
-        let status = child.wait().expect("wait");
+            ],
+            Duration::from_millis(delay_ms),
+        );
         if status.success() {
             received_total += 1;
         }
@@ -502,24 +510,17 @@ fn kill_9_during_import_imports_all_or_nothing() {
         .expect("export");
     for (n, delay_ms) in [5u64, 40, 90, 150, 250, 500].into_iter().enumerate() {
         let target = Wallet::create(bins, &root, &format!("t{n}")).expect("wallet");
-        let mut child = bins
-            .cmd("bizcred-wallet")
-            .args([
+        kill_9_after(
+            bins,
+            &[
                 "--wallet-dir",
                 &target.dir.to_string_lossy(),
                 "import",
                 "--in",
                 &backup.to_string_lossy(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = Command::new("kill")
-            .args(["-9", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
+            ],
+            Duration::from_millis(delay_ms),
+        );
         let got = list(&world, &target).len();
         assert!(
             got == 0 || got == 4,
