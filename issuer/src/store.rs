@@ -221,6 +221,71 @@ struct CommitState {
     flushing: bool,
 }
 
+/// Ends a flush, even one that unwinds: clears `flushing`, records how far it got, wakes the
+/// waiters (one of them leads the next flush).
+struct FlushLeader<'a> {
+    commit: &'a GroupCommit,
+    target: u64,
+    done: bool,
+}
+
+impl Drop for FlushLeader<'_> {
+    fn drop(&mut self) {
+        let mut st = self
+            .commit
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.flushing = false;
+        if self.done {
+            st.flushed = st.flushed.max(self.target);
+        }
+        self.commit.done.notify_all();
+    }
+}
+
+/// Ends an issuance commit, even one that unwinds: every issuance of the batch gets its
+/// outcome (an error if the commit never finished), and the next caller may lead.
+struct CommitLeader<'a> {
+    q: &'a IssuanceQueue,
+    batch: &'a [PendingIssuance],
+    outcomes: Option<Result<Vec<Result<(), StoreError>>, StoreError>>,
+}
+
+impl Drop for CommitLeader<'_> {
+    fn drop(&mut self) {
+        let mut st = self
+            .q
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.committing = false;
+        let unfinished = || {
+            Err(StoreError::Sled(
+                "the issuance commit did not finish".into(),
+            ))
+        };
+        match self.outcomes.take() {
+            Some(Ok(each)) => {
+                for (p, o) in self.batch.iter().zip(each) {
+                    st.outcomes.insert(p.ticket, o);
+                }
+            }
+            Some(Err(e)) => {
+                for p in self.batch {
+                    st.outcomes.insert(p.ticket, Err(e.clone()));
+                }
+            }
+            None => {
+                for p in self.batch {
+                    st.outcomes.insert(p.ticket, unfinished());
+                }
+            }
+        }
+        self.q.done.notify_all();
+    }
+}
+
 /// SHA-256, hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
@@ -296,16 +361,17 @@ impl Store {
                 continue;
             }
             st.flushing = true;
-            let target = st.written;
+            let mut leader = FlushLeader {
+                commit: &self.commit,
+                target: st.written,
+                done: false,
+            };
             drop(st);
             let flushed = self.db.flush();
-            st = self.commit.state.lock().map_err(poisoned)?;
-            st.flushing = false;
-            if flushed.is_ok() {
-                st.flushed = st.flushed.max(target);
-            }
-            self.commit.done.notify_all();
+            leader.done = flushed.is_ok();
+            drop(leader);
             flushed?;
+            st = self.commit.state.lock().map_err(poisoned)?;
         }
     }
 
@@ -507,22 +573,14 @@ impl Store {
             let take = st.pending.len().min(MAX_ISSUANCE_BATCH);
             let batch: Vec<PendingIssuance> = st.pending.drain(..take).collect();
             drop(st);
-            let outcomes = self.commit_issuances(&batch);
+            let mut leader = CommitLeader {
+                q,
+                batch: &batch,
+                outcomes: None,
+            };
+            leader.outcomes = Some(self.commit_issuances(&batch));
+            drop(leader);
             st = q.state.lock().map_err(poisoned)?;
-            st.committing = false;
-            match outcomes {
-                Ok(each) => {
-                    for (p, o) in batch.iter().zip(each) {
-                        st.outcomes.insert(p.ticket, o);
-                    }
-                }
-                Err(e) => {
-                    for p in &batch {
-                        st.outcomes.insert(p.ticket, Err(e.clone()));
-                    }
-                }
-            }
-            q.done.notify_all();
         }
     }
 
