@@ -54,6 +54,14 @@ impl ApiError {
     fn bad(error: &'static str, d: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, error, d)
     }
+    /// A `500 server_error` with `cause` as its description.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            cause.to_string(),
+        )
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -63,9 +71,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{m} not found"))
             }
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            StoreError::Sled(m) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", m)
-            }
+            StoreError::Sled(m) => ApiError::internal(m),
         }
     }
 }
@@ -520,16 +526,8 @@ impl Issuer {
         let policy = self.prerequisite_policy(ty, &prereq);
         let claims =
             bizcred_verifier::request::request_object(&policy, &self.pending(&app), self.now());
-        let keys = self.keys.read().map_err(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lock")
-        })?;
-        oid4vp::sign_request_object(&claims, &keys.kid, &keys.assertion).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                e.to_string(),
-            )
-        })
+        let keys = self.keys.read().map_err(|_| ApiError::internal("lock"))?;
+        oid4vp::sign_request_object(&claims, &keys.kid, &keys.assertion).map_err(ApiError::internal)
     }
 
     /// Handles the wallet's `direct_post` response for a prerequisite presentation.
@@ -555,7 +553,7 @@ impl Issuer {
         let trust = self
             .trust
             .read()
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lock"))?
+            .map_err(|_| ApiError::internal("lock"))?
             .clone();
         let nonce = app.nonce.clone().unwrap_or_default();
         let report = bizcred_verifier::verify(
@@ -857,9 +855,7 @@ impl Issuer {
             .ok_or_else(|| ApiError::bad("unknown_credential_configuration", "unknown"))?;
         for _ in 0..3 {
             let idx = self.allocate_index()?;
-            let keys = self.keys.read().map_err(|_| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lock")
-            })?;
+            let keys = self.keys.read().map_err(|_| ApiError::internal("lock"))?;
             let iat = now.max(keys.valid_from);
             let req = Issuance {
                 vct: ty.vct(),
@@ -879,20 +875,9 @@ impl Issuer {
             };
             // Salts from a ChaCha20 CSPRNG seeded by the OS: one system call, not one per salt.
             let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_rng(OsRng)
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        e.to_string(),
-                    )
-                })?;
-            let sd = sd_jwt_vc::issue(req, &keys.assertion, &mut rng).map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    e.to_string(),
-                )
-            })?;
+                .map_err(ApiError::internal)?;
+            let sd =
+                sd_jwt_vc::issue(req, &keys.assertion, &mut rng).map_err(ApiError::internal)?;
             let text = sd.serialize();
             let rec = CredentialRecord {
                 id: random_id(),
@@ -940,30 +925,16 @@ impl Issuer {
 
     /// Builds and signs the status list now.
     pub fn sign_status_list(&self) -> Result<String, ApiError> {
-        let mut list = StatusList::new(self.config.list_size, 2).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                e.to_string(),
-            )
-        })?;
+        let mut list = StatusList::new(self.config.list_size, 2).map_err(ApiError::internal)?;
         for rec in self.store.credentials()? {
             let s = match rec.status.as_str() {
                 "revoked" => Status::Invalid,
                 "suspended" => Status::Suspended,
                 _ => continue,
             };
-            list.set(rec.status_idx, s).map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    e.to_string(),
-                )
-            })?;
+            list.set(rec.status_idx, s).map_err(ApiError::internal)?;
         }
-        let keys = self.keys.read().map_err(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "lock")
-        })?;
+        let keys = self.keys.read().map_err(|_| ApiError::internal("lock"))?;
         // Strictly after the previous list, so a newer list always carries a larger `iat`
         // (verifiers keep the list with the largest one).
         let last = self
@@ -983,13 +954,7 @@ impl Issuer {
             self.config.resign_interval as i64,
             &keys.assertion,
         )
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                e.to_string(),
-            )
-        })?;
+        .map_err(ApiError::internal)?;
         if let Ok(mut t) = self.status_token.write() {
             *t = Some((now, token.clone()));
         }
@@ -1061,7 +1026,7 @@ impl Issuer {
     /// Rotates the signing key: a new did:webvh version (signed with the pre-committed update
     /// key) replaces the assertion key; the registry must accept it before the new key signs.
     pub async fn rotate_key(&self) -> Result<Value, ApiError> {
-        let err = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", m);
+        let err = |m: String| ApiError::internal(m);
         let now = self.now();
         let n: u32 = self
             .store

@@ -65,13 +65,7 @@ async fn blocking<T: Send + 'static>(
     let s = s.clone();
     tokio::task::spawn_blocking(move || f(&s))
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the request's task failed",
-            )
-        })?
+        .map_err(|_| ApiError::internal("the request's task failed"))?
 }
 
 fn content_type(h: &HeaderMap) -> &str {
