@@ -823,6 +823,23 @@ impl Bank {
         )
     }
 
+    /// Verifies a presentation file (from `bizcred-wallet present --out`) offline with the
+    /// bank's policy; returns the exit code and the report.
+    pub fn verify_file(&self, bins: &Bins, file: &Path) -> Result<(i32, Value)> {
+        let (code, v, _) = bins.run(
+            "bizcred-verifier",
+            &[
+                "--data-dir",
+                &self.dir.to_string_lossy(),
+                "verify",
+                &file.to_string_lossy(),
+                "--policy",
+                &self.policy.to_string_lossy(),
+            ],
+        )?;
+        Ok((code, v["report"].clone()))
+    }
+
     /// Asks the wallet for a presentation and returns the bank's report and receipt.
     pub fn ask(&self, world: &World, wallet: &Wallet) -> Result<Value> {
         let client = reqwest::blocking::Client::new();

@@ -174,22 +174,10 @@ fn receive_present_status_history_backup() {
         ],
     )
     .expect("present file");
-    let (code, v, _) = bins
-        .run(
-            "bizcred-verifier",
-            &[
-                "--data-dir",
-                &bank.dir.to_string_lossy(),
-                "verify",
-                &pres.to_string_lossy(),
-                "--policy",
-                &bank.policy.to_string_lossy(),
-            ],
-        )
-        .expect("verify");
-    assert_eq!(code, 0, "{v}");
+    let (code, report) = bank.verify_file(bins, &pres).expect("verify");
+    assert_eq!(code, 0, "{report}");
     assert_eq!(
-        v["report"]["credentials"][0]["disclosed"],
+        report["credentials"][0]["disclosed"],
         json!({"business_number": "812345676", "legal_name": "Jennifer Ventures Inc."})
     );
 }

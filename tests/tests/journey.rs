@@ -104,23 +104,6 @@ fn file_presentation(
     (req, out)
 }
 
-fn verify_file(bins: &Bins, bank: &Bank, file: &Path) -> (i32, Value) {
-    let (code, v, _) = bins
-        .run(
-            "bizcred-verifier",
-            &[
-                "--data-dir",
-                &bank.dir.to_string_lossy(),
-                "verify",
-                &file.to_string_lossy(),
-                "--policy",
-                &bank.policy.to_string_lossy(),
-            ],
-        )
-        .expect("verify");
-    (code, v["report"].clone())
-}
-
 #[test]
 fn negative_paths_with_real_processes() {
     // The City is (mis)configured to issue liquor licences too; the registry authorizes it
@@ -194,14 +177,14 @@ fn negative_paths_with_real_processes() {
             .expect("d");
     doc["vp_token"]["liquor_licence"] = json!([sd.serialize()]);
     std::fs::write(&pres, doc.to_string()).expect("write");
-    let (code, report) = verify_file(bins, &bank, &pres);
+    let (code, report) = bank.verify_file(bins, &pres).expect("verify");
     assert_eq!(code, 1, "{report}");
     assert!(
         codes(&report).contains(&"DISCLOSURE_NOT_REFERENCED".to_owned()),
         "{}",
         report["failures"]
     );
-    let (code, _) = verify_file(bins, &bank, &pres);
+    let (code, _) = bank.verify_file(bins, &pres).expect("verify");
     assert_eq!(code, 2, "a request is answered once: a replay is an error");
 
     // Another business's liquor licence in Jennifer's application.
@@ -214,7 +197,7 @@ fn negative_paths_with_real_processes() {
     let db: Value = serde_json::from_str(&std::fs::read_to_string(&b).expect("b")).expect("json");
     da["vp_token"]["liquor_licence"] = db["vp_token"]["liquor_licence"].clone();
     std::fs::write(&a, da.to_string()).expect("write");
-    let (code, report) = verify_file(bins, &bank, &a);
+    let (code, report) = bank.verify_file(bins, &a).expect("verify");
     assert_eq!(code, 1);
     for c in [
         "BUSINESS_MISMATCH",
@@ -291,7 +274,7 @@ fn a_bundle_older_than_the_policy_allows_is_indeterminate() {
     bank.sync(&world).expect("sync");
     let (_, pres) = file_presentation(bins, &bank, &wallet, &root, "stale", None);
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let (code, report) = verify_file(bins, &bank, &pres);
+    let (code, report) = bank.verify_file(bins, &pres).expect("verify");
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["verdict"], "INDETERMINATE");
     assert_eq!(codes(&report), vec!["REGISTRY_STALE"]);
