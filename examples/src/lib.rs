@@ -542,6 +542,21 @@ impl Wallet {
         Ok(v)
     }
 
+    /// Answers the request file `request` into the presentation file `out`, consenting.
+    pub fn present_file(&self, bins: &Bins, request: &Path, out: &Path) -> Result<Value> {
+        self.ok(
+            bins,
+            &[
+                "present",
+                "--request",
+                &request.to_string_lossy(),
+                "--out",
+                &out.to_string_lossy(),
+                "--yes",
+            ],
+        )
+    }
+
     /// Receives the credential of `offer` (as `World::offer` or `admin approve` return it)
     /// with its transaction code.
     pub fn receive(&self, bins: &Bins, offer: &Value) -> Result<Value> {
@@ -820,6 +835,22 @@ impl Bank {
         world.bins.ok(
             "bizcred-verifier",
             &["--data-dir", &self.dir.to_string_lossy(), "sync"],
+        )
+    }
+
+    /// Writes an OpenID4VP request for the bank's policy to `out` (for a wallet offline).
+    pub fn request_file(&self, bins: &Bins, out: &Path) -> Result<Value> {
+        bins.ok(
+            "bizcred-verifier",
+            &[
+                "--data-dir",
+                &self.dir.to_string_lossy(),
+                "request",
+                "--policy",
+                &self.policy.to_string_lossy(),
+                "--out",
+                &out.to_string_lossy(),
+            ],
         )
     }
 

@@ -148,32 +148,9 @@ fn receive_present_status_history_backup() {
     let bank = Bank::start(&world, "name = \"kyc\"\n[[credential]]\nid = \"bn\"\ntype = \"business-number\"\nclaims = [\"business_number\", \"legal_name\"]\n").expect("bank");
     bank.sync(&world).expect("sync");
     let req = root.join("req.jwt");
-    bins.ok(
-        "bizcred-verifier",
-        &[
-            "--data-dir",
-            &bank.dir.to_string_lossy(),
-            "request",
-            "--policy",
-            &bank.policy.to_string_lossy(),
-            "--out",
-            &req.to_string_lossy(),
-        ],
-    )
-    .expect("request");
+    bank.request_file(bins, &req).expect("request");
     let pres = root.join("pres.json");
-    w.ok(
-        bins,
-        &[
-            "present",
-            "--request",
-            &req.to_string_lossy(),
-            "--out",
-            &pres.to_string_lossy(),
-            "--yes",
-        ],
-    )
-    .expect("present file");
+    w.present_file(bins, &req, &pres).expect("present file");
     let (code, report) = bank.verify_file(bins, &pres).expect("verify");
     assert_eq!(code, 0, "{report}");
     assert_eq!(

@@ -71,35 +71,13 @@ fn file_presentation(
         Some(r) => r.to_path_buf(),
         None => {
             let r = root.join(format!("{name}-request.jwt"));
-            bins.ok(
-                "bizcred-verifier",
-                &[
-                    "--data-dir",
-                    &bank.dir.to_string_lossy(),
-                    "request",
-                    "--policy",
-                    &bank.policy.to_string_lossy(),
-                    "--out",
-                    &r.to_string_lossy(),
-                ],
-            )
-            .expect("request");
+            bank.request_file(bins, &r).expect("request");
             r
         }
     };
     let out = root.join(format!("{name}-presentation.json"));
     wallet
-        .ok(
-            bins,
-            &[
-                "present",
-                "--request",
-                &req.to_string_lossy(),
-                "--out",
-                &out.to_string_lossy(),
-                "--yes",
-            ],
-        )
+        .present_file(bins, &req, &out)
         .expect("present to file");
     (req, out)
 }
