@@ -77,6 +77,12 @@ pub enum StatusListError {
     /// The index is beyond the list.
     #[error("index {0} is beyond the status list")]
     IndexOutOfRange(u64),
+    /// The list could not be compressed (never signed as an empty list).
+    #[error("the status list could not be compressed ({0:?})")]
+    Compression(std::io::ErrorKind),
+    /// The token could not be signed.
+    #[error("status list token: {0}")]
+    Sign(#[from] SignError),
 }
 
 impl StatusListError {
@@ -88,6 +94,8 @@ impl StatusListError {
             StatusListError::WrongUri => "STATUS_LIST_WRONG_URI",
             StatusListError::Expired { .. } => "STATUS_EXPIRED",
             StatusListError::IndexOutOfRange(_) => "STATUS_INDEX_OUT_OF_RANGE",
+            StatusListError::Compression(_) => "STATUS_LIST_COMPRESSION_FAILED",
+            StatusListError::Sign(_) => "STATUS_LIST_SIGNING_FAILED",
         }
     }
 }
@@ -159,12 +167,19 @@ impl StatusList {
     }
 
     /// The `status_list` JSON object: `{"bits": n, "lst": base64url(zlib(bytes))}`.
-    pub fn to_json(&self) -> Value {
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-        // Writing to a Vec cannot fail.
-        let _ = z.write_all(&self.bytes);
-        let compressed = z.finish().unwrap_or_default();
-        json!({"bits": self.bits, "lst": crate::base64url_encode(compressed)})
+    pub fn to_json(&self) -> Result<Value, StatusListError> {
+        let compressed = self.compress_into(Vec::new())?;
+        Ok(json!({"bits": self.bits, "lst": crate::base64url_encode(compressed)}))
+    }
+
+    /// Writes ZLIB(bytes) to `out` and returns it; a failed write is an error, never an
+    /// empty or truncated list.
+    pub fn compress_into<W: Write>(&self, out: W) -> Result<W, StatusListError> {
+        let mut z = flate2::write::ZlibEncoder::new(out, flate2::Compression::best());
+        z.write_all(&self.bytes)
+            .map_err(|e| StatusListError::Compression(e.kind()))?;
+        z.finish()
+            .map_err(|e| StatusListError::Compression(e.kind()))
     }
 
     /// Reads a `status_list` JSON object (bounded decompression).
@@ -206,12 +221,12 @@ pub fn sign_token(
     exp: i64,
     ttl: i64,
     signer: &impl Signer,
-) -> Result<String, SignError> {
+) -> Result<String, StatusListError> {
     let mut header = Map::new();
     header.insert("typ".into(), TYP.into());
     header.insert("kid".into(), kid.into());
-    let payload = json!({"sub": uri, "iss": issuer, "iat": iat, "exp": exp, "ttl": ttl, "status_list": list.to_json()});
-    jws::sign(header, payload.to_string().as_bytes(), signer)
+    let payload = json!({"sub": uri, "iss": issuer, "iat": iat, "exp": exp, "ttl": ttl, "status_list": list.to_json()?});
+    Ok(jws::sign(header, payload.to_string().as_bytes(), signer)?)
 }
 
 /// A verified Status List Token.
@@ -318,7 +333,7 @@ mod tests {
             if bits >= 2 {
                 l.set(500, Status::Suspended).expect("set");
             }
-            let back = StatusList::from_json(&l.to_json()).expect("json");
+            let back = StatusList::from_json(&l.to_json().expect("compress")).expect("json");
             assert_eq!(back.get(0), Ok(Status::Invalid));
             assert_eq!(back.get(1), Ok(Status::Valid));
             assert_eq!(back.get(999), Ok(Status::Invalid));
@@ -370,5 +385,43 @@ mod tests {
             StatusList::from_json(&bomb),
             Err(StatusListError::Malformed("list too large"))
         );
+    }
+
+    /// A writer that takes `room` bytes, then fails.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "full"));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_compression_is_an_error_not_an_empty_list() {
+        let mut l = StatusList::new(131_072, 2).expect("list");
+        for i in (0..131_072).step_by(7) {
+            l.set(i, Status::Invalid).expect("set");
+        }
+        assert_eq!(
+            l.compress_into(Full { room: 16 }).err(),
+            Some(StatusListError::Compression(std::io::ErrorKind::StorageFull))
+        );
+        assert_eq!(
+            StatusListError::Compression(std::io::ErrorKind::StorageFull).code(),
+            "STATUS_LIST_COMPRESSION_FAILED"
+        );
+        // The list that is signed is the list that was set.
+        let json = l.to_json().expect("compress");
+        assert_eq!(StatusList::from_json(&json).expect("back"), l);
     }
 }
