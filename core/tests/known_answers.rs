@@ -637,6 +637,10 @@ mod note {
                 format!("{TEXT}\n\u{2014} Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"),
             ),
             (
+                "control character in the text",
+                format!("\u{1}{TEXT}\n{PETER_SIG}"),
+            ),
+            (
                 "unexpected line",
                 format!("{TEXT}\n{PETER_SIG}Unexpected line.\n"),
             ),

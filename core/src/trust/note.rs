@@ -80,6 +80,10 @@ impl SignedNote {
         if note.len() > MAX_NOTE_LEN {
             return Err(NoteError::Malformed("too large"));
         }
+        // C2SP signed-note: no ASCII control characters other than newline.
+        if note.bytes().any(|b| b < 0x20 && b != b'\n') {
+            return Err(NoteError::Malformed("control character"));
+        }
         let split = note
             .rfind("\n\n")
             .ok_or(NoteError::Malformed("no blank line before the signatures"))?;
