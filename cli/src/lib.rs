@@ -7,6 +7,79 @@
 use std::future::Future;
 use std::process::ExitCode;
 
+pub mod clock;
+pub mod passphrase;
+
+pub use clock::SystemClock;
+pub use passphrase::PassphraseArgs;
+
+/// An error that comes with the next step the user can take (a command that runs). Printed as
+/// `error: <message>` and `hint: <hint>` on stderr; with `--json`, `{"error", "hint"}` on stdout.
+#[derive(Debug)]
+pub struct Hinted {
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it: a command line that runs.
+    pub hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// An error with a hint (see [`Hinted`]).
+pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
+}
+
+/// A bizcred service's error answer over HTTP: the status and the OAuth-style
+/// `{"error", "error_description"}` body every bizcred service (and OpenID4VCI/VP) uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `error` code (or `http_<status>` when the body had none).
+    pub error: String,
+    /// The `error_description` (or the start of the body).
+    pub description: String,
+}
+
+impl HttpError {
+    /// Reads an error answer; a body that is not the JSON error object is kept (shortened) as
+    /// the description, so nothing the server said is lost.
+    pub fn from_body(status: u16, body: &[u8]) -> HttpError {
+        let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let field = |k: &str| {
+            v.as_ref()
+                .and_then(|v| v.get(k))
+                .and_then(|x| x.as_str())
+                .map(str::to_owned)
+        };
+        let text = String::from_utf8_lossy(body);
+        HttpError {
+            status,
+            error: field("error").unwrap_or_else(|| format!("http_{status}")),
+            description: field("error_description")
+                .unwrap_or_else(|| text.chars().take(300).collect()),
+        }
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.error, self.status, self.description)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
 /// The service binaries' global allocator (mimalloc), declared in each `main.rs` with
 /// `#[global_allocator] static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;`.
 /// The benches use it too, so they measure what the binaries run.
@@ -63,10 +136,21 @@ pub fn main(out: Output, command: impl Future<Output = anyhow::Result<ExitCode>>
     match rt.block_on(command) {
         Ok(code) => code,
         Err(e) => {
+            let hint = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<Hinted>())
+                .map(|h| h.hint.clone());
             if out.json {
-                println!("{}", serde_json::json!({"error": format!("{e:#}")}));
+                let mut v = serde_json::json!({"error": format!("{e:#}")});
+                if let Some(h) = &hint {
+                    v["hint"] = h.clone().into();
+                }
+                println!("{v}");
             }
             eprintln!("error: {e:#}");
+            if let Some(h) = hint {
+                eprintln!("hint: {h}");
+            }
             ExitCode::from(2)
         }
     }

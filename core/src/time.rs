@@ -45,6 +45,24 @@ pub fn parse_utc(s: &str) -> Result<i64, TimeError> {
     Ok(date.start_unix() + h * 3600 + m * 60 + sec)
 }
 
+/// Where a service or library gets the time: the binaries pass a system clock (with its
+/// documented test override, `bizcred_cli::clock`), tests pass a fixed or stepped one. Nothing
+/// in the libraries reads the wall clock itself.
+pub trait Clock: Send + Sync {
+    /// Unix seconds, UTC.
+    fn now(&self) -> i64;
+}
+
+/// A clock that always answers the same second (tests, replays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
+
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_utc(t: i64) -> String {
     let days = t.div_euclid(86_400);

@@ -778,6 +778,8 @@ pub struct Bank {
     pub service: Service,
     /// The policy file.
     pub policy: PathBuf,
+    /// The operator token (creates requests, reads results).
+    pub token: String,
 }
 
 impl Bank {
@@ -793,7 +795,7 @@ impl Bank {
         write(&policy_file, policy)?;
         let bins = &world.bins;
         let d = dir.to_string_lossy().into_owned();
-        bins.ok(
+        let made = bins.ok(
             "bizcred-verifier",
             &[
                 "--data-dir",
@@ -805,6 +807,10 @@ impl Bank {
                 &world.registry_url,
             ],
         )?;
+        let token = made["operator_token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("init printed no operator token: {made}"))?
+            .to_owned();
         let port = free_port()?;
         let url = format!("http://localhost:{port}");
         let service = Service::start(
@@ -827,6 +833,7 @@ impl Bank {
             dir,
             service,
             policy: policy_file,
+            token,
         })
     }
 
@@ -871,22 +878,42 @@ impl Bank {
         Ok((code, v["report"].clone()))
     }
 
+    /// Opens an OpenID4VP request at the bank's service (as its staff would, with the
+    /// operator token): `{transaction_id, request_uri, policy, expires_at}`.
+    pub fn new_request(&self) -> Result<Value> {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/requests", self.service.url))
+            .bearer_auth(&self.token)
+            .send()?;
+        let status = resp.status();
+        let v: Value = resp.json()?;
+        if status.as_u16() != 201 {
+            bail!("POST /requests answered {status}: {v}");
+        }
+        Ok(v)
+    }
+
+    /// The bank's result for transaction `tx`: the HTTP status and the body.
+    pub fn transaction(&self, tx: &str) -> Result<(u16, Value)> {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}/transactions/{tx}", self.service.url))
+            .bearer_auth(&self.token)
+            .send()?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json()?))
+    }
+
     /// Asks the wallet for a presentation and returns the bank's report and receipt.
     pub fn ask(&self, world: &World, wallet: &Wallet) -> Result<Value> {
-        let client = reqwest::blocking::Client::new();
-        let req: Value = client
-            .post(format!("{}/requests", self.service.url))
-            .send()?
-            .json()?;
+        let req = self.new_request()?;
         let uri = req["request_uri"]
             .as_str()
             .ok_or_else(|| anyhow!("no request: {req}"))?;
         let (_code, answer, _err) = wallet.run(&world.bins, &["present", uri, "--yes"])?;
-        let tx = req["transaction_id"].as_str().unwrap_or_default();
-        let result: Value = client
-            .get(format!("{}/transactions/{tx}", self.service.url))
-            .send()?
-            .json()?;
+        let tx = req["transaction_id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no transaction id: {req}"))?;
+        let (_, result) = self.transaction(tx)?;
         Ok(json!({"wallet": answer, "report": result["report"], "receipt": result["receipt"]}))
     }
 }

@@ -241,12 +241,7 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         include_str!("../../verifier/policies/loan-application.toml"),
     )
     .expect("bank");
-    let req: Value = reqwest::blocking::Client::new()
-        .post(format!("{}/requests", bank.service.url))
-        .send()
-        .expect("req")
-        .json()
-        .expect("json");
+    let req: Value = bank.new_request().expect("req");
     let (code, _, err) = w
         .run(
             bins,
@@ -263,9 +258,8 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         "{err}"
     );
     let tx = req["transaction_id"].as_str().expect("tx");
-    let got =
-        reqwest::blocking::get(format!("{}/transactions/{tx}", bank.service.url)).expect("get");
-    assert_eq!(got.status().as_u16(), 404, "the bank received nothing");
+    let (got, _) = bank.transaction(tx).expect("get");
+    assert_eq!(got, 404, "the bank received nothing");
     // Declining: the wallet holds the credential, but consent is not given (no --yes, no
     // terminal to ask on): nothing is sent.
     let offer = world
@@ -278,12 +272,7 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         .expect("offer");
     w.receive(bins, &offer).expect("receive");
     let kyc = Bank::start_named(&world, "kyc", "name = \"kyc\"\n[[credential]]\nid = \"inc\"\ntype = \"certificate-of-incorporation\"\nclaims = [\"legal_name\"]\n").expect("kyc");
-    let req: Value = reqwest::blocking::Client::new()
-        .post(format!("{}/requests", kyc.service.url))
-        .send()
-        .expect("req")
-        .json()
-        .expect("json");
+    let req: Value = kyc.new_request().expect("req");
     let out = bins
         .cmd("bizcred-wallet")
         .args([
@@ -302,13 +291,7 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         "{err}"
     );
     let tx = req["transaction_id"].as_str().expect("tx");
-    assert_eq!(
-        reqwest::blocking::get(format!("{}/transactions/{tx}", kyc.service.url))
-            .expect("get")
-            .status()
-            .as_u16(),
-        404
-    );
+    assert_eq!(kyc.transaction(tx).expect("get").0, 404);
     // A malformed request URI.
     let (code, _, err) = w
         .run(bins, &["present", "openid4vp://?nothing=here", "--yes"])

@@ -111,12 +111,7 @@ fn the_bank_accepts_presentations_from_an_independent_wallet() {
     )
     .expect("bank");
     bank.sync(&world).expect("sync");
-    let client = reqwest::blocking::Client::new();
-    let req: Value = client
-        .post(format!("{}/requests", bank.service.url))
-        .send()
-        .and_then(|r| r.json())
-        .expect("request");
+    let req: Value = bank.new_request().expect("request");
     let uri = req["request_uri"].as_str().expect("request_uri");
     let present = || {
         let out = Command::new("python3")
@@ -132,15 +127,14 @@ fn the_bank_accepts_presentations_from_an_independent_wallet() {
     };
     let (ok, got) = present();
     assert!(ok, "{got}");
-    assert_eq!(got["answer"]["verdict"], "ACCEPT", "{got}");
+    // OpenID4VP 1.0 §8.2: an accepted response is answered 200 with a JSON object; the verdict
+    // itself goes to the relying party only.
+    assert_eq!(got["status"], 200, "{got}");
+    assert_eq!(got["answer"], json!({}), "{got}");
     // Only what was asked is disclosed: the business-number query names three claims.
     assert_eq!(got["disclosed"]["business_number"], 3, "{got}");
     let tx = req["transaction_id"].as_str().expect("tx");
-    let result: Value = client
-        .get(format!("{}/transactions/{tx}", bank.service.url))
-        .send()
-        .and_then(|r| r.json())
-        .expect("result");
+    let (_, result) = bank.transaction(tx).expect("result");
     assert_eq!(result["report"]["verdict"], "ACCEPT", "{result}");
     assert!(!result["receipt"].is_null(), "{result}");
 

@@ -6,14 +6,20 @@
 //! INDETERMINATE with every check, every failure's stable reason code, and the `asOf` times
 //! the answer rests on (registry design §4.6, §4.7, §4.10).
 //!
-//! This library performs no network, file or clock access: the trust state, stapled status
-//! lists and `now` are passed in. `bizcred-verifier` (the binary) syncs bundles, reads files
-//! and serves OpenID4VP.
+//! The pipeline performs no network, file or clock access: the trust state, stapled status
+//! lists and `now` are passed in. Two optional layers do I/O for those who embed the verifier:
+//! `store` (feature `store`: the data directory with bundles, pending requests and receipts)
+//! and `service` (feature `service`: the OpenID4VP endpoints as an axum `Router`). The
+//! `bizcred-verifier` binary (feature `cli`) parses arguments and prints.
 #![deny(missing_docs)]
 
 pub mod policy;
 pub mod receipt;
 pub mod request;
+#[cfg(feature = "service")]
+pub mod service;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod verify;
 
 pub use policy::Policy;

@@ -1,0 +1,635 @@
+//! The verifier's data directory (feature `store`): its configuration and sealed key, the
+//! accepted trust bundles (persisted in order and replayed into the trust state), pending
+//! OpenID4VP requests (bounded, expiring, answered once) and signed receipts.
+//!
+//! ```text
+//! verifier.json        client id, kid, pinned registry anchor, registry URL, operator token hash
+//! verifier.key         the request-signing key, sealed with the operator's passphrase
+//! bundles/NNNNNN.json  every accepted bundle, in the order accepted
+//! evidence/            fork evidence from refused bundles
+//! requests/STATE.json  pending requests, removed when answered or expired
+//! receipts/            signed receipts (digests, no personal data)
+//! ```
+//!
+//! The time is always passed in; this module reads no clock and no environment.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use bizcred_core::keyfile::{self, KdfParams, KeyFileError};
+use bizcred_core::keys::{Algorithm, SecretKey, Signer};
+use bizcred_core::oid4vp;
+use bizcred_core::trust::bundle::{self, BundleError, TrustAnchor};
+use bizcred_core::trust::state::TrustState;
+
+use crate::request::Pending;
+
+/// How long a pending request waits for its answer unless configured (seconds).
+pub const DEFAULT_REQUEST_TTL: i64 = 600;
+/// How many requests may wait for an answer at once unless configured.
+pub const DEFAULT_MAX_PENDING: usize = 10_000;
+
+/// Why the data directory could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// There is no verifier here yet.
+    #[error("{0} holds no verifier")]
+    NotInitialized(PathBuf),
+    /// `init` on a directory that already holds a verifier.
+    #[error("{0} already holds a verifier")]
+    AlreadyInitialized(PathBuf),
+    /// A stored file does not parse.
+    #[error("{path} is corrupt: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A bundle accepted earlier no longer replays (the directory was altered).
+    #[error("stored bundle {path} does not replay: {source}")]
+    StoredBundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: BundleError,
+    },
+    /// The sealed key could not be opened or written.
+    #[error("the verifier key: {0}")]
+    Key(#[from] KeyFileError),
+    /// As many requests as allowed already wait for their answer.
+    #[error(
+        "{0} requests are already waiting for an answer; wait until some are answered or expire"
+    )]
+    TooManyPending(usize),
+}
+
+impl StoreError {
+    /// The stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Io { .. } => "IO_ERROR",
+            StoreError::NotInitialized(_) => "NOT_INITIALIZED",
+            StoreError::AlreadyInitialized(_) => "ALREADY_INITIALIZED",
+            StoreError::Corrupt { .. } => "STORE_CORRUPT",
+            StoreError::StoredBundle { .. } => "STORE_CORRUPT",
+            StoreError::Key(e) => e.code(),
+            StoreError::TooManyPending(_) => "TOO_MANY_PENDING",
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `verifier.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifierConfig {
+    /// The Client Identifier (`decentralized_identifier:did:jwk:…`).
+    pub client_id: String,
+    /// The request-signing key's id.
+    pub kid: String,
+    /// The pinned registry trust anchor.
+    pub anchor: TrustAnchor,
+    /// The registry URL `sync` uses.
+    pub registry: Option<String>,
+    /// SHA-256 (hex) of the operator token that creates requests and reads results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_token_sha256: Option<String>,
+}
+
+/// A new operator token, shown once.
+pub struct OperatorToken(zeroize::Zeroizing<String>);
+
+impl OperatorToken {
+    /// The token text (to hand to the operator once).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OperatorToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperatorToken(…)")
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn new_token(rng: &mut (impl RngCore + CryptoRng)) -> (OperatorToken, String) {
+    let mut b = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(b.as_mut());
+    let t = zeroize::Zeroizing::new(hex(b.as_ref()));
+    let h = token_hash(&t);
+    (OperatorToken(t), h)
+}
+
+/// A verifier's data directory.
+#[derive(Debug)]
+pub struct VerifierDir {
+    dir: PathBuf,
+    cfg: VerifierConfig,
+    /// The replayed trust state and how many bundle files it came from.
+    trust_cache: Mutex<Option<(usize, TrustState)>>,
+}
+
+impl VerifierDir {
+    /// Creates a verifier in `dir`: a new Ed25519 key (sealed with `passphrase`), its did:jwk
+    /// Client Identifier, the pinned `anchor`, and an operator token (returned once).
+    pub fn init(
+        dir: &Path,
+        anchor: TrustAnchor,
+        registry: Option<String>,
+        passphrase: &[u8],
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<(VerifierDir, OperatorToken), StoreError> {
+        let cfg_path = dir.join("verifier.json");
+        if cfg_path.exists() {
+            return Err(StoreError::AlreadyInitialized(dir.to_owned()));
+        }
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let k = SecretKey::generate(Algorithm::EdDSA, rng);
+        let sealed = keyfile::seal(&k, passphrase, KdfParams::DEFAULT, rng)?;
+        write_atomic(&dir.join("verifier.key"), sealed.as_bytes())?;
+        let did = bizcred_core::did::did_jwk(&k.public_key());
+        let (token, hash) = new_token(rng);
+        let cfg = VerifierConfig {
+            client_id: format!("{}{did}", oid4vp::DID_PREFIX),
+            kid: format!("{did}#0"),
+            anchor,
+            registry,
+            operator_token_sha256: Some(hash),
+        };
+        write_json(&cfg_path, &cfg)?;
+        Ok((VerifierDir::with(dir, cfg), token))
+    }
+
+    fn with(dir: &Path, cfg: VerifierConfig) -> VerifierDir {
+        VerifierDir {
+            dir: dir.to_owned(),
+            cfg,
+            trust_cache: Mutex::new(None),
+        }
+    }
+
+    /// Opens the verifier in `dir`.
+    pub fn open(dir: &Path) -> Result<VerifierDir, StoreError> {
+        let p = dir.join("verifier.json");
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotInitialized(dir.to_owned()))
+            }
+            Err(e) => return Err(io(&p)(e)),
+        };
+        let cfg = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+            path: p.clone(),
+            source,
+        })?;
+        Ok(VerifierDir::with(dir, cfg))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.cfg
+    }
+
+    /// Opens the request-signing key with `passphrase`.
+    pub fn key(&self, passphrase: &[u8]) -> Result<SecretKey, StoreError> {
+        let p = self.dir.join("verifier.key");
+        let text = std::fs::read_to_string(&p).map_err(io(&p))?;
+        Ok(keyfile::open(&text, passphrase)?)
+    }
+
+    /// Replaces the operator token; returns the new one (shown once).
+    pub fn rotate_token(
+        &mut self,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<OperatorToken, StoreError> {
+        let (token, hash) = new_token(rng);
+        let mut cfg = self.cfg.clone();
+        cfg.operator_token_sha256 = Some(hash);
+        write_json(&self.dir.join("verifier.json"), &cfg)?;
+        self.cfg = cfg;
+        Ok(token)
+    }
+
+    /// Whether `presented` is the operator token (constant-time on the digests). False when
+    /// no token was ever set.
+    pub fn is_operator(&self, presented: &str) -> bool {
+        let Some(want) = &self.cfg.operator_token_sha256 else {
+            return false;
+        };
+        let got = token_hash(presented);
+        got.as_bytes().ct_eq(want.as_bytes()).into()
+    }
+
+    fn bundle_files(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let bdir = self.dir.join("bundles");
+        let rd = match std::fs::read_dir(&bdir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&bdir)(e)),
+        };
+        let mut files = Vec::new();
+        for e in rd {
+            let p = e.map_err(io(&bdir))?.path();
+            let is_bundle = p.extension().is_some_and(|x| x == "json")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.'));
+            if is_bundle {
+                files.push(p);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// The trust state: every accepted bundle replayed in order (`None` before the first).
+    /// The replay is cached until another bundle is accepted.
+    pub fn trust(&self, now: i64) -> Result<Option<TrustState>, StoreError> {
+        let files = self.bundle_files()?;
+        if let Ok(cache) = self.trust_cache.lock() {
+            if let Some((n, state)) = cache.as_ref() {
+                if *n == files.len() {
+                    return Ok(Some(state.clone()));
+                }
+            }
+        }
+        let mut state: Option<TrustState> = None;
+        for f in &files {
+            let text = std::fs::read_to_string(f).map_err(io(f))?;
+            let stored = |source| StoreError::StoredBundle {
+                path: f.clone(),
+                source,
+            };
+            // Replay with the bundle's own time when it is later than `now` (a clock set back
+            // must not make an accepted bundle look like it comes from the future).
+            let b = bundle::parse(&text).map_err(stored)?;
+            let t = bizcred_core::time::parse_utc(&b.issued_at)
+                .map_err(|_| stored(BundleError::Malformed("issued_at".into())))?;
+            state = Some(
+                bundle::import(state.as_ref(), &self.cfg.anchor, &text, t.max(now))
+                    .map_err(stored)?
+                    .state,
+            );
+        }
+        if let (Some(s), Ok(mut cache)) = (&state, self.trust_cache.lock()) {
+            *cache = Some((files.len(), s.clone()));
+        }
+        Ok(state)
+    }
+
+    /// Verifies `text` against the held state and keeps it when accepted. The outer error is
+    /// the directory's; the inner one is the bundle's refusal (fork evidence is saved).
+    pub fn store_bundle(
+        &self,
+        text: &str,
+        now: i64,
+    ) -> Result<Result<(TrustState, u64), BundleError>, StoreError> {
+        let held = self.trust(now)?;
+        match bundle::import(held.as_ref(), &self.cfg.anchor, text, now) {
+            Ok(imported) => {
+                let bdir = self.dir.join("bundles");
+                std::fs::create_dir_all(&bdir).map_err(io(&bdir))?;
+                let n = self.bundle_files()?.len();
+                write_atomic(&bdir.join(format!("{n:06}.json")), text.as_bytes())?;
+                Ok(Ok((imported.state, imported.added)))
+            }
+            Err(e) => {
+                if let BundleError::Fork(ev) = &e {
+                    let edir = self.dir.join("evidence");
+                    std::fs::create_dir_all(&edir).map_err(io(&edir))?;
+                    write_json(&edir.join(format!("fork-{now}.json")), ev.as_ref())?;
+                }
+                Ok(Err(e))
+            }
+        }
+    }
+
+    fn requests_dir(&self) -> PathBuf {
+        self.dir.join("requests")
+    }
+
+    fn pending_path(&self, state: &str) -> Option<PathBuf> {
+        let ok = !state.is_empty()
+            && state.len() <= 64
+            && state
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| self.requests_dir().join(format!("{state}.json")))
+    }
+
+    /// Every stored pending request: expired ones are removed, the others returned.
+    pub fn sweep(&self, now: i64) -> Result<Vec<Pending>, StoreError> {
+        let rdir = self.requests_dir();
+        let rd = match std::fs::read_dir(&rdir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&rdir)(e)),
+        };
+        let mut live = Vec::new();
+        for e in rd {
+            let p = e.map_err(io(&rdir))?.path();
+            if p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).map_err(io(&p))?;
+            let pending: Pending =
+                serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                    path: p.clone(),
+                    source,
+                })?;
+            if pending.expires_at <= now {
+                remove(&p)?;
+            } else {
+                live.push(pending);
+            }
+        }
+        Ok(live)
+    }
+
+    /// A new pending request answering at `response_uri`, valid for `ttl` seconds. Unbounded:
+    /// a service bounds the number waiting with [`PendingIndex`].
+    pub fn new_pending(
+        &self,
+        response_uri: &str,
+        now: i64,
+        ttl: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Pending, StoreError> {
+        let mut b = [0u8; 16];
+        rng.fill_bytes(&mut b);
+        let state = bizcred_core::base64url_encode(b);
+        rng.fill_bytes(&mut b);
+        let p = Pending {
+            state,
+            nonce: bizcred_core::base64url_encode(b),
+            client_id: self.cfg.client_id.clone(),
+            response_uri: response_uri.to_owned(),
+            expires_at: now.saturating_add(ttl),
+        };
+        let rdir = self.requests_dir();
+        std::fs::create_dir_all(&rdir).map_err(io(&rdir))?;
+        write_json(&rdir.join(format!("{}.json", p.state)), &p)?;
+        Ok(p)
+    }
+
+    /// The pending request `state`, if it exists and has not expired (not consumed).
+    pub fn pending(&self, state: &str, now: i64) -> Result<Option<Pending>, StoreError> {
+        let Some(p) = self.pending_path(state) else {
+            return Ok(None);
+        };
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&p)(e)),
+        };
+        let pending: Pending =
+            serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                path: p.clone(),
+                source,
+            })?;
+        Ok((pending.expires_at > now).then_some(pending))
+    }
+
+    /// Takes the pending request `state`: it is removed whether or not it has expired, and
+    /// returned only when it has not (one answer per nonce).
+    pub fn take_pending(&self, state: &str, now: i64) -> Result<Option<Pending>, StoreError> {
+        let found = self.pending(state, i64::MIN)?;
+        if let (Some(_), Some(p)) = (&found, self.pending_path(state)) {
+            remove(&p)?;
+        }
+        Ok(found.filter(|p| p.expires_at > now))
+    }
+
+    /// Writes a signed receipt; returns its file.
+    pub fn save_receipt(
+        &self,
+        state: &str,
+        receipt: &serde_json::Value,
+        now: i64,
+    ) -> Result<PathBuf, StoreError> {
+        let rdir = self.dir.join("receipts");
+        std::fs::create_dir_all(&rdir).map_err(io(&rdir))?;
+        let safe: String = state
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(64)
+            .collect();
+        let p = rdir.join(format!("{now}-{safe}.json"));
+        write_json(&p, receipt)?;
+        Ok(p)
+    }
+}
+
+/// The service's count of waiting requests, so that creating one does not read every file:
+/// loaded from the directory at start (expired ones removed), kept in step as requests are
+/// made, answered and expire.
+#[derive(Debug, Default)]
+pub struct PendingIndex {
+    expiry: std::collections::HashMap<String, i64>,
+}
+
+impl PendingIndex {
+    /// Loads the index from `dir`, removing expired requests.
+    pub fn load(dir: &VerifierDir, now: i64) -> Result<PendingIndex, StoreError> {
+        Ok(PendingIndex {
+            expiry: dir
+                .sweep(now)?
+                .into_iter()
+                .map(|p| (p.state, p.expires_at))
+                .collect(),
+        })
+    }
+
+    /// Removes the expired requests (files too); returns how many.
+    pub fn expire(&mut self, dir: &VerifierDir, now: i64) -> Result<usize, StoreError> {
+        let gone: Vec<String> = self
+            .expiry
+            .iter()
+            .filter(|(_, &e)| e <= now)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in &gone {
+            if let Some(p) = dir.pending_path(s) {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&p)(e)),
+                }
+            }
+            self.expiry.remove(s);
+        }
+        Ok(gone.len())
+    }
+
+    /// Makes a request (see [`VerifierDir::new_pending`]) unless `max` already wait.
+    pub fn create(
+        &mut self,
+        dir: &VerifierDir,
+        response_uri: &str,
+        now: i64,
+        ttl: i64,
+        max: usize,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Pending, StoreError> {
+        self.expire(dir, now)?;
+        if self.expiry.len() >= max {
+            return Err(StoreError::TooManyPending(self.expiry.len()));
+        }
+        let p = dir.new_pending(response_uri, now, ttl, rng)?;
+        self.expiry.insert(p.state.clone(), p.expires_at);
+        Ok(p)
+    }
+
+    /// Forgets `state` (answered).
+    pub fn forget(&mut self, state: &str) {
+        self.expiry.remove(state);
+    }
+
+    /// How many requests wait.
+    pub fn len(&self) -> usize {
+        self.expiry.len()
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.expiry.is_empty()
+    }
+}
+
+fn remove(p: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(p)(e)),
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<(), StoreError> {
+    let text = serde_json::to_vec_pretty(v).map_err(|source| StoreError::Corrupt {
+        path: path.to_owned(),
+        source,
+    })?;
+    write_atomic(path, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    fn anchor() -> TrustAnchor {
+        serde_json::from_value(serde_json::json!({
+            "origin": "registry.example/log",
+            "log_key_name": "registry.example/log",
+            "log_key": "AAAA"
+        }))
+        .expect("anchor")
+    }
+
+    fn dir() -> (tempfile::TempDir, VerifierDir, OperatorToken) {
+        let t = tempfile::tempdir().expect("tempdir");
+        let (d, tok) =
+            VerifierDir::init(t.path(), anchor(), None, b"pass", &mut OsRng).expect("init");
+        (t, d, tok)
+    }
+
+    #[test]
+    fn operator_token_is_checked() {
+        let (_t, mut d, tok) = dir();
+        assert!(d.is_operator(tok.expose()));
+        assert!(!d.is_operator("wrong"));
+        assert!(!d.is_operator(""));
+        let new = d.rotate_token(&mut OsRng).expect("rotate");
+        assert!(!d.is_operator(tok.expose()));
+        assert!(d.is_operator(new.expose()));
+        let again = VerifierDir::open(d.path()).expect("open");
+        assert!(again.is_operator(new.expose()));
+        assert_eq!(format!("{new:?}"), "OperatorToken(…)");
+    }
+
+    #[test]
+    fn pending_requests_are_bounded_expire_and_are_answered_once() {
+        let (_t, d, _) = dir();
+        let mut idx = PendingIndex::load(&d, 1000).expect("load");
+        let a = idx
+            .create(&d, "http://x/r", 1000, 600, 2, &mut OsRng)
+            .expect("a");
+        idx.create(&d, "http://x/r", 1000, 600, 2, &mut OsRng)
+            .expect("b");
+        let full = idx.create(&d, "http://x/r", 1001, 600, 2, &mut OsRng);
+        assert_eq!(
+            full.map(|_| ()).map_err(|e| e.code()),
+            Err("TOO_MANY_PENDING")
+        );
+        // Both expire: they are removed, from the index and from disk, and room is made.
+        idx.create(&d, "http://x/r", 1600, 600, 2, &mut OsRng)
+            .expect("after expiry");
+        assert_eq!(idx.len(), 1);
+        assert_eq!(d.sweep(1600).expect("sweep").len(), 1);
+        assert!(d.pending(&a.state, 1000).expect("read").is_none());
+        // Answered once.
+        let c = d
+            .new_pending("http://x/r", 2000, 600, &mut OsRng)
+            .expect("c");
+        assert!(d.take_pending(&c.state, 2001).expect("take").is_some());
+        assert!(d.take_pending(&c.state, 2001).expect("again").is_none());
+        // An expired request is refused and removed.
+        let e = d
+            .new_pending("http://x/r", 2000, 10, &mut OsRng)
+            .expect("e");
+        assert!(d.take_pending(&e.state, 2010).expect("late").is_none());
+        assert!(d.pending(&e.state, 0).expect("gone").is_none());
+        // A state that is not ours is no path.
+        assert!(d.pending("../verifier", 0).expect("odd").is_none());
+    }
+
+    #[test]
+    fn a_directory_without_verifier_says_so() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let e = VerifierDir::open(t.path()).expect_err("empty");
+        assert_eq!(e.code(), "NOT_INITIALIZED");
+    }
+}
