@@ -1,6 +1,6 @@
 //! The issuer's state and operations, used by the HTTP service and the CLI.
 
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::http::StatusCode;
 use rand_core::{OsRng, RngCore};
@@ -24,7 +24,8 @@ use bizcred_verifier::{Context, Presentation, Verdict};
 
 use crate::config::Config;
 use crate::store::{
-    sha256_hex, AccessToken, AppStatus, Application, CredentialRecord, Offer, Store, StoreError,
+    sha256_hex, AccessToken, AppStatus, Application, CredentialRecord, CredentialStatus, Offer,
+    Store, StoreError,
 };
 
 /// An error answered over HTTP: status, OAuth/OpenID error code, and a sentence.
@@ -71,7 +72,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{m} not found"))
             }
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            StoreError::Sled(m) => ApiError::internal(m),
+            e => ApiError::internal(e),
         }
     }
 }
@@ -117,6 +118,40 @@ impl std::fmt::Debug for Issuer {
         f.debug_struct("Issuer")
             .field("did", &self.did)
             .finish_non_exhaustive()
+    }
+}
+
+/// Reads one of the issuer's locks. Each holds a value that is only ever replaced whole (never
+/// left half-written by a panicking writer), so a poisoned lock still holds a consistent value:
+/// it is recovered on purpose rather than read as empty.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes one of the issuer's locks (see [`read`] for why poisoning is recovered).
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A key number kept in the store's metadata (`assertion_n`, `update_n`); missing or
+/// unreadable is an error, never key 1.
+fn key_number(store: &Store, name: &str) -> Result<u32, String> {
+    let v = store
+        .meta_get(name)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the issuer store has no {name}"))?;
+    std::str::from_utf8(&v)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| format!("the issuer store's {name} is not a number"))
+}
+
+/// The body of a refusal from the registry, or why it could not be read.
+async fn refusal_text(r: reqwest::Response) -> String {
+    let status = r.status();
+    match r.text().await {
+        Ok(t) => format!("{status}: {t}"),
+        Err(e) => format!("{status} (body unreadable: {e})"),
     }
 }
 
@@ -259,21 +294,28 @@ impl Issuer {
                     config.storage.display()
                 )
             })?;
-        let n: u32 = store
-            .meta_get("assertion_n")
-            .map_err(|e| e.to_string())?
-            .and_then(|v| String::from_utf8_lossy(&v).parse().ok())
-            .unwrap_or(1);
+        let n = key_number(&store, "assertion_n")?;
         let assertion = read_key(&config, &format!("assertion-{n}"), &passphrase)?;
         let kid = format!("{did}#key-{n}");
         let log = store
             .meta_get("did_log")
             .map_err(|e| e.to_string())?
-            .unwrap_or_default();
-        let valid_from = webvh::verify_log(&String::from_utf8_lossy(&log), None, clock() + 300)
+            .ok_or("the issuer store has no DID log")?;
+        // The key's first second comes from the verified log: an unverifiable log is an error,
+        // never a key valid from 1970.
+        let verified = webvh::verify_log(&String::from_utf8_lossy(&log), None, clock() + 300);
+        if let Some(e) = verified.error {
+            return Err(format!("the local DID log does not verify: {e}"));
+        }
+        let valid_from = verified
             .versions
             .last()
-            .map_or(0, |v| v.time);
+            .map(|v| v.time)
+            .ok_or("the local DID log is empty")?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("the HTTP client: {e}"))?;
         Ok(Issuer {
             config,
             store,
@@ -287,10 +329,7 @@ impl Issuer {
             status_token: RwLock::new(None),
             passphrase,
             clock,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http,
         })
     }
 
@@ -300,16 +339,16 @@ impl Issuer {
 
     /// The current signing key id.
     pub fn kid(&self) -> String {
-        self.keys.read().map(|k| k.kid.clone()).unwrap_or_default()
+        read(&self.keys).kid.clone()
     }
 
     /// The did:webvh log (did.jsonl).
     pub fn did_log(&self) -> Result<String, ApiError> {
-        Ok(self
+        let log = self
             .store
             .meta_get("did_log")?
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .unwrap_or_default())
+            .ok_or_else(|| ApiError::internal("the issuer store has no DID log"))?;
+        String::from_utf8(log).map_err(ApiError::internal)
     }
 
     fn status_uri(&self) -> String {
@@ -500,14 +539,14 @@ impl Issuer {
         }
     }
 
-    fn pending(&self, app: &Application) -> Pending {
-        Pending {
+    fn pending(&self, app: &Application) -> Result<Pending, ApiError> {
+        Ok(Pending {
             state: app.id.clone(),
-            nonce: app.nonce.clone().unwrap_or_default(),
+            nonce: awaited_nonce(app)?,
             client_id: self.client_id(),
             response_uri: format!("{}/oid4vp/response", self.config.public_url),
             expires_at: app.created + self.config.offer_ttl.max(3600),
-        }
+        })
     }
 
     /// The signed request object for an application's prerequisite presentation.
@@ -525,8 +564,8 @@ impl Issuer {
         }
         let policy = self.prerequisite_policy(ty, &prereq);
         let claims =
-            bizcred_verifier::request::request_object(&policy, &self.pending(&app), self.now());
-        let keys = self.keys.read().map_err(|_| ApiError::internal("lock"))?;
+            bizcred_verifier::request::request_object(&policy, &self.pending(&app)?, self.now());
+        let keys = read(&self.keys);
         oid4vp::sign_request_object(&claims, &keys.kid, &keys.assertion).map_err(ApiError::internal)
     }
 
@@ -550,12 +589,8 @@ impl Issuer {
             .ok_or_else(|| ApiError::bad("invalid_request", "unknown type"))?;
         let policy = self.prerequisite_policy(ty, &prereq);
         let now = self.now();
-        let trust = self
-            .trust
-            .read()
-            .map_err(|_| ApiError::internal("lock"))?
-            .clone();
-        let nonce = app.nonce.clone().unwrap_or_default();
+        let trust = read(&self.trust).clone();
+        let nonce = awaited_nonce(&app)?;
         let report = bizcred_verifier::verify(
             &Presentation {
                 vp_token: &vp_token,
@@ -587,7 +622,11 @@ impl Issuer {
             for (k, v) in prefill {
                 app.claims.insert(k, v);
             }
-            app.holder_thumbprint = report_holder(&vp_token);
+            // An accepted presentation is key-bound: without its holder key the issuance could
+            // not be tied to the holder, so that is an error, not an unbound application.
+            app.holder_thumbprint = Some(report_holder(&vp_token).ok_or_else(|| {
+                ApiError::internal("the accepted presentation names no holder key")
+            })?);
             app.status = AppStatus::AwaitingApproval;
             self.store
                 .put_application(&app, now, Some("prerequisites_verified"))?;
@@ -855,7 +894,7 @@ impl Issuer {
             .ok_or_else(|| ApiError::bad("unknown_credential_configuration", "unknown"))?;
         for _ in 0..3 {
             let idx = self.allocate_index()?;
-            let keys = self.keys.read().map_err(|_| ApiError::internal("lock"))?;
+            let keys = read(&self.keys);
             let iat = now.max(keys.valid_from);
             let req = Issuance {
                 vct: ty.vct(),
@@ -884,7 +923,7 @@ impl Issuer {
                 application_id: app.id.clone(),
                 vct: ty.vct().to_owned(),
                 status_idx: idx,
-                status: "valid".into(),
+                status: CredentialStatus::Valid,
                 issued_at: now,
                 kid: keys.kid.clone(),
                 credential_sha256: sha256_hex(text.as_bytes()),
@@ -926,23 +965,21 @@ impl Issuer {
     /// Builds and signs the status list now.
     pub fn sign_status_list(&self) -> Result<String, ApiError> {
         let mut list = StatusList::new(self.config.list_size, 2).map_err(ApiError::internal)?;
+        // Every record decodes to a known status, or the list is not signed at all.
         for rec in self.store.credentials()? {
-            let s = match rec.status.as_str() {
-                "revoked" => Status::Invalid,
-                "suspended" => Status::Suspended,
-                _ => continue,
+            let s = match rec.status {
+                CredentialStatus::Valid => continue,
+                CredentialStatus::Revoked => Status::Invalid,
+                CredentialStatus::Suspended => Status::Suspended,
             };
             list.set(rec.status_idx, s).map_err(ApiError::internal)?;
         }
-        let keys = self.keys.read().map_err(|_| ApiError::internal("lock"))?;
+        let keys = read(&self.keys);
         // Strictly after the previous list, so a newer list always carries a larger `iat`
         // (verifiers keep the list with the largest one).
-        let last = self
-            .status_token
-            .read()
-            .ok()
-            .and_then(|t| t.as_ref().map(|(at, _)| *at))
-            .unwrap_or(i64::MIN);
+        let last = read(&self.status_token)
+            .as_ref()
+            .map_or(i64::MIN, |(at, _)| *at);
         let now = self.now().max(keys.valid_from).max(last.saturating_add(1));
         let token = status_list::sign_token(
             &list,
@@ -955,15 +992,13 @@ impl Issuer {
             &keys.assertion,
         )
         .map_err(ApiError::internal)?;
-        if let Ok(mut t) = self.status_token.write() {
-            *t = Some((now, token.clone()));
-        }
+        *write(&self.status_token) = Some((now, token.clone()));
         Ok(token)
     }
 
     /// The current status list token, re-signed when older than the interval.
     pub fn status_list(&self) -> Result<String, ApiError> {
-        let cached = self.status_token.read().ok().and_then(|t| t.clone());
+        let cached = read(&self.status_token).clone();
         match cached {
             Some((at, token)) if self.now() - at < self.config.resign_interval as i64 => Ok(token),
             _ => self.sign_status_list(),
@@ -985,19 +1020,17 @@ impl Issuer {
         } else {
             Err(format!(
                 "the registry refused the status list: {}",
-                r.text().await.unwrap_or_default()
+                refusal_text(r).await
             ))
         }
     }
 
     /// Changes a credential's status (durable before it returns) and re-signs the list.
-    pub fn set_status(&self, id: &str, status: &str) -> Result<CredentialRecord, ApiError> {
-        if !["valid", "revoked", "suspended"].contains(&status) {
-            return Err(ApiError::bad(
-                "invalid_request",
-                "status is valid, revoked or suspended",
-            ));
-        }
+    pub fn set_status(
+        &self,
+        id: &str,
+        status: CredentialStatus,
+    ) -> Result<CredentialRecord, ApiError> {
         let rec = self.store.set_status(id, status, self.now())?;
         self.sign_status_list()?;
         Ok(rec)
@@ -1005,7 +1038,7 @@ impl Issuer {
 
     /// Syncs the trust bundle from the registry (incrementally).
     pub async fn sync_trust(&self) -> Result<u64, String> {
-        let held = self.trust.read().map_err(|_| "lock".to_owned())?.clone();
+        let held = read(&self.trust).clone();
         let from = held.as_ref().map_or(0, TrustState::size);
         let text = self
             .http
@@ -1019,7 +1052,7 @@ impl Issuer {
         let imported = bundle::import(held.as_ref(), &self.config.anchor, &text, self.now())
             .map_err(|e| format!("{} ({})", e, e.code()))?;
         let size = imported.state.size();
-        *self.trust.write().map_err(|_| "lock".to_owned())? = Some(imported.state);
+        *write(&self.trust) = Some(imported.state);
         Ok(size)
     }
 
@@ -1028,16 +1061,8 @@ impl Issuer {
     pub async fn rotate_key(&self) -> Result<Value, ApiError> {
         let err = |m: String| ApiError::internal(m);
         let now = self.now();
-        let n: u32 = self
-            .store
-            .meta_get("assertion_n")?
-            .and_then(|v| String::from_utf8_lossy(&v).parse().ok())
-            .unwrap_or(1);
-        let u: u32 = self
-            .store
-            .meta_get("update_n")?
-            .and_then(|v| String::from_utf8_lossy(&v).parse().ok())
-            .unwrap_or(1);
+        let n = key_number(&self.store, "assertion_n").map_err(err)?;
+        let u = key_number(&self.store, "update_n").map_err(err)?;
         let next_update =
             read_key(&self.config, &format!("update-{}", u + 1), &self.passphrase).map_err(err)?;
         let after = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
@@ -1076,7 +1101,7 @@ impl Issuer {
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "registry_refused",
-                r.text().await.unwrap_or_default(),
+                refusal_text(r).await,
             ));
         }
         write_key(
@@ -1105,16 +1130,25 @@ impl Issuer {
             "key_rotated",
             json!({"from": format!("{}#key-{n}", self.did), "to": kid}),
         )?;
-        if let Ok(mut k) = self.keys.write() {
-            *k = Keys {
-                assertion,
-                kid: kid.clone(),
-                valid_from: t,
-            };
-        }
+        *write(&self.keys) = Keys {
+            assertion,
+            kid: kid.clone(),
+            valid_from: t,
+        };
         self.sign_status_list()?;
         Ok(json!({"kid": kid, "version_time": bizcred_core::time::format_utc(t)}))
     }
+}
+
+/// The nonce an application awaiting its prerequisites was given; without one no presentation
+/// can be bound to it (never the empty nonce).
+fn awaited_nonce(app: &Application) -> Result<String, ApiError> {
+    app.nonce.clone().ok_or_else(|| {
+        ApiError::internal(format!(
+            "application {} awaits a presentation but holds no nonce",
+            app.id
+        ))
+    })
 }
 
 /// The holder key thumbprint of the first presented credential (all are checked equal by
@@ -1201,4 +1235,62 @@ pub fn prefill(
         .iter()
         .filter_map(|(to, t, k)| from(*t, k).map(|v| ((*to).to_owned(), v)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> i64 {
+        1_790_000_000
+    }
+
+    fn issuer(dir: &std::path::Path) -> Issuer {
+        let cfg = format!(
+            "[agency]\nname_en = \"OBR\"\nname_fr = \"REO\"\n[server]\npublic_url = \"http://localhost:18099\"\nlisten = \"127.0.0.1:18099\"\n[storage]\npath = {:?}\n[registry]\nurl = \"http://127.0.0.1:9\"\norigin = \"registry.test/log\"\nlog_key = \"z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG\"\n[issuance]\ntypes = [\"certificate-of-incorporation\"]\n[status]\nlist_size = 1024\n[admin]\ntoken_sha256 = [\"{}\"]\n",
+            dir.join("data").to_string_lossy(),
+            "00".repeat(32)
+        );
+        let config = Config::parse(&cfg).expect("config");
+        Issuer::create(config, Zeroizing::new("pw".into()), now() - 10, now)
+            .expect("create")
+            .0
+    }
+
+    #[test]
+    fn a_poisoned_key_lock_still_names_the_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let issuer = std::sync::Arc::new(issuer(dir.path()));
+        let kid = issuer.kid();
+        assert!(kid.ends_with("#key-1"), "{kid}");
+        let i = issuer.clone();
+        let panicked = std::thread::spawn(move || {
+            let _held = i.keys.write();
+            panic!("a writer panics while holding the key lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(issuer.keys.is_poisoned());
+        // Before: an empty `kid`.
+        assert_eq!(issuer.kid(), kid);
+        let token = issuer.sign_status_list().expect("sign");
+        let (signed_by, _, _) = status_list::peek(&token).expect("peek");
+        assert_eq!(signed_by, kid);
+    }
+
+    #[test]
+    fn a_status_list_is_not_signed_over_an_unknown_state() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let issuer = issuer(dir.path());
+        let rec = json!({"id": "c1", "application_id": "a1", "vct": "x", "status_idx": 5,
+            "status": "revokd", "issued_at": now(), "kid": issuer.kid(), "credential_sha256": "00"});
+        issuer
+            .store
+            .put_raw_credential("c1", rec.to_string().as_bytes())
+            .expect("raw");
+        // Before: the unknown state counted as valid and the list was signed.
+        let e = issuer.sign_status_list().expect_err("refused");
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(e.description.contains("corrupt"), "{}", e.description);
+    }
 }

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::issuer::{ApiError, Issuer};
+use crate::store::CredentialStatus;
 
 /// Largest request body.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -305,10 +306,7 @@ async fn get_application(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    Ok(
-        Json(serde_json::to_value(s.store.application(&id)?).unwrap_or(Value::Null))
-            .into_response(),
-    )
+    Ok(Json(s.store.application(&id)?).into_response())
 }
 
 async fn approve(
@@ -329,7 +327,7 @@ async fn list_credentials(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    Ok(Json(serde_json::to_value(s.store.credentials()?).unwrap_or(Value::Null)).into_response())
+    Ok(Json(s.store.credentials()?).into_response())
 }
 
 async fn change_status(
@@ -339,9 +337,9 @@ async fn change_status(
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
     let status = match action.as_str() {
-        "revoke" => "revoked",
-        "suspend" => "suspended",
-        "reinstate" => "valid",
+        "revoke" => CredentialStatus::Revoked,
+        "suspend" => CredentialStatus::Suspended,
+        "reinstate" => CredentialStatus::Valid,
         _ => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -354,7 +352,7 @@ async fn change_status(
     if let Err(e) = s.push_status_list().await {
         tracing::warn!("status list not pushed to the registry: {e}");
     }
-    Ok(Json(serde_json::to_value(rec).unwrap_or(Value::Null)).into_response())
+    Ok(Json(rec).into_response())
 }
 
 async fn rotate(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {

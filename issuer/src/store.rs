@@ -7,6 +7,7 @@
 //! index is never allocated twice and an issued credential's record is never lost.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -20,7 +21,31 @@ use sled::Transactional;
 pub enum StoreError {
     /// sled failed.
     #[error("issuer storage: {0}")]
-    Sled(String),
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode (the store was altered or damaged).
+    #[error("corrupt {what} in the issuer store")]
+    Corrupt {
+        /// What could not be read.
+        what: &'static str,
+        /// Why.
+        #[source]
+        cause: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// A value could not be encoded for storage (nothing was written).
+    #[error("{what} could not be encoded for the issuer store")]
+    Encode {
+        /// What could not be written.
+        what: &'static str,
+        /// Why.
+        #[source]
+        cause: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// A lock of the store was poisoned by a panic.
+    #[error("the issuer store's {0} lock is poisoned")]
+    Poisoned(&'static str),
+    /// The group commit holding this write did not finish.
+    #[error("the issuance commit did not finish")]
+    Unfinished,
     /// A record is missing.
     #[error("{0} not found")]
     NotFound(String),
@@ -29,17 +54,11 @@ pub enum StoreError {
     Conflict(String),
 }
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> StoreError {
-        StoreError::Sled(e.to_string())
-    }
-}
-
 impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> StoreError {
         match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e.to_string()),
+            TransactionError::Storage(e) => StoreError::Sled(e),
         }
     }
 }
@@ -48,12 +67,62 @@ fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(e)
 }
 
-fn ser<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
+/// Encodes a record; a failure is an error, never an empty record.
+fn ser<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Encode {
+        what: "a record",
+        cause: Arc::new(e),
+    })
+}
+
+/// [`ser`] inside a transaction (an encoding failure aborts it).
+fn tser<T: Serialize>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<StoreError>> {
+    ser(v).map_err(abort)
 }
 
 fn de<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(b).map_err(|e| StoreError::Sled(format!("corrupt record: {e}")))
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt {
+        what: "record",
+        cause: Arc::new(e),
+    })
+}
+
+/// A big-endian `u64`/`i64` stored in 8 bytes; any other length is corruption.
+fn be8(what: &'static str, v: &[u8]) -> Result<[u8; 8], StoreError> {
+    v.try_into().map_err(|e| StoreError::Corrupt {
+        what,
+        cause: Arc::new(e),
+    })
+}
+
+/// A credential's status, stored and answered as `valid`, `revoked` or `suspended`. A stored
+/// value outside these is a decoding error, never a valid credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialStatus {
+    /// Valid.
+    Valid,
+    /// Revoked (final).
+    Revoked,
+    /// Suspended (may be reinstated).
+    Suspended,
+}
+
+impl CredentialStatus {
+    /// The stored and answered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialStatus::Valid => "valid",
+            CredentialStatus::Revoked => "revoked",
+            CredentialStatus::Suspended => "suspended",
+        }
+    }
+}
+
+impl std::fmt::Display for CredentialStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Where an application stands.
@@ -151,7 +220,7 @@ pub struct CredentialRecord {
     /// Status list index.
     pub status_idx: u64,
     /// `valid`, `revoked` or `suspended`.
-    pub status: String,
+    pub status: CredentialStatus,
     /// Issued at.
     pub issued_at: i64,
     /// Signing key id.
@@ -260,11 +329,7 @@ impl Drop for CommitLeader<'_> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.committing = false;
-        let unfinished = || {
-            Err(StoreError::Sled(
-                "the issuance commit did not finish".into(),
-            ))
-        };
+        let unfinished = || Err(StoreError::Unfinished);
         match self.outcomes.take() {
             Some(Ok(each)) => {
                 for (p, o) in self.batch.iter().zip(each) {
@@ -301,26 +366,32 @@ fn audit_append(
     event: &str,
     details: Value,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
-    let seq = meta
-        .get("audit_seq")?
-        .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
-        .unwrap_or(0);
+    // A damaged sequence number aborts the append: never restart at 0 over older entries.
+    let seq = match meta.get("audit_seq")? {
+        Some(v) => u64::from_be_bytes(be8("audit sequence number", &v).map_err(abort)?),
+        None => 0,
+    };
     let prev = meta
         .get("audit_head")?
         .map(|v| String::from_utf8_lossy(&v).into_owned())
         .unwrap_or_else(|| "0".repeat(64));
     let mut entry = json!({"seq": seq, "time": bizcred_core::time::format_utc(time), "event": event, "details": details, "prev": prev});
-    let canon = serde_json_canonicalizer_bytes(&entry);
+    let canon = audit_canonical(&entry).map_err(abort)?;
     let hash = sha256_hex(&canon);
     entry["hash"] = hash.clone().into();
-    audit.insert(&seq.to_be_bytes(), ser(&entry))?;
+    audit.insert(&seq.to_be_bytes(), tser(&entry)?)?;
     meta.insert("audit_seq", &(seq + 1).to_be_bytes())?;
     meta.insert("audit_head", hash.as_bytes())?;
     Ok(())
 }
 
-fn serde_json_canonicalizer_bytes(v: &Value) -> Vec<u8> {
-    bizcred_core::trust::entry::canonical(v).unwrap_or_default()
+/// The JCS bytes an audit entry's hash covers; a failure is an error, never the hash of
+/// nothing.
+fn audit_canonical(v: &Value) -> Result<Vec<u8>, StoreError> {
+    serde_json_canonicalizer::to_vec(v).map_err(|e| StoreError::Encode {
+        what: "an audit entry",
+        cause: Arc::new(e),
+    })
 }
 
 impl Store {
@@ -347,7 +418,7 @@ impl Store {
     /// writes are already covered by a flush that started after them returns without its
     /// own fsync; one caller flushes for everyone waiting.
     fn flush(&self) -> Result<(), StoreError> {
-        let poisoned = |_| StoreError::Sled("the flush lock is poisoned".into());
+        let poisoned = |_| StoreError::Poisoned("flush");
         let mut st = self.commit.state.lock().map_err(poisoned)?;
         // Tickets are taken after the caller's writes completed.
         st.written += 1;
@@ -401,7 +472,7 @@ impl Store {
         event: Option<&str>,
     ) -> Result<(), StoreError> {
         (&self.apps, &self.meta, &self.audit).transaction(|(apps, m, a)| {
-            apps.insert(app.id.as_bytes(), ser(app))?;
+            apps.insert(app.id.as_bytes(), tser(app)?)?;
             if let Some(ev) = event {
                 audit_append(m, a, time, ev, json!({"application_id": app.id, "type": app.credential_type, "status": app.status}))?;
             }
@@ -433,9 +504,9 @@ impl Store {
             &self.audit,
         )
             .transaction(|(o, c, apps, m, a)| {
-                o.insert(offer.id.as_bytes(), ser(offer))?;
+                o.insert(offer.id.as_bytes(), tser(offer)?)?;
                 c.insert(offer.code_hash.as_bytes(), offer.id.as_bytes())?;
-                apps.insert(app.id.as_bytes(), ser(app))?;
+                apps.insert(app.id.as_bytes(), tser(app)?)?;
                 audit_append(
                     m,
                     a,
@@ -475,7 +546,7 @@ impl Store {
             if offer.attempts >= max {
                 offer.used = true;
             }
-            o.insert(offer_id.as_bytes(), ser(&offer))?;
+            o.insert(offer_id.as_bytes(), tser(&offer)?)?;
             Ok(offer.attempts)
         })?;
         self.flush()?;
@@ -502,8 +573,8 @@ impl Store {
                 )));
             }
             offer.used = true;
-            o.insert(offer_id.as_bytes(), ser(&offer))?;
-            t.insert(token_hash.as_bytes(), ser(token))?;
+            o.insert(offer_id.as_bytes(), tser(&offer)?)?;
+            t.insert(token_hash.as_bytes(), tser(token)?)?;
             Ok(())
         })?;
         self.flush()
@@ -528,8 +599,10 @@ impl Store {
     /// Not flushed on its own: the issuance that follows flushes it with the credential's
     /// record, and without an issuance a replayed nonce grants nothing.
     pub fn take_nonce(&self, nonce: &str, now: i64) -> Result<bool, StoreError> {
-        let old = self.nonces.remove(nonce.as_bytes())?;
-        Ok(old.is_some_and(|v| i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])) > now))
+        match self.nonces.remove(nonce.as_bytes())? {
+            Some(v) => Ok(i64::from_be_bytes(be8("c_nonce expiry", &v)?) > now),
+            None => Ok(false),
+        }
     }
 
     /// Whether a status index is taken.
@@ -551,7 +624,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let q = &self.issuances;
-        let poisoned = |_| StoreError::Sled("the issuance queue lock is poisoned".into());
+        let poisoned = |_| StoreError::Poisoned("issuance queue");
         let mut st = q.state.lock().map_err(poisoned)?;
         let ticket = st.next_ticket;
         st.next_ticket += 1;
@@ -623,12 +696,12 @@ impl Store {
                     }
                 };
                 token.used = true;
-                t.insert(p.token_hash.as_bytes(), ser(&token))?;
+                t.insert(p.token_hash.as_bytes(), tser(&token)?)?;
                 s.insert(&key, rec.id.as_bytes())?;
-                c.insert(rec.id.as_bytes(), ser(rec))?;
+                c.insert(rec.id.as_bytes(), tser(rec)?)?;
                 if let Some(mut app) = app {
                     app.status = AppStatus::Issued;
-                    apps.insert(app.id.as_bytes(), ser(&app))?;
+                    apps.insert(app.id.as_bytes(), tser(&app)?)?;
                 }
                 audit_append(m, a, p.now, "credential_issued", json!({"credential_id": rec.id, "vct": rec.vct, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
                 outcomes.push(Ok(()));
@@ -643,7 +716,7 @@ impl Store {
     pub fn set_status(
         &self,
         id: &str,
-        status: &str,
+        status: CredentialStatus,
         now: i64,
     ) -> Result<CredentialRecord, StoreError> {
         let rec = (&self.creds, &self.meta, &self.audit).transaction(|(c, m, a)| {
@@ -651,14 +724,14 @@ impl Store {
                 .get(id)?
                 .ok_or_else(|| abort(StoreError::NotFound(format!("credential {id}"))))?)
             .map_err(abort)?;
-            if rec.status == "revoked" && status != "revoked" {
+            if rec.status == CredentialStatus::Revoked && status != CredentialStatus::Revoked {
                 return Err(abort(StoreError::Conflict(
                     "a revoked credential cannot be reinstated".into(),
                 )));
             }
-            let from = rec.status.clone();
-            rec.status = status.to_owned();
-            c.insert(id.as_bytes(), ser(&rec))?;
+            let from = rec.status;
+            rec.status = status;
+            c.insert(id.as_bytes(), tser(&rec)?)?;
             audit_append(
                 m,
                 a,
@@ -675,6 +748,13 @@ impl Store {
     /// Every credential record.
     pub fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
         self.creds.iter().values().map(|v| de(&v?)).collect()
+    }
+
+    /// Writes raw bytes as a credential record (tests of damaged stores).
+    #[cfg(test)]
+    pub(crate) fn put_raw_credential(&self, id: &str, raw: &[u8]) -> Result<(), StoreError> {
+        self.creds.insert(id, raw)?;
+        Ok(())
     }
 
     /// Every audit entry, in order.
@@ -696,15 +776,131 @@ pub fn verify_audit(entries: &[Value]) -> Result<usize, (u64, String)> {
             return Err((seq, "does not link to the previous entry".into()));
         }
         let mut body = e.clone();
-        let hash = body
+        let Some(hash) = body
             .as_object_mut()
             .and_then(|m| m.remove("hash"))
             .and_then(|h| h.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        if sha256_hex(&serde_json_canonicalizer_bytes(&body)) != hash {
+        else {
+            return Err((seq, "the entry has no hash".into()));
+        };
+        let Ok(canon) = audit_canonical(&body) else {
+            return Err((seq, "the entry cannot be canonicalized".into()));
+        };
+        if sha256_hex(&canon) != hash {
             return Err((seq, "hash does not match the entry (altered)".into()));
         }
         prev = hash;
     }
     Ok(entries.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: CredentialStatus) -> CredentialRecord {
+        CredentialRecord {
+            id: "cred-1".into(),
+            application_id: "app-1".into(),
+            vct: "https://bizcred.example/vct/business-number".into(),
+            status_idx: 7,
+            status,
+            issued_at: 1_000,
+            kid: "did:example:cra#key-1".into(),
+            credential_sha256: "00".repeat(32),
+        }
+    }
+
+    #[test]
+    fn states_keep_their_stored_names_and_an_unknown_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let mut rec = record(CredentialStatus::Suspended);
+        store
+            .creds
+            .insert(rec.id.as_bytes(), ser(&rec).expect("ser"))
+            .expect("insert");
+        let raw: Value =
+            serde_json::from_slice(&store.creds.get("cred-1").expect("get").expect("some"))
+                .expect("json");
+        assert_eq!(raw["status"], "suspended");
+        assert_eq!(store.credentials().expect("read"), vec![rec.clone()]);
+        // A state nothing knows (a typo, a newer version's state) is not read as valid.
+        rec.id = "cred-2".into();
+        let mut altered = serde_json::to_value(&rec).expect("v");
+        altered["status"] = "revokd".into();
+        store
+            .creds
+            .insert("cred-2", altered.to_string().as_bytes())
+            .expect("insert");
+        assert!(matches!(
+            store.credentials(),
+            Err(StoreError::Corrupt { what: "record", .. })
+        ));
+        assert!(matches!(
+            store.set_status("cred-2", CredentialStatus::Revoked, 1_001),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_encoded_is_an_error_not_an_empty_record() {
+        // JSON object keys are strings: this map cannot be encoded.
+        let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        assert!(matches!(
+            ser(&bad),
+            Err(StoreError::Encode {
+                what: "a record",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_damaged_audit_sequence_number_stops_the_append() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        store.audit(1_000, "first", json!({})).expect("audit");
+        store.audit(1_001, "second", json!({})).expect("audit");
+        store.meta.insert("audit_seq", &[1u8][..]).expect("damage");
+        // Before: the damaged number read as 0, and entry 0 was overwritten.
+        assert!(matches!(
+            store.audit(1_002, "third", json!({})),
+            Err(StoreError::Corrupt {
+                what: "audit sequence number",
+                ..
+            })
+        ));
+        let entries = store.audit_entries().expect("entries");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0]["event"], "first");
+        assert_eq!(verify_audit(&entries), Ok(2));
+    }
+
+    #[test]
+    fn a_damaged_nonce_expiry_is_an_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        store.put_nonce("n1", 2_000).expect("nonce");
+        assert_eq!(store.take_nonce("n1", 1_000).ok(), Some(true));
+        assert_eq!(store.take_nonce("n1", 1_000).ok(), Some(false));
+        store.nonces.insert("n2", &[0xffu8; 3][..]).expect("damage");
+        assert!(matches!(
+            store.take_nonce("n2", 1_000),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn an_audit_entry_without_a_hash_breaks_the_chain() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        store.audit(1_000, "first", json!({})).expect("audit");
+        let mut entries = store.audit_entries().expect("entries");
+        entries[0].as_object_mut().expect("o").remove("hash");
+        assert_eq!(
+            verify_audit(&entries),
+            Err((0, "the entry has no hash".to_owned()))
+        );
+    }
 }

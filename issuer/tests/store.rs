@@ -59,7 +59,7 @@ fn record(n: usize, idx: u64) -> CredentialRecord {
         application_id: format!("app-{n}"),
         vct: "https://bizcred.example/vct/business-number".into(),
         status_idx: idx,
-        status: "valid".into(),
+        status: bizcred_issuer::store::CredentialStatus::Valid,
         issued_at: 1_002,
         kid: "did:example:cra#key-1".into(),
         credential_sha256: "00".repeat(32),
