@@ -13,6 +13,7 @@
 //!
 //! The sequencer takes time and randomness as parameters; the binary supplies the clock.
 
+pub mod admin;
 pub mod sequencer;
 pub mod service;
 pub mod store;

@@ -44,7 +44,10 @@ pub enum RegistryError {
     StatusList(String),
     /// Signing failed.
     #[error("signing failed: {0}")]
-    Sign(String),
+    Sign(#[from] bizcred_core::data_integrity::ProofError),
+    /// The checkpoint could not be signed.
+    #[error("signing the checkpoint failed: {0}")]
+    Checkpoint(#[source] bizcred_core::keys::SignError),
 }
 
 impl RegistryError {
@@ -52,11 +55,11 @@ impl RegistryError {
     pub fn code(&self) -> &'static str {
         match self {
             RegistryError::Entry(e) => e.code(),
-            RegistryError::Store(_) => "storage_error",
+            RegistryError::Store(e) => e.code(),
             RegistryError::Range(_) => "out_of_range",
             RegistryError::Did(e) => e.resolution_error(),
             RegistryError::StatusList(_) => "status_list_invalid",
-            RegistryError::Sign(_) => "sign_failed",
+            RegistryError::Sign(_) | RegistryError::Checkpoint(_) => "sign_failed",
         }
     }
 }
@@ -92,7 +95,7 @@ impl<S: Store> Registry<S> {
         let mut entries = Vec::new();
         for bytes in store.load()? {
             let e: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| StoreError(format!("stored entry is not JSON: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(format!("stored entry is not JSON: {e}")))?;
             state.apply(&e, now)?;
             entries.push(e);
         }
@@ -124,7 +127,7 @@ impl<S: Store> Registry<S> {
             root: self.state.root(),
         };
         self.checkpoint = SignedNote::sign(&cp.body(), &self.state.origin, &self.log_signer)
-            .map_err(|e| RegistryError::Sign(e.to_string()))?;
+            .map_err(RegistryError::Checkpoint)?;
         Ok(())
     }
 
@@ -150,15 +153,40 @@ impl<S: Store> Registry<S> {
 
     /// Validates `e` against the state and appends it durably. Returns its index.
     pub fn append(&mut self, e: Value, now: i64) -> Result<u64, RegistryError> {
+        Ok(self.append_all(vec![e], now)?.start)
+    }
+
+    /// Most entries one batch may hold.
+    pub const MAX_BATCH: usize = 64;
+
+    /// Validates `batch` in order against the state (each entry after the ones before it) and
+    /// appends all of them durably in one write, or none: onboarding an issuer (its
+    /// registration and its authorizations) can never stop half-way. Returns their indices.
+    pub fn append_all(
+        &mut self,
+        batch: Vec<Value>,
+        now: i64,
+    ) -> Result<std::ops::Range<u64>, RegistryError> {
+        if batch.is_empty() || batch.len() > Self::MAX_BATCH {
+            return Err(RegistryError::Range(format!(
+                "a batch holds 1 to {} entries, not {}",
+                Self::MAX_BATCH,
+                batch.len()
+            )));
+        }
         let mut next = self.state.clone();
-        next.apply(&e, now)?;
-        let index = self.state.size();
-        let bytes = entry::canonical(&e).map_err(EntryError::Malformed)?;
-        self.store.append(index, &bytes)?;
+        let mut bytes = Vec::with_capacity(batch.len());
+        for e in &batch {
+            next.apply(e, now)?;
+            bytes.push(entry::canonical(e).map_err(EntryError::Malformed)?);
+        }
+        let start = self.state.size();
+        self.store.append_all(start, &bytes)?;
         self.state = next;
-        self.entries.push(e);
+        let end = start + batch.len() as u64;
+        self.entries.extend(batch);
         self.sign_checkpoint()?;
-        Ok(index)
+        Ok(start..end)
     }
 
     /// Mirrors new did:webvh lines of a registered issuer (verified as the next entries of
@@ -170,8 +198,7 @@ impl<S: Store> Registry<S> {
         now: i64,
         rng: &mut impl CryptoRngCore,
     ) -> Result<u64, RegistryError> {
-        let e = build::did_log_entries(&self.state.origin, did, lines, now, &self.log_signer, rng)
-            .map_err(RegistryError::Sign)?;
+        let e = build::did_log_entries(&self.state.origin, did, lines, now, &self.log_signer, rng)?;
         self.append(e, now)
     }
 

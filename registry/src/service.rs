@@ -11,7 +11,7 @@
 //! | GET | `/dids/{did}/did.jsonl` | the mirrored did:webvh log |
 //! | POST | `/dids/{did}/log` | new did:webvh lines (authenticated by the DID's own update-key proofs) |
 //! | POST | `/trqp/authorization` | ToIP TRQP v2 authorization query, with evidence |
-//! | POST | `/entries` | a signed governance entry (bearer admin token) |
+//! | POST | `/entries` | a signed governance entry, or an array of them applied all or none (bearer admin token) |
 //! | POST | `/status-lists` | an issuer's signed status list token (verified with its registered key) |
 //! | GET | `/bundle?from=` | the signed trust bundle |
 //!
@@ -43,7 +43,7 @@ pub struct AppState {
     /// SHA-256 hashes of the admin bearer tokens.
     pub admin_token_hashes: Vec<[u8; 32]>,
     /// The clock (Unix seconds).
-    pub clock: fn() -> i64,
+    pub clock: Arc<dyn bizcred_core::time::Clock>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,8 +56,8 @@ impl Store for Box<dyn Store> {
     fn load(&self) -> Result<Vec<Vec<u8>>, crate::store::StoreError> {
         (**self).load()
     }
-    fn append(&self, index: u64, entry: &[u8]) -> Result<(), crate::store::StoreError> {
-        (**self).append(index, entry)
+    fn append_all(&self, index: u64, entries: &[Vec<u8>]) -> Result<(), crate::store::StoreError> {
+        (**self).append_all(index, entries)
     }
     fn put_blob(&self, key: &str, value: &[u8]) -> Result<(), crate::store::StoreError> {
         (**self).put_blob(key, value)
@@ -87,7 +87,9 @@ impl IntoResponse for ApiError {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> ApiError {
         let status = match &e {
-            RegistryError::Store(_) | RegistryError::Sign(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RegistryError::Store(_) | RegistryError::Sign(_) | RegistryError::Checkpoint(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             RegistryError::Did(d) if d.resolution_error() == "notFound" => StatusCode::NOT_FOUND,
             RegistryError::Entry(bizcred_core::trust::state::EntryError::Duplicate(_)) => {
                 StatusCode::CONFLICT
@@ -211,7 +213,7 @@ async fn did_lines(
             "body is not UTF-8".into(),
         )
     })?;
-    let now = (s.clock)();
+    let now = s.clock.now();
     let index = lock(&s)?.submit_did_lines(&did, text, now, &mut rand_core::OsRng)?;
     Ok(Json(json!({"index": index})))
 }
@@ -219,7 +221,7 @@ async fn did_lines(
 async fn trqp(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
-    let now = (s.clock)();
+    let now = s.clock.now();
     Ok(Json(lock(&s)?.authorization_query(&req, now)?))
 }
 
@@ -269,16 +271,22 @@ async fn submit_entry(
             "entries are application/json".into(),
         ));
     }
-    let entry: Value = serde_json::from_slice(&body)
+    let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
-    let now = (s.clock)();
+    let now = s.clock.now();
     let mut reg = lock(&s)?;
-    let index = reg.append(entry, now)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"index": index, "checkpoint": reg.checkpoint()})),
-    )
-        .into_response())
+    // An array is one batch: every entry applies, or none is appended.
+    let answer = match body {
+        Value::Array(batch) => {
+            let r = reg.append_all(batch, now)?;
+            json!({"index": r.start, "indices": r.collect::<Vec<u64>>(), "checkpoint": reg.checkpoint()})
+        }
+        entry => {
+            let index = reg.append(entry, now)?;
+            json!({"index": index, "checkpoint": reg.checkpoint()})
+        }
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn status_list(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -300,7 +308,7 @@ struct FromSize {
 }
 
 async fn bundle(State(s): State<Shared>, Query(q): Query<FromSize>) -> Result<Response, ApiError> {
-    let now = (s.clock)();
+    let now = s.clock.now();
     let b = lock(&s)?.bundle(q.from, now)?;
     Ok((
         [(

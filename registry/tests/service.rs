@@ -21,11 +21,21 @@ use tower::ServiceExt;
 const ORIGIN: &str = "registry.bizcred.test/log";
 const TOKEN: &str = "admin-token-for-tests";
 
+/// The system clock (the registry's answers are compared with real time).
+#[derive(Debug)]
+struct Wall;
+
+impl bizcred_core::time::Clock for Wall {
+    fn now(&self) -> i64 {
+        now()
+    }
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+        .expect("clock after 1970")
 }
 
 struct Fixture {
@@ -74,7 +84,7 @@ fn fixture() -> Fixture {
     let state = Arc::new(AppState {
         registry: Mutex::new(reg),
         admin_token_hashes: vec![token_hash(TOKEN)],
-        clock: now,
+        clock: Arc::new(Wall),
     });
     Fixture {
         router: app(state.clone()),

@@ -9,7 +9,7 @@
 use rand_core::CryptoRngCore;
 use serde_json::{Map, Value};
 
-use crate::data_integrity;
+use crate::data_integrity::{self, ProofError};
 use crate::did;
 use crate::keys::{PublicKey, Signer};
 
@@ -85,7 +85,7 @@ pub fn sign_entry(
     fields: Map<String, Value>,
     signer: &impl Signer,
     rng: &mut impl CryptoRngCore,
-) -> Result<Value, String> {
+) -> Result<Value, ProofError> {
     let mut id = [0u8; 16];
     rng.fill_bytes(&mut id);
     let mut e = Map::new();
@@ -96,7 +96,7 @@ pub fn sign_entry(
     for (k, v) in fields {
         e.insert(k, v);
     }
-    let doc = Value::Object(e);
+    let mut doc = Value::Object(e);
     let created_text = crate::time::format_utc(created);
     let proof = data_integrity::sign(
         &doc,
@@ -104,13 +104,9 @@ pub fn sign_entry(
         &key_method(&signer.public_key()),
         &created_text,
         "assertionMethod",
-    )
-    .map_err(|e| e.to_string())?;
-    let Value::Object(mut e) = doc else {
-        return Err("entry is not an object".into());
-    };
-    e.insert("proof".into(), proof);
-    Ok(Value::Object(e))
+    )?;
+    doc["proof"] = proof;
+    Ok(doc)
 }
 
 /// Splits an entry into (unsigned document, proof, signer multikey), checking the proof's
@@ -152,7 +148,7 @@ pub mod build {
         created: i64,
         signer: &impl Signer,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ProofError> {
         let keys: Vec<String> = authority_keys.iter().map(did::multikey).collect();
         let f = json!({"authority_keys": keys, "log_key_name": log_key_name, "log_key": did::multikey(log_key)});
         sign_entry(
@@ -176,7 +172,7 @@ pub mod build {
         created: i64,
         signer: &impl Signer,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ProofError> {
         let lines: Vec<&str> = did_log.lines().filter(|l| !l.trim().is_empty()).collect();
         let f = json!({"issuer": issuer, "name": {"en": name_en, "fr": name_fr}, "did_log": lines});
         sign_entry(
@@ -197,7 +193,7 @@ pub mod build {
         created: i64,
         signer: &impl Signer,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ProofError> {
         let lines: Vec<&str> = lines.lines().filter(|l| !l.trim().is_empty()).collect();
         sign_entry(
             EntryType::DidLogEntries,
@@ -218,7 +214,7 @@ pub mod build {
         created: i64,
         signer: &impl Signer,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ProofError> {
         let f = json!({"vct": vct, "max_status_age": max_status_age, "max_registry_age": max_registry_age});
         sign_entry(
             EntryType::CredentialTypeDefined,
@@ -241,7 +237,7 @@ pub mod build {
         created: i64,
         signer: &impl Signer,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ProofError> {
         let mut f = json!({"entity_id": entity_id, "action": "issue", "resource": resource, "authority_id": registry,
             "valid_from": crate::time::format_utc(valid_from)});
         if let Some(u) = valid_until {
@@ -270,7 +266,7 @@ pub mod build {
         created: i64,
         signer: &impl Signer,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ProofError> {
         let f = json!({"entity_id": entity_id, "resource": resource, "status": status,
             "effective_at": crate::time::format_utc(effective_at), "effect": if retroactive { "retroactive" } else { "prospective" }});
         sign_entry(
@@ -292,7 +288,7 @@ pub mod build {
         created: i64,
         signer: &impl Signer,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ProofError> {
         let f = json!({"did": did, "key_id": key_id, "status": "compromised", "compromised_at": crate::time::format_utc(compromised_at)});
         sign_entry(
             EntryType::KeyStatusDeclared,

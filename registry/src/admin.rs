@@ -1,0 +1,547 @@
+//! The registry operator's commands as library calls: create a registry in a data directory,
+//! open it, build the governance entries of `onboard`, `authorize`, `suspend` and
+//! `declare-compromise`, submit them (to the data directory or to a running registry, as one
+//! batch), and summarise the state. The binary parses arguments, gets the passphrase and
+//! prints; time and randomness are passed in.
+//!
+//! ```text
+//! registry.json   origin, SHA-256 of the admin tokens
+//! authority.key   signs governance entries (sealed with the operator's passphrase)
+//! log.key         signs checkpoints and bundles (sealed likewise)
+//! db/             the sled store: entries and status lists
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use bizcred_core::data_integrity::ProofError;
+use bizcred_core::keyfile::{self, KdfParams, KeyFileError};
+use bizcred_core::keys::{Algorithm, SecretKey, Signer};
+use bizcred_core::trust::bundle::TrustAnchor;
+use bizcred_core::trust::entry::build;
+use bizcred_core::webvh;
+use bizcred_schemas::CredentialType;
+
+use crate::store::{SledStore, Store, StoreError};
+use crate::{Registry, RegistryError};
+
+/// A registry over whichever store the directory holds.
+pub type AnyRegistry = Registry<Box<dyn Store>>;
+
+/// Why an operator command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No registry here yet.
+    #[error("{0} holds no registry")]
+    NotInitialized(PathBuf),
+    /// `init` where a registry exists.
+    #[error("{0} already holds a registry")]
+    AlreadyInitialized(PathBuf),
+    /// `registry.json` does not parse.
+    #[error("{path} is not a registry configuration: {source}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An admin token hash in `registry.json` is not 64 hex digits.
+    #[error("{0}: an admin token hash is not 64 hexadecimal digits")]
+    TokenHash(PathBuf),
+    /// A key file could not be opened.
+    #[error("{path}: {source}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: KeyFileError,
+    },
+    /// An entry could not be signed.
+    #[error("signing the entry: {0}")]
+    Sign(#[from] ProofError),
+    /// The registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The agency's did:webvh log does not verify.
+    #[error("the agency's did:webvh log does not verify: {0}")]
+    DidLog(#[source] webvh::WebvhError),
+    /// The agency's did:webvh log has no entry.
+    #[error("the agency's did:webvh log is empty")]
+    EmptyDidLog,
+}
+
+impl AdminError {
+    /// The stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdminError::Io { .. } => "IO_ERROR",
+            AdminError::NotInitialized(_) => "NOT_INITIALIZED",
+            AdminError::AlreadyInitialized(_) => "ALREADY_INITIALIZED",
+            AdminError::Config { .. } | AdminError::TokenHash(_) => "CONFIG_INVALID",
+            AdminError::Key { source, .. } => source.code(),
+            AdminError::Sign(_) => "SIGN_FAILED",
+            AdminError::Registry(e) => e.code(),
+            AdminError::Store(e) => e.code(),
+            AdminError::DidLog(e) => e.resolution_error(),
+            AdminError::EmptyDidLog => "DID_LOG_EMPTY",
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AdminError + '_ {
+    move |source| AdminError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `registry.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// The log's origin (its unique name).
+    pub origin: String,
+    /// SHA-256 (hex) of each admin token.
+    pub admin_token_sha256: Vec<String>,
+}
+
+/// The two keys of a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyName {
+    /// Signs governance entries.
+    Authority,
+    /// Signs checkpoints and bundles.
+    Log,
+}
+
+impl KeyName {
+    fn file(self) -> &'static str {
+        match self {
+            KeyName::Authority => "authority.key",
+            KeyName::Log => "log.key",
+        }
+    }
+}
+
+/// What `init` made.
+pub struct Initialized {
+    /// The registry, open.
+    pub registry: AnyRegistry,
+    /// The admin token (shown once; only its hash is kept).
+    pub admin_token: Zeroizing<String>,
+    /// The anchor verifiers pin.
+    pub anchor: TrustAnchor,
+}
+
+impl std::fmt::Debug for Initialized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Initialized")
+            .field("anchor", &self.anchor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registry's data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    path: PathBuf,
+}
+
+/// Freshness limits of the four types (registry design §4.13): licences 24 h of status age,
+/// the others 7 days; 7 days of registry age for all.
+fn freshness(ty: CredentialType) -> (i64, i64) {
+    let status_age = match ty {
+        CredentialType::MunicipalBusinessLicence | CredentialType::LiquorSalesLicence => 86_400,
+        _ => 7 * 86_400,
+    };
+    (status_age, 7 * 86_400)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl DataDir {
+    /// The directory at `path` (nothing is read yet).
+    pub fn new(path: impl Into<PathBuf>) -> DataDir {
+        DataDir { path: path.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the registry: authority and log keys sealed with `passphrase`, an admin token,
+    /// the genesis entry and the four credential types with their freshness limits.
+    pub fn init(
+        &self,
+        origin: &str,
+        passphrase: &[u8],
+        now: i64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Initialized, AdminError> {
+        let cfg_path = self.path.join("registry.json");
+        if cfg_path.exists() {
+            return Err(AdminError::AlreadyInitialized(self.path.clone()));
+        }
+        std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
+        let authority = SecretKey::generate(Algorithm::EdDSA, rng);
+        let log_key = SecretKey::generate(Algorithm::EdDSA, rng);
+        for (name, key) in [(KeyName::Authority, &authority), (KeyName::Log, &log_key)] {
+            let text =
+                keyfile::seal(key, passphrase, KdfParams::DEFAULT, rng).map_err(|source| {
+                    AdminError::Key {
+                        path: self.path.join(name.file()),
+                        source,
+                    }
+                })?;
+            write_private(&self.path.join(name.file()), text.as_bytes())?;
+        }
+        let mut raw = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(raw.as_mut());
+        // Hex, so a token never starts with `-` on a command line.
+        let admin_token = Zeroizing::new(hex(raw.as_ref()));
+        let cfg = Config {
+            origin: origin.to_owned(),
+            admin_token_sha256: vec![hex(&crate::service::token_hash(&admin_token))],
+        };
+        let text = serde_json::to_string_pretty(&cfg).map_err(|source| AdminError::Config {
+            path: cfg_path.clone(),
+            source,
+        })?;
+        let mut entries = vec![build::genesis(
+            origin,
+            &[authority.public_key()],
+            origin,
+            &log_key.public_key(),
+            now,
+            &authority,
+            rng,
+        )?];
+        for ty in CredentialType::ALL {
+            let (status_age, registry_age) = freshness(ty);
+            entries.push(build::credential_type(
+                origin,
+                ty.vct(),
+                status_age,
+                registry_age,
+                now,
+                &authority,
+                rng,
+            )?);
+        }
+        let store: Box<dyn Store> = Box::new(SledStore::open(&self.path.join("db"))?);
+        let mut registry = Registry::open(store, origin, log_key, now)?;
+        registry.append_all(entries, now)?;
+        // The configuration is written last: a directory without it is not a registry yet.
+        std::fs::write(&cfg_path, text).map_err(io(&cfg_path))?;
+        let anchor = registry
+            .anchor()
+            .ok_or(AdminError::Registry(RegistryError::Range(
+                "no anchor after genesis".into(),
+            )))?;
+        Ok(Initialized {
+            registry,
+            admin_token,
+            anchor,
+        })
+    }
+
+    /// `registry.json`.
+    pub fn config(&self) -> Result<Config, AdminError> {
+        let path = self.path.join("registry.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(AdminError::NotInitialized(self.path.clone()))
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        serde_json::from_str(&text).map_err(|source| AdminError::Config { path, source })
+    }
+
+    /// The admin token hashes the service accepts.
+    pub fn admin_token_hashes(&self) -> Result<Vec<[u8; 32]>, AdminError> {
+        self.config()?
+            .admin_token_sha256
+            .iter()
+            .map(|h| {
+                unhex32(h).ok_or_else(|| AdminError::TokenHash(self.path.join("registry.json")))
+            })
+            .collect()
+    }
+
+    /// Opens one of the keys with `passphrase`.
+    pub fn key(&self, name: KeyName, passphrase: &[u8]) -> Result<SecretKey, AdminError> {
+        let path = self.path.join(name.file());
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(AdminError::NotInitialized(self.path.clone()))
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        keyfile::open(&text, passphrase).map_err(|source| AdminError::Key { path, source })
+    }
+
+    /// Opens the registry (replaying and re-validating every stored entry).
+    pub fn open(&self, passphrase: &[u8], now: i64) -> Result<AnyRegistry, AdminError> {
+        let cfg = self.config()?;
+        let log_key = self.key(KeyName::Log, passphrase)?;
+        let store: Box<dyn Store> = Box::new(SledStore::open(&self.path.join("db"))?);
+        Ok(Registry::open(store, &cfg.origin, log_key, now)?)
+    }
+}
+
+/// One governance entry to sign, with the sentence that describes it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// What the entry does, for the operator.
+    pub what: String,
+    /// The signed entry.
+    pub entry: Value,
+}
+
+/// The entries that onboard an agency: its registration (with its verified did:webvh log)
+/// and an authorization for each type, valid from `now`. Submitted together, they apply all
+/// or none. Returns the issuer DID and the entries.
+#[allow(clippy::too_many_arguments)]
+pub fn onboard(
+    origin: &str,
+    authority: &SecretKey,
+    did_log: &str,
+    name_en: &str,
+    name_fr: &str,
+    types: &[CredentialType],
+    now: i64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<(String, Vec<Planned>), AdminError> {
+    let verified = webvh::verify_log(did_log, None, now);
+    if let Some(e) = verified.error {
+        return Err(AdminError::DidLog(e));
+    }
+    let issuer = verified
+        .versions
+        .last()
+        .map(|v| v.id().to_owned())
+        .ok_or(AdminError::EmptyDidLog)?;
+    let mut plan = vec![Planned {
+        what: format!("register {issuer} ({name_en})"),
+        entry: build::issuer_registered(
+            origin, &issuer, name_en, name_fr, did_log, now, authority, rng,
+        )?,
+    }];
+    for ty in types {
+        plan.push(Planned {
+            what: format!("authorize {issuer} for {}", ty.slug()),
+            entry: build::authorization_granted(
+                origin,
+                &issuer,
+                ty.vct(),
+                now,
+                None,
+                now,
+                authority,
+                rng,
+            )?,
+        });
+    }
+    Ok((issuer, plan))
+}
+
+/// What an authorization becomes (`suspend`, `--revoke`, `--reinstate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationStatus {
+    /// Reinstated.
+    Active,
+    /// Suspended (may be reinstated).
+    Suspended,
+    /// Revoked (final).
+    Revoked,
+}
+
+impl AuthorizationStatus {
+    /// The status as the entry names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizationStatus::Active => "active",
+            AuthorizationStatus::Suspended => "suspended",
+            AuthorizationStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// The entry that authorizes `did` for `ty` from `from` (until `until`).
+#[allow(clippy::too_many_arguments)]
+pub fn authorize(
+    origin: &str,
+    authority: &SecretKey,
+    did: &str,
+    ty: CredentialType,
+    from: i64,
+    until: Option<i64>,
+    now: i64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Planned, AdminError> {
+    Ok(Planned {
+        what: format!("authorize {did} for {}", ty.slug()),
+        entry: build::authorization_granted(
+            origin,
+            did,
+            ty.vct(),
+            from,
+            until,
+            now,
+            authority,
+            rng,
+        )?,
+    })
+}
+
+/// The entry that changes the authorization of `did` for `ty` at `at`.
+#[allow(clippy::too_many_arguments)]
+pub fn change_authorization(
+    origin: &str,
+    authority: &SecretKey,
+    did: &str,
+    ty: CredentialType,
+    status: AuthorizationStatus,
+    at: i64,
+    retroactive: bool,
+    now: i64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Planned, AdminError> {
+    Ok(Planned {
+        what: format!("{} {did} for {}", status.as_str(), ty.slug()),
+        entry: build::authorization_changed(
+            origin,
+            did,
+            ty.vct(),
+            status.as_str(),
+            at,
+            retroactive,
+            now,
+            authority,
+            rng,
+        )?,
+    })
+}
+
+/// The entry that declares key `key_id` of `did` compromised from `at`.
+pub fn declare_compromise(
+    origin: &str,
+    authority: &SecretKey,
+    did: &str,
+    key_id: &str,
+    at: i64,
+    now: i64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Planned, AdminError> {
+    Ok(Planned {
+        what: format!("declare {key_id} of {did} compromised"),
+        entry: build::key_compromised(origin, did, key_id, at, now, authority, rng)?,
+    })
+}
+
+/// The registry's state for `status`: size, issuers and their authorized types, anchor.
+pub fn status(reg: &AnyRegistry) -> Value {
+    let s = reg.state();
+    let issuers: Vec<Value> = s
+        .issuers
+        .values()
+        .map(|i| {
+            let types: Vec<&str> = s
+                .authorizations
+                .iter()
+                .filter(|a| a.entity_id == i.did)
+                .map(|a| a.resource.as_str())
+                .collect();
+            json!({"did": i.did, "name": i.name_en, "versions": i.log.versions.len(), "types": types})
+        })
+        .collect();
+    json!({"origin": s.origin, "size": s.size(), "issuers": issuers, "anchor": reg.anchor()})
+}
+
+/// Writes a new file readable by its owner only, flushed to disk.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AdminError> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    #[test]
+    fn token_hashes_are_checked() {
+        assert_eq!(unhex32(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(unhex32("ab"), None);
+        assert_eq!(unhex32(&"zz".repeat(32)), None);
+        assert_eq!(unhex32(&"é".repeat(32)), None);
+    }
+
+    #[test]
+    fn init_open_and_refusals() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let d = DataDir::new(t.path().join("reg"));
+        assert_eq!(
+            d.config().map(|_| ()).map_err(|e| e.code()),
+            Err("NOT_INITIALIZED")
+        );
+        let made = d
+            .init("registry.test/log", b"pass", 1_800_000_000, &mut OsRng)
+            .expect("init");
+        assert_eq!(made.registry.state().size(), 5);
+        assert!(made.admin_token.len() == 64);
+        drop(made);
+        let again = d.init("registry.test/log", b"pass", 1_800_000_000, &mut OsRng);
+        assert_eq!(
+            again.map(|_| ()).map_err(|e| e.code()),
+            Err("ALREADY_INITIALIZED")
+        );
+        assert_eq!(
+            d.key(KeyName::Authority, b"wrong")
+                .map(|_| ())
+                .map_err(|e| e.code()),
+            Err(KeyFileError::WrongPassphrase.code())
+        );
+    }
+}
