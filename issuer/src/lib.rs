@@ -15,8 +15,10 @@
 
 pub mod config;
 pub mod issuer;
+pub mod keyfiles;
 pub mod service;
 pub mod store;
 
 pub use config::Config;
-pub use issuer::{ApiError, Issuer};
+pub use issuer::{Error, Issuer};
+pub use service::ApiError;

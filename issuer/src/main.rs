@@ -114,7 +114,7 @@ fn now() -> i64 {
 }
 
 fn passphrase() -> Result<Zeroizing<String>> {
-    if let Ok(p) = std::env::var(bizcred_issuer::issuer::PASSPHRASE_ENV) {
+    if let Ok(p) = std::env::var(bizcred_issuer::keyfiles::PASSPHRASE_ENV) {
         return Ok(Zeroizing::new(p));
     }
     Ok(Zeroizing::new(

@@ -22,8 +22,102 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::issuer::{ApiError, Issuer};
-use crate::store::CredentialStatus;
+use crate::issuer::{Error, Issuer};
+use crate::store::{CredentialStatus, StoreError};
+
+/// An error answered over HTTP: status, OAuth/OpenID error code, and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Error code (`invalid_grant`, `invalid_proof`, ...).
+    pub error: &'static str,
+    /// Human description (ASCII).
+    pub description: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    /// A `500 server_error` with `cause` as its description.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            cause.to_string(),
+        )
+    }
+}
+
+/// The OpenID4VCI / OAuth response of each refusal of the issuance core.
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let (status, error) = match &e {
+            Error::NoGrantType
+            | Error::NoPreAuthorizedCode
+            | Error::NoTxCode
+            | Error::ApplicationTypeUnknown { .. }
+            | Error::VerifiedClaimChanged { .. }
+            | Error::ClaimsInvalid { .. }
+            | Error::BadPresentation(_)
+            | Error::NoState
+            | Error::UnknownState
+            | Error::PresentationReplay => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Error::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+            Error::UnknownCode | Error::CodeUsedOrExpired | Error::WrongTxCode { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_grant")
+            }
+            Error::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Error::BadCredentialRequest(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_credential_request")
+            }
+            Error::UnknownConfiguration { .. } => {
+                (StatusCode::BAD_REQUEST, "unknown_credential_configuration")
+            }
+            Error::BadProof(_) | Error::ProofRefused(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_proof")
+            }
+            Error::InvalidNonce => (StatusCode::BAD_REQUEST, "invalid_nonce"),
+            Error::HolderKeyMismatch => (StatusCode::BAD_REQUEST, "credential_request_denied"),
+            Error::StatusListFull | Error::NoFreeIndex => {
+                (StatusCode::SERVICE_UNAVAILABLE, "server_error")
+            }
+            Error::OfferNotFound | Error::OfferUsedOrExpired => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            Error::NotAwaitingApproval { .. } => (StatusCode::CONFLICT, "invalid_request"),
+            Error::RequestAnswered => (StatusCode::NOT_FOUND, "invalid_request_uri"),
+            Error::Store(StoreError::NotFound { .. }) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Store(
+                StoreError::IndexTaken(_)
+                | StoreError::TokenUsed
+                | StoreError::CodeUsedOrExpired
+                | StoreError::RevokedIsFinal,
+            ) => (StatusCode::CONFLICT, "conflict"),
+            Error::RegistryUnreachable(_) => (StatusCode::BAD_GATEWAY, "registry_unreachable"),
+            Error::RegistryRefused { .. } => (StatusCode::BAD_GATEWAY, "registry_refused"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        };
+        ApiError::new(status, error, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        Error::from(e).into()
+    }
+}
 
 /// Largest request body.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -61,12 +155,13 @@ fn no_store(v: Value) -> Response {
 /// and concurrent issuances share one fsync (see `Store`'s group commit).
 async fn blocking<T: Send + 'static>(
     s: &Shared,
-    f: impl FnOnce(&Issuer) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&Issuer) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, ApiError> {
     let s = s.clone();
     tokio::task::spawn_blocking(move || f(&s))
         .await
         .map_err(|_| ApiError::internal("the request's task failed"))?
+        .map_err(ApiError::from)
 }
 
 fn content_type(h: &HeaderMap) -> &str {

@@ -47,11 +47,43 @@ pub enum StoreError {
     #[error("the issuance commit did not finish")]
     Unfinished,
     /// A record is missing.
-    #[error("{0} not found")]
-    NotFound(String),
-    /// The state change is not allowed (used token, taken index, ...).
-    #[error("{0}")]
-    Conflict(String),
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What kind of record.
+        what: &'static str,
+        /// Its id (never a secret: codes and tokens are named by kind only).
+        id: String,
+    },
+    /// The status index is already allocated.
+    #[error("status index {0} is taken")]
+    IndexTaken(u64),
+    /// The access token was already used for an issuance.
+    #[error("the access token was already used")]
+    TokenUsed,
+    /// The pre-authorized code was redeemed, voided or has expired.
+    #[error("the pre-authorized code was used or has expired")]
+    CodeUsedOrExpired,
+    /// A revoked credential stays revoked.
+    #[error("a revoked credential cannot be reinstated")]
+    RevokedIsFinal,
+}
+
+impl StoreError {
+    /// Stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Sled(_) => "STORAGE_FAILED",
+            StoreError::Corrupt { .. } => "STORE_CORRUPT",
+            StoreError::Encode { .. } => "STORE_ENCODING_FAILED",
+            StoreError::Poisoned(_) => "STORE_LOCK_POISONED",
+            StoreError::Unfinished => "COMMIT_UNFINISHED",
+            StoreError::NotFound { .. } => "NOT_FOUND",
+            StoreError::IndexTaken(_) => "STATUS_INDEX_TAKEN",
+            StoreError::TokenUsed => "ACCESS_TOKEN_USED",
+            StoreError::CodeUsedOrExpired => "PRE_AUTHORIZED_CODE_USED_OR_EXPIRED",
+            StoreError::RevokedIsFinal => "REVOKED_IS_FINAL",
+        }
+    }
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -483,10 +515,10 @@ impl Store {
 
     /// An application.
     pub fn application(&self, id: &str) -> Result<Application, StoreError> {
-        de(&self
-            .apps
-            .get(id)?
-            .ok_or_else(|| StoreError::NotFound(format!("application {id}")))?)
+        de(&self.apps.get(id)?.ok_or_else(|| StoreError::NotFound {
+            what: "application",
+            id: id.to_owned(),
+        })?)
     }
 
     /// Every application.
@@ -521,10 +553,10 @@ impl Store {
 
     /// An offer by id.
     pub fn offer(&self, id: &str) -> Result<Offer, StoreError> {
-        de(&self
-            .offers
-            .get(id)?
-            .ok_or_else(|| StoreError::NotFound(format!("offer {id}")))?)
+        de(&self.offers.get(id)?.ok_or_else(|| StoreError::NotFound {
+            what: "offer",
+            id: id.to_owned(),
+        })?)
     }
 
     /// The offer of a pre-authorized code.
@@ -538,9 +570,12 @@ impl Store {
     /// Counts a wrong transaction code; returns the attempts so far.
     pub fn offer_failed_attempt(&self, offer_id: &str, max: u32) -> Result<u32, StoreError> {
         let n = self.offers.transaction(|o| {
-            let mut offer: Offer = de(&o
-                .get(offer_id)?
-                .ok_or_else(|| abort(StoreError::NotFound("offer".into())))?)
+            let mut offer: Offer = de(&o.get(offer_id)?.ok_or_else(|| {
+                abort(StoreError::NotFound {
+                    what: "offer",
+                    id: offer_id.to_owned(),
+                })
+            })?)
             .map_err(abort)?;
             offer.attempts += 1;
             if offer.attempts >= max {
@@ -563,14 +598,15 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         (&self.offers, &self.tokens).transaction(|(o, t)| {
-            let mut offer: Offer = de(&o
-                .get(offer_id)?
-                .ok_or_else(|| abort(StoreError::NotFound("offer".into())))?)
+            let mut offer: Offer = de(&o.get(offer_id)?.ok_or_else(|| {
+                abort(StoreError::NotFound {
+                    what: "offer",
+                    id: offer_id.to_owned(),
+                })
+            })?)
             .map_err(abort)?;
             if offer.used || now >= offer.expires {
-                return Err(abort(StoreError::Conflict(
-                    "the pre-authorized code was used or has expired".into(),
-                )));
+                return Err(abort(StoreError::CodeUsedOrExpired));
             }
             offer.used = true;
             o.insert(offer_id.as_bytes(), tser(&offer)?)?;
@@ -670,11 +706,11 @@ impl Store {
                 let key = rec.status_idx.to_be_bytes();
                 // Every check before any write, so a refused issuance writes nothing.
                 if s.get(key)?.is_some() {
-                    outcomes.push(Err(StoreError::Conflict(format!("status index {} is taken", rec.status_idx))));
+                    outcomes.push(Err(StoreError::IndexTaken(rec.status_idx)));
                     continue;
                 }
                 let Some(raw) = t.get(p.token_hash.as_bytes())? else {
-                    outcomes.push(Err(StoreError::NotFound("access token".into())));
+                    outcomes.push(Err(StoreError::NotFound { what: "access token", id: String::new() }));
                     continue;
                 };
                 let mut token: AccessToken = match de(&raw) {
@@ -685,7 +721,7 @@ impl Store {
                     }
                 };
                 if token.used {
-                    outcomes.push(Err(StoreError::Conflict("the access token was already used".into())));
+                    outcomes.push(Err(StoreError::TokenUsed));
                     continue;
                 }
                 let app = match apps.get(rec.application_id.as_bytes())?.map(|v| de::<Application>(&v)).transpose() {
@@ -720,14 +756,15 @@ impl Store {
         now: i64,
     ) -> Result<CredentialRecord, StoreError> {
         let rec = (&self.creds, &self.meta, &self.audit).transaction(|(c, m, a)| {
-            let mut rec: CredentialRecord = de(&c
-                .get(id)?
-                .ok_or_else(|| abort(StoreError::NotFound(format!("credential {id}"))))?)
+            let mut rec: CredentialRecord = de(&c.get(id)?.ok_or_else(|| {
+                abort(StoreError::NotFound {
+                    what: "credential",
+                    id: id.to_owned(),
+                })
+            })?)
             .map_err(abort)?;
             if rec.status == CredentialStatus::Revoked && status != CredentialStatus::Revoked {
-                return Err(abort(StoreError::Conflict(
-                    "a revoked credential cannot be reinstated".into(),
-                )));
+                return Err(abort(StoreError::RevokedIsFinal));
             }
             let from = rec.status;
             rec.status = status;

@@ -1,0 +1,227 @@
+//! Why the issuance core refused or failed: one typed error with a stable `code()`. The HTTP
+//! layer (`service`) maps each to an OpenID4VCI / OAuth error response and a status code.
+
+use bizcred_core::keys::SignError;
+use bizcred_core::sd_jwt::SdJwtError;
+use bizcred_core::status_list::StatusListError;
+use bizcred_core::trust::bundle::BundleError;
+use bizcred_core::webvh::WebvhError;
+use bizcred_core::{oid4vci, oid4vp};
+
+use super::keys::KeyStoreError;
+use crate::store::{AppStatus, StoreError};
+
+/// A refusal or failure of the issuance core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token request names no grant type.
+    #[error("no grant_type")]
+    NoGrantType,
+    /// A grant type other than the pre-authorized code.
+    #[error("only the pre-authorized code grant")]
+    UnsupportedGrantType,
+    /// The token request lacks the pre-authorized code.
+    #[error("no pre-authorized_code")]
+    NoPreAuthorizedCode,
+    /// The token request lacks the transaction code the offer requires.
+    #[error("this offer requires a tx_code")]
+    NoTxCode,
+    /// No offer has this pre-authorized code.
+    #[error("unknown pre-authorized code")]
+    UnknownCode,
+    /// The pre-authorized code was redeemed, voided or has expired.
+    #[error("the pre-authorized code was used or has expired")]
+    CodeUsedOrExpired,
+    /// A wrong transaction code.
+    #[error("wrong transaction code ({attempts_left} attempts left)")]
+    WrongTxCode {
+        /// Attempts left before the offer is voided.
+        attempts_left: u32,
+    },
+    /// The access token is unknown, used or expired.
+    #[error("the access token is unknown, used or expired")]
+    InvalidToken,
+    /// The credential request is malformed or does not match the token.
+    #[error("{0}")]
+    BadCredentialRequest(&'static str),
+    /// A credential configuration (type) this agency does not issue.
+    #[error("this agency does not issue {id}")]
+    UnknownConfiguration {
+        /// The configuration id asked for.
+        id: String,
+    },
+    /// The key proof is missing or malformed.
+    #[error("{0}")]
+    BadProof(&'static str),
+    /// The key proof does not verify.
+    #[error("the key proof: {0}")]
+    ProofRefused(#[source] oid4vci::ProofError),
+    /// The proof's `c_nonce` is unknown, used or expired.
+    #[error("the c_nonce is unknown, used or expired; fetch a new one")]
+    InvalidNonce,
+    /// The proof key is not the holder key proven with the prerequisites.
+    #[error("the key differs from the holder key proven with the prerequisite credentials")]
+    HolderKeyMismatch,
+    /// Every index of the status list is taken.
+    #[error("the status list is full")]
+    StatusListFull,
+    /// No free status index was found in a few tries.
+    #[error("could not allocate a status index")]
+    NoFreeIndex,
+    /// No offer with this id.
+    #[error("no such offer")]
+    OfferNotFound,
+    /// The offer was redeemed or has expired.
+    #[error("the offer was used or has expired")]
+    OfferUsedOrExpired,
+    /// The application is not awaiting approval.
+    #[error("application {id} is {status:?}, not awaiting approval")]
+    NotAwaitingApproval {
+        /// The application.
+        id: String,
+        /// Where it stands.
+        status: AppStatus,
+    },
+    /// Staff tried to change a claim verified from a prerequisite credential.
+    #[error("{claim} was verified from a prerequisite credential and cannot be changed")]
+    VerifiedClaimChanged {
+        /// The claim.
+        claim: String,
+    },
+    /// The claims do not satisfy the type's schema.
+    #[error("the claims do not satisfy the {ty} schema: {}", violations.join("; "))]
+    ClaimsInvalid {
+        /// The type's slug.
+        ty: &'static str,
+        /// Every violation (JSON Pointer and reason).
+        violations: Vec<String>,
+    },
+    /// An application names a type this agency no longer issues.
+    #[error("application {id} is for {ty}, which this agency does not issue")]
+    ApplicationTypeUnknown {
+        /// The application.
+        id: String,
+        /// Its type.
+        ty: String,
+    },
+    /// The prerequisite request was already answered.
+    #[error("this request was already answered")]
+    RequestAnswered,
+    /// The presentation response is malformed.
+    #[error("malformed presentation response: {0}")]
+    BadPresentation(#[source] oid4vp::RequestError),
+    /// The presentation response has no `state`.
+    #[error("no state")]
+    NoState,
+    /// The presentation response's `state` names no application.
+    #[error("unknown state")]
+    UnknownState,
+    /// The prerequisite presentation was already answered.
+    #[error("this presentation request was already answered (replay)")]
+    PresentationReplay,
+    /// An application awaiting a presentation holds no nonce (damaged record).
+    #[error("application {0} awaits a presentation but holds no nonce")]
+    NoAwaitedNonce(String),
+    /// An accepted presentation named no holder key.
+    #[error("the accepted presentation names no holder key")]
+    NoHolderKey,
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The issuer's keys could not be loaded or saved.
+    #[error(transparent)]
+    Keys(#[from] KeyStoreError),
+    /// The status list could not be built or signed.
+    #[error("status list: {0}")]
+    StatusList(#[from] StatusListError),
+    /// The credential could not be issued (signing).
+    #[error("issuing the credential: {0}")]
+    Issue(#[source] SdJwtError),
+    /// A signature failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The operating system's randomness failed.
+    #[error("randomness: {0}")]
+    Random(#[source] rand_core::Error),
+    /// The issuer's DID log is missing, does not verify, or could not be extended.
+    #[error("the DID log: {0}")]
+    DidLog(#[source] WebvhError),
+    /// The store holds no issuer yet.
+    #[error("the store holds no issuer (hint: run `bizcred-issuer init` first)")]
+    NotInitialized,
+    /// The store already holds an issuer.
+    #[error("the store already holds an issuer")]
+    AlreadyInitialized,
+    /// The store's issuer metadata is missing or damaged.
+    #[error("the issuer store's {0} is missing or damaged")]
+    Metadata(&'static str),
+    /// The HTTP client could not be built.
+    #[error("the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// The registry could not be reached.
+    #[error("the registry is unreachable: {0}")]
+    RegistryUnreachable(#[source] reqwest::Error),
+    /// The registry refused.
+    #[error("the registry refused ({status}): {body}")]
+    RegistryRefused {
+        /// HTTP status.
+        status: u16,
+        /// Its answer.
+        body: String,
+    },
+    /// The registry's trust bundle was refused.
+    #[error("the trust bundle: {0}")]
+    Bundle(#[source] BundleError),
+}
+
+impl Error {
+    /// Stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NoGrantType => "NO_GRANT_TYPE",
+            Error::UnsupportedGrantType => "UNSUPPORTED_GRANT_TYPE",
+            Error::NoPreAuthorizedCode => "NO_PRE_AUTHORIZED_CODE",
+            Error::NoTxCode => "NO_TX_CODE",
+            Error::UnknownCode => "UNKNOWN_PRE_AUTHORIZED_CODE",
+            Error::CodeUsedOrExpired => "PRE_AUTHORIZED_CODE_USED_OR_EXPIRED",
+            Error::WrongTxCode { .. } => "WRONG_TX_CODE",
+            Error::InvalidToken => "INVALID_ACCESS_TOKEN",
+            Error::BadCredentialRequest(_) => "INVALID_CREDENTIAL_REQUEST",
+            Error::UnknownConfiguration { .. } => "UNKNOWN_CREDENTIAL_CONFIGURATION",
+            Error::BadProof(_) => "INVALID_PROOF",
+            Error::ProofRefused(_) => "PROOF_REFUSED",
+            Error::InvalidNonce => "INVALID_NONCE",
+            Error::HolderKeyMismatch => "HOLDER_KEY_MISMATCH",
+            Error::StatusListFull => "STATUS_LIST_FULL",
+            Error::NoFreeIndex => "NO_FREE_STATUS_INDEX",
+            Error::OfferNotFound => "OFFER_NOT_FOUND",
+            Error::OfferUsedOrExpired => "OFFER_USED_OR_EXPIRED",
+            Error::NotAwaitingApproval { .. } => "APPLICATION_NOT_AWAITING_APPROVAL",
+            Error::VerifiedClaimChanged { .. } => "VERIFIED_CLAIM_CHANGED",
+            Error::ClaimsInvalid { .. } => "CLAIMS_INVALID",
+            Error::ApplicationTypeUnknown { .. } => "APPLICATION_TYPE_UNKNOWN",
+            Error::RequestAnswered => "REQUEST_ALREADY_ANSWERED",
+            Error::BadPresentation(_) => "PRESENTATION_MALFORMED",
+            Error::NoState => "NO_STATE",
+            Error::UnknownState => "UNKNOWN_STATE",
+            Error::PresentationReplay => "PRESENTATION_REPLAY",
+            Error::NoAwaitedNonce(_) => "APPLICATION_WITHOUT_NONCE",
+            Error::NoHolderKey => "NO_HOLDER_KEY",
+            Error::Store(e) => e.code(),
+            Error::Keys(_) => "KEY_STORE_FAILED",
+            Error::StatusList(e) => e.code(),
+            Error::Issue(_) => "ISSUANCE_SIGNING_FAILED",
+            Error::Sign(_) => "SIGNING_FAILED",
+            Error::Random(_) => "RANDOMNESS_FAILED",
+            Error::DidLog(_) => "DID_LOG_INVALID",
+            Error::NotInitialized => "ISSUER_NOT_INITIALIZED",
+            Error::AlreadyInitialized => "ISSUER_ALREADY_INITIALIZED",
+            Error::Metadata(_) => "ISSUER_METADATA_DAMAGED",
+            Error::HttpClient(_) => "HTTP_CLIENT_FAILED",
+            Error::RegistryUnreachable(_) => "REGISTRY_UNREACHABLE",
+            Error::RegistryRefused { .. } => "REGISTRY_REFUSED",
+            Error::Bundle(e) => e.code(),
+        }
+    }
+}
