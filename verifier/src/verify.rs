@@ -453,17 +453,6 @@ fn check_credential(
     let iat = payload.get("iat").and_then(Value::as_i64);
     let kid = header.header_str("kid").map(str::to_owned);
 
-    // Type.
-    if vct != req.credential_type.vct() {
-        run.fail(
-            id,
-            "type",
-            "WRONG_CREDENTIAL_TYPE",
-            format!("expected {}, got {vct}", req.credential_type.vct()),
-        );
-        return None;
-    }
-    run.pass(id, "type");
     // Algorithm.
     match header.algorithm() {
         Ok(a) if run.policy.algorithms.contains(&a) => run.pass(id, "algorithm"),
@@ -522,11 +511,6 @@ fn check_credential(
         None => run.pass(id, "key_status"),
         Some(e) => run.fail(id, "key_status", e.code(), e.to_string()),
     }
-    // Authorization of the issuer for the type at the proof time.
-    match trust.authorized(&iss, &vct, iat) {
-        Ok(_) => run.pass(id, "authorization"),
-        Err(e) => run.fail(id, "authorization", e.code(), e.to_string()),
-    }
     // Signature, disclosures, validity window and key binding.
     let kb = KbExpectations {
         audience: p.audience,
@@ -556,6 +540,23 @@ fn check_credential(
                 return None;
             }
         };
+    // Only now, with the issuer's signature checked, is what the credential says acted on:
+    // a changed vct is a bad signature, not a type mismatch.
+    if vct != req.credential_type.vct() {
+        run.fail(
+            id,
+            "type",
+            "WRONG_CREDENTIAL_TYPE",
+            format!("expected {}, got {vct}", req.credential_type.vct()),
+        );
+        return None;
+    }
+    run.pass(id, "type");
+    // Authorization of the issuer for the type at the proof time.
+    match trust.authorized(&iss, &vct, iat) {
+        Ok(_) => run.pass(id, "authorization"),
+        Err(e) => run.fail(id, "authorization", e.code(), e.to_string()),
+    }
     if let Some(hk) = &vc.holder_key {
         if !run.policy.algorithms.contains(&hk.algorithm()) {
             run.fail(

@@ -438,6 +438,37 @@ fn tampering_and_forgery() {
     let mut c = creds.clone();
     c[3] = forged;
     rejected_with(&w.check(&w.present(&c), &trust), "BAD_SIGNATURE");
+    // The signed vct changed to another type's: the signature is checked before anything
+    // the credential says is acted on, so this is a bad signature, not a type mismatch.
+    let retyped = swap("liquor_licence", &|p| {
+        let sd = SdJwt::parse(p).expect("p");
+        let parts: Vec<&str> = sd.jwt.split('.').collect();
+        let mut payload: Value =
+            serde_json::from_slice(&bizcred_core::base64url_decode(parts[1]).expect("b64"))
+                .expect("json");
+        payload["vct"] = CredentialType::MunicipalBusinessLicence.vct().into();
+        let jwt = format!(
+            "{}.{}.{}",
+            parts[0],
+            base64url_encode(payload.to_string()),
+            parts[2]
+        );
+        let sd = SdJwt {
+            jwt,
+            kb_jwt: None,
+            ..sd
+        };
+        sd.bind(AUD, NONCE, NOW - 10, &w.holder)
+            .expect("b")
+            .serialize()
+    });
+    let r = w.check(&retyped, &trust);
+    rejected_with(&r, "BAD_SIGNATURE");
+    assert!(
+        !codes(&r).contains(&"WRONG_CREDENTIAL_TYPE".to_owned()),
+        "{:?}",
+        codes(&r)
+    );
 }
 
 #[test]
