@@ -340,8 +340,19 @@ fn kill_9_during_receive_leaves_the_store_readable() {
     }
 }
 
-/// A minimal issuer that follows the protocol but hands out a credential that must be refused.
-fn rogue_issuer(bad_signature: bool) -> (String, std::thread::JoinHandle<()>) {
+/// What the minimal issuer hands out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rogue {
+    /// A credential signed by a key that is not the issuer's.
+    BadSignature,
+    /// A credential whose business number breaks the schema.
+    BadSchema,
+    /// A credential that checks.
+    Good,
+}
+
+/// A minimal issuer that follows the protocol and hands out the credential `mode` says.
+fn rogue_issuer(mode: Rogue) -> (String, std::thread::JoinHandle<()>) {
     use axum::routing::{get, post};
     use bizcred_core::keys::{Algorithm, SecretKey, Signer};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -368,10 +379,10 @@ fn rogue_issuer(bad_signature: bool) -> (String, std::thread::JoinHandle<()>) {
         "../../schemas/examples/valid/business-number.json"
     ))
     .expect("c");
-    if !bad_signature {
+    if mode == Rogue::BadSchema {
         claims.insert("business_number".into(), "812345670".into()); // breaks the Luhn check
     }
-    let signer = if bad_signature {
+    let signer = if mode == Rogue::BadSignature {
         SecretKey::generate(Algorithm::EdDSA, &mut rand_core::OsRng)
     } else {
         key
@@ -421,11 +432,11 @@ fn credentials_that_do_not_check_are_not_stored() {
     let bins = bizcred_examples::Bins::locate().expect("bins");
     let root = tempfile::tempdir().expect("tmp");
     let w = Wallet::create(&bins, root.path(), "w").expect("wallet");
-    for (bad_signature, want) in [
-        (true, "does not verify"),
-        (false, "breaks the business-number schema"),
+    for (mode, want) in [
+        (Rogue::BadSignature, "does not verify"),
+        (Rogue::BadSchema, "breaks the business-number schema"),
     ] {
-        let (base, _h) = rogue_issuer(bad_signature);
+        let (base, _h) = rogue_issuer(mode);
         let offer = json!({"credential_issuer": base, "credential_configuration_ids": ["business-number"], "grants": {bizcred_core::oid4vci::PRE_AUTHORIZED_GRANT: {"pre-authorized_code": "c"}}});
         let uri = bizcred_core::oid4vci::offer_uri_by_value(&offer);
         let (code, _, err) = w.run(&bins, &["receive", &uri]).expect("run");
@@ -433,6 +444,99 @@ fn credentials_that_do_not_check_are_not_stored() {
         assert!(err.contains(want), "{want}: {err}");
         let l = w.ok(&bins, &["list"]).expect("list");
         assert_eq!(l, json!([]), "nothing stored");
+    }
+}
+
+/// A verifier (a did:key client) whose response endpoint refuses every presentation with an
+/// OAuth error; the request URI to give the wallet.
+fn refusing_verifier() -> (String, std::thread::JoinHandle<()>) {
+    use axum::routing::{get, post};
+    use bizcred_core::keys::{Algorithm, SecretKey, Signer};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!(
+        "http://localhost:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let key = SecretKey::generate(Algorithm::EdDSA, &mut rand_core::OsRng);
+    let did = bizcred_core::did::did_key(&key.public_key());
+    let kid = format!("{did}#{}", did.trim_start_matches("did:key:"));
+    let client_id = format!("{}{did}", bizcred_core::oid4vp::DID_PREFIX);
+    let claims = json!({"client_id": client_id, "response_type": "vp_token", "response_mode": "direct_post",
+        "response_uri": format!("{base}/response"), "nonce": "n0nce", "state": "s1",
+        "dcql_query": {"credentials": [{"id": "bn", "format": "dc+sd-jwt",
+            "meta": {"vct_values": [CredentialType::BusinessNumber.vct()]},
+            "claims": [{"path": ["business_number"]}]}]}});
+    let jwt =
+        bizcred_core::oid4vp::sign_request_object(claims.as_object().expect("object"), &kid, &key)
+            .expect("sign");
+    let uri = bizcred_core::oid4vp::request_uri(&client_id, &format!("{base}/request"));
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let app = axum::Router::new()
+                .route("/request", get(move || async move { jwt }))
+                .route(
+                    "/response",
+                    post(|| async {
+                        (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            axum::Json(json!({"error": "invalid_request", "error_description": "the presentation was not accepted"})),
+                        )
+                    }),
+                );
+            listener.set_nonblocking(true).expect("nb");
+            let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = tokio::time::timeout(Duration::from_secs(60), axum::serve(l, app)).await;
+        });
+    });
+    (uri, handle)
+}
+
+#[test]
+fn a_verifier_error_is_printed_and_exits_1() {
+    let bins = bizcred_examples::Bins::locate().expect("bins");
+    let root = tempfile::tempdir().expect("tmp");
+    let w = Wallet::create(&bins, root.path(), "w").expect("wallet");
+    let (base, _h) = rogue_issuer(Rogue::Good);
+    let offer = json!({"credential_issuer": base, "credential_configuration_ids": ["business-number"], "grants": {bizcred_core::oid4vci::PRE_AUTHORIZED_GRANT: {"pre-authorized_code": "c"}}});
+    w.ok(
+        &bins,
+        &[
+            "receive",
+            &bizcred_core::oid4vci::offer_uri_by_value(&offer),
+        ],
+    )
+    .expect("receive");
+    let (uri, _v) = refusing_verifier();
+    let (code, v, err) = w.run(&bins, &["present", &uri, "--yes"]).expect("run");
+    assert_eq!(code, 1, "{v} {err}");
+    assert!(
+        err.contains("invalid_request") && err.contains("the presentation was not accepted"),
+        "the verifier's error and description: {err}"
+    );
+    assert_eq!(v["error"], "invalid_request", "{v}");
+    assert_eq!(v["error_description"], "the presentation was not accepted");
+    let h = w.ok(&bins, &["history"]).expect("history");
+    assert_eq!(h[0]["outcome"], "refused (400)");
+}
+
+#[test]
+fn choice_options_are_clap_errors_not_defaults() {
+    for args in [
+        &["--lang", "de", "list"][..],
+        &["init", "--alg", "RS256"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bizcred-wallet"))
+            .args(args)
+            .env("BIZCRED_WALLET_DIR", "/nonexistent/bizcred-wallet-test")
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("invalid value"), "{args:?}: {err}");
     }
 }
 

@@ -1,0 +1,321 @@
+//! The wallet library's errors: one enum, each variant with a stable `SCREAMING_SNAKE` code.
+
+use bizcred_core::keys::KeyError;
+use bizcred_core::oid4vci::OfferError;
+use bizcred_core::oid4vp::RequestError;
+
+use crate::vault::VaultError;
+
+/// Why the wallet could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalletError {
+    /// The encrypted store failed (see [`VaultError::code`]).
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The HTTP client could not be built (no fallback client is used).
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// A server could not be reached or its answer could not be read.
+    #[error("cannot reach {url} for {what}")]
+    Unreachable {
+        /// What was being fetched.
+        what: &'static str,
+        /// Where.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A server answered with an error status.
+    #[error("{what}: {status}: {}", .description.as_deref().or(.error.as_deref()).unwrap_or(.body.as_str()))]
+    Http {
+        /// What was being fetched.
+        what: &'static str,
+        /// The HTTP status code.
+        status: u16,
+        /// The OAuth `error` member, when the body has one.
+        error: Option<String>,
+        /// The OAuth `error_description` member, when the body has one.
+        description: Option<String>,
+        /// The body as text, when it is not an OAuth error object.
+        body: String,
+    },
+    /// The token endpoint refused the pre-authorized code or the transaction code.
+    #[error("the token request: {status}: {}", .description.as_deref().or(.error.as_deref()).unwrap_or("refused"))]
+    TokenRefused {
+        /// The HTTP status code.
+        status: u16,
+        /// The OAuth `error` member.
+        error: Option<String>,
+        /// The OAuth `error_description` member.
+        description: Option<String>,
+    },
+    /// A response is larger than the wallet reads.
+    #[error("{what} is larger than {limit} bytes")]
+    TooLarge {
+        /// What was being read.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A response is not UTF-8 text.
+    #[error("{what} is not UTF-8")]
+    NotUtf8 {
+        /// What was being read.
+        what: &'static str,
+    },
+    /// A response or document does not have the expected JSON shape.
+    #[error("{what} is not valid: {source}")]
+    BadJson {
+        /// What was being read.
+        what: &'static str,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The credential offer is refused.
+    #[error(transparent)]
+    Offer(#[from] OfferError),
+    /// The offer has no pre-authorized code grant.
+    #[error("the offer has no pre-authorized code")]
+    NoPreAuthorizedCode,
+    /// The offer needs a transaction code and none was given.
+    #[error("this offer needs a transaction code")]
+    TxCodeRequired,
+    /// The issuer's metadata does not fit the offer.
+    #[error("the issuer metadata: {0}")]
+    Metadata(MetadataProblem),
+    /// The issuer returned no credential.
+    #[error("the issuer returned no credential")]
+    NoCredential,
+    /// A key proof or key-binding JWT could not be signed.
+    #[error("cannot sign with the holder key")]
+    Sign(#[source] bizcred_core::keys::SignError),
+    /// The received credential was refused; nothing was stored.
+    #[error("{0}")]
+    Credential(CredentialProblem),
+    /// A key could not be resolved from its DID.
+    #[error("cannot resolve {kid}: {problem}")]
+    Resolve {
+        /// The DID URL.
+        kid: String,
+        /// Why.
+        problem: ResolveProblem,
+    },
+    /// The holder key in the wallet is damaged or of the wrong size.
+    #[error("damaged holder key")]
+    HolderKey(#[source] KeyError),
+    /// The presentation request is refused.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The request object does not verify with the verifier's DID.
+    #[error("the request is not signed by the verifier it names: {0}")]
+    RequestSignature(#[source] RequestError),
+    /// The verifier asks for a format this wallet does not hold.
+    #[error("the verifier asks for a {format} credential; this wallet holds SD-JWT VCs")]
+    UnsupportedFormat {
+        /// The requested format.
+        format: String,
+    },
+    /// The wallet holds no credential that matches a query.
+    #[error("you hold no {wanted} matching the request ({query_id}); nothing was sent")]
+    NoMatch {
+        /// The DCQL credential query id.
+        query_id: String,
+        /// What was asked for (a type name or the query id).
+        wanted: String,
+    },
+    /// The request has no `response_uri` to send to.
+    #[error("the request has no response_uri")]
+    NoResponseUri,
+    /// A stored credential does not parse (the store is damaged).
+    #[error("the stored credential {id} is damaged")]
+    StoredCredential {
+        /// The credential id.
+        id: String,
+        /// Why.
+        #[source]
+        source: bizcred_core::sd_jwt::SdJwtError,
+    },
+    /// No credential with that id.
+    #[error("no credential {0} in the wallet")]
+    UnknownCredential(String),
+    /// The status list could not be checked.
+    #[error("the status list: {0}")]
+    StatusList(StatusProblem),
+    /// A backup does not hold credentials that parse.
+    #[error("the backup holds a damaged credential {id}")]
+    DamagedBackup {
+        /// The credential id.
+        id: String,
+        /// Why.
+        #[source]
+        source: bizcred_core::sd_jwt::SdJwtError,
+    },
+    /// A backup is larger than the wallet reads.
+    #[error("the backup is larger than {0} bytes")]
+    BackupTooLarge(usize),
+}
+
+/// What is wrong with issuer metadata.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetadataProblem {
+    /// The metadata names another issuer than the offer.
+    #[error("it names another credential issuer than the offer")]
+    OtherIssuer,
+    /// The offered configuration is not described.
+    #[error("the issuer does not describe {0}")]
+    UnknownConfiguration(String),
+    /// The offered configuration is not an SD-JWT VC.
+    #[error("{id} is not an SD-JWT VC (format {format})")]
+    NotSdJwtVc {
+        /// The configuration id.
+        id: String,
+        /// Its format.
+        format: String,
+    },
+}
+
+/// Why a received credential was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialProblem {
+    /// It is not an SD-JWT.
+    #[error("the credential does not parse: {0}")]
+    Parse(String),
+    /// It has no `iss`.
+    #[error("the credential has no iss")]
+    NoIssuer,
+    /// Its key is not a key of its issuer.
+    #[error("the credential's key {kid} is not a key of its issuer {iss}")]
+    ForeignKey {
+        /// The header `kid`.
+        kid: String,
+        /// The `iss` claim.
+        iss: String,
+    },
+    /// The signature or claims do not verify.
+    #[error("the credential does not verify ({code}): {message}")]
+    DoesNotVerify {
+        /// The core's code.
+        code: &'static str,
+        /// The core's message.
+        message: String,
+    },
+    /// It is not bound to this wallet's key.
+    #[error("the credential is not bound to this wallet's key")]
+    NotBound,
+    /// Its `vct` is not the offered one.
+    #[error("the credential's vct {got} is not the offered {offered}")]
+    OtherVct {
+        /// The credential's vct.
+        got: String,
+        /// The offered vct.
+        offered: String,
+    },
+    /// Its claims break the type's schema.
+    #[error("the credential breaks the {slug} schema: {errors}")]
+    Schema {
+        /// The type slug.
+        slug: &'static str,
+        /// The schema errors, joined.
+        errors: String,
+    },
+}
+
+/// Why a DID key could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveProblem {
+    /// Not a did:key, did:jwk or did:webvh URL.
+    #[error("only did:key, did:jwk and did:webvh are supported")]
+    UnsupportedMethod,
+    /// The DID or key is malformed.
+    #[error("{0}")]
+    Malformed(String),
+    /// The did:webvh log does not verify.
+    #[error("the DID log does not verify: {0}")]
+    LogDoesNotVerify(String),
+    /// The DID did not exist at that time.
+    #[error("the DID did not exist at that time")]
+    NotYetCreated,
+    /// The log fetched is another DID's.
+    #[error("the log fetched is not the log of that DID")]
+    OtherLog,
+    /// The key is not an assertion key.
+    #[error("it was not an assertion key of its DID at that time")]
+    NotAssertionKey,
+    /// The key is not in the DID document.
+    #[error("it is not a key of its DID at that time")]
+    NoSuchKey,
+}
+
+/// Why a status list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusProblem {
+    /// Not signed by the credential's issuer.
+    #[error("it is not signed by the credential's issuer")]
+    ForeignSigner,
+    /// It does not verify or the index is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl WalletError {
+    /// The stable code of this error (`SCREAMING_SNAKE`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            WalletError::Vault(e) => e.code(),
+            WalletError::HttpClient(_) => "HTTP_CLIENT",
+            WalletError::Unreachable { .. } => "UNREACHABLE",
+            WalletError::Http { .. } => "HTTP_ERROR",
+            WalletError::TokenRefused { .. } => "TOKEN_REFUSED",
+            WalletError::TooLarge { .. } => "RESPONSE_TOO_LARGE",
+            WalletError::NotUtf8 { .. } | WalletError::BadJson { .. } => "BAD_RESPONSE",
+            WalletError::Offer(_) => "BAD_OFFER",
+            WalletError::NoPreAuthorizedCode => "NO_PRE_AUTHORIZED_CODE",
+            WalletError::TxCodeRequired => "TX_CODE_REQUIRED",
+            WalletError::Metadata(_) => "BAD_ISSUER_METADATA",
+            WalletError::NoCredential => "NO_CREDENTIAL",
+            WalletError::Sign(_) => "SIGNING_FAILED",
+            WalletError::Credential(p) => match p {
+                CredentialProblem::DoesNotVerify { .. } => "CREDENTIAL_DOES_NOT_VERIFY",
+                CredentialProblem::NotBound => "CREDENTIAL_NOT_BOUND",
+                CredentialProblem::Schema { .. } => "CREDENTIAL_SCHEMA",
+                _ => "BAD_CREDENTIAL",
+            },
+            WalletError::Resolve { .. } => "DID_RESOLUTION",
+            WalletError::HolderKey(_) => "HOLDER_KEY_DAMAGED",
+            WalletError::Request(_) => "BAD_REQUEST",
+            WalletError::RequestSignature(_) => "REQUEST_SIGNATURE",
+            WalletError::UnsupportedFormat { .. } => "UNSUPPORTED_FORMAT",
+            WalletError::NoMatch { .. } => "NO_MATCHING_CREDENTIAL",
+            WalletError::NoResponseUri => "NO_RESPONSE_URI",
+            WalletError::StoredCredential { .. } => "STORED_CREDENTIAL_DAMAGED",
+            WalletError::UnknownCredential(_) => "UNKNOWN_CREDENTIAL",
+            WalletError::StatusList(_) => "STATUS_LIST",
+            WalletError::DamagedBackup { .. } | WalletError::BackupTooLarge(_) => "BACKUP_DAMAGED",
+        }
+    }
+
+    /// True when the error is a refusal the user can act on (exit 1), false for a failure of
+    /// the wallet, the network or a server (exit 2).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            WalletError::Vault(e) => e.is_refusal(),
+            WalletError::Offer(_)
+            | WalletError::NoPreAuthorizedCode
+            | WalletError::TxCodeRequired
+            | WalletError::TokenRefused { .. }
+            | WalletError::Request(_)
+            | WalletError::RequestSignature(_)
+            | WalletError::UnsupportedFormat { .. }
+            | WalletError::NoMatch { .. }
+            | WalletError::UnknownCredential(_) => true,
+            _ => false,
+        }
+    }
+}

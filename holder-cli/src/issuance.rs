@@ -1,0 +1,501 @@
+//! The OpenID4VCI 1.0 client (pre-authorized code flow): offers, issuer and authorization
+//! server metadata, the token, the nonce, the key proof, the credential request, and
+//! verification of the credential before anything is stored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use bizcred_core::keys::{SecretKey, Signer};
+use bizcred_core::oid4vci::{self, OfferRef};
+use bizcred_core::sd_jwt::SdJwt;
+use bizcred_core::sd_jwt_vc::{self, VerifyOptions};
+use bizcred_schemas::{CredentialType, Lang};
+
+use crate::error::{CredentialProblem, MetadataProblem, WalletError};
+use crate::net;
+use crate::store::{credential_id, StoredCredential};
+use crate::vault::Vault;
+
+/// The credential format this wallet holds.
+pub const SD_JWT_VC_FORMAT: &str = "dc+sd-jwt";
+
+/// Tolerated clock skew when checking a received credential, in seconds.
+pub const CLOCK_SKEW: i64 = 300;
+
+/// A credential offer (OpenID4VCI 1.0 §4.1.1).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct CredentialOffer {
+    /// The credential issuer's URL.
+    pub credential_issuer: String,
+    /// The offered configurations (the wallet requests the first).
+    pub credential_configuration_ids: Vec<String>,
+    /// The grants.
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+/// The grants of an offer.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct Grants {
+    /// The pre-authorized code grant.
+    #[serde(
+        rename = "urn:ietf:params:oauth:grant-type:pre-authorized_code",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pre_authorized_code: Option<PreAuthorizedGrant>,
+}
+
+/// The pre-authorized code grant.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
+pub struct PreAuthorizedGrant {
+    /// The code (a bearer secret until it is exchanged; not printed by `Debug`).
+    #[serde(rename = "pre-authorized_code")]
+    pub code: String,
+    /// Present when a transaction code is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_code: Option<TxCode>,
+}
+
+impl std::fmt::Debug for PreAuthorizedGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreAuthorizedGrant")
+            .field("code", &"..")
+            .field("tx_code", &self.tx_code)
+            .finish()
+    }
+}
+
+/// How the transaction code looks.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct TxCode {
+    /// `numeric` or `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_mode: Option<String>,
+    /// Its length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u32>,
+    /// A description for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl CredentialOffer {
+    /// Reads an offer from JSON after the core's checks.
+    pub fn from_json(v: Value) -> Result<CredentialOffer, WalletError> {
+        oid4vci::check_offer(&v)?;
+        serde_json::from_value(v).map_err(|source| WalletError::BadJson {
+            what: "the credential offer",
+            source,
+        })
+    }
+
+    /// The issuer URL without a trailing slash.
+    pub fn issuer(&self) -> &str {
+        self.credential_issuer.trim_end_matches('/')
+    }
+
+    /// The configuration the wallet requests (the first offered).
+    pub fn configuration_id(&self) -> Result<&str, WalletError> {
+        self.credential_configuration_ids
+            .first()
+            .map(String::as_str)
+            .ok_or(WalletError::Offer(oid4vci::OfferError(
+                "no credential_configuration_ids",
+            )))
+    }
+
+    /// The pre-authorized code grant.
+    pub fn pre_authorized(&self) -> Result<&PreAuthorizedGrant, WalletError> {
+        self.grants
+            .pre_authorized_code
+            .as_ref()
+            .ok_or(WalletError::NoPreAuthorizedCode)
+    }
+
+    /// The transaction code description, when the offer needs one.
+    pub fn tx_code(&self) -> Option<&TxCode> {
+        self.grants
+            .pre_authorized_code
+            .as_ref()
+            .and_then(|g| g.tx_code.as_ref())
+    }
+}
+
+/// Where an offer URI points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OfferSource {
+    /// The offer is in the URI.
+    ByValue(CredentialOffer),
+    /// The offer is fetched from this URL.
+    ByReference(String),
+}
+
+/// Parses an offer URI (no network).
+pub fn parse_offer_uri(uri: &str) -> Result<OfferSource, WalletError> {
+    Ok(match oid4vci::parse_offer_uri(uri)? {
+        OfferRef::ByValue(v) => OfferSource::ByValue(CredentialOffer::from_json(v)?),
+        OfferRef::ByReference(u) => OfferSource::ByReference(u),
+    })
+}
+
+/// The offer of an offer URI, fetched when it is by reference.
+pub async fn resolve_offer(
+    c: &reqwest::Client,
+    source: OfferSource,
+) -> Result<CredentialOffer, WalletError> {
+    match source {
+        OfferSource::ByValue(o) => Ok(o),
+        OfferSource::ByReference(url) => {
+            let v: Value = net::get_json(c, &url, "the credential offer").await?;
+            CredentialOffer::from_json(v)
+        }
+    }
+}
+
+/// Credential issuer metadata (OpenID4VCI 1.0 §12.2), the members this wallet uses.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct IssuerMetadata {
+    /// The issuer's URL.
+    pub credential_issuer: String,
+    /// The credential endpoint.
+    pub credential_endpoint: String,
+    /// The nonce endpoint, when the issuer wants a `c_nonce` in the proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce_endpoint: Option<String>,
+    /// Authorization servers (else the issuer is its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_servers: Vec<String>,
+    /// What the issuer issues.
+    pub credential_configurations_supported: BTreeMap<String, CredentialConfiguration>,
+    /// Display names by locale.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub display: Vec<IssuerDisplay>,
+}
+
+/// One credential configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct CredentialConfiguration {
+    /// The format (`dc+sd-jwt`).
+    pub format: String,
+    /// The SD-JWT VC type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vct: Option<String>,
+}
+
+/// An issuer display entry.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct IssuerDisplay {
+    /// The name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The locale (`en-CA`, `fr-CA`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+impl IssuerMetadata {
+    /// The configuration the offer names, checked to be an SD-JWT VC.
+    pub fn configuration(&self, id: &str) -> Result<&CredentialConfiguration, WalletError> {
+        let conf = self
+            .credential_configurations_supported
+            .get(id)
+            .ok_or_else(|| {
+                WalletError::Metadata(MetadataProblem::UnknownConfiguration(id.to_owned()))
+            })?;
+        if conf.format != SD_JWT_VC_FORMAT {
+            return Err(WalletError::Metadata(MetadataProblem::NotSdJwtVc {
+                id: id.to_owned(),
+                format: conf.format.clone(),
+            }));
+        }
+        Ok(conf)
+    }
+
+    /// The issuer's name in `lang` (else the first name given).
+    pub fn display_name(&self, lang: Lang) -> Option<&str> {
+        let prefix = if lang == Lang::Fr { "fr" } else { "en" };
+        self.display
+            .iter()
+            .find(|d| d.locale.as_deref().is_some_and(|l| l.starts_with(prefix)))
+            .or(self.display.first())
+            .and_then(|d| d.name.as_deref())
+    }
+
+    /// The authorization server's URL (the first listed, else the issuer).
+    pub fn authorization_server(&self) -> &str {
+        // OpenID4VCI §12.2.4: without `authorization_servers` the issuer is its own.
+        self.authorization_servers
+            .first()
+            .map(String::as_str)
+            .unwrap_or(self.credential_issuer.as_str())
+            .trim_end_matches('/')
+    }
+}
+
+/// OAuth 2.0 authorization server metadata, the member this wallet uses.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct AuthorizationServerMetadata {
+    /// The token endpoint.
+    pub token_endpoint: String,
+}
+
+/// A token response.
+#[derive(Deserialize)]
+pub struct TokenResponse {
+    /// The access token (a bearer secret; not printed by `Debug`).
+    pub access_token: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenResponse(..)")
+    }
+}
+
+/// A nonce response.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct NonceResponse {
+    /// The nonce to put in the key proof.
+    pub c_nonce: String,
+}
+
+/// A credential response (immediate issuance).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct CredentialResponse {
+    /// The issued credentials.
+    #[serde(default)]
+    pub credentials: Vec<IssuedCredential>,
+}
+
+/// One issued credential.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct IssuedCredential {
+    /// The SD-JWT VC.
+    pub credential: String,
+}
+
+/// What `receive` needs besides the offer.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiveOptions<'a> {
+    /// The transaction code, when the offer needs one.
+    pub tx_code: Option<&'a str>,
+    /// The language of the issuer's display name.
+    pub lang: Lang,
+    /// The time, in milliseconds since the epoch.
+    pub now_ms: i64,
+}
+
+/// Runs the pre-authorized code flow for `offer`, verifies the credential with its issuer's
+/// DID, its binding to the holder key, the offered type and its schema, and only then stores
+/// it. `progress` hears each step.
+pub async fn receive(
+    c: &reqwest::Client,
+    vault: &dyn Vault,
+    offer: &CredentialOffer,
+    opts: ReceiveOptions<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StoredCredential, WalletError> {
+    let key = vault.holder_key()?;
+    let now = opts.now_ms.div_euclid(1000);
+    let issuer_url = offer.issuer().to_owned();
+    let config_id = offer.configuration_id()?;
+    let grant = offer.pre_authorized()?;
+    if grant.tx_code.is_some() && opts.tx_code.is_none() {
+        return Err(WalletError::TxCodeRequired);
+    }
+    progress(&format!("reading {issuer_url}'s metadata"));
+    let meta: IssuerMetadata = net::get_json(
+        c,
+        &format!("{issuer_url}/.well-known/openid-credential-issuer"),
+        "the issuer metadata",
+    )
+    .await?;
+    if meta.credential_issuer.trim_end_matches('/') != issuer_url {
+        return Err(WalletError::Metadata(MetadataProblem::OtherIssuer));
+    }
+    let conf = meta.configuration(config_id)?;
+    let as_meta: AuthorizationServerMetadata = net::get_json(
+        c,
+        &format!(
+            "{}/.well-known/oauth-authorization-server",
+            meta.authorization_server()
+        ),
+        "the authorization server metadata",
+    )
+    .await?;
+    progress("exchanging the pre-authorized code");
+    let access = token(c, &as_meta.token_endpoint, grant, opts.tx_code).await?;
+    let nonce = match &meta.nonce_endpoint {
+        Some(n) => Some(
+            net::post_empty::<NonceResponse>(c, n, "the nonce request")
+                .await?
+                .c_nonce,
+        ),
+        None => None,
+    };
+    let proof =
+        oid4vci::proof_jwt(&key, &issuer_url, nonce.as_deref(), now).map_err(WalletError::Sign)?;
+    progress("requesting the credential");
+    let resp: CredentialResponse = net::post_json(
+        c,
+        &meta.credential_endpoint,
+        Some(&access.access_token),
+        &json!({"credential_configuration_id": config_id, "proofs": {"jwt": [proof]}}),
+        "the credential request",
+    )
+    .await?;
+    let text = resp
+        .credentials
+        .into_iter()
+        .next()
+        .ok_or(WalletError::NoCredential)?
+        .credential;
+    progress("verifying the credential with the issuer's DID");
+    let expected = Expected {
+        holder: &key,
+        vct: conf.vct.as_deref(),
+        now,
+    };
+    let vc = verify_received(c, &text, &expected).await?;
+    let issuer_name = meta
+        .display_name(opts.lang)
+        .unwrap_or(vc.issuer.as_str())
+        .to_owned();
+    let rec = StoredCredential {
+        id: credential_id(&text),
+        vct: vc.vct.clone(),
+        issuer: vc.issuer.clone(),
+        issuer_name,
+        credential: text,
+        received_at: opts.now_ms,
+        iat: vc.iat,
+        exp: vc.exp,
+        status_uri: vc.status.as_ref().map(|s| s.uri.clone()),
+        status_idx: vc.status.as_ref().map(|s| s.idx),
+        last_status: None,
+        status_checked_at: None,
+    };
+    vault.put_credential(&rec)?;
+    Ok(rec)
+}
+
+async fn token(
+    c: &reqwest::Client,
+    endpoint: &str,
+    grant: &PreAuthorizedGrant,
+    tx_code: Option<&str>,
+) -> Result<TokenResponse, WalletError> {
+    let mut form = vec![
+        ("grant_type", oid4vci::PRE_AUTHORIZED_GRANT),
+        ("pre-authorized_code", grant.code.as_str()),
+    ];
+    if let Some(t) = tx_code {
+        form.push(("tx_code", t));
+    }
+    let a = net::post_form(c, endpoint, &form, "the token request").await?;
+    if !(200..300).contains(&a.status) {
+        let e = net::ErrorBody::parse(&a.text);
+        return Err(WalletError::TokenRefused {
+            status: a.status,
+            error: e.error,
+            description: e.error_description,
+        });
+    }
+    net::parse_json(&a.text, "the token response")
+}
+
+/// What a received credential must be.
+#[derive(Clone, Copy)]
+pub struct Expected<'a> {
+    /// The wallet's holder key, which the credential must be bound to.
+    pub holder: &'a SecretKey,
+    /// The offered type.
+    pub vct: Option<&'a str>,
+    /// The time (seconds).
+    pub now: i64,
+}
+
+impl std::fmt::Debug for Expected<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expected")
+            .field("vct", &self.vct)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies a received credential: the signature with the issuer's DID (resolved as it stood
+/// at `iat`), the key belonging to the issuer, the holder binding, the type, and the schema.
+pub async fn verify_received(
+    c: &reqwest::Client,
+    text: &str,
+    expected: &Expected<'_>,
+) -> Result<sd_jwt_vc::VerifiedCredential, WalletError> {
+    let bad = WalletError::Credential;
+    let sd = SdJwt::parse(text).map_err(|e| bad(CredentialProblem::Parse(e.to_string())))?;
+    let payload = sd
+        .unverified_payload()
+        .map_err(|e| bad(CredentialProblem::Parse(e.to_string())))?;
+    let header = bizcred_core::jws::Jws::decode(&sd.jwt)
+        .map_err(|e| bad(CredentialProblem::Parse(e.to_string())))?;
+    let iss = payload
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or(bad(CredentialProblem::NoIssuer))?
+        .to_owned();
+    // Without `iat` the key is resolved as it stands now (the signature still has to verify).
+    let iat = payload
+        .get("iat")
+        .and_then(Value::as_i64)
+        .unwrap_or(expected.now);
+    // Without a `kid`, the issuer's first key; the signature must verify with it either way,
+    // and the key must belong to `iss` (checked next).
+    let kid = header
+        .header_str("kid")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{iss}#key-1"));
+    if !kid.starts_with(&format!("{iss}#")) {
+        return Err(bad(CredentialProblem::ForeignKey { kid, iss }));
+    }
+    let issuer_key = net::resolve_key(c, &kid, iat, expected.now, true).await?;
+    let vc = sd_jwt_vc::verify(
+        &sd,
+        &issuer_key,
+        &VerifyOptions {
+            now: expected.now,
+            clock_skew: CLOCK_SKEW,
+            key_binding: None,
+        },
+    )
+    .map_err(|e| {
+        bad(CredentialProblem::DoesNotVerify {
+            code: e.code(),
+            message: e.to_string(),
+        })
+    })?;
+    if vc.holder_key.as_ref() != Some(&expected.holder.public_key()) {
+        return Err(bad(CredentialProblem::NotBound));
+    }
+    if expected.vct != Some(vc.vct.as_str()) {
+        return Err(bad(CredentialProblem::OtherVct {
+            got: vc.vct.clone(),
+            offered: expected.vct.unwrap_or("nothing").to_owned(),
+        }));
+    }
+    if let Some(ty) = CredentialType::from_vct(&vc.vct) {
+        if let Err(errs) = bizcred_schemas::parse_claims(ty, &Value::Object(vc.business_claims())) {
+            return Err(bad(CredentialProblem::Schema {
+                slug: ty.slug(),
+                errors: errs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }));
+        }
+    }
+    Ok(vc)
+}
