@@ -66,6 +66,14 @@ pub enum StoreError {
     /// A revoked credential stays revoked.
     #[error("a revoked credential cannot be reinstated")]
     RevokedIsFinal,
+    /// A status list not newer than the one recorded.
+    #[error("a status list with iat {iat} is not newer than the recorded one ({held})")]
+    StatusListNotNewer {
+        /// The recorded `iat`.
+        held: i64,
+        /// The refused `iat`.
+        iat: i64,
+    },
 }
 
 impl StoreError {
@@ -82,6 +90,7 @@ impl StoreError {
             StoreError::TokenUsed => "ACCESS_TOKEN_USED",
             StoreError::CodeUsedOrExpired => "PRE_AUTHORIZED_CODE_USED_OR_EXPIRED",
             StoreError::RevokedIsFinal => "REVOKED_IS_FINAL",
+            StoreError::StatusListNotNewer { .. } => "STATUS_LIST_NOT_NEWER",
         }
     }
 }
@@ -277,6 +286,9 @@ pub struct Store {
     commit: std::sync::Arc<GroupCommit>,
     issuances: std::sync::Arc<IssuanceQueue>,
 }
+
+const STATUS_LIST_IAT: &str = "status_list_iat";
+const STATUS_LIST_TOKEN: &str = "status_list_token";
 
 /// Most issuances one commit writes.
 pub const MAX_ISSUANCE_BATCH: usize = 64;
@@ -493,6 +505,40 @@ impl Store {
     /// Sets a metadata value (durable).
     pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.meta.insert(key, value)?;
+        self.flush()
+    }
+
+    /// The last status list signed: its `iat` and token.
+    pub fn status_list_state(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let (Some(iat), Some(token)) = (
+            self.meta.get(STATUS_LIST_IAT)?,
+            self.meta.get(STATUS_LIST_TOKEN)?,
+        ) else {
+            return Ok(None);
+        };
+        let iat = i64::from_be_bytes(be8("status list iat", &iat)?);
+        let token = String::from_utf8(token.to_vec()).map_err(|e| StoreError::Corrupt {
+            what: "status list token",
+            cause: Arc::new(e),
+        })?;
+        Ok(Some((iat, token)))
+    }
+
+    /// Records a newly signed status list with its `iat`, in one durable write, before it is
+    /// served or pushed: after a restart the next list is never older than this one. A list
+    /// whose `iat` is not after the recorded one is refused and nothing is written.
+    pub fn put_status_list(&self, iat: i64, token: &str) -> Result<(), StoreError> {
+        self.meta.transaction(|m| {
+            if let Some(held) = m.get(STATUS_LIST_IAT)? {
+                let held = i64::from_be_bytes(be8("status list iat", &held).map_err(abort)?);
+                if iat <= held {
+                    return Err(abort(StoreError::StatusListNotNewer { held, iat }));
+                }
+            }
+            m.insert(STATUS_LIST_IAT, &iat.to_be_bytes())?;
+            m.insert(STATUS_LIST_TOKEN, token.as_bytes())?;
+            Ok(())
+        })?;
         self.flush()
     }
 

@@ -16,7 +16,8 @@ mod keys;
 mod offers;
 mod status;
 
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rand_core::{OsRng, RngCore};
 
@@ -32,6 +33,7 @@ use crate::store::Store;
 pub use applications::prefill;
 pub use error::Error;
 pub use keys::{KeyStore, KeyStoreError};
+pub use status::MAX_IAT_LEAD;
 
 use keys::Keys;
 
@@ -55,7 +57,11 @@ pub struct Issuer {
     keys: RwLock<Keys>,
     key_store: Box<dyn KeyStore>,
     trust: RwLock<Option<TrustState>>,
+    /// The newest signed status list: its `iat` and token (also kept in the store).
     status_token: RwLock<Option<(i64, String)>>,
+    /// A status changed since the newest list was signed.
+    status_dirty: AtomicBool,
+    sign_lock: Mutex<()>,
     /// The clock.
     pub clock: fn() -> i64,
     http: reqwest::Client,
@@ -117,6 +123,7 @@ impl Issuer {
             .ok_or(Error::NotInitialized)
             .and_then(|d| String::from_utf8(d).map_err(|_| Error::Metadata("DID")))?;
         let keys = Keys::load(&store, key_store.as_ref(), &did, clock())?;
+        let status_token = store.status_list_state()?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
@@ -128,7 +135,11 @@ impl Issuer {
             keys: RwLock::new(keys),
             key_store,
             trust: RwLock::new(None),
-            status_token: RwLock::new(None),
+            status_token: RwLock::new(status_token),
+            // A change may have been stored without being signed before a crash: re-sign
+            // at the first chance.
+            status_dirty: AtomicBool::new(true),
+            sign_lock: Mutex::new(()),
             clock,
             http,
         })

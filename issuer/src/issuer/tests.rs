@@ -3,25 +3,171 @@
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use bizcred_core::keys::Signer;
 use bizcred_core::status_list;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use super::*;
-use crate::store::StoreError;
+use crate::store::{
+    AccessToken, AppStatus, Application, CredentialRecord, CredentialStatus, Offer, StoreError,
+};
 
 fn now() -> i64 {
     1_790_000_000
 }
 
-fn issuer(dir: &std::path::Path) -> Issuer {
+fn config(dir: &std::path::Path) -> Config {
     let cfg = format!(
             "[agency]\nname_en = \"OBR\"\nname_fr = \"REO\"\n[server]\npublic_url = \"http://localhost:18099\"\nlisten = \"127.0.0.1:18099\"\n[storage]\npath = {:?}\n[registry]\nurl = \"http://127.0.0.1:9\"\norigin = \"registry.test/log\"\nlog_key = \"z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG\"\n[issuance]\ntypes = [\"certificate-of-incorporation\"]\n[status]\nlist_size = 1024\n[admin]\ntoken_sha256 = [\"{}\"]\n",
             dir.join("data").to_string_lossy(),
             "00".repeat(32)
         );
-    let config = Config::parse(&cfg).expect("config");
-    Issuer::create(config, Zeroizing::new("pw".into()), now() - 10, now)
+    Config::parse(&cfg).expect("config")
+}
+
+fn issuer(dir: &std::path::Path) -> Issuer {
+    Issuer::create(config(dir), Zeroizing::new("pw".into()), now() - 10, now)
         .expect("create")
         .0
+}
+
+/// A clock the test moves (only the tests that use it read it).
+static CLOCK: AtomicI64 = AtomicI64::new(0);
+
+fn stepped() -> i64 {
+    CLOCK.load(Ordering::SeqCst)
+}
+
+/// Stores an issued credential with status index `idx` (application, offer, token, record,
+/// through the store's own paths); returns its id.
+fn issued(store: &Store, n: usize, idx: u64, at: i64) -> String {
+    let app = Application {
+        id: format!("app-{n}"),
+        credential_type: "certificate-of-incorporation".into(),
+        status: AppStatus::Offered,
+        claims: serde_json::Map::new(),
+        verified_claims: Vec::new(),
+        nonce: None,
+        nonce_used: false,
+        holder_thumbprint: None,
+        verification: None,
+        offer_id: None,
+        created: at,
+    };
+    let offer = Offer {
+        id: format!("offer-{n}"),
+        application_id: app.id.clone(),
+        configuration_id: app.credential_type.clone(),
+        code_hash: format!("code-{n}"),
+        tx_hash: "tx".into(),
+        expires: at + 600,
+        attempts: 0,
+        used: false,
+        offer: json!({}),
+    };
+    store.put_application(&app, at, None).expect("app");
+    store.put_offer(&offer, &app, at).expect("offer");
+    let token = format!("token-{n}");
+    let access = AccessToken {
+        application_id: app.id.clone(),
+        configuration_id: app.credential_type.clone(),
+        expires: at + 600,
+        used: false,
+    };
+    store
+        .redeem(&offer.id, &token, &access, at)
+        .expect("redeem");
+    let rec = CredentialRecord {
+        id: format!("cred-{n}"),
+        application_id: app.id.clone(),
+        vct: "urn:test".into(),
+        status_idx: idx,
+        status: CredentialStatus::Valid,
+        issued_at: at,
+        kid: "did:test#key-1".into(),
+        credential_sha256: "00".repeat(32),
+    };
+    store.record_issuance(&rec, &token, at).expect("issue");
+    rec.id
+}
+
+#[test]
+fn status_list_iat_is_monotonic_across_a_restart_and_bounded_by_the_clock() {
+    let t0 = 1_790_000_000;
+    CLOCK.store(t0, Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("tmp");
+    let (issuer, _) = Issuer::create(
+        config(dir.path()),
+        Zeroizing::new("pw".into()),
+        t0 - 10,
+        stepped,
+    )
+    .expect("create");
+    let a = issued(&issuer.store, 1, 11, t0);
+    let b = issued(&issuer.store, 2, 22, t0);
+    let key = issuer.signing_key().assertion.public_key();
+    let uri = issuer.status_uri();
+    // A burst of 40 status changes within one second of the clock.
+    let mut iats = Vec::new();
+    for i in 0..40 {
+        let to = if i % 2 == 0 {
+            CredentialStatus::Suspended
+        } else {
+            CredentialStatus::Valid
+        };
+        issuer.set_status(&a, to).expect("status");
+        let (_, iat, _) = status_list::peek(&issuer.status_list().expect("list")).expect("peek");
+        // Before: iat reached t0 + 40.
+        assert!(
+            iat <= t0 + MAX_IAT_LEAD,
+            "iat {iat} runs ahead of the clock {t0}"
+        );
+        iats.push(iat);
+    }
+    assert!(iats.windows(2).all(|w| w[0] <= w[1]), "{iats:?}");
+    let newest = *iats.iter().max().expect("some");
+
+    // Restart: a new issuer over the same store; whatever it held in memory is gone.
+    let (store, config) = (issuer.store.clone(), issuer.config.clone());
+    drop(issuer);
+    let keys = crate::keyfiles::SealedKeyFiles::new(&config.storage, Zeroizing::new("pw".into()));
+    let issuer = Issuer::new(config, store, Box::new(keys), stepped).expect("reopen");
+    CLOCK.store(t0 + 1, Ordering::SeqCst);
+    issuer
+        .set_status(&b, CredentialStatus::Revoked)
+        .expect("revoke");
+    let token = issuer.status_list().expect("list");
+    let v = status_list::verify_token(&token, &uri, &key, t0 + 1).expect("verify");
+    // Before: the list after the restart was dated t0 + 1, older than the lists already out.
+    assert!(
+        v.iat > newest,
+        "iat {} after the restart, {newest} before",
+        v.iat
+    );
+    assert!(v.iat <= t0 + 1 + MAX_IAT_LEAD);
+    assert_eq!(v.list.get(22), Ok(status_list::Status::Invalid));
+    // The burst's last change (back to valid) is in it too.
+    assert_eq!(v.list.get(11), Ok(status_list::Status::Valid));
+    let newest = v.iat;
+
+    // A change when the list may not go further ahead is coalesced into the next list, signed
+    // as soon as the clock allows.
+    issuer
+        .set_status(&a, CredentialStatus::Suspended)
+        .expect("suspend");
+    let held = status_list::peek(&issuer.status_list().expect("list")).expect("peek");
+    assert_eq!(held.1, newest);
+    CLOCK.store(t0 + 2, Ordering::SeqCst);
+    let token = issuer.status_list().expect("list");
+    let v = status_list::verify_token(&token, &uri, &key, t0 + 2).expect("verify");
+    assert_eq!(v.iat, newest + 1);
+    assert_eq!(v.list.get(11), Ok(status_list::Status::Suspended));
+    // The store refuses a list that is not newer than the recorded one.
+    assert!(matches!(
+        issuer.store.put_status_list(v.iat, &token),
+        Err(StoreError::StatusListNotNewer { .. })
+    ));
 }
 
 #[test]
