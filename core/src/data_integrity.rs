@@ -4,6 +4,7 @@
 //! Used for did:webvh log entries and witness proofs, and for registry entries and trust
 //! bundles.
 
+use crate::ReasonCode;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -35,6 +36,16 @@ pub enum ProofError {
     /// Signing failed.
     #[error(transparent)]
     Sign(#[from] SignError),
+}
+
+impl ProofError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            ProofError::Sign(e) => e.code(),
+            _ => ReasonCode::DataIntegrityProofInvalid,
+        }
+    }
 }
 
 fn jcs(v: &Value) -> Result<Vec<u8>, ProofError> {

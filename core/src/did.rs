@@ -5,6 +5,7 @@
 //! `did:webvh` (issuer DIDs with key history) is resolved from its log by the registry
 //! crate, not here.
 
+use crate::ReasonCode;
 use serde::Serialize;
 
 use crate::b64;
@@ -37,12 +38,12 @@ pub enum DidError {
 
 impl DidError {
     /// Stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            DidError::UnsupportedMethod => "did.unsupported_method",
-            DidError::Invalid(_) => "did.invalid",
-            DidError::UnsupportedKey => "did.unsupported_key",
-            DidError::UnknownFragment => "did.unknown_fragment",
+            DidError::UnsupportedMethod => ReasonCode::DidUnsupportedMethod,
+            DidError::Invalid(_) => ReasonCode::DidInvalid,
+            DidError::UnsupportedKey => ReasonCode::DidUnsupportedKey,
+            DidError::UnknownFragment => ReasonCode::DidUnknownFragment,
         }
     }
 }
@@ -262,11 +263,11 @@ mod tests {
         );
         assert_eq!(
             resolve("did:key:6Mk").err().map(|e| e.code()),
-            Some("did.invalid")
+            Some(ReasonCode::DidInvalid)
         );
         assert_eq!(
             resolve("did:key:z0OIl").err().map(|e| e.code()),
-            Some("did.invalid")
+            Some(ReasonCode::DidInvalid)
         );
         // secp256k1 multicodec (0xe7 0x01) is not supported.
         let mut k = vec![0xe7, 0x01];

@@ -1,5 +1,6 @@
 //! Compact JWS (RFC 7515) with the algorithms of [`Algorithm`] only.
 
+use crate::ReasonCode;
 use serde_json::{Map, Value};
 
 use crate::b64;
@@ -29,6 +30,19 @@ pub enum JwsError {
     /// The signature does not verify.
     #[error("the signature does not verify with the issuer's key")]
     BadSignature,
+}
+
+impl JwsError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            JwsError::Malformed(_) => ReasonCode::MalformedJws,
+            JwsError::Algorithm(e) => e.code(),
+            JwsError::AlgorithmKeyMismatch { .. } => ReasonCode::AlgKeyMismatch,
+            JwsError::UnknownCritical => ReasonCode::UnknownCriticalHeader,
+            JwsError::BadSignature => ReasonCode::BadSignature,
+        }
+    }
 }
 
 /// A decoded, not yet verified, compact JWS.

@@ -7,6 +7,7 @@
 //! "m_cost":19456,"t_cost":2,"p_cost":1,"salt":".."},"cipher":"xchacha20poly1305","nonce":"..",
 //! "ciphertext":".."}` (binary members base64url).
 
+use crate::ReasonCode;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_core::CryptoRngCore;
@@ -65,11 +66,11 @@ pub enum KeyFileError {
 
 impl KeyFileError {
     /// Stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            KeyFileError::WrongPassphrase => "key_file.wrong_passphrase",
-            KeyFileError::Malformed(_) => "key_file.malformed",
-            KeyFileError::TooLarge => "key_file.too_large",
+            KeyFileError::WrongPassphrase => ReasonCode::WrongPassphrase,
+            KeyFileError::Malformed(_) => ReasonCode::KeyFileMalformed,
+            KeyFileError::TooLarge => ReasonCode::KeyFileTooLarge,
         }
     }
 }

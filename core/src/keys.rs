@@ -5,6 +5,7 @@
 //! zeroize themselves), and are only reached through [`Signer`], so an HSM or KMS can take
 //! their place.
 
+use crate::ReasonCode;
 use ed25519_dalek::Signer as _;
 use p256::ecdsa::signature::Verifier as _;
 use rand_core::CryptoRngCore;
@@ -71,6 +72,17 @@ pub enum AlgorithmError {
     Unsupported(String),
 }
 
+impl AlgorithmError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            AlgorithmError::None => ReasonCode::AlgNone,
+            AlgorithmError::Symmetric(_) => ReasonCode::AlgSymmetric,
+            AlgorithmError::Unsupported(_) => ReasonCode::AlgUnsupported,
+        }
+    }
+}
+
 /// Why a key could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -83,6 +95,16 @@ pub enum KeyError {
     Invalid(&'static str),
 }
 
+impl KeyError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            KeyError::UnsupportedKeyType => ReasonCode::KeyTypeUnsupported,
+            KeyError::Invalid(_) => ReasonCode::KeyInvalid,
+        }
+    }
+}
+
 /// A signature did not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the signature does not verify with this key")]
@@ -92,6 +114,13 @@ pub struct BadSignature;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("signing failed: {0}")]
 pub struct SignError(pub String);
+
+impl SignError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        ReasonCode::SigningFailed
+    }
+}
 
 /// A public verification key.
 #[derive(Clone, PartialEq, Eq)]

@@ -56,3 +56,5 @@ pub mod trust;
 pub mod webvh;
 
 pub use b64::{decode as base64url_decode, encode as base64url_encode};
+/// The one vocabulary of reason codes (defined beside the schemas, shared by every crate).
+pub use bizcred_schemas::ReasonCode;

@@ -1,6 +1,7 @@
 //! OpenID for Verifiable Credential Issuance 1.0 (final) messages that need no network:
 //! credential offer URIs, and the `jwt` key proof (`typ: openid4vci-proof+jwt`).
 
+use crate::ReasonCode;
 use serde_json::{Map, Value};
 
 use crate::jwk::Jwk;
@@ -29,6 +30,13 @@ pub enum OfferRef {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a credential offer: {0}")]
 pub struct OfferError(pub &'static str);
+
+impl OfferError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        ReasonCode::OfferMalformed
+    }
+}
 
 /// Parses `openid-credential-offer://?credential_offer=...` or `...?credential_offer_uri=...`
 /// (also accepts an `https` URL with the same query).
@@ -135,6 +143,16 @@ pub enum ProofError {
     /// No nonce, where the issuer requires one.
     #[error("the key proof carries no c_nonce")]
     MissingNonce,
+}
+
+impl ProofError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            ProofError::Invalid(_) => ReasonCode::KeyProofInvalid,
+            ProofError::MissingNonce => ReasonCode::KeyProofNoNonce,
+        }
+    }
 }
 
 impl ProofError {

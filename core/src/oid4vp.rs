@@ -6,6 +6,7 @@
 //! Prefix and sign their request objects with a key of that DID; the key-binding JWT's `aud`
 //! is the full Client Identifier, prefix included (OpenID4VP 1.0 §5.9.3 and Appendix B.3.6).
 
+use crate::ReasonCode;
 use serde_json::{Map, Value};
 
 use crate::jws::{self, Jws};
@@ -24,6 +25,13 @@ pub const MAX_REQUEST_LEN: usize = 128 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid OpenID4VP request: {0}")]
 pub struct RequestError(pub String);
+
+impl RequestError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        ReasonCode::RequestMalformed
+    }
+}
 
 /// An authorization request as found in the URI.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::b64;
 use crate::json_text::ObjectWriter;
 use crate::jws::{self, Jws, JwsError};
-use crate::keys::{AlgorithmError, PublicKey, SignError, Signer};
+use crate::keys::{PublicKey, SignError, Signer};
+use crate::ReasonCode;
 
 /// Largest SD-JWT (with disclosures and KB-JWT) we read, in bytes.
 pub const MAX_SD_JWT_LEN: usize = 256 * 1024;
@@ -150,44 +151,38 @@ pub enum SdJwtError {
 
 impl SdJwtError {
     /// A stable reason code, for reports, exit paths and tests.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         use SdJwtError::*;
         match self {
-            TooLarge => "too_large",
-            Malformed(_) => "malformed",
-            Jws(JwsError::Malformed(_)) => "malformed_jws",
-            Jws(JwsError::Algorithm(AlgorithmError::None)) => "alg_none",
-            Jws(JwsError::Algorithm(AlgorithmError::Symmetric(_))) => "alg_symmetric",
-            Jws(JwsError::Algorithm(_)) => "alg_unsupported",
-            Jws(JwsError::AlgorithmKeyMismatch { .. }) => "alg_key_mismatch",
-            Jws(JwsError::UnknownCritical) => "unknown_critical_header",
-            Jws(JwsError::BadSignature) => "bad_signature",
-            UnsupportedSdAlg(_) => "unsupported_sd_alg",
-            DisclosureMalformed(_) => "disclosure_malformed",
-            DisclosureWrongShape => "disclosure_wrong_shape",
-            DisclosureNotReferenced => "disclosure_not_referenced",
-            DuplicateDisclosure => "duplicate_disclosure",
-            DuplicateDigest => "duplicate_digest",
-            ReservedClaimName(_) => "reserved_claim_name",
-            ClaimNameCollision(_) => "claim_name_collision",
-            SdPathNotFound(_) => "sd_path_not_found",
-            KbMissing => "kb_missing",
-            KbMalformed(_) => "kb_malformed",
-            KbWrongType => "kb_wrong_typ",
-            KbBadSignature => "kb_bad_signature",
-            KbNonceMismatch => "kb_nonce_mismatch",
-            KbAudienceMismatch => "kb_audience_mismatch",
-            KbIatStale { .. } => "kb_iat_stale",
-            KbIatInFuture { .. } => "kb_iat_in_future",
-            KbSdHashMismatch => "kb_sd_hash_mismatch",
-            NoHolderKey => "no_holder_key",
-            WrongType(_) => "wrong_typ",
-            MissingClaim(_) => "missing_claim",
-            RegisteredClaimDisclosable(_) => "registered_claim_disclosable",
-            Expired { .. } => "expired",
-            NotYetValid { .. } => "not_yet_valid",
-            IssuedInFuture { .. } => "issued_in_future",
-            Sign(_) => "sign_failed",
+            TooLarge => ReasonCode::SdJwtTooLarge,
+            Malformed(_) => ReasonCode::SdJwtMalformed,
+            Jws(e) => e.code(),
+            UnsupportedSdAlg(_) => ReasonCode::UnsupportedSdAlg,
+            DisclosureMalformed(_) => ReasonCode::DisclosureMalformed,
+            DisclosureWrongShape => ReasonCode::DisclosureWrongShape,
+            DisclosureNotReferenced => ReasonCode::DisclosureNotReferenced,
+            DuplicateDisclosure => ReasonCode::DuplicateDisclosure,
+            DuplicateDigest => ReasonCode::DuplicateDigest,
+            ReservedClaimName(_) => ReasonCode::ReservedClaimName,
+            ClaimNameCollision(_) => ReasonCode::ClaimNameCollision,
+            SdPathNotFound(_) => ReasonCode::SdPathNotFound,
+            KbMissing => ReasonCode::KbMissing,
+            KbMalformed(_) => ReasonCode::KbMalformed,
+            KbWrongType => ReasonCode::KbWrongTyp,
+            KbBadSignature => ReasonCode::KbBadSignature,
+            KbNonceMismatch => ReasonCode::KbNonceMismatch,
+            KbAudienceMismatch => ReasonCode::KbAudienceMismatch,
+            KbIatStale { .. } => ReasonCode::KbIatStale,
+            KbIatInFuture { .. } => ReasonCode::KbIatInFuture,
+            KbSdHashMismatch => ReasonCode::KbSdHashMismatch,
+            NoHolderKey => ReasonCode::NoHolderKey,
+            WrongType(_) => ReasonCode::WrongTyp,
+            MissingClaim(_) => ReasonCode::MissingClaim,
+            RegisteredClaimDisclosable(_) => ReasonCode::RegisteredClaimDisclosable,
+            Expired { .. } => ReasonCode::Expired,
+            NotYetValid { .. } => ReasonCode::NotYetValid,
+            IssuedInFuture { .. } => ReasonCode::IssuedInFuture,
+            Sign(e) => e.code(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `(i*bits) / 8`, least significant bit first. `lst` is base64url(ZLIB(bytes)). Values:
 //! `0` valid, `1` invalid (revoked), `2` suspended.
 
+use crate::ReasonCode;
 use std::io::{Read, Write};
 
 use serde_json::{json, Map, Value};
@@ -87,15 +88,15 @@ pub enum StatusListError {
 
 impl StatusListError {
     /// Stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            StatusListError::Malformed(_) => "STATUS_LIST_MALFORMED",
-            StatusListError::Jws(_) => "STATUS_LIST_SIGNATURE_INVALID",
-            StatusListError::WrongUri => "STATUS_LIST_WRONG_URI",
-            StatusListError::Expired { .. } => "STATUS_EXPIRED",
-            StatusListError::IndexOutOfRange(_) => "STATUS_INDEX_OUT_OF_RANGE",
-            StatusListError::Compression(_) => "STATUS_LIST_COMPRESSION_FAILED",
-            StatusListError::Sign(_) => "STATUS_LIST_SIGNING_FAILED",
+            StatusListError::Malformed(_) => ReasonCode::StatusListMalformed,
+            StatusListError::Jws(_) => ReasonCode::StatusListSignatureInvalid,
+            StatusListError::WrongUri => ReasonCode::StatusListWrongUri,
+            StatusListError::Expired { .. } => ReasonCode::StatusExpired,
+            StatusListError::IndexOutOfRange(_) => ReasonCode::StatusIndexOutOfRange,
+            StatusListError::Compression(_) => ReasonCode::StatusListCompressionFailed,
+            StatusListError::Sign(_) => ReasonCode::SigningFailed,
         }
     }
 }
@@ -414,7 +415,9 @@ mod tests {
         }
         assert_eq!(
             l.compress_into(Full { room: 16 }).err(),
-            Some(StatusListError::Compression(std::io::ErrorKind::StorageFull))
+            Some(StatusListError::Compression(
+                std::io::ErrorKind::StorageFull
+            ))
         );
         assert_eq!(
             StatusListError::Compression(std::io::ErrorKind::StorageFull).code(),

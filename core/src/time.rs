@@ -1,12 +1,20 @@
 //! RFC 3339 / ISO 8601 UTC timestamps (`2026-11-22T21:00:00Z`) to and from Unix seconds.
 //! Only UTC is accepted: `Z` or `+00:00`.
 
+use crate::ReasonCode;
 use bizcred_schemas::Date;
 
 /// Why a timestamp was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not a UTC timestamp of the form YYYY-MM-DDTHH:MM:SSZ")]
 pub struct TimeError;
+
+impl TimeError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        ReasonCode::TimeMalformed
+    }
+}
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00)` to Unix seconds (fraction dropped).
 pub fn parse_utc(s: &str) -> Result<i64, TimeError> {

@@ -12,6 +12,7 @@
 //! loopback, and its log URL uses `http://`; every other host needs a dot and uses HTTPS.
 //! Internationalised (non-ASCII) domain names are refused rather than IDNA-processed.
 
+use crate::ReasonCode;
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
@@ -81,6 +82,17 @@ pub enum WebvhError {
 }
 
 impl WebvhError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            WebvhError::InvalidDid(_) => ReasonCode::WebvhInvalidDid,
+            WebvhError::NotFound => ReasonCode::WebvhNotFound,
+            WebvhError::TooLarge => ReasonCode::WebvhTooLarge,
+            WebvhError::Build(_) => ReasonCode::SigningFailed,
+            _ => ReasonCode::WebvhInvalidLog,
+        }
+    }
+
     /// The DID Resolution error code: `invalidDid`, `invalidParameters`, `invalidProof` or
     /// `notFound`.
     pub fn resolution_error(&self) -> &'static str {

@@ -92,7 +92,10 @@ impl Fixture {
         sd_jwt_vc::verify(&parsed, &self.issuer.public_key(), &opts(NOW))
     }
     fn code(&self, sd: &SdJwt) -> &'static str {
-        self.verify(sd).expect_err("must be refused").code()
+        self.verify(sd)
+            .expect_err("must be refused")
+            .code()
+            .as_str()
     }
 }
 
@@ -185,7 +188,7 @@ fn tampered_disclosure() {
     assert_ne!(raw, forged);
     p.disclosures[0] = sd_jwt::Disclosure::parse(&base64url_encode(forged), 0).expect("parse");
     let p = p.bind(AUD, NONCE, NOW, &f.holder).expect("rebind");
-    assert_eq!(f.code(&p), "disclosure_not_referenced");
+    assert_eq!(f.code(&p), "DISCLOSURE_NOT_REFERENCED");
 }
 
 #[test]
@@ -203,7 +206,7 @@ fn disclosure_not_in_the_payload() {
         .disclosures;
     p.disclosures.extend(foreign);
     let p = p.bind(AUD, NONCE, NOW, &f.holder).expect("bind");
-    assert_eq!(f.code(&p), "disclosure_not_referenced");
+    assert_eq!(f.code(&p), "DISCLOSURE_NOT_REFERENCED");
 }
 
 #[test]
@@ -215,7 +218,7 @@ fn same_disclosure_twice() {
         .expect("select");
     p.disclosures.push(p.disclosures[0].clone());
     let p = p.bind(AUD, NONCE, NOW, &f.holder).expect("bind");
-    assert_eq!(f.code(&p), "duplicate_disclosure");
+    assert_eq!(f.code(&p), "DUPLICATE_DISCLOSURE");
 }
 
 #[test]
@@ -234,7 +237,7 @@ fn unknown_sd_alg() {
         &f.issuer,
     );
     let p = p.bind(AUD, NONCE, NOW, &f.holder).expect("bind");
-    assert_eq!(f.code(&p), "unsupported_sd_alg");
+    assert_eq!(f.code(&p), "UNSUPPORTED_SD_ALG");
 }
 
 #[test]
@@ -243,9 +246,9 @@ fn alg_none_and_hmac() {
     let p = f.present(&[key_path(&["legal_name"])]);
     let parts: Vec<&str> = p.jwt.split('.').collect();
     for (alg, code) in [
-        ("none", "alg_none"),
-        ("HS256", "alg_symmetric"),
-        ("RS256", "alg_unsupported"),
+        ("none", "ALG_NONE"),
+        ("HS256", "ALG_SYMMETRIC"),
+        ("RS256", "ALG_UNSUPPORTED"),
     ] {
         let header = base64url_encode(json!({"alg": alg, "typ": "dc+sd-jwt"}).to_string());
         let forged = SdJwt {
@@ -267,11 +270,11 @@ fn signature_by_another_key() {
     let p = resign(&f, &p, |_, _| {}, &impostor)
         .bind(AUD, NONCE, NOW, &f.holder)
         .expect("bind");
-    assert_eq!(f.code(&p), "bad_signature");
+    assert_eq!(f.code(&p), "BAD_SIGNATURE");
     // And a verifier holding an ES256 key for an EdDSA issuer refuses before verifying.
     let p256 = SecretKey::generate(Algorithm::ES256, &mut OsRng).public_key();
     let err = sd_jwt_vc::verify(&f.present(&[]), &p256, &opts(NOW)).expect_err("mismatch");
-    assert_eq!(err.code(), "alg_key_mismatch");
+    assert_eq!(err.code(), "ALG_KEY_MISMATCH");
 }
 
 #[test]
@@ -288,7 +291,7 @@ fn key_binding_failures() {
                 .bind(AUD, "another-nonce", NOW, &f.holder)
                 .expect("b")
         ),
-        "kb_nonce_mismatch"
+        "KB_NONCE_MISMATCH"
     );
     assert_eq!(
         case(
@@ -296,7 +299,7 @@ fn key_binding_failures() {
                 .bind("https://other.example", NONCE, NOW, &f.holder)
                 .expect("b")
         ),
-        "kb_audience_mismatch"
+        "KB_AUDIENCE_MISMATCH"
     );
     assert_eq!(
         case(
@@ -304,7 +307,7 @@ fn key_binding_failures() {
                 .bind(AUD, NONCE, NOW - 301, &f.holder)
                 .expect("b")
         ),
-        "kb_iat_stale"
+        "KB_IAT_STALE"
     );
     assert_eq!(
         case(
@@ -312,14 +315,14 @@ fn key_binding_failures() {
                 .bind(AUD, NONCE, NOW + 61, &f.holder)
                 .expect("b")
         ),
-        "kb_iat_in_future"
+        "KB_IAT_IN_FUTURE"
     );
     let thief = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
     assert_eq!(
         case(sel.clone().bind(AUD, NONCE, NOW, &thief).expect("b")),
-        "kb_bad_signature"
+        "KB_BAD_SIGNATURE"
     );
-    assert_eq!(case(sel.clone()), "kb_missing");
+    assert_eq!(case(sel.clone()), "KB_MISSING");
     // sd_hash: bind, then drop a disclosure the KB-JWT covered.
     let two = f
         .issued
@@ -327,14 +330,14 @@ fn key_binding_failures() {
         .expect("select");
     let mut p = two.bind(AUD, NONCE, NOW, &f.holder).expect("b");
     p.disclosures.pop();
-    assert_eq!(case(p), "kb_sd_hash_mismatch");
+    assert_eq!(case(p), "KB_SD_HASH_MISMATCH");
     // A KB-JWT with another typ.
     let mut p = sel.clone();
     let payload = json!({"iat": NOW, "aud": AUD, "nonce": NONCE, "sd_hash": "x"});
     let mut h = Map::new();
     h.insert("typ".into(), "JWT".into());
     p.kb_jwt = Some(jws::sign(h, payload.to_string().as_bytes(), &f.holder).expect("sign"));
-    assert_eq!(case(p), "kb_wrong_typ");
+    assert_eq!(case(p), "KB_WRONG_TYP");
 }
 
 #[test]
@@ -351,9 +354,9 @@ fn validity_window_and_typ() {
     };
     assert_eq!(
         sd_jwt_vc::verify(&parsed, &key, &o)
-            .expect_err("expired")
+            .expect_err("EXPIRED")
             .code(),
-        "expired"
+        "EXPIRED"
     );
     let o = VerifyOptions {
         now: IAT - 61,
@@ -364,7 +367,7 @@ fn validity_window_and_typ() {
         sd_jwt_vc::verify(&parsed, &key, &o)
             .expect_err("early")
             .code(),
-        "not_yet_valid"
+        "NOT_YET_VALID"
     );
     let sel = f.issued.select(&[]).expect("select");
     let p = resign(
@@ -377,7 +380,7 @@ fn validity_window_and_typ() {
     );
     assert_eq!(
         f.code(&p.bind(AUD, NONCE, NOW, &f.holder).expect("b")),
-        "wrong_typ"
+        "WRONG_TYP"
     );
 }
 
@@ -408,7 +411,7 @@ fn smuggled_and_colliding_claims() {
     }
     .bind(AUD, NONCE, NOW, &f.holder)
     .expect("b");
-    assert_eq!(f.code(&p), "claim_name_collision");
+    assert_eq!(f.code(&p), "CLAIM_NAME_COLLISION");
     // A registered claim provided only through a disclosure.
     let p = resign(
         &f,
@@ -428,7 +431,7 @@ fn smuggled_and_colliding_claims() {
     }
     .bind(AUD, NONCE, NOW, &f.holder)
     .expect("b");
-    assert_eq!(f.code(&p), "registered_claim_disclosable");
+    assert_eq!(f.code(&p), "REGISTERED_CLAIM_DISCLOSABLE");
     // The same digest twice in the signed payload.
     let p = resign(
         &f,
@@ -445,7 +448,7 @@ fn smuggled_and_colliding_claims() {
     );
     assert_eq!(
         f.code(&p.bind(AUD, NONCE, NOW, &f.holder).expect("b")),
-        "duplicate_digest"
+        "DUPLICATE_DIGEST"
     );
     // An array-element disclosure used for an object member.
     let elem = sd_jwt::Disclosure::parse(&base64url_encode(json!(["c2FsdA", "x"]).to_string()), 0)
@@ -467,7 +470,7 @@ fn smuggled_and_colliding_claims() {
     }
     .bind(AUD, NONCE, NOW, &f.holder)
     .expect("b");
-    assert_eq!(f.code(&p), "disclosure_wrong_shape");
+    assert_eq!(f.code(&p), "DISCLOSURE_WRONG_SHAPE");
 }
 
 #[test]
@@ -489,20 +492,20 @@ fn issuers_cannot_conceal_registered_claims_or_miss_paths() {
     };
     let err = sd_jwt_vc::issue(base(vec![key_path(&["status"])]), &issuer, &mut OsRng)
         .expect_err("status");
-    assert_eq!(err.code(), "registered_claim_disclosable");
+    assert_eq!(err.code(), "REGISTERED_CLAIM_DISCLOSABLE");
     let err = sd_jwt_vc::issue(base(vec![key_path(&["legal_nam"])]), &issuer, &mut OsRng)
         .expect_err("typo");
-    assert_eq!(err.code(), "sd_path_not_found");
+    assert_eq!(err.code(), "SD_PATH_NOT_FOUND");
 }
 
 #[test]
 fn malformed_and_oversized_input() {
     for (input, code) in [
-        ("no-tilde", "malformed"),
-        ("~", "malformed"),
-        ("a.b.c~~", "malformed"),
-        ("a.b.c~!!~", "disclosure_malformed"),
-        ("a.b.c~WzFd~", "disclosure_malformed"),
+        ("no-tilde", "SD_JWT_MALFORMED"),
+        ("~", "SD_JWT_MALFORMED"),
+        ("a.b.c~~", "SD_JWT_MALFORMED"),
+        ("a.b.c~!!~", "DISCLOSURE_MALFORMED"),
+        ("a.b.c~WzFd~", "DISCLOSURE_MALFORMED"),
     ] {
         assert_eq!(
             SdJwt::parse(input).expect_err(input).code(),
@@ -511,12 +514,18 @@ fn malformed_and_oversized_input() {
         );
     }
     let huge = format!("a.b.c~{}~", "A".repeat(sd_jwt::MAX_SD_JWT_LEN));
-    assert_eq!(SdJwt::parse(&huge).expect_err("huge").code(), "too_large");
+    assert_eq!(
+        SdJwt::parse(&huge).expect_err("huge").code(),
+        "SD_JWT_TOO_LARGE"
+    );
     let many = format!(
         "a.b.c~{}",
         "WyJzIiwxXQ~".repeat(sd_jwt::MAX_DISCLOSURES + 1)
     );
-    assert_eq!(SdJwt::parse(&many).expect_err("many").code(), "too_large");
+    assert_eq!(
+        SdJwt::parse(&many).expect_err("many").code(),
+        "SD_JWT_TOO_LARGE"
+    );
     let f = issue(CredentialType::BusinessNumber, Algorithm::EdDSA);
     let garbage = SdJwt {
         jwt: "e30.e30.AAAA".into(),
@@ -527,7 +536,7 @@ fn malformed_and_oversized_input() {
         sd_jwt_vc::verify(&garbage, &f.issuer.public_key(), &opts(NOW))
             .expect_err("g")
             .code(),
-        "malformed_jws"
+        "MALFORMED_JWS"
     );
     let _: PublicKey = f.issuer.public_key();
 }

@@ -174,7 +174,7 @@ fn run_examples(root: &Path, vc: bool) -> usize {
             forged.disclosures[0] = sd_jwt::Disclosure::parse(&enc, 0).expect("disclosure");
             let err =
                 sd_jwt::verify(&forged, &suite.issuer).expect_err("tampered disclosure must fail");
-            assert_eq!(err.code(), "disclosure_not_referenced", "{name}");
+            assert_eq!(err.code(), "DISCLOSURE_NOT_REFERENCED", "{name}");
         }
         checked += 1;
     }
@@ -236,7 +236,7 @@ fn sd_jwt_vc_examples_verify_with_key_binding() {
         key_binding: Some(kb),
     };
     let err = sd_jwt_vc::verify(&sd, &s.issuer, &opts).expect_err("wrong audience");
-    assert_eq!(err.code(), "kb_audience_mismatch");
+    assert_eq!(err.code(), "KB_AUDIENCE_MISMATCH");
 }
 
 #[test]

@@ -24,6 +24,7 @@ use bizcred_core::keys::{Algorithm, SecretKey, Signer};
 use bizcred_core::trust::bundle::TrustAnchor;
 use bizcred_core::trust::entry::build;
 use bizcred_core::webvh;
+use bizcred_core::ReasonCode;
 use bizcred_schemas::CredentialType;
 
 use crate::store::{SledStore, Store, StoreError};
@@ -90,18 +91,18 @@ pub enum AdminError {
 
 impl AdminError {
     /// The stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            AdminError::Io { .. } => "IO_ERROR",
-            AdminError::NotInitialized(_) => "NOT_INITIALIZED",
-            AdminError::AlreadyInitialized(_) => "ALREADY_INITIALIZED",
-            AdminError::Config { .. } | AdminError::TokenHash(_) => "CONFIG_INVALID",
+            AdminError::Io { .. } => ReasonCode::IoError,
+            AdminError::NotInitialized(_) => ReasonCode::NotInitialized,
+            AdminError::AlreadyInitialized(_) => ReasonCode::AlreadyInitialized,
+            AdminError::Config { .. } | AdminError::TokenHash(_) => ReasonCode::ConfigInvalid,
             AdminError::Key { source, .. } => source.code(),
-            AdminError::Sign(_) => "SIGN_FAILED",
+            AdminError::Sign(e) => e.code(),
             AdminError::Registry(e) => e.code(),
             AdminError::Store(e) => e.code(),
-            AdminError::DidLog(e) => e.resolution_error(),
-            AdminError::EmptyDidLog => "DID_LOG_EMPTY",
+            AdminError::DidLog(e) => e.code(),
+            AdminError::EmptyDidLog => ReasonCode::DidLogEmpty,
         }
     }
 }
@@ -524,7 +525,7 @@ mod tests {
         let d = DataDir::new(t.path().join("reg"));
         assert_eq!(
             d.config().map(|_| ()).map_err(|e| e.code()),
-            Err("NOT_INITIALIZED")
+            Err(ReasonCode::NotInitialized)
         );
         let made = d
             .init("registry.test/log", b"pass", 1_800_000_000, &mut OsRng)
@@ -535,7 +536,7 @@ mod tests {
         let again = d.init("registry.test/log", b"pass", 1_800_000_000, &mut OsRng);
         assert_eq!(
             again.map(|_| ()).map_err(|e| e.code()),
-            Err("ALREADY_INITIALIZED")
+            Err(ReasonCode::AlreadyInitialized)
         );
         assert_eq!(
             d.key(KeyName::Authority, b"wrong")

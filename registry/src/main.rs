@@ -255,7 +255,9 @@ async fn governance(
                 .map_err(|e| data.hint(e))?;
             match reg.append_all(entries, now) {
                 Ok(r) => Ok(r.start),
-                Err(e @ RegistryError::Entry(_)) => Err((e.code().to_owned(), e.to_string())),
+                Err(e @ RegistryError::Entry(_)) => {
+                    Err((e.code().as_str().to_owned(), e.to_string()))
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -15,6 +15,7 @@ use bizcred_core::trust::merkle;
 use bizcred_core::trust::note::{Checkpoint, SignedNote};
 use bizcred_core::trust::state::{EntryError, TrustState};
 use bizcred_core::webvh;
+use bizcred_core::ReasonCode;
 
 use crate::store::{Store, StoreError};
 
@@ -52,14 +53,15 @@ pub enum RegistryError {
 
 impl RegistryError {
     /// Stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
             RegistryError::Entry(e) => e.code(),
             RegistryError::Store(e) => e.code(),
-            RegistryError::Range(_) => "out_of_range",
-            RegistryError::Did(e) => e.resolution_error(),
-            RegistryError::StatusList(_) => "status_list_invalid",
-            RegistryError::Sign(_) | RegistryError::Checkpoint(_) => "sign_failed",
+            RegistryError::Range(_) => ReasonCode::OutOfRange,
+            RegistryError::Did(e) => e.code(),
+            RegistryError::StatusList(_) => ReasonCode::StatusListMalformed,
+            RegistryError::Sign(e) => e.code(),
+            RegistryError::Checkpoint(e) => e.code(),
         }
     }
 }

@@ -99,7 +99,7 @@ impl From<RegistryError> for ApiError {
             }
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError(status, e.code(), e.to_string())
+        ApiError(status, e.code().as_str(), e.to_string())
     }
 }
 

@@ -32,11 +32,14 @@ pub enum StoreError {
 
 impl StoreError {
     /// The stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> bizcred_core::ReasonCode {
+        use bizcred_core::ReasonCode;
         match self {
-            StoreError::Sled(_) | StoreError::Poisoned | StoreError::Injected(_) => "STORAGE_ERROR",
-            StoreError::NotAtEnd { .. } => "STORAGE_CONFLICT",
-            StoreError::Corrupt(_) => "STORE_CORRUPT",
+            StoreError::Sled(_) | StoreError::Poisoned | StoreError::Injected(_) => {
+                ReasonCode::StorageFailed
+            }
+            StoreError::NotAtEnd { .. } => ReasonCode::StorageConflict,
+            StoreError::Corrupt(_) => ReasonCode::StoreCorrupt,
         }
     }
 }

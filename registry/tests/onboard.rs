@@ -122,7 +122,7 @@ fn onboarding_is_one_write_and_a_crash_before_it_leaves_nothing() {
     let err = reg
         .append_all(plan.into_iter().map(|p| p.entry).collect(), NOW)
         .expect_err("the fail point fires");
-    assert_eq!(err.code(), "STORAGE_ERROR");
+    assert_eq!(err.code(), "STORAGE_FAILED");
     assert_eq!(reg.state().size(), 5, "the sequencer's state did not move");
     // After the "restart": nothing of the agency is there, and onboarding again completes.
     let mut reg = Registry::open(s.store.clone(), ORIGIN, copy(&s.log_key), NOW).expect("reopen");

@@ -176,7 +176,7 @@ async fn onboarding_proofs_resolution_trqp_and_bundles() {
     );
     assert_eq!(
         code(&call(&f, get("/entries?start=0&end=10")).await.1),
-        "out_of_range"
+        "OUT_OF_RANGE"
     );
     // Proofs verify against the checkpoint.
     let (_, body) = call(&f, get("/proof/inclusion?index=5&size=9")).await;
@@ -242,7 +242,7 @@ async fn onboarding_proofs_resolution_trqp_and_bundles() {
     let (s, body) = call(&f, req).await;
     assert_eq!(
         (s, code(&body).as_str()),
-        (StatusCode::BAD_REQUEST, "entry.did_log")
+        (StatusCode::BAD_REQUEST, "ENTRY_DID_LOG")
     );
     // TRQP: the AGCO may issue liquor licences, with evidence; the City may not.
     let q = |entity: &str| {
@@ -329,7 +329,7 @@ async fn refusals() {
     let (s, body) = call(&f, post_entry(&e, Some(TOKEN))).await;
     assert_eq!(
         (s, code(&body).as_str()),
-        (StatusCode::CONFLICT, "entry.duplicate")
+        (StatusCode::CONFLICT, "ENTRY_DUPLICATE")
     );
     // Signed by a non-authority key.
     let rogue = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
@@ -347,7 +347,7 @@ async fn refusals() {
     let (s, body) = call(&f, post_entry(&e2, Some(TOKEN))).await;
     assert_eq!(
         (s, code(&body).as_str()),
-        (StatusCode::BAD_REQUEST, "entry.not_authority")
+        (StatusCode::BAD_REQUEST, "ENTRY_NOT_AUTHORITY")
     );
     // Oversized body: 413, and nothing appended.
     let size_before = f.state.registry.lock().expect("lock").state().size();
@@ -379,6 +379,6 @@ async fn refusals() {
     let (s, body) = call(&f, req).await;
     assert_eq!(
         (s, code(&body).as_str()),
-        (StatusCode::BAD_REQUEST, "status_list_invalid")
+        (StatusCode::BAD_REQUEST, "STATUS_LIST_MALFORMED")
     );
 }

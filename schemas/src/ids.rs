@@ -3,6 +3,7 @@
 //! Each type parses from a string with `FromStr`/`TryFrom<String>` and serializes back to the
 //! exact same string, so the JSON contract is unchanged.
 
+use crate::reason::ReasonCode;
 use std::fmt;
 use std::str::FromStr;
 
@@ -33,15 +34,15 @@ pub enum IdError {
 }
 
 impl IdError {
-    /// A stable reason code for reports and tests.
-    pub fn code(&self) -> &'static str {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
         match self {
-            IdError::BnFormat => "bn_format",
-            IdError::BnCheckDigit => "bn_check_digit",
-            IdError::ProgramAccountFormat => "program_account_format",
-            IdError::CorporationNumber => "corporation_number",
-            IdError::PostalCode => "postal_code",
-            IdError::Date => "date",
+            IdError::BnFormat => ReasonCode::BnFormat,
+            IdError::BnCheckDigit => ReasonCode::BnCheckDigit,
+            IdError::ProgramAccountFormat => ReasonCode::ProgramAccountFormat,
+            IdError::CorporationNumber => ReasonCode::CorporationNumberFormat,
+            IdError::PostalCode => ReasonCode::PostalCodeFormat,
+            IdError::Date => ReasonCode::DateFormat,
         }
     }
 }

@@ -12,14 +12,15 @@
 //! use bizcred_schemas::{parse_claims, CredentialType};
 //! let raw = serde_json::json!({"business_number": "812345677"});
 //! let errs = parse_claims(CredentialType::BusinessNumber, &raw).unwrap_err();
-//! assert!(errs.iter().any(|v| v.path == "/business_number" && v.code == "bn_check_digit"));
-//! assert!(errs.iter().any(|v| v.code == "required"));
+//! assert!(errs.iter().any(|v| v.path == "/business_number" && v.code == "BN_CHECK_DIGIT"));
+//! assert!(errs.iter().any(|v| v.code == "SCHEMA_REQUIRED"));
 //! ```
 #![deny(missing_docs)]
 
 mod claims;
 pub mod ids;
 mod metadata;
+pub mod reason;
 mod validate;
 
 pub use claims::{
@@ -28,6 +29,7 @@ pub use claims::{
 };
 pub use ids::{BusinessNumber, CorporationNumber, Date, IdError, PostalCode, ProgramAccountNumber};
 pub use metadata::{ClaimDisplay, ClaimMetadata, Lang, TypeDisplay, TypeMetadata};
+pub use reason::ReasonCode;
 pub use validate::{check_claims, parse_claims, Completeness, Violation};
 
 /// One of the four credential types.

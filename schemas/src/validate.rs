@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::claims::Claims;
 use crate::ids::{BusinessNumber, Date, PostalCode};
+use crate::reason::ReasonCode;
 use crate::CredentialType;
 
 /// One violation of a claim set: where (a JSON Pointer), a stable code, and a sentence.
@@ -14,10 +15,10 @@ use crate::CredentialType;
 pub struct Violation {
     /// JSON Pointer to the offending value (`""` for the claim set itself).
     pub path: String,
-    /// Stable reason code: the JSON Schema keyword in snake case (`required`, `pattern`,
-    /// `additional_properties`, ...) or an identifier check (`bn_check_digit`, `postal_code`,
-    /// `date`, `program_account_mismatch`, `expiry_not_after_issue`).
-    pub code: String,
+    /// The reason: a JSON Schema keyword's (`SCHEMA_REQUIRED`, `SCHEMA_PATTERN`, ...) or an
+    /// identifier check's (`BN_CHECK_DIGIT`, `POSTAL_CODE_FORMAT`, `DATE_FORMAT`,
+    /// `PROGRAM_ACCOUNT_MISMATCH`, `EXPIRY_NOT_AFTER_ISSUE`).
+    pub code: ReasonCode,
     /// A human sentence.
     pub message: String,
 }
@@ -57,17 +58,23 @@ fn validator(t: CredentialType) -> &'static jsonschema::Validator {
     })
 }
 
-fn snake(keyword: &str) -> String {
-    let mut out = String::with_capacity(keyword.len() + 4);
-    for c in keyword.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
+/// The reason code of a failed JSON Schema keyword.
+fn keyword_reason(keyword: &str) -> ReasonCode {
+    match keyword {
+        "required" => ReasonCode::SchemaRequired,
+        "type" => ReasonCode::SchemaType,
+        "pattern" => ReasonCode::SchemaPattern,
+        "enum" => ReasonCode::SchemaEnum,
+        "const" => ReasonCode::SchemaConst,
+        "format" => ReasonCode::SchemaFormat,
+        "additionalProperties" | "unevaluatedProperties" => ReasonCode::SchemaAdditionalProperties,
+        "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" | "multipleOf"
+        | "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties"
+        | "maxProperties" => ReasonCode::SchemaRange,
+        // Every other keyword (oneOf, uniqueItems, dependentRequired, ...) is reported as a
+        // violation of the schema; the message names the keyword.
+        _ => ReasonCode::SchemaViolation,
     }
-    out
 }
 
 /// Checks `claims` against the type's schema and identifier rules; returns every violation.
@@ -77,7 +84,7 @@ pub fn check_claims(t: CredentialType, claims: &Value, mode: Completeness) -> Ve
         .filter(|e| !(mode == Completeness::Disclosed && e.kind().keyword() == "required"))
         .map(|e| Violation {
             path: e.instance_path().as_str().to_owned(),
-            code: snake(e.kind().keyword()),
+            code: keyword_reason(e.kind().keyword()),
             message: e.to_string(),
         })
         .collect();
@@ -110,7 +117,7 @@ pub fn parse_claims(t: CredentialType, claims: &Value) -> Result<Claims, Vec<Vio
     typed.map_err(|e| {
         vec![Violation {
             path: String::new(),
-            code: "type".into(),
+            code: ReasonCode::SchemaType,
             message: e.to_string(),
         }]
     })
@@ -129,10 +136,10 @@ const ADDRESS_CLAIMS: [&str; 4] = [
     "address",
 ];
 
-fn push(out: &mut Vec<Violation>, path: String, code: &str, message: String) {
+fn push(out: &mut Vec<Violation>, path: String, code: ReasonCode, message: String) {
     out.push(Violation {
         path,
-        code: code.to_owned(),
+        code,
         message,
     });
 }
@@ -159,7 +166,7 @@ fn semantic_checks(t: CredentialType, claims: &Value, out: &mut Vec<Violation>) 
                 push(
                     out,
                     format!("/{k}"),
-                    "date",
+                    ReasonCode::DateFormat,
                     format!("{d} is not a calendar date"),
                 );
             }
@@ -190,7 +197,7 @@ fn semantic_checks(t: CredentialType, claims: &Value, out: &mut Vec<Violation>) 
                 push(
                     out,
                     "/expiry_date".into(),
-                    "expiry_not_after_issue",
+                    ReasonCode::ExpiryNotAfterIssue,
                     format!("the expiry date {x} is not after the issue date {i}"),
                 );
             }
@@ -214,7 +221,7 @@ fn semantic_checks(t: CredentialType, claims: &Value, out: &mut Vec<Violation>) 
                 push(
                     out,
                     format!("/program_accounts/{n}/account_number"),
-                    "program_account_mismatch",
+                    ReasonCode::ProgramAccountMismatch,
                     format!(
                         "{number} is not business number {expected_bn} with this entry's program and reference"
                     ),
@@ -282,7 +289,7 @@ mod tests {
             let got: BTreeSet<(String, String)> = parse_claims(t, &case["claims"])
                 .expect_err(&name)
                 .into_iter()
-                .map(|v| (v.path, v.code))
+                .map(|v| (v.path, v.code.as_str().to_owned()))
                 .collect();
             assert_eq!(got, expected, "{name}");
             seen += 1;
@@ -300,7 +307,7 @@ mod tests {
         let bad = serde_json::json!({"business_number": "812345670"});
         let v = check_claims(t, &bad, Completeness::Disclosed);
         assert_eq!(v.len(), 1);
-        assert_eq!(v[0].code, "bn_check_digit");
+        assert_eq!(v[0].code, "BN_CHECK_DIGIT");
     }
 
     #[test]
@@ -310,6 +317,6 @@ mod tests {
             &serde_json::json!([1]),
             Completeness::Complete,
         );
-        assert_eq!(v[0].code, "type");
+        assert_eq!(v[0].code, "SCHEMA_TYPE");
     }
 }

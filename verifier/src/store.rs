@@ -26,6 +26,7 @@ use bizcred_core::keys::{Algorithm, SecretKey, Signer};
 use bizcred_core::oid4vp;
 use bizcred_core::trust::bundle::{self, BundleError, TrustAnchor};
 use bizcred_core::trust::state::TrustState;
+use bizcred_core::ReasonCode;
 
 use crate::request::Pending;
 
@@ -82,15 +83,15 @@ pub enum StoreError {
 
 impl StoreError {
     /// The stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            StoreError::Io { .. } => "IO_ERROR",
-            StoreError::NotInitialized(_) => "NOT_INITIALIZED",
-            StoreError::AlreadyInitialized(_) => "ALREADY_INITIALIZED",
-            StoreError::Corrupt { .. } => "STORE_CORRUPT",
-            StoreError::StoredBundle { .. } => "STORE_CORRUPT",
+            StoreError::Io { .. } => ReasonCode::IoError,
+            StoreError::NotInitialized(_) => ReasonCode::NotInitialized,
+            StoreError::AlreadyInitialized(_) => ReasonCode::AlreadyInitialized,
+            StoreError::Corrupt { .. } => ReasonCode::StoreCorrupt,
+            StoreError::StoredBundle { .. } => ReasonCode::StoreCorrupt,
             StoreError::Key(e) => e.code(),
-            StoreError::TooManyPending(_) => "TOO_MANY_PENDING",
+            StoreError::TooManyPending(_) => ReasonCode::TooManyPending,
         }
     }
 }
@@ -602,7 +603,7 @@ mod tests {
         let full = idx.create(&d, "http://x/r", 1001, 600, 2, &mut OsRng);
         assert_eq!(
             full.map(|_| ()).map_err(|e| e.code()),
-            Err("TOO_MANY_PENDING")
+            Err(ReasonCode::TooManyPending)
         );
         // Both expire: they are removed, from the index and from disk, and room is made.
         idx.create(&d, "http://x/r", 1600, 600, 2, &mut OsRng)
@@ -630,6 +631,6 @@ mod tests {
     fn a_directory_without_verifier_says_so() {
         let t = tempfile::tempdir().expect("tempdir");
         let e = VerifierDir::open(t.path()).expect_err("empty");
-        assert_eq!(e.code(), "NOT_INITIALIZED");
+        assert_eq!(e.code(), ReasonCode::NotInitialized);
     }
 }

@@ -6,6 +6,7 @@
 //! enough data (with the last known decision where one exists), else ACCEPT. There is never a
 //! silent ACCEPT on stale data.
 
+use bizcred_core::ReasonCode;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -57,7 +58,7 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
     /// Stable reason code.
-    pub code: String,
+    pub code: ReasonCode,
     /// A human sentence.
     pub message: String,
     /// Reject or indeterminate.
@@ -157,18 +158,18 @@ pub struct Context<'a> {
 }
 
 /// Codes whose failure leaves the answer undecided rather than rejected.
-const INDETERMINATE: [&str; 8] = [
-    "REGISTRY_STALE",
-    "TRUST_BUNDLE_EXPIRED",
-    "TRUST_BUNDLE_MISSING",
-    "STATUS_STALE",
-    "STATUS_EXPIRED",
-    "STATUS_UNAVAILABLE",
-    "KEY_COMPROMISED_PREDATED",
-    "CLOCK_UNTRUSTED",
+const INDETERMINATE: [ReasonCode; 8] = [
+    ReasonCode::RegistryStale,
+    ReasonCode::TrustBundleExpired,
+    ReasonCode::TrustBundleMissing,
+    ReasonCode::StatusStale,
+    ReasonCode::StatusExpired,
+    ReasonCode::StatusUnavailable,
+    ReasonCode::KeyCompromisedPredated,
+    ReasonCode::ClockUntrusted,
 ];
 /// Of those, the ones that mean "stale": a last known decision can be given.
-const STALE: [&str; 2] = ["REGISTRY_STALE", "STATUS_STALE"];
+const STALE: [ReasonCode; 2] = [ReasonCode::RegistryStale, ReasonCode::StatusStale];
 
 struct Run<'a> {
     holder_keys: sd_jwt_vc::HolderKeys,
@@ -186,7 +187,7 @@ impl Run<'_> {
             outcome: "pass",
         });
     }
-    fn fail(&mut self, cred: Option<&str>, check: &'static str, code: &str, message: String) {
+    fn fail(&mut self, cred: Option<&str>, check: &'static str, code: ReasonCode, message: String) {
         let severity = if INDETERMINATE.contains(&code) {
             Severity::Indeterminate
         } else {
@@ -204,7 +205,7 @@ impl Run<'_> {
         });
         self.failures.push(Finding {
             credential: cred.map(str::to_owned),
-            code: code.to_owned(),
+            code,
             message,
             severity,
         });
@@ -236,14 +237,14 @@ pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_
         run.fail(
             None,
             "size",
-            "PRESENTATION_TOO_LARGE",
+            ReasonCode::PresentationTooLarge,
             format!("the presentation has {size} bytes; the limit is {MAX_PRESENTATION_LEN}"),
         );
     } else if tokens.is_none() {
         run.fail(
             None,
             "format",
-            "MALFORMED_PRESENTATION",
+            ReasonCode::MalformedPresentation,
             "vp_token is not a JSON object of credential query ids".into(),
         );
     }
@@ -263,7 +264,7 @@ pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_
                     [] => run.fail(
                         Some(&req.id),
                         "present",
-                        "CREDENTIAL_MISSING",
+                        ReasonCode::CredentialMissing,
                         format!("no {} was presented", req.credential_type.slug()),
                     ),
                     [one] => {
@@ -281,7 +282,7 @@ pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_
                     _ => run.fail(
                         Some(&req.id),
                         "present",
-                        "UNEXPECTED_PRESENTATIONS",
+                        ReasonCode::UnexpectedPresentations,
                         format!("{} presentations for one requested credential", list.len()),
                     ),
                 }
@@ -298,10 +299,7 @@ pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_
     let (verdict, last_known) = if rejected {
         (Verdict::Reject, None)
     } else if undecided {
-        let only_stale = run
-            .failures
-            .iter()
-            .all(|f| STALE.contains(&f.code.as_str()));
+        let only_stale = run.failures.iter().all(|f| STALE.contains(&f.code));
         (
             Verdict::Indeterminate,
             only_stale.then_some(Verdict::Accept),
@@ -348,7 +346,7 @@ fn registry_freshness(run: &mut Run<'_>, as_of: &mut AsOf) {
         run.fail(
             None,
             "registry_freshness",
-            "TRUST_BUNDLE_MISSING",
+            ReasonCode::TrustBundleMissing,
             "no trust bundle has been imported; run `bizcred-verifier sync`".into(),
         );
         return;
@@ -357,7 +355,7 @@ fn registry_freshness(run: &mut Run<'_>, as_of: &mut AsOf) {
         run.fail(
             None,
             "registry_freshness",
-            "TRUST_BUNDLE_MISSING",
+            ReasonCode::TrustBundleMissing,
             "the trust state has no signed time".into(),
         );
         return;
@@ -384,14 +382,14 @@ fn registry_freshness(run: &mut Run<'_>, as_of: &mut AsOf) {
         run.fail(
             None,
             "registry_freshness",
-            "CLOCK_UNTRUSTED",
+            ReasonCode::ClockUntrusted,
             format!("the registry data is dated {} seconds in the future", -age),
         );
     } else if age > HARD_LIMIT {
         run.fail(
             None,
             "registry_freshness",
-            "TRUST_BUNDLE_EXPIRED",
+            ReasonCode::TrustBundleExpired,
             format!(
                 "the trust bundle is {age} seconds old, past the {HARD_LIMIT}-second hard limit"
             ),
@@ -400,16 +398,12 @@ fn registry_freshness(run: &mut Run<'_>, as_of: &mut AsOf) {
         run.fail(
             None,
             "registry_freshness",
-            "REGISTRY_STALE",
+            ReasonCode::RegistryStale,
             format!("the registry data is {age} seconds old; the limit is {limit}"),
         );
     } else {
         run.pass(None, "registry_freshness");
     }
-}
-
-fn upper(code: &str) -> String {
-    code.to_ascii_uppercase()
 }
 
 fn check_credential(
@@ -424,7 +418,7 @@ fn check_credential(
     let sd = match SdJwt::parse(text) {
         Ok(sd) => sd,
         Err(e) => {
-            run.fail(id, "format", &upper(e.code()), e.to_string());
+            run.fail(id, "format", e.code(), e.to_string());
             return None;
         }
     };
@@ -435,7 +429,7 @@ fn check_credential(
         run.fail(
             id,
             "format",
-            "MALFORMED_JWS",
+            ReasonCode::MalformedJws,
             "the issuer-signed JWT does not decode".into(),
         );
         return None;
@@ -445,7 +439,7 @@ fn check_credential(
         run.fail(
             id,
             "format",
-            "MISSING_CLAIM",
+            ReasonCode::MissingClaim,
             "the credential lacks iss or vct".into(),
         );
         return None;
@@ -459,12 +453,11 @@ fn check_credential(
         Ok(a) => run.fail(
             id,
             "algorithm",
-            "ALG_NOT_ACCEPTED",
+            ReasonCode::AlgNotAccepted,
             format!("{a} is not accepted by the policy"),
         ),
         Err(e) => {
-            let code = bizcred_core::sd_jwt::SdJwtError::Jws(e.clone()).code();
-            run.fail(id, "algorithm", &upper(code), e.to_string());
+            run.fail(id, "algorithm", e.code(), e.to_string());
             return None;
         }
     }
@@ -473,7 +466,7 @@ fn check_credential(
         run.fail(
             id,
             "issuer_key",
-            "TRUST_BUNDLE_MISSING",
+            ReasonCode::TrustBundleMissing,
             "no trust state to find the issuer's key".into(),
         );
         return None;
@@ -482,7 +475,7 @@ fn check_credential(
         run.fail(
             id,
             "issuer_key",
-            "MISSING_CLAIM",
+            ReasonCode::MissingClaim,
             "the credential has no iat (the proof time)".into(),
         );
         return None;
@@ -491,7 +484,7 @@ fn check_credential(
         run.fail(
             id,
             "issuer_key",
-            "KEY_NOT_VALID_AT_PROOF_TIME",
+            ReasonCode::KeyNotValidAtProofTime,
             "the credential header names no key (kid)".into(),
         );
         return None;
@@ -531,12 +524,7 @@ fn check_credential(
                 vc
             }
             Err(e) => {
-                run.fail(
-                    id,
-                    "signature_and_disclosures",
-                    &upper(e.code()),
-                    e.to_string(),
-                );
+                run.fail(id, "signature_and_disclosures", e.code(), e.to_string());
                 return None;
             }
         };
@@ -546,7 +534,7 @@ fn check_credential(
         run.fail(
             id,
             "type",
-            "WRONG_CREDENTIAL_TYPE",
+            ReasonCode::WrongCredentialType,
             format!("expected {}, got {vct}", req.credential_type.vct()),
         );
         return None;
@@ -562,7 +550,7 @@ fn check_credential(
             run.fail(
                 id,
                 "algorithm",
-                "ALG_NOT_ACCEPTED",
+                ReasonCode::AlgNotAccepted,
                 format!("holder key algorithm {} is not accepted", hk.algorithm()),
             );
         }
@@ -575,7 +563,7 @@ fn check_credential(
         run.pass(id, "schema");
     }
     for v in violations {
-        run.fail(id, "schema", "SCHEMA_VIOLATION", v.to_string());
+        run.fail(id, "schema", ReasonCode::SchemaViolation, v.to_string());
     }
     // Requested claims and values.
     let mut all_there = true;
@@ -589,7 +577,7 @@ fn check_credential(
             run.fail(
                 id,
                 "claims",
-                "REQUIRED_CLAIM_NOT_DISCLOSED",
+                ReasonCode::RequiredClaimNotDisclosed,
                 format!("{} was not disclosed", path.join(".")),
             );
         }
@@ -603,7 +591,7 @@ fn check_credential(
             Some(v) => run.fail(
                 id,
                 "claim_values",
-                "CLAIM_VALUE_NOT_ACCEPTED",
+                ReasonCode::ClaimValueNotAccepted,
                 format!(
                     "{claim} is {v}, not one of {}",
                     Value::Array(accepted.clone())
@@ -655,7 +643,7 @@ fn licence_dates(run: &mut Run<'_>, id: Option<&str>, disclosed: &Map<String, Va
             run.fail(
                 id,
                 "licence_dates",
-                "LICENCE_NOT_YET_VALID",
+                ReasonCode::LicenceNotYetValid,
                 format!("the licence takes effect on {i}"),
             );
             return;
@@ -666,7 +654,7 @@ fn licence_dates(run: &mut Run<'_>, id: Option<&str>, disclosed: &Map<String, Va
             run.fail(
                 id,
                 "licence_dates",
-                "LICENCE_EXPIRED",
+                ReasonCode::LicenceExpired,
                 format!("the licence expired on {x}"),
             );
             return;
@@ -687,7 +675,7 @@ fn check_status(
         run.fail(
             id,
             "status",
-            "STATUS_UNAVAILABLE",
+            ReasonCode::StatusUnavailable,
             "the credential carries no status reference".into(),
         );
         return "unknown".into();
@@ -743,12 +731,12 @@ fn check_status(
     let Some(list) = best else {
         let (code, msg) = if expired {
             (
-                "STATUS_EXPIRED",
+                ReasonCode::StatusExpired,
                 format!("the status list {} has expired", reference.uri),
             )
         } else {
             (
-                "STATUS_UNAVAILABLE",
+                ReasonCode::StatusUnavailable,
                 format!(
                     "no valid status list for {}{}",
                     reference.uri,
@@ -786,25 +774,25 @@ fn check_status(
         Status::Invalid => run.fail(
             id,
             "status",
-            "REVOKED",
+            ReasonCode::Revoked,
             "the issuer revoked this credential".into(),
         ),
         Status::Suspended => run.fail(
             id,
             "status",
-            "SUSPENDED",
+            ReasonCode::Suspended,
             "the issuer suspended this credential".into(),
         ),
         Status::Other(v) => run.fail(
             id,
             "status",
-            "STATUS_UNKNOWN_VALUE",
+            ReasonCode::StatusUnknownValue,
             format!("status value {v}"),
         ),
         Status::Valid if now - list.iat > limit => run.fail(
             id,
             "status",
-            "STATUS_STALE",
+            ReasonCode::StatusStale,
             format!(
                 "the status list is {} seconds old; the limit is {limit}",
                 now - list.iat
@@ -850,7 +838,7 @@ fn cross_credential_rules(run: &mut Run<'_>, verified: &[Verified]) {
             run.fail(
                 None,
                 check,
-                "BUSINESS_MISMATCH",
+                ReasonCode::BusinessMismatch,
                 format!(
                     "the credentials name different {what}: {}",
                     Value::Array(vals)
@@ -879,14 +867,14 @@ fn cross_credential_rules(run: &mut Run<'_>, verified: &[Verified]) {
                 run.fail(
                     None,
                     "same_premises",
-                    "PREMISES_MISMATCH",
+                    ReasonCode::PremisesMismatch,
                     "the municipal and liquor licences name different premises".into(),
                 );
             } else if !same_licence {
                 run.fail(
                     None,
                     "same_premises",
-                    "PREMISES_MISMATCH",
+                    ReasonCode::PremisesMismatch,
                     "the liquor licence names another municipal licence".into(),
                 );
             } else {
@@ -914,7 +902,7 @@ fn cross_credential_rules(run: &mut Run<'_>, verified: &[Verified]) {
                 run.fail(
                     None,
                     "same_legal_name",
-                    "LEGAL_NAME_MISMATCH",
+                    ReasonCode::LegalNameMismatch,
                     format!("a credential names a legal name other than {legal}"),
                 );
             } else {
@@ -936,7 +924,7 @@ fn cross_credential_rules(run: &mut Run<'_>, verified: &[Verified]) {
             run.fail(
                 None,
                 "same_holder",
-                "HOLDER_MISMATCH",
+                ReasonCode::HolderMismatch,
                 "the credentials are bound to different holders".into(),
             );
         } else {

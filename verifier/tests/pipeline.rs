@@ -333,7 +333,10 @@ impl World {
 }
 
 fn codes(r: &Report) -> Vec<String> {
-    r.failures.iter().map(|f| f.code.clone()).collect()
+    r.failures
+        .iter()
+        .map(|f| f.code.as_str().to_owned())
+        .collect()
 }
 
 fn rejected_with(r: &Report, code: &str) {

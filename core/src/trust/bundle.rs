@@ -7,6 +7,7 @@
 //! consistency with what it had, and a full replay of the new entries must all check, or the
 //! old state stays as it was.
 
+use crate::ReasonCode;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -141,19 +142,19 @@ pub enum BundleError {
 
 impl BundleError {
     /// Stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            BundleError::Malformed(_) => "BUNDLE_MALFORMED",
-            BundleError::WrongRegistry(_) => "BUNDLE_WRONG_REGISTRY",
-            BundleError::BadSignature => "BUNDLE_BAD_SIGNATURE",
-            BundleError::Checkpoint(_) => "CHECKPOINT_INVALID",
-            BundleError::Older { .. } => "BUNDLE_OLDER",
-            BundleError::Fork(_) => "REGISTRY_EQUIVOCATION",
-            BundleError::Gap { .. } => "BUNDLE_GAP",
-            BundleError::Inconsistent => "BUNDLE_INCONSISTENT",
-            BundleError::RootMismatch => "BUNDLE_CORRUPT",
-            BundleError::Entry { .. } => "BUNDLE_ENTRY_INVALID",
-            BundleError::Time => "BUNDLE_TIME_INVALID",
+            BundleError::Malformed(_) => ReasonCode::BundleMalformed,
+            BundleError::WrongRegistry(_) => ReasonCode::BundleWrongRegistry,
+            BundleError::BadSignature => ReasonCode::BundleBadSignature,
+            BundleError::Checkpoint(_) => ReasonCode::CheckpointInvalid,
+            BundleError::Older { .. } => ReasonCode::BundleOlder,
+            BundleError::Fork(_) => ReasonCode::RegistryEquivocation,
+            BundleError::Gap { .. } => ReasonCode::BundleGap,
+            BundleError::Inconsistent => ReasonCode::BundleInconsistent,
+            BundleError::RootMismatch => ReasonCode::BundleCorrupt,
+            BundleError::Entry { .. } => ReasonCode::BundleEntryInvalid,
+            BundleError::Time => ReasonCode::BundleTimeInvalid,
         }
     }
 }

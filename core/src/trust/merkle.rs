@@ -1,6 +1,7 @@
 //! RFC 9162 Merkle trees: leaf and node hashing (§2.1.1), inclusion proofs (§2.1.3) and
 //! consistency proofs (§2.1.4), generated from the leaf hashes and verified from proofs alone.
 
+use crate::ReasonCode;
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 hash.
@@ -19,6 +20,13 @@ pub enum ProofError {
     /// The recomputed root differs.
     #[error("the proof does not lead to the expected root")]
     Mismatch,
+}
+
+impl ProofError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        ReasonCode::MerkleProofInvalid
+    }
 }
 
 /// `SHA-256(0x00 || data)`.

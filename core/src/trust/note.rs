@@ -6,6 +6,7 @@
 //! `SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key)`. Signatures by keys the reader does not know
 //! are kept but ignored, so witness cosignatures can be added later without a format change.
 
+use crate::ReasonCode;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -30,6 +31,17 @@ pub enum NoteError {
     /// Not a checkpoint body.
     #[error("malformed checkpoint: {0}")]
     BadCheckpoint(&'static str),
+}
+
+impl NoteError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            NoteError::Malformed(_) => ReasonCode::NoteMalformed,
+            NoteError::NotSigned(_) => ReasonCode::NoteNotSigned,
+            NoteError::BadCheckpoint(_) => ReasonCode::CheckpointInvalid,
+        }
+    }
 }
 
 /// A signature line.

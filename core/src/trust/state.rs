@@ -2,6 +2,7 @@
 //! asks of it (issuer key at a proof time, authorization of a type at a time, key status,
 //! freshness). Building it is pure: entries, bundles and `now` are passed in.
 
+use crate::ReasonCode;
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
@@ -48,17 +49,17 @@ pub enum EntryError {
 
 impl EntryError {
     /// Stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            EntryError::Malformed(_) => "entry.malformed",
-            EntryError::WrongRegistry(_) => "entry.wrong_registry",
-            EntryError::BadSignature(_) => "entry.bad_signature",
-            EntryError::NotAuthority => "entry.not_authority",
-            EntryError::Duplicate(_) => "entry.duplicate",
-            EntryError::Genesis => "entry.genesis",
-            EntryError::Reference(_) => "entry.reference",
-            EntryError::DidLog(_) => "entry.did_log",
-            EntryError::TooLarge => "entry.too_large",
+            EntryError::Malformed(_) => ReasonCode::EntryMalformed,
+            EntryError::WrongRegistry(_) => ReasonCode::EntryWrongRegistry,
+            EntryError::BadSignature(_) => ReasonCode::EntryBadSignature,
+            EntryError::NotAuthority => ReasonCode::EntryNotAuthority,
+            EntryError::Duplicate(_) => ReasonCode::EntryDuplicate,
+            EntryError::Genesis => ReasonCode::EntryGenesis,
+            EntryError::Reference(_) => ReasonCode::EntryReference,
+            EntryError::DidLog(_) => ReasonCode::EntryDidLog,
+            EntryError::TooLarge => ReasonCode::EntryTooLarge,
         }
     }
 }
@@ -100,15 +101,15 @@ pub enum TrustError {
 
 impl TrustError {
     /// Stable reason code (the registry design's names).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            TrustError::IssuerUnknown(_) => "ISSUER_UNKNOWN",
-            TrustError::NotAuthorized { .. } => "ISSUER_NOT_AUTHORIZED",
-            TrustError::DidNotYetCreated => "KEY_NOT_VALID_AT_PROOF_TIME",
-            TrustError::KeyNotValidAt(_) => "KEY_NOT_VALID_AT_PROOF_TIME",
-            TrustError::DidDeactivated => "ISSUER_DID_DEACTIVATED",
-            TrustError::KeyCompromised(_) => "KEY_COMPROMISED",
-            TrustError::KeyCompromisedPredated(_) => "KEY_COMPROMISED_PREDATED",
+            TrustError::IssuerUnknown(_) => ReasonCode::IssuerUnknown,
+            TrustError::NotAuthorized { .. } => ReasonCode::IssuerNotAuthorized,
+            TrustError::DidNotYetCreated => ReasonCode::KeyNotValidAtProofTime,
+            TrustError::KeyNotValidAt(_) => ReasonCode::KeyNotValidAtProofTime,
+            TrustError::DidDeactivated => ReasonCode::IssuerDidDeactivated,
+            TrustError::KeyCompromised(_) => ReasonCode::KeyCompromised,
+            TrustError::KeyCompromisedPredated(_) => ReasonCode::KeyCompromisedPredated,
         }
     }
 }

@@ -1,0 +1,360 @@
+//! One vocabulary of reason codes for every refusal in bizcred: schemas, core, verifier,
+//! issuer, registry and wallet. Each error type's `code()` answers a [`ReasonCode`]; reports,
+//! HTTP error bodies and `--json` output carry its `SCREAMING_SNAKE` spelling, and every code
+//! has a human sentence. `REASONS.md` at the root of the repository is the table of every
+//! code, generated from [`ReasonCode::markdown_table`] and checked by a test.
+
+use std::fmt;
+
+macro_rules! reasons {
+    ($( $section:literal { $( $variant:ident = $code:literal, $components:literal, $sentence:literal; )* } )*) => {
+        /// A stable reason code (see the module documentation).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum ReasonCode {
+            $( $(
+                #[doc = $sentence]
+                $variant,
+            )* )*
+        }
+
+        impl ReasonCode {
+            /// Every code, in the order of the table.
+            pub const ALL: &'static [ReasonCode] = &[$( $( ReasonCode::$variant, )* )*];
+
+            /// The code as reports and APIs spell it.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( $( ReasonCode::$variant => $code, )* )* }
+            }
+
+            /// What the code means, as a sentence.
+            pub const fn sentence(self) -> &'static str {
+                match self { $( $( ReasonCode::$variant => $sentence, )* )* }
+            }
+
+            /// The components that emit it.
+            pub const fn components(self) -> &'static str {
+                match self { $( $( ReasonCode::$variant => $components, )* )* }
+            }
+
+            /// The table section the code belongs to.
+            pub const fn section(self) -> &'static str {
+                match self { $( $( ReasonCode::$variant => $section, )* )* }
+            }
+        }
+    };
+}
+
+reasons! {
+    "Identifiers and claim schemas (schemas)" {
+        BnFormat = "BN_FORMAT", "schemas", "A business number is not nine digits.";
+        BnCheckDigit = "BN_CHECK_DIGIT", "schemas", "A business number fails its check digit.";
+        ProgramAccountFormat = "PROGRAM_ACCOUNT_FORMAT", "schemas", "A program account number is not nine digits, two letters and four digits.";
+        ProgramAccountMismatch = "PROGRAM_ACCOUNT_MISMATCH", "schemas", "A program account belongs to another business number.";
+        CorporationNumberFormat = "CORPORATION_NUMBER_FORMAT", "schemas", "A corporation number is not seven to ten digits.";
+        PostalCodeFormat = "POSTAL_CODE_FORMAT", "schemas", "A postal code is not a Canadian postal code.";
+        DateFormat = "DATE_FORMAT", "schemas", "A date is not a real calendar date of the form YYYY-MM-DD.";
+        ExpiryNotAfterIssue = "EXPIRY_NOT_AFTER_ISSUE", "schemas", "A licence expires on or before the day it was issued.";
+        SchemaRequired = "SCHEMA_REQUIRED", "schemas", "A claim the credential type requires is missing.";
+        SchemaType = "SCHEMA_TYPE", "schemas", "A claim has the wrong JSON type.";
+        SchemaPattern = "SCHEMA_PATTERN", "schemas", "A claim does not have the form its schema requires.";
+        SchemaEnum = "SCHEMA_ENUM", "schemas", "A claim is not one of the values its schema allows.";
+        SchemaConst = "SCHEMA_CONST", "schemas", "A claim differs from the one value its schema allows.";
+        SchemaFormat = "SCHEMA_FORMAT", "schemas", "A claim is not in the format its schema names.";
+        SchemaAdditionalProperties = "SCHEMA_ADDITIONAL_PROPERTIES", "schemas", "The claims include one the credential type does not define.";
+        SchemaRange = "SCHEMA_RANGE", "schemas", "A number, string or list is outside the bounds of its schema.";
+        SchemaViolation = "SCHEMA_VIOLATION", "schemas, verifier", "The claims break another rule of the credential type's schema.";
+    }
+    "Keys, JWS, DIDs (core)" {
+        AlgNone = "ALG_NONE", "core, verifier", "The algorithm \"none\" is refused by name.";
+        AlgSymmetric = "ALG_SYMMETRIC", "core, verifier", "A symmetric (HMAC) algorithm is refused: credentials need a public-key signature.";
+        AlgUnsupported = "ALG_UNSUPPORTED", "core, verifier", "The algorithm is neither EdDSA nor ES256.";
+        AlgKeyMismatch = "ALG_KEY_MISMATCH", "core, verifier", "The algorithm does not belong to the key.";
+        KeyInvalid = "KEY_INVALID", "core", "A key is not a valid Ed25519 or P-256 key.";
+        KeyTypeUnsupported = "KEY_TYPE_UNSUPPORTED", "core", "A key is of a type other than Ed25519 or P-256.";
+        SigningFailed = "SIGNING_FAILED", "core, issuer, wallet, registry", "The signer could not sign.";
+        MalformedJws = "MALFORMED_JWS", "core, verifier", "A JWS is not three base64url parts with a JSON header and payload.";
+        UnknownCriticalHeader = "UNKNOWN_CRITICAL_HEADER", "core, verifier", "The JWS marks a header parameter critical that is not understood.";
+        BadSignature = "BAD_SIGNATURE", "core, verifier", "The signature does not verify with the issuer's key.";
+        TimeMalformed = "TIME_MALFORMED", "core", "A time is not a UTC timestamp of the form YYYY-MM-DDTHH:MM:SSZ.";
+        KeyFileMalformed = "KEY_FILE_MALFORMED", "core, issuer, verifier, registry", "A sealed key file is damaged or not a key file.";
+        KeyFileTooLarge = "KEY_FILE_TOO_LARGE", "core", "A sealed key file is larger than any key file.";
+        WrongPassphrase = "WRONG_PASSPHRASE", "core, wallet, issuer, verifier, registry", "The passphrase is wrong, or the sealed file was altered.";
+        DidUnsupportedMethod = "DID_UNSUPPORTED_METHOD", "core", "The DID method is not did:key, did:jwk or did:webvh.";
+        DidInvalid = "DID_INVALID", "core", "The DID is not well formed.";
+        DidUnsupportedKey = "DID_UNSUPPORTED_KEY", "core", "The DID names a key of an unsupported type.";
+        DidUnknownFragment = "DID_UNKNOWN_FRAGMENT", "core", "The DID URL names a verification method the document does not have.";
+        WebvhInvalidDid = "WEBVH_INVALID_DID", "core, wallet", "The did:webvh DID or its URL is not well formed.";
+        WebvhInvalidLog = "WEBVH_INVALID_LOG", "core, registry", "A did:webvh log entry, its parameters, proof or witnesses do not verify.";
+        WebvhNotFound = "WEBVH_NOT_FOUND", "core, wallet, registry", "The did:webvh DID or the requested version does not exist.";
+        WebvhTooLarge = "WEBVH_TOO_LARGE", "core", "The did:webvh log is larger than the bound.";
+        DataIntegrityProofInvalid = "DATA_INTEGRITY_PROOF_INVALID", "core", "A Data Integrity proof is malformed, of another cryptosuite or purpose, or does not verify.";
+    }
+    "SD-JWT and SD-JWT VC (core)" {
+        SdJwtTooLarge = "SD_JWT_TOO_LARGE", "core, verifier", "The SD-JWT is larger than the bound.";
+        SdJwtMalformed = "SD_JWT_MALFORMED", "core, verifier", "The SD-JWT is not issuer JWT, disclosures and key-binding JWT separated by tildes.";
+        UnsupportedSdAlg = "UNSUPPORTED_SD_ALG", "core, verifier", "The _sd_alg is not sha-256.";
+        DisclosureMalformed = "DISCLOSURE_MALFORMED", "core, verifier", "A disclosure is not base64url JSON.";
+        DisclosureWrongShape = "DISCLOSURE_WRONG_SHAPE", "core, verifier", "A disclosure is not [salt, name, value] or [salt, value].";
+        DisclosureNotReferenced = "DISCLOSURE_NOT_REFERENCED", "core, verifier", "A disclosure's digest is not in the signed payload (a changed or smuggled claim).";
+        DuplicateDisclosure = "DUPLICATE_DISCLOSURE", "core, verifier", "The same disclosure is presented twice.";
+        DuplicateDigest = "DUPLICATE_DIGEST", "core, verifier", "The same digest appears twice in the signed payload.";
+        ReservedClaimName = "RESERVED_CLAIM_NAME", "core, verifier", "A disclosure names _sd, ... or _sd_alg.";
+        ClaimNameCollision = "CLAIM_NAME_COLLISION", "core, verifier", "A disclosure would overwrite a claim already present.";
+        SdPathNotFound = "SD_PATH_NOT_FOUND", "core", "An issuer asked to make disclosable a claim that is not there.";
+        KbMissing = "KB_MISSING", "core, verifier", "The presentation has no key-binding JWT.";
+        KbMalformed = "KB_MALFORMED", "core, verifier", "The key-binding JWT is not well formed.";
+        KbWrongTyp = "KB_WRONG_TYP", "core, verifier", "The key-binding JWT's typ is not kb+jwt.";
+        KbBadSignature = "KB_BAD_SIGNATURE", "core, verifier", "The key-binding JWT is not signed by the holder key bound to the credential.";
+        KbNonceMismatch = "KB_NONCE_MISMATCH", "core, verifier", "The key-binding JWT does not carry the requested nonce.";
+        KbAudienceMismatch = "KB_AUDIENCE_MISMATCH", "core, verifier", "The key-binding JWT is addressed to another verifier.";
+        KbIatStale = "KB_IAT_STALE", "core, verifier", "The key-binding JWT is too old.";
+        KbIatInFuture = "KB_IAT_IN_FUTURE", "core, verifier", "The key-binding JWT is dated in the future.";
+        KbSdHashMismatch = "KB_SD_HASH_MISMATCH", "core, verifier", "The key-binding JWT's sd_hash does not cover this presentation.";
+        NoHolderKey = "NO_HOLDER_KEY", "core, verifier, issuer, wallet", "There is no usable holder key (cnf.jwk, or the wallet's key).";
+        WrongTyp = "WRONG_TYP", "core, verifier", "The credential's typ is not dc+sd-jwt.";
+        MissingClaim = "MISSING_CLAIM", "core, verifier", "A required registered claim (iss, vct, iat, cnf) is missing.";
+        RegisteredClaimDisclosable = "REGISTERED_CLAIM_DISCLOSABLE", "core, verifier", "A registered claim that must stay in the clear was selectively disclosable.";
+        Expired = "EXPIRED", "core, verifier", "The credential is past its exp.";
+        NotYetValid = "NOT_YET_VALID", "core, verifier", "The credential is before its nbf.";
+        IssuedInFuture = "ISSUED_IN_FUTURE", "core, verifier", "The credential's iat is in the future.";
+    }
+    "Token Status List (core)" {
+        StatusListMalformed = "STATUS_LIST_MALFORMED", "core, verifier, registry", "A status list token is not a well-formed Token Status List.";
+        StatusListSignatureInvalid = "STATUS_LIST_SIGNATURE_INVALID", "core, verifier", "A status list token's signature does not verify.";
+        StatusListWrongUri = "STATUS_LIST_WRONG_URI", "core, verifier", "A status list token's sub is not the URI it was fetched for.";
+        StatusExpired = "STATUS_EXPIRED", "core, verifier", "The status list is past its exp.";
+        StatusIndexOutOfRange = "STATUS_INDEX_OUT_OF_RANGE", "core, verifier", "The credential's status index is outside its list.";
+        StatusListCompressionFailed = "STATUS_LIST_COMPRESSION_FAILED", "core, issuer", "The status list could not be compressed (it is never signed empty).";
+    }
+    "Trust registry data (core)" {
+        EntryMalformed = "ENTRY_MALFORMED", "core, registry", "A governance entry is not well formed.";
+        EntryWrongRegistry = "ENTRY_WRONG_REGISTRY", "core, registry", "A governance entry names another registry.";
+        EntryBadSignature = "ENTRY_BAD_SIGNATURE", "core, registry", "A governance entry's signature does not verify.";
+        EntryNotAuthority = "ENTRY_NOT_AUTHORITY", "core, registry", "A governance entry is not signed by an authority key.";
+        EntryDuplicate = "ENTRY_DUPLICATE", "core, registry", "The entry is already in the log (or the issuer already registered).";
+        EntryGenesis = "ENTRY_GENESIS", "core, registry", "A genesis entry is missing, repeated or misplaced.";
+        EntryReference = "ENTRY_REFERENCE", "core, registry", "A governance entry names an issuer or type the registry does not hold.";
+        EntryDidLog = "ENTRY_DID_LOG", "core, registry", "The mirrored did:webvh lines do not verify as the next entries of the issuer's log.";
+        EntryTooLarge = "ENTRY_TOO_LARGE", "core, registry", "A governance entry is larger than the bound.";
+        MerkleProofInvalid = "MERKLE_PROOF_INVALID", "core", "A Merkle inclusion or consistency proof has the wrong length or does not lead to the root.";
+        NoteMalformed = "NOTE_MALFORMED", "core", "A signed note (checkpoint) is not well formed.";
+        NoteNotSigned = "NOTE_NOT_SIGNED", "core", "A signed note carries no valid signature by the expected key.";
+        CheckpointInvalid = "CHECKPOINT_INVALID", "core, verifier", "The checkpoint is malformed or not signed by the pinned log key.";
+        BundleMalformed = "BUNDLE_MALFORMED", "core, verifier", "The trust bundle is not well formed or larger than the bound.";
+        BundleWrongRegistry = "BUNDLE_WRONG_REGISTRY", "core, verifier", "The trust bundle comes from another registry than the pinned one.";
+        BundleBadSignature = "BUNDLE_BAD_SIGNATURE", "core, verifier", "The trust bundle is not signed by the pinned log key.";
+        BundleOlder = "BUNDLE_OLDER", "core, verifier", "The trust bundle is older than the state held (kept the newer one).";
+        RegistryEquivocation = "REGISTRY_EQUIVOCATION", "core, verifier", "The registry signed two different histories (fork evidence kept).";
+        BundleGap = "BUNDLE_GAP", "core, verifier", "The trust bundle does not continue from the state held.";
+        BundleInconsistent = "BUNDLE_INCONSISTENT", "core, verifier", "The trust bundle's consistency proof does not verify.";
+        BundleCorrupt = "BUNDLE_CORRUPT", "core, verifier", "The trust bundle's entries do not hash to its checkpoint.";
+        BundleEntryInvalid = "BUNDLE_ENTRY_INVALID", "core, verifier", "An entry of the trust bundle does not apply.";
+        BundleTimeInvalid = "BUNDLE_TIME_INVALID", "core, verifier", "The trust bundle's time is malformed or in the future.";
+        IssuerUnknown = "ISSUER_UNKNOWN", "core, verifier", "The issuer is not registered.";
+        IssuerNotAuthorized = "ISSUER_NOT_AUTHORIZED", "core, verifier", "The issuer is not authorized for this credential type at the proof time.";
+        KeyNotValidAtProofTime = "KEY_NOT_VALID_AT_PROOF_TIME", "core, verifier", "The signing key was not in the issuer's DID at the proof time.";
+        IssuerDidDeactivated = "ISSUER_DID_DEACTIVATED", "core, verifier", "The issuer's DID is deactivated.";
+        KeyCompromised = "KEY_COMPROMISED", "core, verifier", "The signing key was declared compromised before the proof time.";
+        KeyCompromisedPredated = "KEY_COMPROMISED_PREDATED", "core, verifier", "The signing key's compromise may predate the proof time (undecided).";
+    }
+    "Protocol messages (core)" {
+        OfferMalformed = "OFFER_MALFORMED", "core, wallet", "A credential offer is not a well-formed OpenID4VCI offer.";
+        KeyProofInvalid = "KEY_PROOF_INVALID", "core, issuer", "The OpenID4VCI key proof is not well formed.";
+        KeyProofNoNonce = "KEY_PROOF_NO_NONCE", "core, issuer", "The OpenID4VCI key proof carries no nonce.";
+        RequestMalformed = "REQUEST_MALFORMED", "core, wallet, verifier", "An OpenID4VP request or response is not well formed.";
+    }
+    "Verification (verifier)" {
+        PresentationTooLarge = "PRESENTATION_TOO_LARGE", "verifier", "The presentation is larger than the bound.";
+        MalformedPresentation = "MALFORMED_PRESENTATION", "verifier", "The vp_token is not a JSON object of presentations by query id.";
+        UnexpectedPresentations = "UNEXPECTED_PRESENTATIONS", "verifier", "The vp_token answers queries that were not asked.";
+        CredentialMissing = "CREDENTIAL_MISSING", "verifier", "A credential the policy requires was not presented.";
+        WrongCredentialType = "WRONG_CREDENTIAL_TYPE", "verifier", "A signed credential is of another type than the query asked.";
+        AlgNotAccepted = "ALG_NOT_ACCEPTED", "verifier", "The algorithm is valid but not accepted by the policy.";
+        RequiredClaimNotDisclosed = "REQUIRED_CLAIM_NOT_DISCLOSED", "verifier", "A claim the policy requires was not disclosed.";
+        ClaimValueNotAccepted = "CLAIM_VALUE_NOT_ACCEPTED", "verifier", "A disclosed claim has a value the policy does not accept.";
+        LicenceNotYetValid = "LICENCE_NOT_YET_VALID", "verifier", "The licence's issue date is in the future.";
+        LicenceExpired = "LICENCE_EXPIRED", "verifier", "The licence's expiry date has passed.";
+        Revoked = "REVOKED", "verifier", "The credential is revoked.";
+        Suspended = "SUSPENDED", "verifier", "The credential is suspended.";
+        StatusUnknownValue = "STATUS_UNKNOWN_VALUE", "verifier", "The status list holds a value that means neither valid, revoked nor suspended.";
+        StatusStale = "STATUS_STALE", "verifier", "The status list is older than the freshness limit (undecided; last known decision given).";
+        StatusUnavailable = "STATUS_UNAVAILABLE", "verifier", "No status list for the credential is held (undecided).";
+        RegistryStale = "REGISTRY_STALE", "verifier", "The registry data is older than the freshness limit (undecided; last known decision given).";
+        TrustBundleMissing = "TRUST_BUNDLE_MISSING", "verifier", "No trust bundle has been imported (undecided).";
+        TrustBundleExpired = "TRUST_BUNDLE_EXPIRED", "verifier", "The trust bundle is past its validity (undecided).";
+        ClockUntrusted = "CLOCK_UNTRUSTED", "verifier", "The verifier's clock is earlier than data it holds (undecided).";
+        BusinessMismatch = "BUSINESS_MISMATCH", "verifier", "The credentials are about different business numbers.";
+        PremisesMismatch = "PREMISES_MISMATCH", "verifier", "The licences are for different premises.";
+        LegalNameMismatch = "LEGAL_NAME_MISMATCH", "verifier", "The credentials name different legal names.";
+        HolderMismatch = "HOLDER_MISMATCH", "verifier", "The credentials are bound to different holder keys.";
+        TooManyPending = "TOO_MANY_PENDING", "verifier", "As many requests as allowed are already waiting for an answer.";
+    }
+    "Services and storage (issuer, registry, verifier, wallet)" {
+        IoError = "IO_ERROR", "verifier, registry", "A file could not be read or written.";
+        NotInitialized = "NOT_INITIALIZED", "verifier, registry, issuer, wallet", "There is nothing here yet (run init first).";
+        AlreadyInitialized = "ALREADY_INITIALIZED", "verifier, registry, issuer, wallet", "Init was asked where one already exists.";
+        ConfigInvalid = "CONFIG_INVALID", "registry, issuer", "A configuration file or setting is missing or wrong.";
+        StoreCorrupt = "STORE_CORRUPT", "verifier, registry, issuer", "Stored data does not decode as what was written.";
+        StorageFailed = "STORAGE_FAILED", "registry, issuer, wallet", "The storage engine failed.";
+        StorageConflict = "STORAGE_CONFLICT", "registry", "A write raced another writer (nothing was written).";
+        StoreLockPoisoned = "STORE_LOCK_POISONED", "issuer", "A storage lock was poisoned by a failure elsewhere.";
+        StoreEncodingFailed = "STORE_ENCODING_FAILED", "issuer", "A record could not be encoded (nothing was written).";
+        CommitUnfinished = "COMMIT_UNFINISHED", "issuer", "A group commit ended without an outcome for this write.";
+        NotFound = "NOT_FOUND", "issuer", "The record does not exist.";
+        OutOfRange = "OUT_OF_RANGE", "registry", "An index or size is outside the log.";
+        DidLogEmpty = "DID_LOG_EMPTY", "registry", "The agency's did:webvh log has no entry.";
+        DidLogInvalid = "DID_LOG_INVALID", "issuer", "The agency's own did:webvh log does not verify.";
+        HttpClientFailed = "HTTP_CLIENT_FAILED", "issuer, wallet", "The HTTP client could not be built (no fallback client is used).";
+        Unreachable = "UNREACHABLE", "issuer, wallet", "A service could not be reached.";
+        HttpError = "HTTP_ERROR", "wallet", "A service answered with an HTTP error.";
+        RegistryRefused = "REGISTRY_REFUSED", "issuer", "The registry refused a submission.";
+        RandomnessFailed = "RANDOMNESS_FAILED", "issuer", "The system's random number generator failed.";
+    }
+    "Issuance (issuer)" {
+        NoGrantType = "NO_GRANT_TYPE", "issuer", "The token request has no grant_type.";
+        UnsupportedGrantType = "UNSUPPORTED_GRANT_TYPE", "issuer", "The grant type is not the pre-authorized code.";
+        NoPreAuthorizedCode = "NO_PRE_AUTHORIZED_CODE", "issuer, wallet", "The pre-authorized code is missing.";
+        NoTxCode = "NO_TX_CODE", "issuer", "The transaction code is missing.";
+        TxCodeRequired = "TX_CODE_REQUIRED", "wallet", "The offer needs a transaction code (--tx-code).";
+        UnknownPreAuthorizedCode = "UNKNOWN_PRE_AUTHORIZED_CODE", "issuer", "The pre-authorized code is unknown.";
+        PreAuthorizedCodeUsedOrExpired = "PRE_AUTHORIZED_CODE_USED_OR_EXPIRED", "issuer", "The pre-authorized code was used or has expired.";
+        WrongTxCode = "WRONG_TX_CODE", "issuer", "The transaction code is wrong.";
+        InvalidAccessToken = "INVALID_ACCESS_TOKEN", "issuer", "The access token is unknown or expired.";
+        AccessTokenUsed = "ACCESS_TOKEN_USED", "issuer", "The access token has already obtained its credential.";
+        InvalidCredentialRequest = "INVALID_CREDENTIAL_REQUEST", "issuer", "The credential request is not well formed.";
+        UnknownCredentialConfiguration = "UNKNOWN_CREDENTIAL_CONFIGURATION", "issuer", "The credential configuration is not one of this issuer's.";
+        InvalidProof = "INVALID_PROOF", "issuer", "The key proof is not valid.";
+        ProofRefused = "PROOF_REFUSED", "issuer", "The key proof is refused (typ, alg, audience, time or key).";
+        InvalidNonce = "INVALID_NONCE", "issuer", "The key proof's nonce is unknown or used.";
+        HolderKeyMismatch = "HOLDER_KEY_MISMATCH", "issuer", "The key proof's key is not the holder key the prerequisites were presented with.";
+        StatusListFull = "STATUS_LIST_FULL", "issuer", "The status list has no free index left.";
+        NoFreeStatusIndex = "NO_FREE_STATUS_INDEX", "issuer", "No unused status index could be drawn.";
+        StatusIndexTaken = "STATUS_INDEX_TAKEN", "issuer", "The status index is already in use (never reused).";
+        StatusListNotNewer = "STATUS_LIST_NOT_NEWER", "issuer", "A status list older than the last signed one was not stored.";
+        RevokedIsFinal = "REVOKED_IS_FINAL", "issuer", "A revoked credential cannot change status again.";
+        OfferNotFound = "OFFER_NOT_FOUND", "issuer", "The credential offer does not exist.";
+        OfferUsedOrExpired = "OFFER_USED_OR_EXPIRED", "issuer", "The credential offer was used or has expired.";
+        ApplicationNotAwaitingApproval = "APPLICATION_NOT_AWAITING_APPROVAL", "issuer", "The application is not waiting for approval.";
+        ApplicationTypeUnknown = "APPLICATION_TYPE_UNKNOWN", "issuer", "The application names a credential type this agency does not issue.";
+        VerifiedClaimChanged = "VERIFIED_CLAIM_CHANGED", "issuer", "A claim verified from a prerequisite credential cannot be changed.";
+        ClaimsInvalid = "CLAIMS_INVALID", "issuer", "The claims break the credential type's schema.";
+        RequestAlreadyAnswered = "REQUEST_ALREADY_ANSWERED", "issuer", "The prerequisite request was already answered.";
+        PresentationMalformed = "PRESENTATION_MALFORMED", "issuer", "The prerequisite presentation is not well formed.";
+        NoState = "NO_STATE", "issuer", "The response has no state.";
+        UnknownState = "UNKNOWN_STATE", "issuer", "The response's state names no open request.";
+        PresentationReplay = "PRESENTATION_REPLAY", "issuer", "The presentation was already used.";
+        ApplicationWithoutNonce = "APPLICATION_WITHOUT_NONCE", "issuer", "The application has no open presentation request.";
+        KeyStoreFailed = "KEY_STORE_FAILED", "issuer", "The issuer's keys could not be read or written.";
+        IssuerMetadataDamaged = "ISSUER_METADATA_DAMAGED", "issuer", "The issuer's stored metadata is damaged.";
+    }
+    "Wallet (wallet)" {
+        ResponseTooLarge = "RESPONSE_TOO_LARGE", "wallet", "A service's answer is larger than the bound.";
+        BadResponse = "BAD_RESPONSE", "wallet", "A service's answer is not the JSON it should be.";
+        TokenRefused = "TOKEN_REFUSED", "wallet", "The issuer refused the token request.";
+        BadIssuerMetadata = "BAD_ISSUER_METADATA", "wallet", "The issuer's metadata is not usable.";
+        NoCredential = "NO_CREDENTIAL", "wallet", "The issuer's answer holds no credential.";
+        CredentialDoesNotVerify = "CREDENTIAL_DOES_NOT_VERIFY", "wallet", "The received credential does not verify with the issuer's key (nothing stored).";
+        CredentialNotBound = "CREDENTIAL_NOT_BOUND", "wallet", "The received credential is not bound to the wallet's key (nothing stored).";
+        CredentialSchema = "CREDENTIAL_SCHEMA", "wallet", "The received credential breaks its type's schema (nothing stored).";
+        BadCredential = "BAD_CREDENTIAL", "wallet", "The received credential is not usable (nothing stored).";
+        DidResolution = "DID_RESOLUTION", "wallet", "The issuer's DID could not be resolved.";
+        HolderKeyDamaged = "HOLDER_KEY_DAMAGED", "wallet", "The wallet's holder key is damaged.";
+        RequestSignature = "REQUEST_SIGNATURE", "wallet", "The verifier's request object is not signed by its client id's key.";
+        UnsupportedFormat = "UNSUPPORTED_FORMAT", "wallet", "The request asks for a credential format the wallet does not hold.";
+        NoMatchingCredential = "NO_MATCHING_CREDENTIAL", "wallet", "The wallet holds no credential that answers the request (nothing sent).";
+        NoResponseUri = "NO_RESPONSE_URI", "wallet", "The request has no response_uri.";
+        StoredCredentialDamaged = "STORED_CREDENTIAL_DAMAGED", "wallet", "A stored credential is damaged.";
+        UnknownCredential = "UNKNOWN_CREDENTIAL", "wallet", "The wallet holds no credential with this id.";
+        StatusList = "STATUS_LIST", "wallet", "A credential's status list could not be fetched or verified.";
+        BackupDamaged = "BACKUP_DAMAGED", "wallet", "The backup is damaged, too large or not a wallet backup.";
+        WalletLocked = "WALLET_LOCKED", "wallet", "The wallet's store is in use by another process.";
+        KdfFailed = "KDF_FAILED", "wallet", "The passphrase could not be stretched into a key.";
+        EncryptionFailed = "ENCRYPTION_FAILED", "wallet", "A record could not be encrypted (nothing was stored).";
+        RecordDamaged = "RECORD_DAMAGED", "wallet", "A stored record is damaged.";
+    }
+}
+
+impl ReasonCode {
+    /// The code spelled `s`, if it is one.
+    pub fn parse(s: &str) -> Option<ReasonCode> {
+        ReasonCode::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+
+    /// The Markdown table of every code (`REASONS.md`).
+    pub fn markdown_table() -> String {
+        let mut out = String::from(
+            "# Reason codes\n\nEvery refusal in bizcred carries one of these codes (`--json` output, \
+             verification reports, HTTP error bodies' `code`, receipts). Generated from \
+             `bizcred_schemas::ReasonCode`; `cargo test -p bizcred-tests --test reasons` fails when \
+             this file and the code differ, and prints the table to paste.\n",
+        );
+        let mut section = "";
+        for c in ReasonCode::ALL {
+            if c.section() != section {
+                section = c.section();
+                out.push_str(&format!(
+                    "\n## {section}\n\n| code | emitted by | meaning |\n|---|---|---|\n"
+                ));
+            }
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                c.as_str(),
+                c.components(),
+                c.sentence()
+            ));
+        }
+        out
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ReasonCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReasonCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ReasonCode, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ReasonCode::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown reason code {s}")))
+    }
+}
+
+impl PartialEq<&str> for ReasonCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_screaming_snake_and_round_trip() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in ReasonCode::ALL {
+            let s = c.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                "{s} is not SCREAMING_SNAKE"
+            );
+            assert_eq!(ReasonCode::parse(s), Some(*c));
+            assert!(c.sentence().ends_with('.'), "{s}");
+            let json = serde_json::to_string(c).expect("json");
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<ReasonCode>(&json).expect("back"), *c);
+        }
+        assert!(serde_json::from_str::<ReasonCode>("\"NOT_A_CODE\"").is_err());
+    }
+}
