@@ -258,8 +258,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             action: AuditCmd::Verify { config },
         } => {
             let cfg = load_config(&config)?;
-            let store = bizcred_issuer::store::Store::open(&cfg.storage.join("db"))
-                .context("opening the store (stop the service first)")?;
+            let store = bizcred_issuer::store::Store::open_with_cache(
+                &bizcred_issuer::keyfiles::store_path(&cfg),
+                cfg.cache_mb,
+            )
+            .context("opening the store (stop the service first)")?;
             match bizcred_issuer::store::verify_audit(&store.audit_entries()?) {
                 Ok(n) => {
                     out.say(
@@ -297,6 +300,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     if let Err(e) = bg.push_status_list().await {
                         tracing::warn!("status list push: {e}");
+                    }
+                    let sweeper = bg.clone();
+                    match tokio::task::spawn_blocking(move || sweeper.sweep()).await {
+                        Ok(Ok(swept)) => tracing::debug!("swept {swept:?}"),
+                        Ok(Err(e)) => tracing::warn!("sweep: {e}"),
+                        Err(e) => tracing::warn!("sweep task: {e}"),
                     }
                 }
             });

@@ -89,7 +89,9 @@ impl From<Error> for ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_proof")
             }
             Error::InvalidNonce => (StatusCode::BAD_REQUEST, "invalid_nonce"),
-            Error::HolderKeyMismatch => (StatusCode::BAD_REQUEST, "credential_request_denied"),
+            Error::HolderKeyMismatch | Error::CredentialRevoked => {
+                (StatusCode::BAD_REQUEST, "credential_request_denied")
+            }
             Error::StatusListFull | Error::NoFreeIndex => {
                 (StatusCode::SERVICE_UNAVAILABLE, "server_error")
             }

@@ -247,6 +247,12 @@ pub struct AccessToken {
     pub expires: i64,
     /// Whether a credential was issued with it.
     pub used: bool,
+    /// The credential issued with it (a repeated request re-issues that one).
+    #[serde(default)]
+    pub credential_id: Option<String>,
+    /// Re-issues granted so far.
+    #[serde(default)]
+    pub reissues: u32,
 }
 
 /// An issued credential's record (no claims: those stay in the application).
@@ -283,11 +289,34 @@ pub struct Store {
     status_idx: sled::Tree,
     meta: sled::Tree,
     audit: sled::Tree,
+    /// Applications awaiting a presentation, by creation time (for expiry).
+    pending: sled::Tree,
     commit: std::sync::Arc<GroupCommit>,
     issuances: std::sync::Arc<IssuanceQueue>,
 }
 
 const STATUS_LIST_IAT: &str = "status_list_iat";
+const PENDING_INDEXED: &str = "pending_indexed";
+
+/// The pending-request index key of an application: creation time, then id.
+fn pending_key(app: &Application) -> Vec<u8> {
+    let mut k = app.created.to_be_bytes().to_vec();
+    k.extend_from_slice(app.id.as_bytes());
+    k
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Used or expired offers, with their pre-authorized codes.
+    pub offers: usize,
+    /// Expired access tokens.
+    pub tokens: usize,
+    /// Expired `c_nonce`s.
+    pub nonces: usize,
+    /// Applications whose prerequisite request expired unanswered.
+    pub pending: usize,
+}
 const STATUS_LIST_TOKEN: &str = "status_list_token";
 
 /// Most issuances one commit writes.
@@ -441,8 +470,17 @@ fn audit_canonical(v: &Value) -> Result<Vec<u8>, StoreError> {
 impl Store {
     /// Opens (or creates) the store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::open(path)?;
-        Ok(Store {
+        Store::open_with_cache(path, crate::config::DEFAULT_CACHE_MB)
+    }
+
+    /// Opens (or creates) the store with a page cache of `cache_mb` MiB (sled's own default
+    /// is 1 GiB).
+    pub fn open_with_cache(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
+            .open()?;
+        let store = Store {
             apps: db.open_tree("applications")?,
             offers: db.open_tree("offers")?,
             codes: db.open_tree("codes")?,
@@ -452,10 +490,29 @@ impl Store {
             status_idx: db.open_tree("status_idx")?,
             meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
+            pending: db.open_tree("pending_requests")?,
             commit: std::sync::Arc::default(),
             issuances: std::sync::Arc::default(),
             db,
-        })
+        };
+        store.index_pending()?;
+        Ok(store)
+    }
+
+    /// Indexes the applications awaiting a presentation by creation time, once (stores
+    /// written before the index existed).
+    fn index_pending(&self) -> Result<(), StoreError> {
+        if self.meta.get(PENDING_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        for v in self.apps.iter().values() {
+            let app: Application = de(&v?)?;
+            if app.status == AppStatus::AwaitingPrerequisites {
+                self.pending.insert(pending_key(&app), app.id.as_bytes())?;
+            }
+        }
+        self.meta.insert(PENDING_INDEXED, &[1u8][..])?;
+        self.flush()
     }
 
     /// Makes every write this thread has completed durable. Group commit: a caller whose
@@ -549,8 +606,13 @@ impl Store {
         time: i64,
         event: Option<&str>,
     ) -> Result<(), StoreError> {
-        (&self.apps, &self.meta, &self.audit).transaction(|(apps, m, a)| {
+        (&self.apps, &self.pending, &self.meta, &self.audit).transaction(|(apps, p, m, a)| {
             apps.insert(app.id.as_bytes(), tser(app)?)?;
+            if app.status == AppStatus::AwaitingPrerequisites {
+                p.insert(pending_key(app), app.id.as_bytes())?;
+            } else {
+                p.remove(pending_key(app))?;
+            }
             if let Some(ev) = event {
                 audit_append(m, a, time, ev, json!({"application_id": app.id, "type": app.credential_type, "status": app.status}))?;
             }
@@ -778,6 +840,7 @@ impl Store {
                     }
                 };
                 token.used = true;
+                token.credential_id = Some(rec.id.clone());
                 t.insert(p.token_hash.as_bytes(), tser(&token)?)?;
                 s.insert(&key, rec.id.as_bytes())?;
                 c.insert(rec.id.as_bytes(), tser(rec)?)?;
@@ -826,6 +889,143 @@ impl Store {
         })?;
         self.flush()?;
         Ok(rec)
+    }
+
+    /// A credential record.
+    pub fn credential(&self, id: &str) -> Result<CredentialRecord, StoreError> {
+        de(&self.creds.get(id)?.ok_or_else(|| StoreError::NotFound {
+            what: "credential",
+            id: id.to_owned(),
+        })?)
+    }
+
+    /// Records a re-issue of `rec` with the access token that issued it (counted against
+    /// `max`), and its audit event, durably. The record and its status index stay as they are.
+    pub fn record_reissue(
+        &self,
+        token_hash: &str,
+        rec: &CredentialRecord,
+        kid: &str,
+        credential_sha256: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<(), StoreError> {
+        (&self.tokens, &self.meta, &self.audit).transaction(|(t, m, a)| {
+            let raw = t.get(token_hash.as_bytes())?.ok_or_else(|| {
+                abort(StoreError::NotFound {
+                    what: "access token",
+                    id: String::new(),
+                })
+            })?;
+            let mut token: AccessToken = de(&raw).map_err(abort)?;
+            if token.credential_id.as_deref() != Some(rec.id.as_str()) || token.reissues >= max {
+                return Err(abort(StoreError::TokenUsed));
+            }
+            token.reissues += 1;
+            t.insert(token_hash.as_bytes(), tser(&token)?)?;
+            audit_append(
+                m,
+                a,
+                now,
+                "credential_reissued",
+                json!({"credential_id": rec.id, "status_idx": rec.status_idx, "kid": kid, "credential_sha256": credential_sha256}),
+            )?;
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// Removes, up to `max` of each kind: used or expired offers (and their codes), access
+    /// tokens and `c_nonce`s expired at `now`, and applications still awaiting a presentation
+    /// created before `pending_before` (an audit event each). Durable when it returns.
+    pub fn sweep(&self, now: i64, pending_before: i64, max: usize) -> Result<Swept, StoreError> {
+        let mut swept = Swept::default();
+        let mut dead = Vec::new();
+        for kv in self.offers.iter() {
+            let (k, v) = kv?;
+            let offer: Offer = de(&v)?;
+            if offer.used || now >= offer.expires {
+                dead.push((k, offer.code_hash));
+                if dead.len() >= max {
+                    break;
+                }
+            }
+        }
+        for (k, code) in dead {
+            (&self.offers, &self.codes).transaction(|(o, c)| {
+                o.remove(&k)?;
+                c.remove(code.as_bytes())?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })?;
+            swept.offers += 1;
+        }
+        let mut dead = Vec::new();
+        for kv in self.tokens.iter() {
+            let (k, v) = kv?;
+            let token: AccessToken = de(&v)?;
+            if now >= token.expires {
+                dead.push(k);
+                if dead.len() >= max {
+                    break;
+                }
+            }
+        }
+        for k in dead {
+            self.tokens.remove(k)?;
+            swept.tokens += 1;
+        }
+        let mut dead = Vec::new();
+        for kv in self.nonces.iter() {
+            let (k, v) = kv?;
+            if i64::from_be_bytes(be8("c_nonce expiry", &v)?) <= now {
+                dead.push(k);
+                if dead.len() >= max {
+                    break;
+                }
+            }
+        }
+        for k in dead {
+            self.nonces.remove(k)?;
+            swept.nonces += 1;
+        }
+        let mut dead = Vec::new();
+        for kv in self
+            .pending
+            .range(..pending_before.to_be_bytes().to_vec())
+            .take(max)
+        {
+            let (k, id) = kv?;
+            dead.push((k, String::from_utf8_lossy(&id).into_owned()));
+        }
+        for (k, id) in dead {
+            let removed = (&self.apps, &self.pending, &self.meta, &self.audit).transaction(
+                |(apps, p, m, a)| {
+                    p.remove(&k)?;
+                    let Some(v) = apps.get(id.as_bytes())? else {
+                        return Ok(false);
+                    };
+                    let app: Application = de(&v).map_err(abort)?;
+                    // Answered meanwhile: only the index entry was stale.
+                    if app.status != AppStatus::AwaitingPrerequisites {
+                        return Ok(false);
+                    }
+                    apps.remove(id.as_bytes())?;
+                    audit_append(
+                        m,
+                        a,
+                        now,
+                        "application_expired",
+                        json!({"application_id": id, "type": app.credential_type}),
+                    )?;
+                    Ok(true)
+                },
+            )?;
+            if removed {
+                swept.pending += 1;
+            }
+        }
+        self.flush()?;
+        Ok(swept)
     }
 
     /// Every credential record.
@@ -972,6 +1172,133 @@ mod tests {
             store.take_nonce("n2", 1_000),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    fn app(id: &str, status: AppStatus, created: i64) -> Application {
+        Application {
+            id: id.into(),
+            credential_type: "business-number".into(),
+            status,
+            claims: Map::new(),
+            verified_claims: Vec::new(),
+            nonce: None,
+            nonce_used: false,
+            holder_thumbprint: None,
+            verification: None,
+            offer_id: None,
+            created,
+        }
+    }
+
+    fn offer(id: &str, app: &str, expires: i64) -> Offer {
+        Offer {
+            id: id.into(),
+            application_id: app.into(),
+            configuration_id: "business-number".into(),
+            code_hash: sha256_hex(format!("code-{id}").as_bytes()),
+            tx_hash: "tx".into(),
+            expires,
+            attempts: 0,
+            used: false,
+            offer: json!({}),
+        }
+    }
+
+    #[test]
+    fn the_sweep_removes_what_expired_and_nothing_live_bounded() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let approved = app("a3", AppStatus::AwaitingApproval, 100);
+        store.put_application(&approved, 100, None).expect("app");
+        for (id, expires) in [("live", 2_000), ("used", 2_000), ("expired", 900)] {
+            store
+                .put_offer(&offer(id, "a3", expires), &approved, 100)
+                .expect("offer");
+        }
+        store.offer_failed_attempt("used", 1).expect("void");
+        let token = |expires| AccessToken {
+            application_id: "a3".into(),
+            configuration_id: "business-number".into(),
+            expires,
+            used: false,
+            credential_id: None,
+            reissues: 0,
+        };
+        store
+            .tokens
+            .insert("t-live", ser(&token(2_000)).expect("ser"))
+            .expect("t");
+        store
+            .tokens
+            .insert("t-old", ser(&token(900)).expect("ser"))
+            .expect("t");
+        store.put_nonce("n-live", 2_000).expect("n");
+        store.put_nonce("n-old", 900).expect("n");
+        let waiting = |id, created| app(id, AppStatus::AwaitingPrerequisites, created);
+        store
+            .put_application(&waiting("a-old", 100), 100, Some("application_created"))
+            .expect("app");
+        store
+            .put_application(&waiting("a-new", 1_500), 1_500, None)
+            .expect("app");
+        // Answered in time: it leaves the pending index.
+        let mut answered = waiting("a-answered", 100);
+        store.put_application(&answered, 100, None).expect("app");
+        answered.status = AppStatus::AwaitingApproval;
+        store.put_application(&answered, 200, None).expect("app");
+
+        let swept = store.sweep(1_000, 1_000, 1_000).expect("sweep");
+        assert_eq!(
+            swept,
+            Swept {
+                offers: 2,
+                tokens: 1,
+                nonces: 1,
+                pending: 1
+            }
+        );
+        assert!(store.offer("live").is_ok());
+        assert!(store.offer_by_code("code-live").expect("code").is_some());
+        for gone in ["used", "expired"] {
+            assert!(matches!(
+                store.offer(gone),
+                Err(StoreError::NotFound { .. })
+            ));
+            assert!(store
+                .offer_by_code(&format!("code-{gone}"))
+                .expect("code")
+                .is_none());
+        }
+        assert!(store.token("t-live").expect("t").is_some());
+        assert!(store.token("t-old").expect("t").is_none());
+        assert_eq!(store.take_nonce("n-live", 1_000).ok(), Some(true));
+        assert!(store.nonces.get("n-old").expect("n").is_none());
+        assert!(matches!(
+            store.application("a-old"),
+            Err(StoreError::NotFound { .. })
+        ));
+        for kept in ["a-new", "a-answered", "a3"] {
+            assert!(store.application(kept).is_ok(), "{kept}");
+        }
+        let entries = store.audit_entries().expect("audit");
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| e["event"] == "application_expired")
+                .count(),
+            1
+        );
+        assert!(verify_audit(&entries).is_ok());
+        assert_eq!(
+            store.sweep(1_000, 1_000, 1_000).expect("again"),
+            Swept::default()
+        );
+        // Bounded: at most `max` of each kind a sweep.
+        for i in 0..5 {
+            store.put_nonce(&format!("x{i}"), 900).expect("n");
+        }
+        assert_eq!(store.sweep(1_000, 1_000, 2).expect("bounded").nonces, 2);
+        assert_eq!(store.nonces.len(), 3);
     }
 
     #[test]

@@ -266,10 +266,56 @@ async fn issuance_end_to_end_and_status_changes() {
     assert_eq!(vc.holder_key, Some(holder.public_key()));
     assert_eq!(vc.claims["legal_name"], "Jennifer Ventures Inc.");
     assert_eq!(vc.claims["directors"].as_array().map(Vec::len), Some(2));
-    // The token is spent.
+    // A lost response: the wallet repeats the request with the same token and a fresh proof
+    // (here of a new key) and gets the credential again, for the same record and status index.
+    // Before: 401 invalid_token, and the holder needed a whole new application.
+    let again = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    let retry = |key: &SecretKey, nonce: &str| {
+        let proof = oid4vci::proof_jwt(key, URL, Some(nonce), now()).expect("proof");
+        credential_req(
+            token,
+            &json!({"credential_configuration_id": "certificate-of-incorporation", "proofs": {"jwt": [proof]}}),
+        )
+    };
+    let (s, r2, _) = call(&f, retry(&again, &c_nonce(&f).await)).await;
+    assert_eq!(s, StatusCode::OK, "{r2}");
+    assert_eq!(r2["notification_id"], r["notification_id"]);
+    let sd2 = sd_jwt::SdJwt::parse(r2["credentials"][0]["credential"].as_str().expect("c"))
+        .expect("parse");
+    let vc2 = sd_jwt_vc::verify(
+        &sd2,
+        &key,
+        &sd_jwt_vc::VerifyOptions {
+            now: now(),
+            clock_skew: 60,
+            key_binding: None,
+        },
+    )
+    .expect("verifies");
+    assert_eq!(vc2.holder_key, Some(again.public_key()));
+    assert_eq!(
+        vc2.status.as_ref().map(|s| s.idx),
+        vc.status.as_ref().map(|s| s.idx)
+    );
+    let business = |c: &serde_json::Map<String, Value>| {
+        let mut c = c.clone();
+        c.remove("cnf");
+        c
+    };
+    assert_eq!(business(&vc2.claims), business(&vc.claims));
+    // The nonce is still single use, and re-issues are bounded.
     let nonce = c_nonce(&f).await;
-    let proof = oid4vci::proof_jwt(&holder, URL, Some(&nonce), now()).expect("proof");
-    let (s, e, h) = call(&f, credential_req(token, &json!({"credential_configuration_id": "certificate-of-incorporation", "proofs": {"jwt": [proof]}}))).await;
+    assert_eq!(call(&f, retry(&holder, &nonce)).await.0, StatusCode::OK);
+    let (_, e, _) = call(&f, retry(&holder, &nonce)).await;
+    assert_eq!(e["error"], "invalid_nonce");
+    // Two re-issues so far; the rest up to the bound, then a refusal.
+    for _ in 2..bizcred_issuer::issuer::MAX_REISSUES {
+        assert_eq!(
+            call(&f, retry(&holder, &c_nonce(&f).await)).await.0,
+            StatusCode::OK
+        );
+    }
+    let (s, e, h) = call(&f, retry(&holder, &c_nonce(&f).await)).await;
     assert_eq!(
         (s, e["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_token"))
@@ -284,6 +330,7 @@ async fn issuance_end_to_end_and_status_changes() {
             .expect("r"),
     )
     .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "one record: {list}");
     let id = list[0]["id"].as_str().expect("id");
     let idx = list[0]["status_idx"].as_u64().expect("idx");
     assert_eq!(vc.status.as_ref().map(|s| s.idx), Some(idx));

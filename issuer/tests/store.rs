@@ -48,6 +48,8 @@ fn token(store: &Store, n: usize) -> String {
         configuration_id: "business-number".into(),
         expires: 10_000,
         used: false,
+        credential_id: None,
+        reissues: 0,
     };
     store.redeem(&offer.id, &hash, &t, 1_001).expect("redeem");
     hash

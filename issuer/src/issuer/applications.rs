@@ -12,7 +12,10 @@ use bizcred_verifier::request::Pending;
 use bizcred_verifier::{Context, Presentation, Verdict};
 
 use super::{random_id, random_token, read, Error, Issuer};
-use crate::store::{AppStatus, Application};
+use crate::store::{AppStatus, Application, Swept};
+
+/// Most records of each kind one sweep removes (a bounded pause).
+pub const MAX_SWEEP: usize = 1000;
 
 impl Issuer {
     /// Opens an application. For a type with prerequisites, returns the OpenID4VP request URI
@@ -138,8 +141,23 @@ impl Issuer {
             nonce: awaited_nonce(app)?,
             client_id: self.client_id(),
             response_uri: format!("{}/oid4vp/response", self.config.public_url),
-            expires_at: app.created + self.config.offer_ttl.max(3600),
+            expires_at: app.created + self.prerequisite_ttl(),
         })
+    }
+
+    /// How long a prerequisite request stays open (then the sweep removes the application).
+    pub fn prerequisite_ttl(&self) -> i64 {
+        self.config.offer_ttl.max(3600)
+    }
+
+    /// Removes, up to [`MAX_SWEEP`] of each kind, used or expired offers and their codes,
+    /// expired access tokens and `c_nonce`s, and applications whose prerequisite request
+    /// expired unanswered. The service runs it on a schedule.
+    pub fn sweep(&self) -> Result<Swept, Error> {
+        let now = self.now();
+        Ok(self
+            .store
+            .sweep(now, now - self.prerequisite_ttl(), MAX_SWEEP)?)
     }
 
     /// The signed request object for an application's prerequisite presentation.

@@ -4,6 +4,7 @@
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
+use bizcred_core::keys::PublicKey;
 use bizcred_core::oid4vci;
 use bizcred_core::sd_jwt_vc::{self, Issuance, StatusReference};
 use bizcred_schemas::CredentialType;
@@ -11,7 +12,16 @@ use bizcred_schemas::CredentialType;
 use super::{
     random_id, random_token, Error, Issuer, MAX_TX_ATTEMPTS, NONCE_TTL, PROOF_MAX_AGE, TOKEN_TTL,
 };
-use crate::store::{sha256_hex, AccessToken, CredentialRecord, CredentialStatus, StoreError};
+use crate::store::{
+    sha256_hex, AccessToken, Application, CredentialRecord, CredentialStatus, StoreError,
+};
+
+/// Most re-issues one access token grants after its credential (lost responses retried).
+pub const MAX_REISSUES: u32 = 3;
+
+fn credential_response(text: &str, id: &str) -> Value {
+    json!({"credentials": [{"credential": text}], "notification_id": id})
+}
 
 impl Issuer {
     /// The token endpoint (pre-authorized code grant).
@@ -49,6 +59,8 @@ impl Issuer {
             configuration_id: offer.configuration_id.clone(),
             expires: now + TOKEN_TTL,
             used: false,
+            credential_id: None,
+            reissues: 0,
         };
         self.store
             .redeem(&offer.id, &sha256_hex(access.as_bytes()), &token, now)
@@ -75,7 +87,9 @@ impl Issuer {
         let token = self
             .store
             .token(&token_hash)?
-            .filter(|t| !t.used && now < t.expires)
+            // A used token is still good, within its lifetime, for the credential it issued
+            // (a wallet that lost the response retries): see `reissue`.
+            .filter(|t| now < t.expires && (!t.used || t.credential_id.is_some()))
             .ok_or(Error::InvalidToken)?;
         let Value::Object(req) = body else {
             return Err(Error::BadCredentialRequest(
@@ -136,31 +150,12 @@ impl Issuer {
             CredentialType::from_slug(config_id).ok_or_else(|| Error::UnknownConfiguration {
                 id: config_id.to_owned(),
             })?;
+        if let (true, Some(id)) = (token.used, &token.credential_id) {
+            return self.reissue(id, &token_hash, ty, &app, &verified.key, now);
+        }
         for _ in 0..3 {
             let idx = self.allocate_index()?;
-            let keys = self.signing_key();
-            let iat = now.max(keys.valid_from);
-            let req = Issuance {
-                vct: ty.vct(),
-                issuer: &self.did,
-                kid: Some(&keys.kid),
-                iat,
-                nbf: None,
-                exp: Some(iat + self.config.validity_days * 86_400),
-                holder_key: Some(&verified.key),
-                status: Some(StatusReference {
-                    idx,
-                    uri: self.status_uri(),
-                }),
-                disclosable: sd_jwt_vc::default_disclosable(ty, &app.claims),
-                claims: app.claims.clone(),
-                decoys: 3,
-            };
-            // Salts from a ChaCha20 CSPRNG seeded by the OS: one system call, not one per salt.
-            let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_rng(OsRng)
-                .map_err(Error::Random)?;
-            let sd = sd_jwt_vc::issue(req, &keys.assertion, &mut rng).map_err(Error::Issue)?;
-            let text = sd.serialize();
+            let (text, kid) = self.sign_credential(ty, &app, &verified.key, idx, now)?;
             let rec = CredentialRecord {
                 id: random_id(),
                 application_id: app.id.clone(),
@@ -168,23 +163,90 @@ impl Issuer {
                 status_idx: idx,
                 status: CredentialStatus::Valid,
                 issued_at: now,
-                kid: keys.kid.clone(),
+                kid,
                 credential_sha256: sha256_hex(text.as_bytes()),
             };
             match self.store.record_issuance(&rec, &token_hash, now) {
-                Ok(()) => {
-                    return Ok(
-                        json!({"credentials": [{"credential": text}], "notification_id": rec.id}),
-                    )
-                }
+                Ok(()) => return Ok(credential_response(&text, &rec.id)),
                 Err(StoreError::IndexTaken(_)) => continue,
-                Err(StoreError::TokenUsed | StoreError::NotFound { .. }) => {
-                    return Err(Error::InvalidToken)
+                // A concurrent request with the same token issued first: answer as a retry.
+                Err(StoreError::TokenUsed) => {
+                    let id = self
+                        .store
+                        .token(&token_hash)?
+                        .and_then(|t| t.credential_id)
+                        .ok_or(Error::InvalidToken)?;
+                    return self.reissue(&id, &token_hash, ty, &app, &verified.key, now);
                 }
+                Err(StoreError::NotFound { .. }) => return Err(Error::InvalidToken),
                 Err(e) => return Err(e.into()),
             }
         }
         Err(Error::NoFreeIndex)
+    }
+
+    /// A repeated credential request with the access token that already issued a credential
+    /// (and a fresh proof): the credential is issued again for the same record and status
+    /// index, bound to the proof's key, never with a second index. Bounded by
+    /// [`MAX_REISSUES`] per token; a revoked credential is not re-issued.
+    fn reissue(
+        &self,
+        credential_id: &str,
+        token_hash: &str,
+        ty: CredentialType,
+        app: &Application,
+        holder: &PublicKey,
+        now: i64,
+    ) -> Result<Value, Error> {
+        let rec = self.store.credential(credential_id)?;
+        if rec.status == CredentialStatus::Revoked {
+            return Err(Error::CredentialRevoked);
+        }
+        let (text, kid) = self.sign_credential(ty, app, holder, rec.status_idx, now)?;
+        let sha = sha256_hex(text.as_bytes());
+        match self
+            .store
+            .record_reissue(token_hash, &rec, &kid, &sha, now, MAX_REISSUES)
+        {
+            Ok(()) => Ok(credential_response(&text, &rec.id)),
+            Err(StoreError::TokenUsed) => Err(Error::InvalidToken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Signs the SD-JWT VC of `app` for `holder` at status index `idx`; returns it and the
+    /// signing key's id.
+    fn sign_credential(
+        &self,
+        ty: CredentialType,
+        app: &Application,
+        holder: &PublicKey,
+        idx: u64,
+        now: i64,
+    ) -> Result<(String, String), Error> {
+        let keys = self.signing_key();
+        let iat = now.max(keys.valid_from);
+        let req = Issuance {
+            vct: ty.vct(),
+            issuer: &self.did,
+            kid: Some(&keys.kid),
+            iat,
+            nbf: None,
+            exp: Some(iat + self.config.validity_days * 86_400),
+            holder_key: Some(holder),
+            status: Some(StatusReference {
+                idx,
+                uri: self.status_uri(),
+            }),
+            disclosable: sd_jwt_vc::default_disclosable(ty, &app.claims),
+            claims: app.claims.clone(),
+            decoys: 3,
+        };
+        // Salts from a ChaCha20 CSPRNG seeded by the OS: one system call, not one per salt.
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_rng(OsRng)
+            .map_err(Error::Random)?;
+        let sd = sd_jwt_vc::issue(req, &keys.assertion, &mut rng).map_err(Error::Issue)?;
+        Ok((sd.serialize(), keys.kid.clone()))
     }
 
     fn allocate_index(&self) -> Result<u64, Error> {

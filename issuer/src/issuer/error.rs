@@ -63,6 +63,9 @@ pub enum Error {
     /// The proof key is not the holder key proven with the prerequisites.
     #[error("the key differs from the holder key proven with the prerequisite credentials")]
     HolderKeyMismatch,
+    /// The credential the access token issued was revoked: it is not issued again.
+    #[error("the credential issued with this access token was revoked")]
+    CredentialRevoked,
     /// Every index of the status list is taken.
     #[error("the status list is full")]
     StatusListFull,
@@ -193,6 +196,7 @@ impl Error {
             Error::ProofRefused(_) => "PROOF_REFUSED",
             Error::InvalidNonce => "INVALID_NONCE",
             Error::HolderKeyMismatch => "HOLDER_KEY_MISMATCH",
+            Error::CredentialRevoked => "CREDENTIAL_REVOKED",
             Error::StatusListFull => "STATUS_LIST_FULL",
             Error::NoFreeIndex => "NO_FREE_STATUS_INDEX",
             Error::OfferNotFound => "OFFER_NOT_FOUND",
@@ -210,7 +214,10 @@ impl Error {
             Error::NoHolderKey => "NO_HOLDER_KEY",
             Error::Store(e) => e.code(),
             Error::Keys(_) => "KEY_STORE_FAILED",
-            Error::StatusList(e) => e.code(),
+            Error::StatusList(StatusListError::Compression(_)) => "STATUS_LIST_COMPRESSION_FAILED",
+            Error::StatusList(StatusListError::Sign(_)) => "SIGNING_FAILED",
+            // The list the issuer builds from its configuration (size, indices).
+            Error::StatusList(_) => "STATUS_LIST_MALFORMED",
             Error::Issue(_) => "ISSUANCE_SIGNING_FAILED",
             Error::Sign(_) => "SIGNING_FAILED",
             Error::Random(_) => "RANDOMNESS_FAILED",
@@ -221,7 +228,8 @@ impl Error {
             Error::HttpClient(_) => "HTTP_CLIENT_FAILED",
             Error::RegistryUnreachable(_) => "REGISTRY_UNREACHABLE",
             Error::RegistryRefused { .. } => "REGISTRY_REFUSED",
-            Error::Bundle(e) => e.code(),
+            // The core's own code for the refusal is in the source.
+            Error::Bundle(_) => "TRUST_BUNDLE_REFUSED",
         }
     }
 }

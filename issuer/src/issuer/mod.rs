@@ -30,7 +30,8 @@ use bizcred_schemas::CredentialType;
 use crate::config::Config;
 use crate::store::Store;
 
-pub use applications::prefill;
+pub use applications::{prefill, MAX_SWEEP};
+pub use credential::MAX_REISSUES;
 pub use error::Error;
 pub use keys::{KeyStore, KeyStoreError};
 pub use status::MAX_IAT_LEAD;

@@ -74,6 +74,8 @@ fn issued(store: &Store, n: usize, idx: u64, at: i64) -> String {
         configuration_id: app.credential_type.clone(),
         expires: at + 600,
         used: false,
+        credential_id: None,
+        reissues: 0,
     };
     store
         .redeem(&offer.id, &token, &access, at)
