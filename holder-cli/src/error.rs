@@ -200,7 +200,7 @@ pub enum CredentialProblem {
     #[error("the credential does not verify ({code}): {message}")]
     DoesNotVerify {
         /// The core's code.
-        code: &'static str,
+        code: String,
         /// The core's message.
         message: String,
     },
@@ -269,13 +269,13 @@ impl WalletError {
     pub fn code(&self) -> &'static str {
         match self {
             WalletError::Vault(e) => e.code(),
-            WalletError::HttpClient(_) => "HTTP_CLIENT",
+            WalletError::HttpClient(_) => "HTTP_CLIENT_FAILED",
             WalletError::Unreachable { .. } => "UNREACHABLE",
             WalletError::Http { .. } => "HTTP_ERROR",
             WalletError::TokenRefused { .. } => "TOKEN_REFUSED",
             WalletError::TooLarge { .. } => "RESPONSE_TOO_LARGE",
             WalletError::NotUtf8 { .. } | WalletError::BadJson { .. } => "BAD_RESPONSE",
-            WalletError::Offer(_) => "BAD_OFFER",
+            WalletError::Offer(_) => "OFFER_MALFORMED",
             WalletError::NoPreAuthorizedCode => "NO_PRE_AUTHORIZED_CODE",
             WalletError::TxCodeRequired => "TX_CODE_REQUIRED",
             WalletError::Metadata(_) => "BAD_ISSUER_METADATA",
@@ -289,7 +289,7 @@ impl WalletError {
             },
             WalletError::Resolve { .. } => "DID_RESOLUTION",
             WalletError::HolderKey(_) => "HOLDER_KEY_DAMAGED",
-            WalletError::Request(_) => "BAD_REQUEST",
+            WalletError::Request(_) => "REQUEST_MALFORMED",
             WalletError::RequestSignature(_) => "REQUEST_SIGNATURE",
             WalletError::UnsupportedFormat { .. } => "UNSUPPORTED_FORMAT",
             WalletError::NoMatch { .. } => "NO_MATCHING_CREDENTIAL",

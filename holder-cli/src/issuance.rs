@@ -472,7 +472,7 @@ pub async fn verify_received(
     )
     .map_err(|e| {
         bad(CredentialProblem::DoesNotVerify {
-            code: e.code(),
+            code: e.code().to_string(),
             message: e.to_string(),
         })
     })?;

@@ -22,7 +22,6 @@ use bizcred_core::time;
 use bizcred_schemas::Lang;
 
 use bizcred_wallet::consent::{label, Consent};
-use bizcred_wallet::history::HistoryEntry;
 use bizcred_wallet::issuance::{self, ReceiveOptions};
 use bizcred_wallet::presentation::{self, type_name, VerifierAnswer};
 use bizcred_wallet::store::StoredCredential;
@@ -497,13 +496,7 @@ async fn present(
     let chosen = presentation::match_dcql(&v.credentials()?, &req.dcql_query, now())?;
     let consent = Consent::new(&req, &chosen, ui.lang)?;
     if !ask_consent(ui, &consent, yes)? {
-        v.append_history(&HistoryEntry {
-            time: now(),
-            verifier: req.client_id.clone(),
-            channel: "declined".into(),
-            credentials: Vec::new(),
-            outcome: "declined".into(),
-        })?;
+        presentation::record_declined(&v, &req, now())?;
         ui.out("declined: nothing was sent", &json!({"result": "declined"}));
         return Ok(ExitCode::from(1));
     }
@@ -513,13 +506,7 @@ async fn present(
         let doc = presentation::presentation_file(&req, &p);
         std::fs::write(out, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("writing {}", out.display()))?;
-        v.append_history(&HistoryEntry {
-            time: now(),
-            verifier: client_id.clone(),
-            channel: format!("file {}", out.display()),
-            credentials: p.disclosed.clone(),
-            outcome: "written".into(),
-        })?;
+        presentation::record_written(&v, &req, &p, out, now())?;
         ui.out(
             &format!("presentation for {client_id} written to {}", out.display()),
             &json!({"result": "written", "file": out, "verifier": client_id, "disclosed": p.disclosed}),
@@ -528,14 +515,7 @@ async fn present(
     }
     let response_uri = req.response_uri.clone().ok_or(WalletError::NoResponseUri)?;
     ui.step(&format!("sending the presentation to {response_uri}"));
-    let answer = presentation::send_presentation(&c, &req, &p).await?;
-    v.append_history(&HistoryEntry {
-        time: now(),
-        verifier: client_id.clone(),
-        channel: response_uri,
-        credentials: p.disclosed.clone(),
-        outcome: answer.outcome(),
-    })?;
+    let answer = presentation::send_and_record(&c, &v, &req, &p, now()).await?;
     match &answer {
         VerifierAnswer::Refused {
             status,
@@ -580,23 +560,13 @@ async fn status(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
     let v = open(cli)?;
     let c = net::client()?;
     let mut results = Vec::new();
-    for mut cred in v.credentials()? {
-        let Some(uri) = cred.status_uri.clone() else {
-            continue;
-        };
-        ui.step(&format!("checking {uri}"));
-        let s = match status::check(&c, &cred, now()).await {
-            Ok(Some(s)) => s.as_str(),
-            Ok(None) => continue,
-            Err(e) => {
-                eprintln!("  {}: status unavailable: {e}", cred.id);
-                continue;
-            }
-        };
-        cred.last_status = Some(s.to_owned());
-        cred.status_checked_at = Some(now());
-        v.put_credential(&cred)?;
-        results.push(json!({"id": cred.id, "type": type_name(&cred.vct, ui.lang), "status": s}));
+    for (cred, outcome) in status::refresh(&c, &v, now(), &mut |s| ui.step(s)).await? {
+        match outcome {
+            Ok(s) => results.push(
+                json!({"id": cred.id, "type": type_name(&cred.vct, ui.lang), "status": s.as_str()}),
+            ),
+            Err(e) => eprintln!("  {}: status unavailable: {e}", cred.id),
+        }
     }
     let human = results
         .iter()

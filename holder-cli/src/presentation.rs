@@ -11,10 +11,11 @@ use bizcred_core::sd_jwt::{self, ClaimPath, SdJwt};
 use bizcred_schemas::{CredentialType, Lang};
 
 use crate::error::WalletError;
-use crate::history::Disclosed;
+use crate::history::{Disclosed, HistoryEntry};
 use crate::issuance::SD_JWT_VC_FORMAT;
 use crate::net;
 use crate::store::{value_at, StoredCredential};
+use crate::vault::Vault;
 
 /// A verified presentation request (the request object's claims this wallet uses).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -463,4 +464,60 @@ pub async fn send_presentation(
     )
     .await?;
     Ok(VerifierAnswer::from_response(a.status, &a.text))
+}
+
+/// Records that the user declined `req` (nothing was sent).
+pub fn record_declined(
+    vault: &dyn Vault,
+    req: &PresentationRequest,
+    now: i64,
+) -> Result<(), WalletError> {
+    Ok(vault.append_history(&HistoryEntry {
+        time: now,
+        verifier: req.client_id.clone(),
+        channel: "declined".into(),
+        credentials: Vec::new(),
+        outcome: "declined".into(),
+    })?)
+}
+
+/// Records a presentation written to a file for the offline exchange.
+pub fn record_written(
+    vault: &dyn Vault,
+    req: &PresentationRequest,
+    p: &Presentation,
+    file: &std::path::Path,
+    now: i64,
+) -> Result<(), WalletError> {
+    Ok(vault.append_history(&HistoryEntry {
+        time: now,
+        verifier: req.client_id.clone(),
+        channel: format!("file {}", file.display()),
+        credentials: p.disclosed.clone(),
+        outcome: "written".into(),
+    })?)
+}
+
+/// Sends the presentation by `direct_post` and records what was disclosed and how the
+/// verifier answered (a refusal included) in the history.
+pub async fn send_and_record(
+    c: &reqwest::Client,
+    vault: &dyn Vault,
+    req: &PresentationRequest,
+    p: &Presentation,
+    now: i64,
+) -> Result<VerifierAnswer, WalletError> {
+    let uri = req
+        .response_uri
+        .as_deref()
+        .ok_or(WalletError::NoResponseUri)?;
+    let answer = send_presentation(c, req, p).await?;
+    vault.append_history(&HistoryEntry {
+        time: now,
+        verifier: req.client_id.clone(),
+        channel: uri.to_owned(),
+        credentials: p.disclosed.clone(),
+        outcome: answer.outcome(),
+    })?;
+    Ok(answer)
 }

@@ -5,6 +5,7 @@ use bizcred_core::status_list;
 use crate::error::{StatusProblem, WalletError};
 use crate::net;
 use crate::store::StoredCredential;
+use crate::vault::Vault;
 
 /// A credential's status as the wallet shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,4 +57,33 @@ pub async fn check(
         status_list::Status::Suspended => CredentialStatus::Suspended,
         status_list::Status::Other(_) => CredentialStatus::Unknown,
     }))
+}
+
+/// Checks every held credential that carries a status reference and stores what was seen
+/// (`now` in seconds). Each credential's outcome is returned; one that cannot be checked keeps
+/// its last stored status.
+pub async fn refresh(
+    c: &reqwest::Client,
+    vault: &dyn Vault,
+    now: i64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<(StoredCredential, Result<CredentialStatus, WalletError>)>, WalletError> {
+    let mut out = Vec::new();
+    for mut cred in vault.credentials()? {
+        let Some(uri) = cred.status_uri.clone() else {
+            continue;
+        };
+        progress(&format!("checking {uri}"));
+        match check(c, &cred, now).await {
+            Ok(None) => continue,
+            Ok(Some(s)) => {
+                cred.last_status = Some(s.as_str().to_owned());
+                cred.status_checked_at = Some(now);
+                vault.put_credential(&cred)?;
+                out.push((cred, Ok(s)));
+            }
+            Err(e) => out.push((cred, Err(e))),
+        }
+    }
+    Ok(out)
 }

@@ -80,11 +80,11 @@ impl VaultError {
     /// The stable code of this error (`SCREAMING_SNAKE`).
     pub fn code(&self) -> &'static str {
         match self {
-            VaultError::Missing(_) => "WALLET_MISSING",
-            VaultError::Exists(_) => "WALLET_EXISTS",
+            VaultError::Missing(_) => "NOT_INITIALIZED",
+            VaultError::Exists(_) => "ALREADY_INITIALIZED",
             VaultError::WrongPassphrase => "WRONG_PASSPHRASE",
             VaultError::Open(_) => "WALLET_LOCKED",
-            VaultError::CreateDir { .. } | VaultError::Storage(_) => "STORAGE",
+            VaultError::CreateDir { .. } | VaultError::Storage(_) => "STORAGE_FAILED",
             VaultError::Kdf(_) => "KDF_FAILED",
             VaultError::Encrypt { .. } => "ENCRYPTION_FAILED",
             VaultError::Damaged { .. } | VaultError::Encoding { .. } => "RECORD_DAMAGED",

@@ -119,13 +119,13 @@ fn vault_round_trip_wrong_passphrase_and_existing_wallet() {
         SledVault::create(&path, b"right")
             .expect_err("exists")
             .code(),
-        "WALLET_EXISTS"
+        "ALREADY_INITIALIZED"
     );
     assert_eq!(
         SledVault::open(&dir.path().join("none"), b"right")
             .expect_err("missing")
             .code(),
-        "WALLET_MISSING"
+        "NOT_INITIALIZED"
     );
 
     let v = SledVault::open(&path, b"right").expect("open");
@@ -260,7 +260,7 @@ fn offers_parse_into_typed_models() {
         "openid-credential-offer://?credential_offer_uri=http%3A%2F%2Fevil.example%2Fo",
     ] {
         let e = issuance::parse_offer_uri(bad).expect_err(bad);
-        assert_eq!(e.code(), "BAD_OFFER", "{bad}");
+        assert_eq!(e.code(), "OFFER_MALFORMED", "{bad}");
         assert!(e.is_refusal());
     }
 }
@@ -385,7 +385,7 @@ fn unsigned_and_malformed_requests() {
 
     for bad in ["openid4vp://?nothing=here", "hello", "a.b.c"] {
         let e = presentation::parse_request(bad).expect_err(bad);
-        assert_eq!(e.code(), "BAD_REQUEST", "{bad}");
+        assert_eq!(e.code(), "REQUEST_MALFORMED", "{bad}");
     }
     // The claims must be typed: a DCQL path that is not an array is refused.
     let claims = request_claims(
@@ -732,4 +732,231 @@ fn every_error_code_is_screaming_snake() {
             "{code}"
         );
     }
+}
+
+/// An OpenID4VCI issuer in this process (a did:key issuer, so nothing else is fetched). The
+/// token endpoint wants the transaction code `493536`; the credential endpoint checks the
+/// bearer token and the key proof (audience, nonce) before it issues to the proof's key.
+async fn local_issuer() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::routing::{get, post};
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let issuer = Arc::new(key());
+    let b = base.clone();
+    let meta = json!({"credential_issuer": b, "credential_endpoint": format!("{b}/credential"),
+        "nonce_endpoint": format!("{b}/nonce"),
+        "credential_configurations_supported": {"bn": {"format": "dc+sd-jwt", "vct": CredentialType::BusinessNumber.vct()}},
+        "display": [{"name": "Canada Revenue Agency", "locale": "en-CA"}, {"name": "Agence du revenu du Canada", "locale": "fr-CA"}]});
+    let asm = json!({"issuer": b, "token_endpoint": format!("{b}/token")});
+    let aud = base.clone();
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-credential-issuer",
+            get(move || async move { axum::Json(meta) }),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(move || async move { axum::Json(asm) }),
+        )
+        .route(
+            "/token",
+            post(|body: String| async move {
+                let form: std::collections::HashMap<String, String> =
+                    form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                let ok = form.get("grant_type").map(String::as_str)
+                    == Some(bizcred_core::oid4vci::PRE_AUTHORIZED_GRANT)
+                    && form.get("pre-authorized_code").map(String::as_str) == Some("code-1")
+                    && form.get("tx_code").map(String::as_str) == Some("493536");
+                if ok {
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"access_token": "at-1", "token_type": "Bearer"})),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": "invalid_grant", "error_description": "wrong transaction code"})),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/nonce",
+            post(|| async { axum::Json(json!({"c_nonce": "cn-1"})) }),
+        )
+        .route(
+            "/credential",
+            post(move |headers: axum::http::HeaderMap, body: axum::Json<Value>| {
+                let (issuer, aud) = (issuer.clone(), aud.clone());
+                async move {
+                    let bad = |m: &str| {
+                        (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            axum::Json(json!({"error": "invalid_proof", "error_description": m})),
+                        )
+                    };
+                    if headers.get("authorization").and_then(|h| h.to_str().ok())
+                        != Some("Bearer at-1")
+                    {
+                        return bad("no access token");
+                    }
+                    let Some(proof) = body.0["proofs"]["jwt"][0].as_str() else {
+                        return bad("no proof");
+                    };
+                    let Ok(p) = bizcred_core::oid4vci::verify_proof_jwt(proof, &aud, NOW, 300)
+                    else {
+                        return bad("the proof does not verify");
+                    };
+                    if p.nonce.as_deref() != Some("cn-1") {
+                        return bad("wrong nonce");
+                    }
+                    let did = bizcred_core::did::did_key(&issuer.public_key());
+                    let kid = format!("{did}#{}", did.trim_start_matches("did:key:"));
+                    let claims = bn_claims();
+                    let sd = sd_jwt_vc::issue(
+                        Issuance {
+                            vct: CredentialType::BusinessNumber.vct(),
+                            issuer: &did,
+                            kid: Some(&kid),
+                            iat: NOW,
+                            nbf: None,
+                            exp: None,
+                            holder_key: Some(&p.key),
+                            status: None,
+                            disclosable: sd_jwt_vc::default_disclosable(
+                                CredentialType::BusinessNumber,
+                                &claims,
+                            ),
+                            claims,
+                            decoys: 0,
+                        },
+                        issuer.as_ref(),
+                        &mut rand_core::OsRng,
+                    )
+                    .expect("issue");
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"credentials": [{"credential": sd.serialize()}]})),
+                    )
+                }
+            }),
+        );
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (base, handle)
+}
+
+#[tokio::test]
+async fn receive_runs_the_pre_authorized_flow_and_stores_only_a_verified_credential() {
+    let (base, server) = local_issuer().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = SledVault::create(dir.path(), b"pass").expect("vault");
+    let holder = key();
+    v.set_holder_key(&holder).expect("key");
+    let c = net::client().expect("client");
+    let offer =
+        issuance::CredentialOffer::from_json(json!({"credential_issuer": format!("{base}/"),
+        "credential_configuration_ids": ["bn"],
+        "grants": {bizcred_core::oid4vci::PRE_AUTHORIZED_GRANT: {"pre-authorized_code": "code-1",
+            "tx_code": {"input_mode": "numeric", "length": 6}}}}))
+        .expect("offer");
+    let opts = |tx_code| issuance::ReceiveOptions {
+        tx_code,
+        lang: Lang::Fr,
+        now_ms: NOW * 1000 + 5,
+    };
+
+    // No transaction code: refused before anything is sent.
+    let e = issuance::receive(&c, &v, &offer, opts(None), &mut |_| {})
+        .await
+        .expect_err("no tx code");
+    assert_eq!(e.code(), "TX_CODE_REQUIRED");
+    // A wrong one: the issuer's refusal, and nothing stored.
+    let e = issuance::receive(&c, &v, &offer, opts(Some("000000")), &mut |_| {})
+        .await
+        .expect_err("wrong tx code");
+    assert_eq!(e.code(), "TOKEN_REFUSED");
+    assert!(e.is_refusal());
+    assert!(e.to_string().contains("wrong transaction code"), "{e}");
+    assert!(v.credentials().expect("none").is_empty());
+
+    let mut steps = Vec::new();
+    let rec = issuance::receive(&c, &v, &offer, opts(Some("493536")), &mut |s| {
+        steps.push(s.to_owned())
+    })
+    .await
+    .expect("received");
+    server.abort();
+    assert_eq!(rec.vct, CredentialType::BusinessNumber.vct());
+    assert_eq!(rec.issuer_name, "Agence du revenu du Canada");
+    assert_eq!(rec.received_at, NOW * 1000 + 5);
+    assert_eq!(rec.iat, Some(NOW));
+    assert_eq!(rec.id, credential_id(&rec.credential));
+    assert_eq!(v.credentials().expect("stored"), vec![rec.clone()]);
+    assert_eq!(
+        rec.claims().expect("claims")["legal_name"],
+        "Jennifer Ventures Inc."
+    );
+    assert!(steps.iter().any(|s| s.contains("verifying")), "{steps:?}");
+}
+
+#[tokio::test]
+async fn a_declined_or_answered_request_is_in_the_history() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = SledVault::create(dir.path(), b"pass").expect("vault");
+    let holder = key();
+    let bn = CredentialType::BusinessNumber;
+    let cred = stored(issue(&key(), &holder, bn, bn_claims(), NOW), bn.vct(), NOW);
+    v.put_credential(&cred).expect("put");
+
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/response",
+        post(|| async { axum::Json(json!({"verdict": "ACCEPT"})) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let mut claims = request_claims("decentralized_identifier:did:key:zBank", bn_dcql());
+    claims.insert(
+        "response_uri".into(),
+        format!("http://{addr}/response").into(),
+    );
+    let req = PresentationRequest::from_claims(claims).expect("request");
+
+    presentation::record_declined(&v, &req, NOW).expect("declined");
+    let chosen = presentation::match_dcql(&v.credentials().expect("held"), &req.dcql_query, NOW)
+        .expect("match");
+    let p = presentation::build_presentation(&holder, &req, &chosen, NOW + 1).expect("present");
+    let c = net::client().expect("client");
+    let a = presentation::send_and_record(&c, &v, &req, &p, NOW + 1)
+        .await
+        .expect("sent");
+    server.abort();
+    assert!(a.accepted());
+    let h = v.history().expect("history");
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        (
+            h[0].outcome.as_str(),
+            h[0].channel.as_str(),
+            h[0].credentials.len()
+        ),
+        ("declined", "declined", 0)
+    );
+    assert_eq!(h[1].outcome, "ACCEPT");
+    assert_eq!(h[1].time, NOW + 1);
+    assert_eq!(h[1].channel, format!("http://{addr}/response"));
+    assert_eq!(h[1].credentials, p.disclosed);
 }
