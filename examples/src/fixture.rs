@@ -185,7 +185,7 @@ impl Fixture {
             })
             .collect();
         let policy = Policy::from_toml(include_str!(
-            "../../verifier/policies/loan-application.toml"
+            "../../examples/config/policies/loan-application.toml"
         ))
         .expect("policy");
         Fixture {

@@ -355,19 +355,16 @@ impl World {
         let mut types = vec![spec.ty];
         types.extend_from_slice(extra);
         let config = dir.join("agency.toml");
-        let toml = format!(
-            "[agency]\nname_en = {:?}\nname_fr = {:?}\n\n[server]\npublic_url = \"http://localhost:{port}\"\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\npath = {:?}\n\n[registry]\nurl = {:?}\norigin = {:?}\nlog_key_name = {:?}\nlog_key = {:?}\n\n[issuance]\ntypes = [{}]\n{}\n[status]\nlist_size = 4096\nresign_interval_seconds = 5\nvalidity_seconds = 172800\n\n[admin]\ntoken_sha256 = [{:?}]\n",
-            spec.name_en,
-            spec.name_fr,
-            dir.join("data").to_string_lossy(),
-            self.registry_url,
-            self.anchor["origin"].as_str().unwrap_or_default(),
-            self.anchor["log_key_name"].as_str().unwrap_or_default(),
-            self.anchor["log_key"].as_str().unwrap_or_default(),
-            types.iter().map(|t| format!("{:?}", t.slug())).collect::<Vec<_>>().join(", "),
-            if prerequisites { String::new() } else { format!("\n[issuance.prerequisites]\n{}", types.iter().map(|t| format!("{:?} = []\n", t.slug())).collect::<String>()) },
+        let toml = agency_config(
+            spec.key,
+            port,
+            &dir.join("data"),
+            &self.registry_url,
+            &self.anchor,
+            &types,
+            prerequisites,
             tok["token_sha256"].as_str().unwrap_or_default(),
-        );
+        )?;
         write(&config, &toml)?;
         let init = self.bins.ok(
             "bizcred-issuer",
@@ -769,6 +766,78 @@ pub fn obtain(
     )
 }
 
+/// The agency's `agency.toml`: the commented sample in `examples/config/{key}.toml` (so the
+/// samples cannot rot), with this world's ports, paths, registry anchor and admin token hash,
+/// a short re-signing interval, `types`, and the prerequisites switched off when asked.
+#[allow(clippy::too_many_arguments)]
+pub fn agency_config(
+    key: &str,
+    port: u16,
+    data: &Path,
+    registry_url: &str,
+    anchor: &Value,
+    types: &[CredentialType],
+    prerequisites: bool,
+    token_sha256: &str,
+) -> Result<String> {
+    let sample = match key {
+        "obr" => include_str!("../config/obr.toml"),
+        "cra" => include_str!("../config/cra.toml"),
+        "city" => include_str!("../config/city.toml"),
+        "agco" => include_str!("../config/agco.toml"),
+        other => bail!("no sample configuration for agency {other}"),
+    };
+    let mut t: toml::Table =
+        toml::from_str(sample).with_context(|| format!("examples/config/{key}.toml"))?;
+    let table = |t: &mut toml::Table, name: &str| -> Result<toml::Table> {
+        match t.remove(name) {
+            Some(toml::Value::Table(x)) => Ok(x),
+            _ => bail!("examples/config/{key}.toml has no [{name}]"),
+        }
+    };
+    let s = |v: &str| toml::Value::String(v.to_owned());
+    let mut server = table(&mut t, "server")?;
+    server.insert("public_url".into(), s(&format!("http://localhost:{port}")));
+    server.insert("listen".into(), s(&format!("127.0.0.1:{port}")));
+    t.insert("server".into(), server.into());
+    let mut storage = table(&mut t, "storage")?;
+    storage.insert("path".into(), s(&data.to_string_lossy()));
+    t.insert("storage".into(), storage.into());
+    let mut registry = table(&mut t, "registry")?;
+    registry.insert("url".into(), s(registry_url));
+    for k in ["origin", "log_key_name", "log_key"] {
+        let v = anchor[k]
+            .as_str()
+            .ok_or_else(|| anyhow!("the registry anchor has no {k}: {anchor}"))?;
+        registry.insert(k.into(), s(v));
+    }
+    t.insert("registry".into(), registry.into());
+    let mut issuance = table(&mut t, "issuance")?;
+    issuance.insert(
+        "types".into(),
+        toml::Value::Array(types.iter().map(|ty| s(ty.slug())).collect()),
+    );
+    if !prerequisites {
+        let none: toml::Table = types
+            .iter()
+            .map(|ty| (ty.slug().to_owned(), toml::Value::Array(Vec::new())))
+            .collect();
+        issuance.insert("prerequisites".into(), none.into());
+    }
+    t.insert("issuance".into(), issuance.into());
+    let mut status = table(&mut t, "status")?;
+    status.insert("list_size".into(), toml::Value::Integer(4096));
+    status.insert("resign_interval_seconds".into(), toml::Value::Integer(5));
+    t.insert("status".into(), status.into());
+    let mut admin = table(&mut t, "admin")?;
+    admin.insert(
+        "token_sha256".into(),
+        toml::Value::Array(vec![s(token_sha256)]),
+    );
+    t.insert("admin".into(), admin.into());
+    Ok(toml::to_string(&t)?)
+}
+
 /// The bank's verifier.
 #[derive(Debug)]
 pub struct Bank {
@@ -985,7 +1054,7 @@ pub fn restaurant_journey(out: &mut dyn FnMut(&str, Value)) -> Result<()> {
 
     let bank = Bank::start(
         &world,
-        include_str!("../../verifier/policies/loan-application.toml"),
+        include_str!("../../examples/config/policies/loan-application.toml"),
     )?;
     let synced = bank.sync(&world)?;
     world.stop_network();

@@ -238,7 +238,7 @@ fn bad_input_is_refused_and_nothing_is_stored() {
     // A request for a credential the wallet does not hold: nothing is sent.
     let bank = Bank::start(
         &world,
-        include_str!("../../verifier/policies/loan-application.toml"),
+        include_str!("../../examples/config/policies/loan-application.toml"),
     )
     .expect("bank");
     let req: Value = bank.new_request().expect("req");

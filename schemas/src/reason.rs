@@ -286,8 +286,9 @@ impl ReasonCode {
         let mut out = String::from(
             "# Reason codes\n\nEvery refusal in bizcred carries one of these codes (`--json` output, \
              verification reports, HTTP error bodies' `code`, receipts). Generated from \
-             `bizcred_schemas::ReasonCode`; `cargo test -p bizcred-tests --test reasons` fails when \
-             this file and the code differ, and prints the table to paste.\n",
+             `bizcred_schemas::ReasonCode`: `cargo test -p bizcred-tests --test reasons` fails when \
+             this file and the code differ, or when a code is emitted nowhere; \
+             `BIZCRED_BLESS=1 cargo test -p bizcred-tests --test reasons` rewrites it.\n",
         );
         let mut section = "";
         for c in ReasonCode::ALL {

@@ -107,7 +107,7 @@ fn the_bank_accepts_presentations_from_an_independent_wallet() {
     }
     let bank = Bank::start(
         &world,
-        include_str!("../../verifier/policies/loan-application.toml"),
+        include_str!("../../examples/config/policies/loan-application.toml"),
     )
     .expect("bank");
     bank.sync(&world).expect("sync");
@@ -232,7 +232,10 @@ fn sd_jwts_from_an_independent_implementation_verify_the_same_way() {
         )
     };
     let codes = |r: &bizcred_verifier::Report| -> Vec<String> {
-        r.failures.iter().map(|x| x.code.clone()).collect()
+        r.failures
+            .iter()
+            .map(|x| x.code.as_str().to_owned())
+            .collect()
     };
 
     // bizcred's own presentation and the independent one get the same verdict and disclose

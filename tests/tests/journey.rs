@@ -6,7 +6,7 @@ use bizcred_examples::{obtain, Bank, Bins, Business, Wallet, World};
 use bizcred_schemas::CredentialType;
 use serde_json::{json, Value};
 
-const LOAN: &str = include_str!("../../verifier/policies/loan-application.toml");
+const LOAN: &str = include_str!("../../examples/config/policies/loan-application.toml");
 
 fn codes(r: &Value) -> Vec<String> {
     r["failures"]

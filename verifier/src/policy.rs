@@ -269,8 +269,10 @@ mod tests {
 
     #[test]
     fn the_bank_policy_parses() {
-        let p =
-            Policy::from_toml(include_str!("../policies/loan-application.toml")).expect("policy");
+        let p = Policy::from_toml(include_str!(
+            "../../examples/config/policies/loan-application.toml"
+        ))
+        .expect("policy");
         assert_eq!(p.credentials.len(), 4);
         assert!(p.rules.same_business_number && p.rules.same_holder);
         let dcql = p.dcql();

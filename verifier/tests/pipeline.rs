@@ -178,8 +178,10 @@ impl World {
                 Agency::new("agco.bizcred.test", CredentialType::LiquorSalesLicence),
             ],
             holder: SecretKey::generate(Algorithm::EdDSA, &mut OsRng),
-            policy: Policy::from_toml(include_str!("../policies/loan-application.toml"))
-                .expect("policy"),
+            policy: Policy::from_toml(include_str!(
+                "../../examples/config/policies/loan-application.toml"
+            ))
+            .expect("policy"),
             authority,
             log_key,
         };

@@ -49,8 +49,10 @@ fn setup(ttl: i64, max_pending: usize) -> Setup {
     let (dir, token) =
         VerifierDir::init(tmp.path(), anchor, None, b"test pass", &mut OsRng).expect("init");
     let key = dir.key(b"test pass").expect("key");
-    let policy =
-        Policy::from_toml(include_str!("../policies/loan-application.toml")).expect("policy");
+    let policy = Policy::from_toml(include_str!(
+        "../../examples/config/policies/loan-application.toml"
+    ))
+    .expect("policy");
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
     let state = ServiceState::new(
         dir,
