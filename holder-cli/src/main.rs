@@ -17,8 +17,9 @@ use rand_core::OsRng;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use bizcred_cli::{PassphraseArgs, SystemClock};
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
-use bizcred_core::time;
+use bizcred_core::time::{self, Clock};
 use bizcred_schemas::Lang;
 
 use bizcred_wallet::consent::{label, Consent};
@@ -44,9 +45,10 @@ struct Cli {
     /// The wallet directory (else $BIZCRED_WALLET_DIR, else the user's data directory).
     #[arg(long, global = true, env = "BIZCRED_WALLET_DIR")]
     wallet_dir: Option<PathBuf>,
-    /// A file holding the passphrase (else $BIZCRED_WALLET_PASSPHRASE, else a prompt).
-    #[arg(long, global = true)]
-    passphrase_file: Option<PathBuf>,
+    /// The wallet passphrase: --passphrase-file, else $BIZCRED_WALLET_PASSPHRASE, else a
+    /// prompt.
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
     /// Display language.
     #[arg(long, global = true, value_enum, default_value_t = LangArg::En)]
     lang: LangArg,
@@ -127,27 +129,28 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-/// Milliseconds since the epoch (the binary's clock; the library takes the time). A clock
-/// before 1970 reads as 0, which makes every credential look future-dated and refused.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn now() -> i64 {
-    now_ms().div_euclid(1000)
-}
-
 struct Ui {
     json: bool,
     quiet: bool,
     color: bool,
     lang: Lang,
+    /// The shared clock (with its test offset, `BIZCRED_CLOCK_OFFSET_SECONDS`).
+    clock: SystemClock,
 }
 
 impl Ui {
+    /// Seconds since the epoch; the library takes the time from here.
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+    /// Milliseconds since the epoch (orders credentials received within one second). A clock
+    /// before 1970 reads as 0, so every credential looks future-dated and is refused.
+    fn now_ms(&self) -> i64 {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        ms.saturating_add(self.clock.offset().saturating_mul(1000))
+    }
     fn step(&self, msg: &str) {
         if !self.quiet && !self.json {
             eprintln!("  … {msg}");
@@ -252,21 +255,14 @@ fn wallet_dir(cli: &Cli) -> PathBuf {
     base.join("bizcred-wallet")
 }
 
+const PASSPHRASE_VAR: &str = "BIZCRED_WALLET_PASSPHRASE";
+
+/// The passphrase from the shared sources; a new wallet's prompted passphrase is asked twice.
 fn passphrase(cli: &Cli, confirm: bool) -> Result<Zeroizing<String>> {
-    if let Some(f) = &cli.passphrase_file {
-        let p = Zeroizing::new(
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-        );
-        return Ok(Zeroizing::new(p.trim_end_matches(['\n', '\r']).to_owned()));
-    }
-    if let Ok(p) = std::env::var("BIZCRED_WALLET_PASSPHRASE") {
-        return Ok(Zeroizing::new(p));
-    }
-    let p = Zeroizing::new(
-        rpassword::prompt_password("Wallet passphrase: ")
-            .context("no passphrase (set BIZCRED_WALLET_PASSPHRASE or --passphrase-file)")?,
-    );
-    if confirm {
+    let prompted =
+        cli.passphrase.passphrase_file.is_none() && std::env::var_os(PASSPHRASE_VAR).is_none();
+    let p = cli.passphrase.get(PASSPHRASE_VAR, "Wallet passphrase")?;
+    if confirm && prompted {
         let again = Zeroizing::new(rpassword::prompt_password("Again: ")?);
         if *again != *p {
             anyhow::bail!("the passphrases differ");
@@ -339,7 +335,7 @@ async fn receive(cli: &Cli, ui: &Ui, offer_uri: &str, tx: Option<String>) -> Res
         ReceiveOptions {
             tx_code: tx_code.as_ref().map(|t| t.as_str()),
             lang: ui.lang,
-            now_ms: now_ms(),
+            now_ms: ui.now_ms(),
         },
         &mut |s| ui.step(s),
     )
@@ -492,21 +488,21 @@ async fn present(
         }
     };
     let source = presentation::parse_request(&text)?;
-    let req = presentation::load_request(&c, source, now(), &mut |s| ui.step(s)).await?;
-    let chosen = presentation::match_dcql(&v.credentials()?, &req.dcql_query, now())?;
+    let req = presentation::load_request(&c, source, ui.now(), &mut |s| ui.step(s)).await?;
+    let chosen = presentation::match_dcql(&v.credentials()?, &req.dcql_query, ui.now())?;
     let consent = Consent::new(&req, &chosen, ui.lang)?;
     if !ask_consent(ui, &consent, yes)? {
-        presentation::record_declined(&v, &req, now())?;
+        presentation::record_declined(&v, &req, ui.now())?;
         ui.out("declined: nothing was sent", &json!({"result": "declined"}));
         return Ok(ExitCode::from(1));
     }
-    let p = presentation::build_presentation(&key, &req, &chosen, now())?;
+    let p = presentation::build_presentation(&key, &req, &chosen, ui.now())?;
     let client_id = &req.client_id;
     if let Some(out) = out_file {
         let doc = presentation::presentation_file(&req, &p);
         std::fs::write(out, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("writing {}", out.display()))?;
-        presentation::record_written(&v, &req, &p, out, now())?;
+        presentation::record_written(&v, &req, &p, out, ui.now())?;
         ui.out(
             &format!("presentation for {client_id} written to {}", out.display()),
             &json!({"result": "written", "file": out, "verifier": client_id, "disclosed": p.disclosed}),
@@ -515,7 +511,7 @@ async fn present(
     }
     let response_uri = req.response_uri.clone().ok_or(WalletError::NoResponseUri)?;
     ui.step(&format!("sending the presentation to {response_uri}"));
-    let answer = presentation::send_and_record(&c, &v, &req, &p, now()).await?;
+    let answer = presentation::send_and_record(&c, &v, &req, &p, ui.now()).await?;
     match &answer {
         VerifierAnswer::Refused {
             status,
@@ -560,7 +556,7 @@ async fn status(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
     let v = open(cli)?;
     let c = net::client()?;
     let mut results = Vec::new();
-    for (cred, outcome) in status::refresh(&c, &v, now(), &mut |s| ui.step(s)).await? {
+    for (cred, outcome) in status::refresh(&c, &v, ui.now(), &mut |s| ui.step(s)).await? {
         match outcome {
             Ok(s) => results.push(
                 json!({"id": cred.id, "type": type_name(&cred.vct, ui.lang), "status": s.as_str()}),
@@ -717,7 +713,15 @@ async fn run(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let clock = match SystemClock::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let ui = Ui {
+        clock,
         json: cli.json,
         quiet: cli.quiet,
         color: std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),

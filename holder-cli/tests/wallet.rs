@@ -541,6 +541,41 @@ fn choice_options_are_clap_errors_not_defaults() {
 }
 
 #[test]
+fn the_shared_clock_and_passphrase_sources_refuse_bad_settings() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = root.path().join("w");
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bizcred-wallet"));
+        cmd.arg("--wallet-dir").arg(&dir).args(args);
+        cmd.env_remove("BIZCRED_WALLET_PASSPHRASE")
+            .env_remove("BIZCRED_CLOCK_OFFSET_SECONDS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A clock offset that is not a number is an error, never silently zero.
+    let (code, err) = run(
+        &[
+            ("BIZCRED_CLOCK_OFFSET_SECONDS", "soon"),
+            ("BIZCRED_WALLET_PASSPHRASE", "p"),
+        ],
+        &["init"],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("BIZCRED_CLOCK_OFFSET_SECONDS"), "{err}");
+    // An empty passphrase is refused and no wallet is created.
+    let (code, err) = run(&[("BIZCRED_WALLET_PASSPHRASE", "")], &["init"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("the passphrase is empty"), "{err}");
+    assert!(!dir.join("db").exists());
+}
+
+#[test]
 fn kill_9_during_import_imports_all_or_nothing() {
     let world = World::start(&[]).expect("world");
     let bins = &world.bins;
