@@ -271,9 +271,11 @@ async fn credential(
 }
 
 async fn status_list(State(s): State<Shared>) -> Result<Response, ApiError> {
+    // A stale or changed list is re-signed and stored durably first: off the async workers.
+    let token = blocking(&s, |s| s.status_list()).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/statuslist+jwt")],
-        s.status_list()?,
+        token,
     )
         .into_response())
 }
