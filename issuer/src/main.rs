@@ -179,7 +179,18 @@ async fn admin(
         .await
         .with_context(|| format!("contacting {url} (is `bizcred-issuer serve` running?)"))?;
     let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    let text = resp
+        .text()
+        .await
+        .with_context(|| format!("reading the answer of {url}"))?;
+    let v: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        // Every answer of the issuer's admin API is JSON; another one is shown as it came.
+        Err(_) if status.is_success() => {
+            bail!("{status}: the issuer answered with no JSON: {text}")
+        }
+        Err(_) => json!({"error_description": text}),
+    };
     if status.is_success() {
         let human = match &action {
             AdminCmd::Apply { .. } => match v["presentation_request"].as_str() {
@@ -191,7 +202,7 @@ async fn admin(
                 v["credential_offer_uri"].as_str().unwrap_or(""),
                 v["tx_code"].as_str().unwrap_or("")
             ),
-            _ => serde_json::to_string_pretty(&v).unwrap_or_default(),
+            _ => format!("{v:#}"),
         };
         out.say(&human, &v);
         Ok(ExitCode::SUCCESS)
@@ -322,7 +333,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             axum::serve(listener, service::app(issuer))
                 .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
+                    // Without a Ctrl-C handler, serve until killed rather than stop at once.
+                    if let Err(e) = tokio::signal::ctrl_c().await {
+                        tracing::warn!("no Ctrl-C handler ({e}): stop the service with a signal");
+                        std::future::pending::<()>().await;
+                    }
                 })
                 .await?;
             Ok(ExitCode::SUCCESS)

@@ -444,10 +444,26 @@ fn audit_append(
         Some(v) => u64::from_be_bytes(be8("audit sequence number", &v).map_err(abort)?),
         None => 0,
     };
-    let prev = meta
-        .get("audit_head")?
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-        .unwrap_or_else(|| "0".repeat(64));
+    // The chain starts from zeros only when it is empty: a lost head is damage, never a
+    // silent new chain.
+    let prev = match (meta.get("audit_head")?, seq) {
+        (Some(v), _) => String::from_utf8(v.to_vec()).map_err(|e| {
+            abort(StoreError::Corrupt {
+                what: "audit head",
+                cause: Arc::new(e),
+            })
+        })?,
+        (None, 0) => "0".repeat(64),
+        (None, _) => {
+            return Err(abort(StoreError::Corrupt {
+                what: "audit head",
+                cause: Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the audit log has entries but no head",
+                )),
+            }))
+        }
+    };
     let mut entry = json!({"seq": seq, "time": bizcred_core::time::format_utc(time), "event": event, "details": details, "prev": prev});
     let canon = audit_canonical(&entry).map_err(abort)?;
     let hash = sha256_hex(&canon);
@@ -1158,6 +1174,20 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0]["event"], "first");
         assert_eq!(verify_audit(&entries), Ok(2));
+        // A lost head does not start a new chain either.
+        store
+            .meta
+            .insert("audit_seq", &2u64.to_be_bytes()[..])
+            .expect("repair");
+        store.meta.remove("audit_head").expect("damage");
+        assert!(matches!(
+            store.audit(1_002, "third", json!({})),
+            Err(StoreError::Corrupt {
+                what: "audit head",
+                ..
+            })
+        ));
+        assert_eq!(store.audit_entries().expect("entries").len(), 2);
     }
 
     #[test]
