@@ -97,8 +97,15 @@ impl Bins {
 
     /// Runs `name args --json`; returns (exit code, last JSON line of stdout, stderr).
     pub fn run(&self, name: &str, args: &[&str]) -> Result<(i32, Value, String)> {
+        self.run_at(name, args, 0)
+    }
+
+    /// Like [`Bins::run`], with the binary's clock `offset` seconds ahead
+    /// (`BIZCRED_CLOCK_OFFSET_SECONDS`): tests let time pass without sleeping.
+    pub fn run_at(&self, name: &str, args: &[&str], offset: i64) -> Result<(i32, Value, String)> {
         let out = self
             .cmd(name)
+            .env("BIZCRED_CLOCK_OFFSET_SECONDS", offset.to_string())
             .arg("--json")
             .args(args)
             .output()
@@ -933,7 +940,12 @@ impl Bank {
     /// Verifies a presentation file (from `bizcred-wallet present --out`) offline with the
     /// bank's policy; returns the exit code and the report.
     pub fn verify_file(&self, bins: &Bins, file: &Path) -> Result<(i32, Value)> {
-        let (code, v, _) = bins.run(
+        self.verify_file_at(bins, file, 0)
+    }
+
+    /// Like [`Bank::verify_file`], with the verifier's clock `offset` seconds ahead.
+    pub fn verify_file_at(&self, bins: &Bins, file: &Path, offset: i64) -> Result<(i32, Value)> {
+        let (code, v, _) = bins.run_at(
             "bizcred-verifier",
             &[
                 "--data-dir",
@@ -943,6 +955,7 @@ impl Bank {
                 "--policy",
                 &self.policy.to_string_lossy(),
             ],
+            offset,
         )?;
         Ok((code, v["report"].clone()))
     }

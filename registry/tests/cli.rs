@@ -343,11 +343,23 @@ fn kill_9_under_load_loses_no_acknowledged_entry() {
     .expect("k");
     let mut acknowledged = 0u64;
     let pid = server.0.id();
+    // The kill lands under load, not at a guessed delay: once 50 appends are acknowledged, the
+    // next one is already on its way (the loop sends without pause).
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = acked.clone();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(400));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while seen.load(std::sync::atomic::Ordering::SeqCst) < 50 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the load never reached 50 appends"
+            );
+            std::thread::yield_now();
+        }
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     });
-    for i in 0..400 {
+    let mut ended_by_kill = false;
+    for i in 0..10_000 {
         let next = bizcred_core::keys::SecretKey::generate(
             bizcred_core::keys::Algorithm::EdDSA,
             &mut rand_core::OsRng,
@@ -375,6 +387,7 @@ fn kill_9_under_load_loses_no_acknowledged_entry() {
         {
             Ok(r) if r.status().is_success() => {
                 acknowledged += 1;
+                acked.store(acknowledged, std::sync::atomic::Ordering::SeqCst);
                 log = bizcred_core::webvh::verify_log(
                     &format!("{}{line}\n", log.text()),
                     None,
@@ -382,12 +395,23 @@ fn kill_9_under_load_loses_no_acknowledged_entry() {
                 );
                 update_key = next;
             }
-            _ => break,
+            Ok(r) => panic!("the registry refused an update under load: {}", r.status()),
+            Err(_) => {
+                ended_by_kill = true;
+                break;
+            }
         }
     }
     killer.join().expect("killer");
     let _ = server.0.wait();
-    assert!(acknowledged > 0, "no request got through before the kill");
+    assert!(
+        ended_by_kill,
+        "the load ended before the kill: it did not land under load"
+    );
+    assert!(
+        acknowledged >= 50,
+        "only {acknowledged} appends before the kill"
+    );
     // The store reopens, replays and verifies; every acknowledged entry is there.
     let (code, status) = run(&dir, &["status"]);
     assert_eq!(code, 0, "{status}");
