@@ -14,6 +14,13 @@ use bizcred_schemas::CredentialType;
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
+impl ConfigError {
+    /// Stable reason code.
+    pub fn code(&self) -> bizcred_schemas::ReasonCode {
+        bizcred_schemas::ReasonCode::ConfigInvalid
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {

@@ -22,6 +22,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use bizcred_schemas::ReasonCode;
+
 use crate::issuer::{Error, Issuer};
 use crate::store::{CredentialStatus, StoreError};
 
@@ -34,6 +36,8 @@ pub struct ApiError {
     pub error: &'static str,
     /// Human description (ASCII).
     pub description: String,
+    /// The reason code of a refusal of the issuance core (`code` in the body).
+    pub code: Option<ReasonCode>,
 }
 
 impl ApiError {
@@ -47,6 +51,7 @@ impl ApiError {
             status,
             error,
             description: description.into(),
+            code: None,
         }
     }
 
@@ -111,7 +116,10 @@ impl From<Error> for ApiError {
             Error::RegistryRefused { .. } => (StatusCode::BAD_GATEWAY, "registry_refused"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
-        ApiError::new(status, error, e.to_string())
+        ApiError {
+            code: Some(e.code()),
+            ..ApiError::new(status, error, e.to_string())
+        }
     }
 }
 
@@ -126,11 +134,11 @@ pub const MAX_BODY: usize = 256 * 1024;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(json!({"error": self.error, "error_description": self.description})),
-        )
-            .into_response();
+        let mut body = json!({"error": self.error, "error_description": self.description});
+        if let Some(code) = self.code {
+            body["code"] = code.as_str().into();
+        }
+        let mut resp = (self.status, Json(body)).into_response();
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::UNAUTHORIZED && self.error == "invalid_token" {

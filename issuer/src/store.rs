@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use bizcred_schemas::ReasonCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -78,19 +79,19 @@ pub enum StoreError {
 
 impl StoreError {
     /// Stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            StoreError::Sled(_) => "STORAGE_FAILED",
-            StoreError::Corrupt { .. } => "STORE_CORRUPT",
-            StoreError::Encode { .. } => "STORE_ENCODING_FAILED",
-            StoreError::Poisoned(_) => "STORE_LOCK_POISONED",
-            StoreError::Unfinished => "COMMIT_UNFINISHED",
-            StoreError::NotFound { .. } => "NOT_FOUND",
-            StoreError::IndexTaken(_) => "STATUS_INDEX_TAKEN",
-            StoreError::TokenUsed => "ACCESS_TOKEN_USED",
-            StoreError::CodeUsedOrExpired => "PRE_AUTHORIZED_CODE_USED_OR_EXPIRED",
-            StoreError::RevokedIsFinal => "REVOKED_IS_FINAL",
-            StoreError::StatusListNotNewer { .. } => "STATUS_LIST_NOT_NEWER",
+            StoreError::Sled(_) => ReasonCode::StorageFailed,
+            StoreError::Corrupt { .. } => ReasonCode::StoreCorrupt,
+            StoreError::Encode { .. } => ReasonCode::StoreEncodingFailed,
+            StoreError::Poisoned(_) => ReasonCode::StoreLockPoisoned,
+            StoreError::Unfinished => ReasonCode::CommitUnfinished,
+            StoreError::NotFound { .. } => ReasonCode::NotFound,
+            StoreError::IndexTaken(_) => ReasonCode::StatusIndexTaken,
+            StoreError::TokenUsed => ReasonCode::AccessTokenUsed,
+            StoreError::CodeUsedOrExpired => ReasonCode::PreAuthorizedCodeUsedOrExpired,
+            StoreError::RevokedIsFinal => ReasonCode::RevokedIsFinal,
+            StoreError::StatusListNotNewer { .. } => ReasonCode::StatusListNotNewer,
         }
     }
 }

@@ -397,6 +397,9 @@ async fn token_endpoint_refusals() {
             "invalid_request",
         ),
     ];
+    // Refusals of the issuance core carry their reason code.
+    let (_, e, _) = call(&f, form("/token", &[("grant_type", "authorization_code")])).await;
+    assert_eq!(e["code"], "UNSUPPORTED_GRANT_TYPE");
     for (pairs, want) in cases {
         let (s, e, _) = call(&f, form("/token", &pairs)).await;
         assert_eq!(
