@@ -3,6 +3,7 @@
 use bizcred_core::keys::KeyError;
 use bizcred_core::oid4vci::OfferError;
 use bizcred_core::oid4vp::RequestError;
+use bizcred_schemas::ReasonCode;
 
 use crate::vault::VaultError;
 
@@ -200,7 +201,7 @@ pub enum CredentialProblem {
     #[error("the credential does not verify ({code}): {message}")]
     DoesNotVerify {
         /// The core's code.
-        code: String,
+        code: ReasonCode,
         /// The core's message.
         message: String,
     },
@@ -265,39 +266,41 @@ pub enum StatusProblem {
 }
 
 impl WalletError {
-    /// The stable code of this error (`SCREAMING_SNAKE`).
-    pub fn code(&self) -> &'static str {
+    /// The stable code of this error (one of the shared [`ReasonCode`]s).
+    pub fn code(&self) -> ReasonCode {
         match self {
             WalletError::Vault(e) => e.code(),
-            WalletError::HttpClient(_) => "HTTP_CLIENT_FAILED",
-            WalletError::Unreachable { .. } => "UNREACHABLE",
-            WalletError::Http { .. } => "HTTP_ERROR",
-            WalletError::TokenRefused { .. } => "TOKEN_REFUSED",
-            WalletError::TooLarge { .. } => "RESPONSE_TOO_LARGE",
-            WalletError::NotUtf8 { .. } | WalletError::BadJson { .. } => "BAD_RESPONSE",
-            WalletError::Offer(_) => "OFFER_MALFORMED",
-            WalletError::NoPreAuthorizedCode => "NO_PRE_AUTHORIZED_CODE",
-            WalletError::TxCodeRequired => "TX_CODE_REQUIRED",
-            WalletError::Metadata(_) => "BAD_ISSUER_METADATA",
-            WalletError::NoCredential => "NO_CREDENTIAL",
-            WalletError::Sign(_) => "SIGNING_FAILED",
+            WalletError::HttpClient(_) => ReasonCode::HttpClientFailed,
+            WalletError::Unreachable { .. } => ReasonCode::Unreachable,
+            WalletError::Http { .. } => ReasonCode::HttpError,
+            WalletError::TokenRefused { .. } => ReasonCode::TokenRefused,
+            WalletError::TooLarge { .. } => ReasonCode::ResponseTooLarge,
+            WalletError::NotUtf8 { .. } | WalletError::BadJson { .. } => ReasonCode::BadResponse,
+            WalletError::Offer(_) => ReasonCode::OfferMalformed,
+            WalletError::NoPreAuthorizedCode => ReasonCode::NoPreAuthorizedCode,
+            WalletError::TxCodeRequired => ReasonCode::TxCodeRequired,
+            WalletError::Metadata(_) => ReasonCode::BadIssuerMetadata,
+            WalletError::NoCredential => ReasonCode::NoCredential,
+            WalletError::Sign(_) => ReasonCode::SigningFailed,
             WalletError::Credential(p) => match p {
-                CredentialProblem::DoesNotVerify { .. } => "CREDENTIAL_DOES_NOT_VERIFY",
-                CredentialProblem::NotBound => "CREDENTIAL_NOT_BOUND",
-                CredentialProblem::Schema { .. } => "CREDENTIAL_SCHEMA",
-                _ => "BAD_CREDENTIAL",
+                CredentialProblem::DoesNotVerify { .. } => ReasonCode::CredentialDoesNotVerify,
+                CredentialProblem::NotBound => ReasonCode::CredentialNotBound,
+                CredentialProblem::Schema { .. } => ReasonCode::CredentialSchema,
+                _ => ReasonCode::BadCredential,
             },
-            WalletError::Resolve { .. } => "DID_RESOLUTION",
-            WalletError::HolderKey(_) => "HOLDER_KEY_DAMAGED",
-            WalletError::Request(_) => "REQUEST_MALFORMED",
-            WalletError::RequestSignature(_) => "REQUEST_SIGNATURE",
-            WalletError::UnsupportedFormat { .. } => "UNSUPPORTED_FORMAT",
-            WalletError::NoMatch { .. } => "NO_MATCHING_CREDENTIAL",
-            WalletError::NoResponseUri => "NO_RESPONSE_URI",
-            WalletError::StoredCredential { .. } => "STORED_CREDENTIAL_DAMAGED",
-            WalletError::UnknownCredential(_) => "UNKNOWN_CREDENTIAL",
-            WalletError::StatusList(_) => "STATUS_LIST",
-            WalletError::DamagedBackup { .. } | WalletError::BackupTooLarge(_) => "BACKUP_DAMAGED",
+            WalletError::Resolve { .. } => ReasonCode::DidResolution,
+            WalletError::HolderKey(_) => ReasonCode::HolderKeyDamaged,
+            WalletError::Request(_) => ReasonCode::RequestMalformed,
+            WalletError::RequestSignature(_) => ReasonCode::RequestSignature,
+            WalletError::UnsupportedFormat { .. } => ReasonCode::UnsupportedFormat,
+            WalletError::NoMatch { .. } => ReasonCode::NoMatchingCredential,
+            WalletError::NoResponseUri => ReasonCode::NoResponseUri,
+            WalletError::StoredCredential { .. } => ReasonCode::StoredCredentialDamaged,
+            WalletError::UnknownCredential(_) => ReasonCode::UnknownCredential,
+            WalletError::StatusList(_) => ReasonCode::StatusList,
+            WalletError::DamagedBackup { .. } | WalletError::BackupTooLarge(_) => {
+                ReasonCode::BackupDamaged
+            }
         }
     }
 

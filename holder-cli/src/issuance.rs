@@ -472,7 +472,7 @@ pub async fn verify_received(
     )
     .map_err(|e| {
         bad(CredentialProblem::DoesNotVerify {
-            code: e.code().to_string(),
+            code: e.code(),
             message: e.to_string(),
         })
     })?;

@@ -747,10 +747,10 @@ fn main() -> ExitCode {
                 (r.msg.clone(), 1, r.hint.clone(), None)
             } else if let Some(w) = e.downcast_ref::<WalletError>() {
                 let (msg, code, hint) = explain(w);
-                (msg, code, hint.map(str::to_owned), Some(w.code()))
+                (msg, code, hint.map(str::to_owned), Some(w.code().as_str()))
             } else if let Some(v) = e.downcast_ref::<VaultError>() {
                 let (msg, code, hint) = explain_vault(v);
-                (msg, code, hint.map(str::to_owned), Some(v.code()))
+                (msg, code, hint.map(str::to_owned), Some(v.code().as_str()))
             } else {
                 (format!("{e:#}"), 2, None, None)
             };

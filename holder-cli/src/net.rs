@@ -235,7 +235,7 @@ mod tests {
             .min_tls_version(reqwest::tls::Version::TLS_1_0)
             .max_tls_version(reqwest::tls::Version::TLS_1_0);
         match client_from(builder) {
-            Err(e) => assert_eq!(e.code(), "HTTP_CLIENT_FAILED"),
+            Err(e) => assert_eq!(e.code().as_str(), "HTTP_CLIENT_FAILED"),
             Ok(_) => panic!("a failed client build fell back to a client"),
         }
     }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
+use bizcred_schemas::ReasonCode;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_core::{OsRng, RngCore};
@@ -77,19 +78,19 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    /// The stable code of this error (`SCREAMING_SNAKE`).
-    pub fn code(&self) -> &'static str {
+    /// The stable code of this error (one of the shared [`ReasonCode`]s).
+    pub fn code(&self) -> ReasonCode {
         match self {
-            VaultError::Missing(_) => "NOT_INITIALIZED",
-            VaultError::Exists(_) => "ALREADY_INITIALIZED",
-            VaultError::WrongPassphrase => "WRONG_PASSPHRASE",
-            VaultError::Open(_) => "WALLET_LOCKED",
-            VaultError::CreateDir { .. } | VaultError::Storage(_) => "STORAGE_FAILED",
-            VaultError::Kdf(_) => "KDF_FAILED",
-            VaultError::Encrypt { .. } => "ENCRYPTION_FAILED",
-            VaultError::Damaged { .. } | VaultError::Encoding { .. } => "RECORD_DAMAGED",
-            VaultError::NoHolderKey => "NO_HOLDER_KEY",
-            VaultError::NotABackup => "BACKUP_DAMAGED",
+            VaultError::Missing(_) => ReasonCode::NotInitialized,
+            VaultError::Exists(_) => ReasonCode::AlreadyInitialized,
+            VaultError::WrongPassphrase => ReasonCode::WrongPassphrase,
+            VaultError::Open(_) => ReasonCode::WalletLocked,
+            VaultError::CreateDir { .. } | VaultError::Storage(_) => ReasonCode::StorageFailed,
+            VaultError::Kdf(_) => ReasonCode::KdfFailed,
+            VaultError::Encrypt { .. } => ReasonCode::EncryptionFailed,
+            VaultError::Damaged { .. } | VaultError::Encoding { .. } => ReasonCode::RecordDamaged,
+            VaultError::NoHolderKey => ReasonCode::NoHolderKey,
+            VaultError::NotABackup => ReasonCode::BackupDamaged,
         }
     }
 
@@ -448,7 +449,7 @@ mod tests {
     fn a_failed_encryption_is_an_error_not_an_empty_ciphertext() {
         let got = seal_with(&FailingAead, "credentials/c1", b"credentials/c1", b"secret");
         match got {
-            Err(e) => assert_eq!(e.code(), "ENCRYPTION_FAILED"),
+            Err(e) => assert_eq!(e.code().as_str(), "ENCRYPTION_FAILED"),
             Ok(sealed) => panic!("sealed {} bytes without a ciphertext", sealed.len()),
         }
     }
@@ -491,7 +492,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let v = SledVault::create(dir.path(), b"pass").expect("create");
         assert_eq!(
-            v.holder_key().err().map(|e| e.code()),
+            v.holder_key().err().map(|e| e.code().as_str()),
             Some("NO_HOLDER_KEY")
         );
         let key = SecretKey::generate(Algorithm::ES256, &mut OsRng);

@@ -114,17 +114,19 @@ fn vault_round_trip_wrong_passphrase_and_existing_wallet() {
     drop(v);
 
     let wrong = SledVault::open(&path, b"wrong").expect_err("wrong passphrase");
-    assert_eq!(wrong.code(), "WRONG_PASSPHRASE");
+    assert_eq!(wrong.code().as_str(), "WRONG_PASSPHRASE");
     assert_eq!(
         SledVault::create(&path, b"right")
             .expect_err("exists")
-            .code(),
+            .code()
+            .as_str(),
         "ALREADY_INITIALIZED"
     );
     assert_eq!(
         SledVault::open(&dir.path().join("none"), b"right")
             .expect_err("missing")
-            .code(),
+            .code()
+            .as_str(),
         "NOT_INITIALIZED"
     );
 
@@ -201,14 +203,16 @@ fn backups_round_trip_and_refuse_another_passphrase() {
     assert_eq!(
         backup::import(&b, b"other", &blob)
             .expect_err("wrong")
-            .code(),
+            .code()
+            .as_str(),
         "WRONG_PASSPHRASE"
     );
     assert!(b.credentials().expect("none").is_empty());
     assert_eq!(
         backup::import(&b, b"pass", b"not a backup")
             .expect_err("garbage")
-            .code(),
+            .code()
+            .as_str(),
         "BACKUP_DAMAGED"
     );
     assert_eq!(backup::import(&b, b"pass", &blob).expect("import"), 1);
@@ -249,7 +253,7 @@ fn offers_parse_into_typed_models() {
         panic!("by value")
     };
     assert_eq!(
-        o.pre_authorized().expect_err("no grant").code(),
+        o.pre_authorized().expect_err("no grant").code().as_str(),
         "NO_PRE_AUTHORIZED_CODE"
     );
     assert!(o.tx_code().is_none());
@@ -260,7 +264,7 @@ fn offers_parse_into_typed_models() {
         "openid-credential-offer://?credential_offer_uri=http%3A%2F%2Fevil.example%2Fo",
     ] {
         let e = issuance::parse_offer_uri(bad).expect_err(bad);
-        assert_eq!(e.code(), "OFFER_MALFORMED", "{bad}");
+        assert_eq!(e.code().as_str(), "OFFER_MALFORMED", "{bad}");
         assert!(e.is_refusal());
     }
 }
@@ -279,11 +283,14 @@ fn issuer_metadata_is_typed_and_checked() {
         Some(CredentialType::BusinessNumber.vct())
     );
     assert_eq!(
-        meta.configuration("mdl").expect_err("mdoc").code(),
+        meta.configuration("mdl").expect_err("mdoc").code().as_str(),
         "BAD_ISSUER_METADATA"
     );
     assert_eq!(
-        meta.configuration("none").expect_err("unknown").code(),
+        meta.configuration("none")
+            .expect_err("unknown")
+            .code()
+            .as_str(),
         "BAD_ISSUER_METADATA"
     );
     assert_eq!(
@@ -361,7 +368,7 @@ async fn signed_requests_parse_verify_and_refuse_another_signer() {
     )
     .await
     .expect_err("forged");
-    assert_eq!(e.code(), "REQUEST_SIGNATURE");
+    assert_eq!(e.code().as_str(), "REQUEST_SIGNATURE");
     assert!(e.is_refusal());
 }
 
@@ -385,7 +392,7 @@ fn unsigned_and_malformed_requests() {
 
     for bad in ["openid4vp://?nothing=here", "hello", "a.b.c"] {
         let e = presentation::parse_request(bad).expect_err(bad);
-        assert_eq!(e.code(), "REQUEST_MALFORMED", "{bad}");
+        assert_eq!(e.code().as_str(), "REQUEST_MALFORMED", "{bad}");
     }
     // The claims must be typed: a DCQL path that is not an array is refused.
     let claims = request_claims(
@@ -395,7 +402,8 @@ fn unsigned_and_malformed_requests() {
     assert_eq!(
         PresentationRequest::from_claims(claims)
             .expect_err("path")
-            .code(),
+            .code()
+            .as_str(),
         "BAD_RESPONSE"
     );
 }
@@ -434,7 +442,7 @@ fn dcql_picks_the_newest_usable_matching_credential() {
     // A value constraint that nothing satisfies: no match, nothing chosen.
     let q = bn_query(json!([{"path": ["business_number"], "values": ["000000000"]}]));
     let e = presentation::match_dcql(&held, &q, NOW).expect_err("no match");
-    assert_eq!(e.code(), "NO_MATCHING_CREDENTIAL");
+    assert_eq!(e.code().as_str(), "NO_MATCHING_CREDENTIAL");
     assert!(e.to_string().contains("you hold no Business number"), "{e}");
     // A satisfied value constraint.
     let q = bn_query(json!([{"path": ["business_number"], "values": ["812345676"]}]));
@@ -454,7 +462,8 @@ fn dcql_picks_the_newest_usable_matching_credential() {
     assert_eq!(
         presentation::match_dcql(&held, &q, NOW)
             .expect_err("format")
-            .code(),
+            .code()
+            .as_str(),
         "UNSUPPORTED_FORMAT"
     );
     // Another type.
@@ -465,7 +474,8 @@ fn dcql_picks_the_newest_usable_matching_credential() {
     assert_eq!(
         presentation::match_dcql(&held, &q, NOW)
             .expect_err("type")
-            .code(),
+            .code()
+            .as_str(),
         "NO_MATCHING_CREDENTIAL"
     );
 }
@@ -712,24 +722,67 @@ async fn a_received_credential_is_verified_before_it_is_stored() {
         let e = issuance::verify_received(&c, &text, &exp)
             .await
             .expect_err(code);
-        assert_eq!(e.code(), code, "{e}");
+        assert_eq!(e.code().as_str(), code, "{e}");
     }
 }
 
 #[test]
-fn every_error_code_is_screaming_snake() {
-    let samples: Vec<bizcred_wallet::WalletError> = vec![
-        bizcred_wallet::WalletError::TxCodeRequired,
-        bizcred_wallet::WalletError::NoResponseUri,
-        bizcred_wallet::WalletError::UnknownCredential("c".into()),
-        bizcred_wallet::VaultError::WrongPassphrase.into(),
-        bizcred_wallet::VaultError::Encrypt { record: "r".into() }.into(),
+fn wallet_codes_are_in_the_shared_reason_table_as_wallet_codes() {
+    use bizcred_wallet::error::{CredentialProblem, MetadataProblem, ResolveProblem};
+    use bizcred_wallet::{VaultError, WalletError};
+    let samples: Vec<WalletError> = vec![
+        WalletError::TxCodeRequired,
+        WalletError::NoPreAuthorizedCode,
+        WalletError::NoCredential,
+        WalletError::NoResponseUri,
+        WalletError::UnknownCredential("c".into()),
+        WalletError::BackupTooLarge(1),
+        WalletError::TooLarge {
+            what: "x",
+            limit: 1,
+        },
+        WalletError::NotUtf8 { what: "x" },
+        WalletError::TokenRefused {
+            status: 400,
+            error: None,
+            description: None,
+        },
+        WalletError::Http {
+            what: "x",
+            status: 500,
+            error: None,
+            description: None,
+            body: String::new(),
+        },
+        WalletError::Metadata(MetadataProblem::OtherIssuer),
+        WalletError::Credential(CredentialProblem::NotBound),
+        WalletError::Credential(CredentialProblem::NoIssuer),
+        WalletError::Resolve {
+            kid: "k".into(),
+            problem: ResolveProblem::NoSuchKey,
+        },
+        WalletError::UnsupportedFormat { format: "m".into() },
+        WalletError::NoMatch {
+            query_id: "q".into(),
+            wanted: "w".into(),
+        },
+        WalletError::Offer(bizcred_core::oid4vci::OfferError("x")),
+        WalletError::Request(oid4vp::RequestError("x".into())),
+        VaultError::WrongPassphrase.into(),
+        VaultError::Missing("d".into()).into(),
+        VaultError::Exists("d".into()).into(),
+        VaultError::NoHolderKey.into(),
+        VaultError::NotABackup.into(),
+        VaultError::Damaged { record: "r".into() }.into(),
+        VaultError::Encrypt { record: "r".into() }.into(),
     ];
     for e in samples {
         let code = e.code();
         assert!(
-            !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
-            "{code}"
+            code.components().contains("wallet"),
+            "{} ({e}) is not listed as a wallet code: {}",
+            code.as_str(),
+            code.components()
         );
     }
 }
@@ -877,12 +930,12 @@ async fn receive_runs_the_pre_authorized_flow_and_stores_only_a_verified_credent
     let e = issuance::receive(&c, &v, &offer, opts(None), &mut |_| {})
         .await
         .expect_err("no tx code");
-    assert_eq!(e.code(), "TX_CODE_REQUIRED");
+    assert_eq!(e.code().as_str(), "TX_CODE_REQUIRED");
     // A wrong one: the issuer's refusal, and nothing stored.
     let e = issuance::receive(&c, &v, &offer, opts(Some("000000")), &mut |_| {})
         .await
         .expect_err("wrong tx code");
-    assert_eq!(e.code(), "TOKEN_REFUSED");
+    assert_eq!(e.code().as_str(), "TOKEN_REFUSED");
     assert!(e.is_refusal());
     assert!(e.to_string().contains("wrong transaction code"), "{e}");
     assert!(v.credentials().expect("none").is_empty());
