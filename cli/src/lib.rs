@@ -39,6 +39,28 @@ pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
     })
 }
 
+/// Quotes `s` for a POSIX shell (single quotes; a `'` inside becomes `'\''`), unless it needs
+/// none. Hints print command lines a user can paste.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// A command line from its words, each quoted as needed (see [`shell_quote`]).
+pub fn command_line<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A bizcred service's error answer over HTTP: the status and the OAuth-style
 /// `{"error", "error_description"}` body every bizcred service (and OpenID4VCI/VP) uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +101,33 @@ impl std::fmt::Display for HttpError {
 }
 
 impl std::error::Error for HttpError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_apostrophes() {
+        assert_eq!(shell_quote("plain-word_1.2"), "plain-word_1.2");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(
+            shell_quote("Registre des entreprises de l'Ontario"),
+            "'Registre des entreprises de l'\\''Ontario'"
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf %s {}",
+                shell_quote("l'Ontario \"$HOME\" `x` ; &")
+            ))
+            .output()
+            .expect("sh");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "l'Ontario \"$HOME\" `x` ; &"
+        );
+    }
+}
 
 /// The service binaries' global allocator (mimalloc), declared in each `main.rs` with
 /// `#[global_allocator] static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;`.

@@ -51,7 +51,7 @@ struct Target {
     #[command(flatten)]
     data: Data,
     /// Submit to a running registry instead of writing the data directory.
-    #[arg(long)]
+    #[arg(long, env = "BIZCRED_REGISTRY_URL")]
     url: Option<String>,
     /// Admin bearer token for --url (else $BIZCRED_REGISTRY_TOKEN).
     #[arg(long, env = "BIZCRED_REGISTRY_TOKEN", hide_env_values = true)]
@@ -191,10 +191,14 @@ impl Data {
         match e {
             AdminError::NotInitialized(_) => hinted(
                 e.to_string(),
-                format!(
-                    "bizcred-registry init --origin <registry-host>/log --data-dir {}",
-                    self.data_dir.display()
-                ),
+                bizcred_cli::command_line(&[
+                    "bizcred-registry",
+                    "init",
+                    "--origin",
+                    "registry.example.ca/log",
+                    "--data-dir",
+                    &self.data_dir.to_string_lossy(),
+                ]),
             ),
             e => e.into(),
         }

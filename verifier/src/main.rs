@@ -123,10 +123,14 @@ fn open_dir(dir: &Path) -> Result<VerifierDir> {
     VerifierDir::open(dir).map_err(|e| match e {
         StoreError::NotInitialized(_) => hinted(
             e.to_string(),
-            format!(
-                "bizcred-verifier --data-dir {} init --anchor anchor.json --registry <registry-url>",
-                dir.display()
-            ),
+            bizcred_cli::command_line(&[
+                "bizcred-verifier",
+                "--data-dir",
+                &dir.to_string_lossy(),
+                "init",
+                "--anchor",
+                "anchor.json",
+            ]),
         ),
         e => e.into(),
     })
@@ -372,7 +376,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let pending = v.take_pending(state, now)?.ok_or_else(|| {
                 hinted(
                     format!("the presentation answers no open request of this verifier (state {state:?}): unknown, answered or expired"),
-                    format!("bizcred-verifier --data-dir {} request --policy {} --out request.jwt", dir.display(), policy.display()),
+                    bizcred_cli::command_line(&[
+                        "bizcred-verifier",
+                        "--data-dir",
+                        &dir.to_string_lossy(),
+                        "request",
+                        "--policy",
+                        &policy.to_string_lossy(),
+                        "--out",
+                        "request.jwt",
+                    ]),
                 )
             })?;
             let k = key(&v, &cli.pass)?;
@@ -398,7 +411,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if v.config().operator_token_sha256.is_none() {
                 return Err(hinted(
                     "this verifier has no operator token yet; `serve` needs one to protect its requests and results",
-                    format!("bizcred-verifier --data-dir {} token", dir.display()),
+                    bizcred_cli::command_line(&[
+                        "bizcred-verifier",
+                        "--data-dir",
+                        &dir.to_string_lossy(),
+                        "token",
+                    ]),
                 ));
             }
             if request_ttl <= 0 || max_pending == 0 {
