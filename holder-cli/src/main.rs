@@ -272,10 +272,28 @@ fn passphrase(cli: &Cli, confirm: bool) -> Result<Zeroizing<String>> {
 }
 
 fn open(cli: &Cli) -> Result<SledVault> {
-    Ok(SledVault::open(
-        &wallet_dir(cli),
-        passphrase(cli, false)?.as_bytes(),
-    )?)
+    let v = SledVault::open(&wallet_dir(cli), passphrase(cli, false)?.as_bytes())?;
+    #[cfg(debug_assertions)]
+    let v = v.with_fail_point(fail_point);
+    Ok(v)
+}
+
+/// Debug (test) builds only: when `BIZCRED_WALLET_FAIL_POINT` names this point, the process
+/// writes the point's name to `BIZCRED_WALLET_FAIL_POINT_FILE` and waits there to be killed,
+/// so a crash test kills it exactly while a write is in flight. Release builds have no such
+/// hook.
+#[cfg(debug_assertions)]
+fn fail_point(point: &str) {
+    if std::env::var("BIZCRED_WALLET_FAIL_POINT").ok().as_deref() != Some(point) {
+        return;
+    }
+    if let Some(f) = std::env::var_os("BIZCRED_WALLET_FAIL_POINT_FILE") {
+        // The test polls for this file; if it cannot be written the test times out and says so.
+        let _ = std::fs::write(f, point);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }
 
 fn render(v: &Value) -> String {

@@ -235,6 +235,7 @@ const HISTORY: &str = "history";
 pub struct SledVault {
     db: sled::Db,
     master: Zeroizing<[u8; 32]>,
+    fail_point: Option<fn(&str)>,
 }
 
 impl std::fmt::Debug for SledVault {
@@ -264,7 +265,11 @@ impl SledVault {
         meta.insert("salt", &salt)?;
         meta.insert("master", wrapped)?;
         db.flush()?;
-        Ok(SledVault { db, master })
+        Ok(SledVault {
+            db,
+            master,
+            fail_point: None,
+        })
     }
 
     /// Opens the wallet at `dir` with `passphrase`.
@@ -291,7 +296,22 @@ impl SledVault {
         Ok(SledVault {
             db,
             master: Zeroizing::new(master),
+            fail_point: None,
         })
+    }
+
+    /// Calls `hook` at each named point where a write is in flight (applied, not yet flushed):
+    /// `<tree>:written` after a record is inserted, `<tree>:batch-written` after a batch is
+    /// applied. Crash tests use it to kill the process exactly there.
+    pub fn with_fail_point(mut self, hook: fn(&str)) -> SledVault {
+        self.fail_point = Some(hook);
+        self
+    }
+
+    fn fail_point(&self, tree: &str, what: &str) {
+        if let Some(hook) = self.fail_point {
+            hook(&format!("{tree}:{what}"));
+        }
     }
 
     fn record(tree: &str, id: &str) -> String {
@@ -318,6 +338,7 @@ impl SledVault {
     fn put<T: Serialize>(&self, tree: &str, id: &str, value: &T) -> Result<(), VaultError> {
         let sealed = self.seal_record(tree, id, value)?;
         self.db.open_tree(tree)?.insert(id.as_bytes(), sealed)?;
+        self.fail_point(tree, "written");
         self.db.flush()?;
         Ok(())
     }
@@ -391,6 +412,7 @@ impl Vault for SledVault {
             batch.insert(c.id.as_bytes(), self.seal_record(CREDENTIALS, &c.id, c)?);
         }
         self.db.open_tree(CREDENTIALS)?.apply_batch(batch)?;
+        self.fail_point(CREDENTIALS, "batch-written");
         self.db.flush()?;
         Ok(())
     }

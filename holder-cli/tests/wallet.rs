@@ -2,26 +2,43 @@
 //! French, present over OpenID4VP and as a file, status, history, backups; and every bad input
 //! the wallet promises to handle without storing anything half-way.
 
+use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bizcred_examples::{obtain, Bank, Bins, Business, Wallet, World};
 use bizcred_schemas::CredentialType;
 use serde_json::{json, Value};
 
-/// Runs the wallet with `args` and kills it with SIGKILL after `delay`; how it ended.
-fn kill_9_after(bins: &Bins, args: &[&str], delay: Duration) -> std::process::ExitStatus {
+/// Runs the wallet with `args` until it stops at the fail point `point` (a debug-build hook
+/// where a write is applied but not yet flushed; the wallet announces it by writing `marker`),
+/// then kills it there with SIGKILL. Fails if the wallet ends without reaching the point.
+fn kill_9_at(bins: &Bins, args: &[&str], point: &str, marker: &Path) {
+    let _ = std::fs::remove_file(marker);
     let mut child = bins
         .cmd("bizcred-wallet")
         .args(args)
+        .env("BIZCRED_WALLET_FAIL_POINT", point)
+        .env("BIZCRED_WALLET_FAIL_POINT_FILE", marker)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(delay);
-    // SIGKILL on Unix; an error only means the process had already exited.
-    let _ = child.kill();
-    child.wait().expect("wait")
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            panic!("the wallet ended ({st}) before it reached {point}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wallet never reached {point}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SIGKILL on Unix, while the wallet waits at the point.
+    child.kill().expect("SIGKILL");
+    let st = child.wait().expect("wait");
+    assert!(!st.success(), "killed at {point}, yet it exited {st}");
 }
 
 fn list(world: &World, w: &Wallet) -> Vec<Value> {
@@ -305,39 +322,47 @@ fn kill_9_during_receive_leaves_the_store_readable() {
     let bins = &world.bins;
     let root = world.root.path().to_path_buf();
     let w = Wallet::create(bins, &root, "w").expect("wallet");
-    let mut received_total = 0;
-    for delay_ms in [5u64, 20, 60, 120, 250, 600] {
-        let offer = world
-            .offer(
-                "obr",
-                CredentialType::CertificateOfIncorporation,
-                "k",
-                &Business::jennifer().incorporation(),
-            )
-            .expect("offer");
-        let status = kill_9_after(
-            bins,
-            &[
-                "--wallet-dir",
-                &w.dir.to_string_lossy(),
-                "receive",
-                offer["credential_offer_uri"].as_str().expect("uri"),
-                "--tx-code",
-                offer["tx_code"].as_str().expect("tx"),
-            ],
-            Duration::from_millis(delay_ms),
-        );
-        if status.success() {
-            received_total += 1;
-        }
-        // Readable, and every stored credential is whole (it parses and shows).
-        let l = list(&world, &w);
-        for c in &l {
-            w.ok(bins, &["show", c["id"].as_str().expect("id")])
-                .expect("a stored credential is whole");
-        }
-        assert!(l.len() >= received_total);
+    let marker = root.join("fail-point");
+    let offer = world
+        .offer(
+            "obr",
+            CredentialType::CertificateOfIncorporation,
+            "k",
+            &Business::jennifer().incorporation(),
+        )
+        .expect("offer");
+    // Killed after the verified credential is written and before it is flushed.
+    kill_9_at(
+        bins,
+        &[
+            "--wallet-dir",
+            &w.dir.to_string_lossy(),
+            "receive",
+            offer["credential_offer_uri"].as_str().expect("uri"),
+            "--tx-code",
+            offer["tx_code"].as_str().expect("tx"),
+        ],
+        "credentials:written",
+        &marker,
+    );
+    // Readable, and a credential that survived is whole (it parses and shows).
+    let l = list(&world, &w);
+    assert!(l.len() <= 1, "{l:?}");
+    for c in &l {
+        w.ok(bins, &["show", c["id"].as_str().expect("id")])
+            .expect("a stored credential is whole");
     }
+    // The store still takes new credentials.
+    let offer = world
+        .offer(
+            "obr",
+            CredentialType::CertificateOfIncorporation,
+            "k2",
+            &Business::jennifer().incorporation(),
+        )
+        .expect("offer");
+    w.receive(bins, &offer).expect("receive after the crash");
+    assert_eq!(list(&world, &w).len(), l.len() + 1);
 }
 
 /// What the minimal issuer hands out.
@@ -595,9 +620,11 @@ fn kill_9_during_import_imports_all_or_nothing() {
     let backup = root.join("backup.bin");
     w.ok(bins, &["export", "--out", &backup.to_string_lossy()])
         .expect("export");
-    for (n, delay_ms) in [5u64, 40, 90, 150, 250, 500].into_iter().enumerate() {
+    let marker = root.join("fail-point");
+    // Killed after the batch of four is applied and before it is flushed.
+    for n in 0..2 {
         let target = Wallet::create(bins, &root, &format!("t{n}")).expect("wallet");
-        kill_9_after(
+        kill_9_at(
             bins,
             &[
                 "--wallet-dir",
@@ -606,7 +633,8 @@ fn kill_9_during_import_imports_all_or_nothing() {
                 "--in",
                 &backup.to_string_lossy(),
             ],
-            Duration::from_millis(delay_ms),
+            "credentials:batch-written",
+            &marker,
         );
         let got = list(&world, &target).len();
         assert!(
