@@ -2,14 +2,13 @@
 //! bundle and import it with the verifier library, serve, mirror a key rotation, suspend over
 //! HTTP, and survive a `kill -9` under load.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use bizcred_core::trust::bundle::{self, TrustAnchor};
 use bizcred_schemas::CredentialType;
+use bizcred_test_support::Agency;
 use serde_json::Value;
 
 const PASS: &str = "correct horse battery staple";
@@ -103,7 +102,7 @@ fn onboard_four_agencies_bundle_and_rotation() {
     ];
     let mut made = Vec::new();
     for (host, name, ty) in agencies {
-        let a = common::agency(host, t);
+        let a = Agency::new(host, t);
         let f = tmp.path().join(format!("{host}.jsonl"));
         std::fs::write(&f, &a.log).expect("write");
         let (code, out) = run(
@@ -186,7 +185,7 @@ fn onboard_four_agencies_bundle_and_rotation() {
     // Serve; the AGCO's rotation is mirrored over HTTP; the City is suspended over HTTP.
     let server = serve(&dir);
     let rotated_at = now() - 60;
-    let (line, new_key) = common::rotation(agco, rotated_at);
+    let (line, new_key) = agco.rotation(rotated_at);
     let client = reqwest::blocking::Client::new();
     let r = client
         .post(format!("{}/dids/{}/log", server.1, agco.did))
@@ -280,7 +279,7 @@ fn onboard_four_agencies_bundle_and_rotation() {
 trait AssertionKey {
     fn assertion_public(&self) -> bizcred_core::keys::PublicKey;
 }
-impl AssertionKey for common::Agency {
+impl AssertionKey for Agency {
     fn assertion_public(&self) -> bizcred_core::keys::PublicKey {
         bizcred_core::keys::Signer::public_key(&self.assertion)
     }
@@ -297,7 +296,7 @@ fn kill_9_under_load_loses_no_acknowledged_entry() {
     let server = serve(&dir);
     let client = reqwest::blocking::Client::new();
     // Mirror many did:webvh updates; kill -9 while requests are in flight.
-    let a = common::agency("load.bizcred.test", now() - 3600);
+    let a = Agency::new("load.bizcred.test", now() - 3600);
     let f = tmp.path().join("a.jsonl");
     std::fs::write(&f, &a.log).expect("w");
     drop(server);

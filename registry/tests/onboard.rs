@@ -2,8 +2,6 @@
 //! as one batch, all or none, so a crash or a refusal can never leave an agency registered but
 //! not authorized.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -13,6 +11,7 @@ use bizcred_registry::admin;
 use bizcred_registry::store::{MemoryStore, Store, StoreError};
 use bizcred_registry::Registry;
 use bizcred_schemas::CredentialType;
+use bizcred_test_support::{founding_entries, Agency};
 use rand_core::OsRng;
 
 const ORIGIN: &str = "registry.bizcred.test/log";
@@ -58,30 +57,7 @@ fn setup() -> Setup {
     let log_key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
     let store = Arc::new(MemoryStore::default());
     let mut reg = Registry::open(store.clone(), ORIGIN, copy(&log_key), NOW).expect("open");
-    let mut entries = vec![build::genesis(
-        ORIGIN,
-        &[authority.public_key()],
-        ORIGIN,
-        &log_key.public_key(),
-        NOW,
-        &authority,
-        &mut OsRng,
-    )
-    .expect("genesis")];
-    for ty in CredentialType::ALL {
-        entries.push(
-            build::credential_type(
-                ORIGIN,
-                ty.vct(),
-                86_400,
-                7 * 86_400,
-                NOW,
-                &authority,
-                &mut OsRng,
-            )
-            .expect("type"),
-        );
-    }
+    let entries = founding_entries(ORIGIN, &authority, &log_key.public_key(), NOW);
     reg.append_all(entries, NOW).expect("append");
     Setup {
         store,
@@ -97,7 +73,7 @@ fn copy(k: &SecretKey) -> SecretKey {
 #[test]
 fn onboarding_is_one_write_and_a_crash_before_it_leaves_nothing() {
     let s = setup();
-    let agco = common::agency("agco.bizcred.test", NOW - 60);
+    let agco = Agency::new("agco.bizcred.test", NOW - 60);
     let types = [CredentialType::LiquorSalesLicence];
     // The registry crashes at the first write of the onboarding: before the fix, the
     // registration was written alone and this point lay between it and the authorization.
@@ -156,7 +132,7 @@ fn onboarding_is_one_write_and_a_crash_before_it_leaves_nothing() {
 fn a_refused_entry_in_a_batch_appends_none_of_it() {
     let s = setup();
     let mut reg = Registry::open(s.store.clone(), ORIGIN, copy(&s.log_key), NOW).expect("open");
-    let agco = common::agency("agco.bizcred.test", NOW - 60);
+    let agco = Agency::new("agco.bizcred.test", NOW - 60);
     let (_, mut plan) = admin::onboard(
         ORIGIN,
         &s.authority,

@@ -1,7 +1,5 @@
 //! Router tests: every endpoint of the registry API, and its refusals, without a socket.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -14,6 +12,7 @@ use bizcred_registry::service::{app, token_hash, AppState};
 use bizcred_registry::store::{MemoryStore, Store};
 use bizcred_registry::Registry;
 use bizcred_schemas::CredentialType;
+use bizcred_test_support::{founding_entries, Agency};
 use rand_core::OsRng;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -51,35 +50,8 @@ fn fixture() -> Fixture {
     let log_pub = log_key.public_key();
     let mut reg = Registry::open(store, ORIGIN, log_key, now()).expect("open");
     let t = now();
-    reg.append(
-        build::genesis(
-            ORIGIN,
-            &[authority.public_key()],
-            ORIGIN,
-            &log_pub,
-            t,
-            &authority,
-            &mut OsRng,
-        )
-        .expect("g"),
-        t,
-    )
-    .expect("genesis");
-    for ty in CredentialType::ALL {
-        reg.append(
-            build::credential_type(
-                ORIGIN,
-                ty.vct(),
-                86_400,
-                7 * 86_400,
-                t,
-                &authority,
-                &mut OsRng,
-            )
-            .expect("t"),
-            t,
-        )
-        .expect("type");
+    for e in founding_entries(ORIGIN, &authority, &log_pub, t) {
+        reg.append(e, t).expect("founding entry");
     }
     let state = Arc::new(AppState {
         registry: Mutex::new(reg),
@@ -125,8 +97,8 @@ fn code(body: &str) -> String {
 async fn onboarding_proofs_resolution_trqp_and_bundles() {
     let f = fixture();
     let t = now();
-    let agco = common::agency("agco.bizcred.test", t - 60);
-    let city = common::agency("toronto.bizcred.test", t - 60);
+    let agco = Agency::new("agco.bizcred.test", t - 60);
+    let city = Agency::new("toronto.bizcred.test", t - 60);
     for (a, ty) in [
         (&agco, CredentialType::LiquorSalesLicence),
         (&city, CredentialType::MunicipalBusinessLicence),
@@ -218,7 +190,7 @@ async fn onboarding_proofs_resolution_trqp_and_bundles() {
         StatusCode::NOT_FOUND
     );
     // The AGCO rotates: its new did:webvh line is mirrored (authenticated by its own proofs).
-    let (line, _) = common::rotation(&agco, t - 30);
+    let (line, _) = agco.rotation(t - 30);
     let req = Request::post(format!("/dids/{}/log", agco.did))
         .body(Body::from(line.clone()))
         .expect("req");
@@ -287,7 +259,7 @@ async fn onboarding_proofs_resolution_trqp_and_bundles() {
 async fn refusals() {
     let f = fixture();
     let t = now();
-    let a = common::agency("agco.bizcred.test", t - 60);
+    let a = Agency::new("agco.bizcred.test", t - 60);
     let e = build::issuer_registered(
         ORIGIN,
         &a.did,

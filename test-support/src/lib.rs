@@ -238,6 +238,47 @@ pub fn freshness(ty: CredentialType) -> (i64, i64) {
     (status_age, 7 * 86_400)
 }
 
+/// The first entries of a registry at `origin`, created at `created` and signed by
+/// `authority`: the genesis (naming `authority` and the log key `log_key`) and the four
+/// credential types with their [`freshness`] limits. For tests that append them to a real
+/// sequencer as well as for [`InMemoryRegistry::new`].
+///
+/// # Panics
+/// If an entry cannot be signed.
+pub fn founding_entries(
+    origin: &str,
+    authority: &SecretKey,
+    log_key: &PublicKey,
+    created: i64,
+) -> Vec<Value> {
+    let mut entries = vec![build::genesis(
+        origin,
+        &[authority.public_key()],
+        origin,
+        log_key,
+        created,
+        authority,
+        &mut OsRng,
+    )
+    .expect("the genesis entry signs")];
+    for ty in CredentialType::ALL {
+        let (status_age, registry_age) = freshness(ty);
+        entries.push(
+            build::credential_type(
+                origin,
+                ty.vct(),
+                status_age,
+                registry_age,
+                created,
+                authority,
+                &mut OsRng,
+            )
+            .expect("the type entry signs"),
+        );
+    }
+    entries
+}
+
 /// A trust registry in memory: its authority and log keys, the signed governance entries in
 /// order, and the [`TrustState`] they replay to. No sequencer, storage or HTTP: the entries
 /// are built with `bizcred_core::trust::entry::build` and applied directly.
@@ -274,16 +315,7 @@ impl InMemoryRegistry {
     pub fn new(origin: &str, created: i64, now: i64) -> InMemoryRegistry {
         let authority = new_key();
         let log_key = new_key();
-        let genesis = build::genesis(
-            origin,
-            &[authority.public_key()],
-            origin,
-            &log_key.public_key(),
-            created,
-            &authority,
-            &mut OsRng,
-        )
-        .expect("the genesis entry signs");
+        let founding = founding_entries(origin, &authority, &log_key.public_key(), created);
         let mut r = InMemoryRegistry {
             origin: origin.to_owned(),
             authority,
@@ -292,10 +324,8 @@ impl InMemoryRegistry {
             entries: Vec::new(),
             now,
         };
-        r.push(genesis).expect("the genesis entry applies");
-        for ty in CredentialType::ALL {
-            let (status_age, registry_age) = freshness(ty);
-            r.define_type(ty.vct(), status_age, registry_age, created);
+        for e in founding {
+            r.push(e).expect("the founding entries apply");
         }
         r
     }
