@@ -2,17 +2,14 @@
 //! of the four credentials is accepted, and every bad case is refused with its reason code.
 
 use bizcred_core::base64url_encode;
-use bizcred_core::did;
 use bizcred_core::keys::{Algorithm, PublicKey, SecretKey, Signer};
 use bizcred_core::sd_jwt::{key_path, ClaimPath, SdJwt};
-use bizcred_core::sd_jwt_vc::{self, Issuance, StatusReference};
-use bizcred_core::status_list::{self, Status, StatusList};
+use bizcred_core::status_list::{Status, StatusList};
 use bizcred_core::trust::bundle::{self, StatusListCopy};
 use bizcred_core::trust::entry::build;
-use bizcred_core::trust::note::{Checkpoint, SignedNote};
 use bizcred_core::trust::state::TrustState;
-use bizcred_core::webvh;
 use bizcred_schemas::CredentialType;
+use bizcred_test_support::{example_claims as example, Agency, Credential, InMemoryRegistry};
 use bizcred_verifier::{verify, Context, Policy, Presentation, Report, Verdict};
 use rand_core::OsRng;
 use serde_json::{json, Map, Value};
@@ -24,48 +21,24 @@ const NONCE: &str = "Zq3v0ZbN5p1ol5cWQm2o";
 const NOW: i64 = 1_795_348_800;
 const ISSUED: i64 = NOW - 30 * 86_400;
 
-struct Agency {
-    did: String,
-    assertion: SecretKey,
-    next_update: SecretKey,
-    log: String,
+/// An agency of the shared fixture with what this test varies: the type it issues and its
+/// status list, and after a rotation the key that signs that list.
+struct Issuer {
+    agency: Agency,
     list: StatusList,
     ty: CredentialType,
     /// After a rotation, status lists are signed with the new key.
     status_signer: Option<(SecretKey, String)>,
 }
 
-impl Agency {
-    fn new(host: &str, ty: CredentialType) -> Agency {
-        let update = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-        let next_update = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-        let assertion = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-        let doc = json!({
-            "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
-            "id": "{DID}",
-            "verificationMethod": [{"id": "{DID}#key-1", "type": "Multikey", "controller": "{DID}", "publicKeyMultibase": did::multikey(&assertion.public_key())}],
-            "assertionMethod": ["{DID}#key-1"],
-        });
-        let p = webvh::pre_rotation_parameters(&update.public_key(), &next_update.public_key());
-        let (did, line) = webvh::create(host, doc, p, ISSUED - 86_400, &update).expect("create");
-        Agency {
-            did,
-            assertion,
-            next_update,
-            log: format!("{line}\n"),
+impl Issuer {
+    fn new(host: &str, ty: CredentialType) -> Issuer {
+        Issuer {
+            agency: Agency::new(host, ISSUED - 86_400),
             list: StatusList::new(1024, 2).expect("list"),
             ty,
             status_signer: None,
         }
-    }
-    fn kid(&self) -> String {
-        format!("{}#key-1", self.did)
-    }
-    fn uri(&self) -> String {
-        format!(
-            "https://{}/status/1",
-            self.did.rsplit(':').next().unwrap_or("x")
-        )
     }
     fn issue(
         &self,
@@ -82,8 +55,8 @@ impl Agency {
             idx,
             iat,
             exp,
-            &self.assertion,
-            &self.kid(),
+            &self.agency.assertion,
+            &self.agency.kid(),
         )
     }
     #[allow(clippy::too_many_arguments)]
@@ -98,194 +71,82 @@ impl Agency {
         key: &SecretKey,
         kid: &str,
     ) -> SdJwt {
-        let req = Issuance {
-            vct: ty.vct(),
-            issuer: &self.did,
-            kid: Some(kid),
-            iat,
-            nbf: None,
-            exp,
-            holder_key: Some(holder),
-            status: Some(StatusReference {
-                idx,
-                uri: self.uri(),
-            }),
-            disclosable: sd_jwt_vc::default_disclosable(ty, &claims),
+        let c = Credential {
+            ty,
             claims,
+            holder,
+            status_idx: idx,
+            iat,
+            exp,
             decoys: 2,
         };
-        sd_jwt_vc::issue(req, key, &mut OsRng).expect("issue")
+        self.agency.issue_signed_by(c, key, kid)
     }
     fn status_token(&self, iat: i64) -> StatusListCopy {
-        let (key, kid) = match &self.status_signer {
-            Some((k, kid)) => (k, kid.clone()),
-            None => (&self.assertion, self.kid()),
-        };
-        let token = status_list::sign_token(
-            &self.list,
-            &self.uri(),
-            &self.did,
-            &kid,
-            iat,
-            iat + 2 * 86_400,
-            3600,
-            key,
-        )
-        .expect("sign");
-        StatusListCopy {
-            uri: self.uri(),
-            token,
+        let exp = iat + 2 * 86_400;
+        match &self.status_signer {
+            Some((key, kid)) => self
+                .agency
+                .status_list_copy_signed_by(&self.list, iat, exp, key, kid),
+            None => self.agency.status_list_copy(&self.list, iat, exp),
         }
     }
 }
 
-fn example(ty: CredentialType) -> Map<String, Value> {
-    let path = format!(
-        "{}/../schemas/examples/valid/{}.json",
-        env!("CARGO_MANIFEST_DIR"),
-        ty.slug()
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("json")
-}
-
 struct World {
-    authority: SecretKey,
-    log_key: SecretKey,
-    state: TrustState,
-    entries: Vec<Value>,
-    agencies: Vec<Agency>,
+    reg: InMemoryRegistry,
+    agencies: Vec<Issuer>,
     holder: SecretKey,
     policy: Policy,
 }
 
 impl World {
     fn new() -> World {
-        let authority = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-        let log_key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-        let mut w = World {
-            state: TrustState::empty(ORIGIN),
-            entries: Vec::new(),
-            agencies: vec![
-                Agency::new(
-                    "obr.bizcred.test",
-                    CredentialType::CertificateOfIncorporation,
-                ),
-                Agency::new("cra.bizcred.test", CredentialType::BusinessNumber),
-                Agency::new(
-                    "toronto.bizcred.test",
-                    CredentialType::MunicipalBusinessLicence,
-                ),
-                Agency::new("agco.bizcred.test", CredentialType::LiquorSalesLicence),
-            ],
+        let t = ISSUED - 86_400;
+        let mut reg = InMemoryRegistry::new(ORIGIN, t, NOW);
+        let agencies = vec![
+            Issuer::new(
+                "obr.bizcred.test",
+                CredentialType::CertificateOfIncorporation,
+            ),
+            Issuer::new("cra.bizcred.test", CredentialType::BusinessNumber),
+            Issuer::new(
+                "toronto.bizcred.test",
+                CredentialType::MunicipalBusinessLicence,
+            ),
+            Issuer::new("agco.bizcred.test", CredentialType::LiquorSalesLicence),
+        ];
+        for a in &agencies {
+            reg.onboard(&a.agency, "Agency", "Agence", &[a.ty], t);
+        }
+        World {
+            reg,
+            agencies,
             holder: SecretKey::generate(Algorithm::EdDSA, &mut OsRng),
             policy: Policy::from_toml(include_str!(
                 "../../examples/config/policies/loan-application.toml"
             ))
             .expect("policy"),
-            authority,
-            log_key,
-        };
-        let t = ISSUED - 86_400;
-        let g = build::genesis(
-            ORIGIN,
-            &[w.authority.public_key()],
-            ORIGIN,
-            &w.log_key.public_key(),
-            t,
-            &w.authority,
-            &mut OsRng,
-        )
-        .expect("g");
-        w.push(g);
-        for ty in CredentialType::ALL {
-            let status_age = if matches!(
-                ty,
-                CredentialType::MunicipalBusinessLicence | CredentialType::LiquorSalesLicence
-            ) {
-                86_400
-            } else {
-                7 * 86_400
-            };
-            let e = build::credential_type(
-                ORIGIN,
-                ty.vct(),
-                status_age,
-                7 * 86_400,
-                t,
-                &w.authority,
-                &mut OsRng,
-            )
-            .expect("t");
-            w.push(e);
         }
-        for i in 0..4 {
-            let (did, log, vct) = (
-                w.agencies[i].did.clone(),
-                w.agencies[i].log.clone(),
-                w.agencies[i].ty.vct(),
-            );
-            let e = build::issuer_registered(
-                ORIGIN,
-                &did,
-                "Agency",
-                "Agence",
-                &log,
-                t,
-                &w.authority,
-                &mut OsRng,
-            )
-            .expect("e");
-            w.push(e);
-            let e = build::authorization_granted(
-                ORIGIN,
-                &did,
-                vct,
-                t,
-                None,
-                t,
-                &w.authority,
-                &mut OsRng,
-            )
-            .expect("e");
-            w.push(e);
-        }
-        w
     }
     fn push(&mut self, e: Value) {
-        self.state.apply(&e, NOW).expect("entry applies");
-        self.entries.push(e);
+        self.reg.push(e).expect("entry applies");
+    }
+    fn status_lists(&self, status_at: i64) -> Vec<StatusListCopy> {
+        self.agencies
+            .iter()
+            .map(|a| a.status_token(status_at))
+            .collect()
     }
     /// The verifier's trust state: a bundle signed at `at` with status lists signed at `status_at`.
     fn trust(&self, at: i64, status_at: i64) -> TrustState {
-        let anchor = bundle::TrustAnchor::of(&self.state).expect("anchor");
-        bundle::import(None, &anchor, &self.bundle(0, at, status_at), at.max(NOW))
-            .expect("import")
-            .state
+        self.reg
+            .verifier_state(at, self.status_lists(status_at), at.max(NOW))
     }
     /// A bundle for a verifier holding `from` entries, signed at `at`, with status lists
     /// signed at `status_at`.
     fn bundle(&self, from: u64, at: i64, status_at: i64) -> String {
-        let cp = Checkpoint {
-            origin: ORIGIN.into(),
-            size: self.state.size(),
-            root: self.state.root(),
-        };
-        let note = SignedNote::sign(&cp.body(), ORIGIN, &self.log_key).expect("note");
-        let lists = self
-            .agencies
-            .iter()
-            .map(|a| a.status_token(status_at))
-            .collect();
-        bundle::export(
-            &self.state,
-            &note,
-            from,
-            &self.entries,
-            lists,
-            at,
-            &self.log_key,
-        )
-        .expect("export")
+        self.reg.bundle(from, at, self.status_lists(status_at))
     }
     fn credentials(&self) -> Vec<SdJwt> {
         let hk = self.holder.public_key();
@@ -421,7 +282,8 @@ fn tampering_and_forgery() {
         let forged = swap("liquor_licence", &|p| {
             let parts: Vec<&str> = p.splitn(2, '.').collect();
             let header = base64url_encode(
-                json!({"alg": alg, "typ": "dc+sd-jwt", "kid": w.agencies[3].kid()}).to_string(),
+                json!({"alg": alg, "typ": "dc+sd-jwt", "kid": w.agencies[3].agency.kid()})
+                    .to_string(),
             );
             format!("{header}.{}", parts[1])
         });
@@ -438,7 +300,7 @@ fn tampering_and_forgery() {
         ISSUED,
         None,
         &impostor,
-        &a.kid(),
+        &a.agency.kid(),
     );
     let mut c = creds.clone();
     c[3] = forged;
@@ -490,15 +352,15 @@ fn trust_failures() {
         99,
         ISSUED,
         None,
-        &city.assertion,
-        &city.kid(),
+        &city.agency.assertion,
+        &city.agency.kid(),
     );
     let trust = w.trust(NOW - 3600, NOW - 600);
     let mut c = creds.clone();
     c[3] = bogus;
     rejected_with(&w.check(&w.present(&c), &trust), "ISSUER_NOT_AUTHORIZED");
     // An unknown issuer.
-    let stranger = Agency::new("stranger.bizcred.test", CredentialType::LiquorSalesLicence);
+    let stranger = Issuer::new("stranger.bizcred.test", CredentialType::LiquorSalesLicence);
     let mut c = creds.clone();
     c[3] = stranger.issue(
         example(CredentialType::LiquorSalesLicence),
@@ -512,30 +374,13 @@ fn trust_failures() {
     // The AGCO rotates its key; a credential dated after the rotation but signed with the old
     // key is refused, while the one issued before stays valid.
     let rotated_at = NOW - 5 * 86_400;
-    let agco_log = w.state.issuers[&w.agencies[3].did].log.clone();
-    let new_key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-    let a = &w.agencies[3];
-    let state = json!({
-        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
-        "id": a.did,
-        "verificationMethod": [{"id": format!("{}#key-2", a.did), "type": "Multikey", "controller": a.did, "publicKeyMultibase": did::multikey(&new_key.public_key())}],
-        "assertionMethod": [format!("{}#key-2", a.did)],
-    });
-    let mut p = Map::new();
-    p.insert(
-        "updateKeys".into(),
-        json!([did::multikey(&a.next_update.public_key())]),
-    );
-    p.insert("nextKeyHashes".into(), json!([]));
-    let line = webvh::update(&agco_log, state, p, rotated_at, &a.next_update).expect("rotate");
-    let e = build::did_log_entries(ORIGIN, &a.did, &line, rotated_at, &w.log_key, &mut OsRng)
-        .expect("e");
-    let kid2 = format!("{}#key-2", a.did);
-    w.push(e);
-    w.agencies[3].status_signer = Some((
-        SecretKey::from_bytes(Algorithm::EdDSA, &new_key.to_bytes()).expect("k"),
-        kid2,
-    ));
+    let agco = &w.agencies[3].agency;
+    let (line, new_key) = agco.rotation(rotated_at);
+    let (did, kid2) = (agco.did.clone(), format!("{}#key-2", agco.did));
+    w.reg
+        .mirror(&did, &line, rotated_at)
+        .expect("rotation mirrored");
+    w.agencies[3].status_signer = Some((new_key, kid2));
     let trust = w.trust(NOW - 3600, NOW - 600);
     let r = w.check(&w.present(&creds), &trust);
     assert_eq!(
@@ -554,14 +399,14 @@ fn trust_failures() {
     );
 
     // A declared compromise of the City's key.
-    let city_did = w.agencies[2].did.clone();
+    let city_did = w.agencies[2].agency.did.clone();
     let e = build::key_compromised(
         ORIGIN,
         &city_did,
         "#key-1",
         ISSUED - 10,
         NOW - 7200,
-        &w.authority,
+        &w.reg.authority,
         &mut OsRng,
     )
     .expect("e");
@@ -611,7 +456,7 @@ fn status_validity_and_schema() {
 fn a_newer_status_list_replaces_the_held_one_even_within_the_same_second() {
     let mut w = World::new();
     let creds = w.credentials();
-    let anchor = bundle::TrustAnchor::of(&w.state).expect("anchor");
+    let anchor = w.reg.anchor();
     let first = w.trust(NOW - 3600, NOW - 600);
     assert_eq!(w.check(&w.present(&creds), &first).verdict, Verdict::Accept);
     // The liquor licence is suspended and the list re-signed within the same second.
