@@ -244,7 +244,7 @@ fn bench_issue(r: &Reference) {
 
 fn bench_bundle() {
     let mut f = Fixture::new(now());
-    let have = f.state.size() as usize;
+    let have = f.registry.state.size() as usize;
     f.grow(10_000 - have);
     let anchor = f.anchor();
     let full = f.bundle(0);

@@ -1,58 +1,39 @@
 //! An in-memory ecosystem (no processes): four agencies with did:webvh DIDs, a registry state
 //! with their authorizations, signed status lists, a trust bundle, the four credentials of
-//! Jennifer Ventures Inc., and presentations of them. For benchmarks.
+//! Jennifer Ventures Inc., and presentations of them. For benchmarks and the interop tests.
+//!
+//! The agencies and the registry are `bizcred-test-support`'s; this adds the holder, the
+//! credentials and the bank's policy.
 
 use rand_core::OsRng;
 use serde_json::{json, Map, Value};
 
-use bizcred_core::did;
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
 use bizcred_core::sd_jwt::{ClaimPath, PathSegment, SdJwt};
-use bizcred_core::sd_jwt_vc::{self, Issuance, StatusReference};
-use bizcred_core::status_list::{self, StatusList};
-use bizcred_core::trust::bundle::{self, StatusListCopy, TrustAnchor};
-use bizcred_core::trust::entry::build;
-use bizcred_core::trust::note::{Checkpoint, SignedNote};
-use bizcred_core::trust::state::TrustState;
-use bizcred_core::webvh;
+use bizcred_core::status_list::StatusList;
+use bizcred_core::trust::bundle::{StatusListCopy, TrustAnchor};
 use bizcred_schemas::CredentialType;
+use bizcred_test_support::{example_claims, Agency, Credential, InMemoryRegistry};
 use bizcred_verifier::Policy;
 
 /// The registry origin of the fixture.
 pub const ORIGIN: &str = "registry.bizcred.bench/log";
 
-/// One agency of the fixture.
+/// One agency of the fixture: its DID, keys and log, and the type it issues.
+#[derive(Debug)]
 pub struct FixtureAgency {
-    /// Its DID.
-    pub did: String,
-    /// Its assertion key (`#key-1`).
-    pub key: SecretKey,
-    /// Its DID log.
-    pub log: String,
+    /// The agency (its assertion key, `#key-1`, signs credentials and status lists).
+    pub agency: Agency,
     /// What it issues.
     pub ty: CredentialType,
-}
-
-impl std::fmt::Debug for FixtureAgency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FixtureAgency")
-            .field("did", &self.did)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The whole in-memory ecosystem.
 pub struct Fixture {
     /// The agencies.
     pub agencies: Vec<FixtureAgency>,
-    /// The registry's authority key.
-    pub authority: SecretKey,
-    /// The registry's log key.
-    pub log_key: SecretKey,
-    /// The registry's state and entries.
-    pub state: TrustState,
-    /// The entries.
-    pub entries: Vec<Value>,
+    /// The registry: its keys, entries and state.
+    pub registry: InMemoryRegistry,
     /// The holder key.
     pub holder: SecretKey,
     /// The four credentials, as issued.
@@ -66,96 +47,26 @@ pub struct Fixture {
 impl std::fmt::Debug for Fixture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fixture")
-            .field("size", &self.state.size())
+            .field("registry", &self.registry)
             .finish_non_exhaustive()
-    }
-}
-
-fn example(ty: CredentialType) -> Map<String, Value> {
-    match crate::example_claims(ty) {
-        Value::Object(m) => m,
-        _ => Map::new(),
     }
 }
 
 impl Fixture {
     /// Builds the ecosystem at `now`.
     pub fn new(now: i64) -> Fixture {
-        let authority = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-        let log_key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
         let t = now - 86_400;
-        let mut state = TrustState::empty(ORIGIN);
-        let mut entries = Vec::new();
-        let mut push = |e: Value, state: &mut TrustState| {
-            state.apply(&e, now).expect("fixture entry");
-            entries.push(e);
-        };
-        push(
-            build::genesis(
-                ORIGIN,
-                &[authority.public_key()],
-                ORIGIN,
-                &log_key.public_key(),
-                t,
-                &authority,
-                &mut OsRng,
-            )
-            .expect("g"),
-            &mut state,
-        );
-        for ty in CredentialType::ALL {
-            push(
-                build::credential_type(
-                    ORIGIN,
-                    ty.vct(),
-                    86_400,
-                    7 * 86_400,
-                    t,
-                    &authority,
-                    &mut OsRng,
-                )
-                .expect("t"),
-                &mut state,
-            );
-        }
-        let mut agencies = Vec::new();
-        for (i, ty) in CredentialType::ALL.into_iter().enumerate() {
-            let update = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-            let key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-            let doc = json!({"@context": ["https://www.w3.org/ns/did/v1"], "id": "{DID}",
-                "verificationMethod": [{"id": "{DID}#key-1", "type": "Multikey", "controller": "{DID}", "publicKeyMultibase": did::multikey(&key.public_key())}],
-                "assertionMethod": ["{DID}#key-1"]});
-            let mut p = Map::new();
-            p.insert(
-                "updateKeys".into(),
-                json!([did::multikey(&update.public_key())]),
-            );
-            let (did, line) =
-                webvh::create(&format!("agency{i}.bizcred.bench"), doc, p, t, &update)
-                    .expect("did");
-            let log = format!("{line}\n");
-            push(
-                build::issuer_registered(
-                    ORIGIN, &did, "Agency", "Agence", &log, t, &authority, &mut OsRng,
-                )
-                .expect("e"),
-                &mut state,
-            );
-            push(
-                build::authorization_granted(
-                    ORIGIN,
-                    &did,
-                    ty.vct(),
-                    t,
-                    None,
-                    t,
-                    &authority,
-                    &mut OsRng,
-                )
-                .expect("e"),
-                &mut state,
-            );
-            agencies.push(FixtureAgency { did, key, log, ty });
+        let mut registry = InMemoryRegistry::new(ORIGIN, t, now);
+        let agencies: Vec<FixtureAgency> = CredentialType::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, ty)| FixtureAgency {
+                agency: Agency::new(&format!("agency{i}.bizcred.bench"), t),
+                ty,
+            })
+            .collect();
+        for a in &agencies {
+            registry.onboard(&a.agency, "Agency", "Agence", &[a.ty], t);
         }
         let holder = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
         let hk = holder.public_key();
@@ -163,25 +74,15 @@ impl Fixture {
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let claims = example(a.ty);
-                let kid = format!("{}#key-1", a.did);
-                let req = Issuance {
-                    vct: a.ty.vct(),
-                    issuer: &a.did,
-                    kid: Some(&kid),
+                a.agency.issue(Credential {
+                    ty: a.ty,
+                    claims: example_claims(a.ty),
+                    holder: &hk,
+                    status_idx: 1000 + i as u64,
                     iat: now - 3600,
-                    nbf: None,
                     exp: Some(now + 365 * 86_400),
-                    holder_key: Some(&hk),
-                    status: Some(StatusReference {
-                        idx: 1000 + i as u64,
-                        uri: Self::uri(a),
-                    }),
-                    disclosable: sd_jwt_vc::default_disclosable(a.ty, &claims),
-                    claims,
                     decoys: 3,
-                };
-                sd_jwt_vc::issue(req, &a.key, &mut OsRng).expect("issue")
+                })
             })
             .collect();
         let policy = Policy::from_toml(include_str!(
@@ -190,10 +91,7 @@ impl Fixture {
         .expect("policy");
         Fixture {
             agencies,
-            authority,
-            log_key,
-            state,
-            entries,
+            registry,
             holder,
             credentials,
             policy,
@@ -201,78 +99,35 @@ impl Fixture {
         }
     }
 
-    fn uri(a: &FixtureAgency) -> String {
-        format!(
-            "https://{}/status/1",
-            a.did.rsplit(':').next().unwrap_or("x")
-        )
-    }
-
     /// Signed 131,072-entry status lists, one per agency.
     pub fn status_lists(&self) -> Vec<StatusListCopy> {
+        let list = StatusList::new(131_072, 2).expect("list");
         self.agencies
             .iter()
             .map(|a| {
-                let list = StatusList::new(131_072, 2).expect("list");
-                let token = status_list::sign_token(
-                    &list,
-                    &Self::uri(a),
-                    &a.did,
-                    &format!("{}#key-1", a.did),
-                    self.now - 600,
-                    self.now + 86_400,
-                    3600,
-                    &a.key,
-                )
-                .expect("sign");
-                StatusListCopy {
-                    uri: Self::uri(a),
-                    token,
-                }
+                a.agency
+                    .status_list_copy(&list, self.now - 600, self.now + 86_400)
             })
             .collect()
     }
 
     /// The signed trust bundle for a verifier holding `from` entries.
     pub fn bundle(&self, from: u64) -> String {
-        let cp = Checkpoint {
-            origin: ORIGIN.into(),
-            size: self.state.size(),
-            root: self.state.root(),
-        };
-        let note = SignedNote::sign(&cp.body(), ORIGIN, &self.log_key).expect("note");
-        bundle::export(
-            &self.state,
-            &note,
-            from,
-            &self.entries,
-            self.status_lists(),
-            self.now - 60,
-            &self.log_key,
-        )
-        .expect("bundle")
+        self.registry
+            .bundle(from, self.now - 60, self.status_lists())
     }
 
     /// The anchor verifiers pin.
     pub fn anchor(&self) -> TrustAnchor {
-        TrustAnchor::of(&self.state).expect("anchor")
+        self.registry.anchor()
     }
 
     /// Appends `n` governance entries (type definitions), for bundle benchmarks.
     pub fn grow(&mut self, n: usize) {
         for i in 0..n {
-            let e = build::credential_type(
-                ORIGIN,
-                &format!("urn:bizcred:bench:{}:{i}", self.state.size()),
-                86_400,
-                86_400,
-                self.now - 100,
-                &self.authority,
-                &mut OsRng,
-            )
-            .expect("e");
-            self.state.apply(&e, self.now).expect("apply");
-            self.entries.push(e);
+            let vct = format!("urn:bizcred:bench:{}:{i}", self.registry.state.size());
+            self.registry
+                .define_type(&vct, 86_400, 86_400, self.now - 100);
         }
     }
 

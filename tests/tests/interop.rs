@@ -161,9 +161,9 @@ fn independent_vp_token(f: &Fixture, aud: &str, nonce: &str, tamper: bool) -> Va
             assert_eq!(q.credential_type, a.ty);
             json!({
                 "id": q.id,
-                "issuer": a.did,
-                "kid": format!("{}#key-1", a.did),
-                "key": hex(&a.key.to_bytes()),
+                "issuer": a.agency.did,
+                "kid": a.agency.kid(),
+                "key": hex(&a.agency.assertion.to_bytes()),
                 "vct": a.ty.vct(),
                 "claims": example_claims(a.ty),
                 "status": {"idx": 2000 + i, "uri": f.status_lists()[i].uri},
