@@ -69,21 +69,27 @@ pub(crate) async fn read(
             limit: MAX_BODY,
         });
     }
-    let bytes = resp
-        .bytes()
+    // Read chunk by chunk so a body without (or lying about) its length stops at the bound.
+    let mut resp = resp;
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
         .map_err(|source| WalletError::Unreachable {
             what,
             url: url.to_owned(),
             source,
-        })?;
-    if bytes.len() > MAX_BODY {
-        return Err(WalletError::TooLarge {
-            what,
-            limit: MAX_BODY,
-        });
+        })?
+    {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(WalletError::TooLarge {
+                what,
+                limit: MAX_BODY,
+            });
+        }
+        bytes.extend_from_slice(&chunk);
     }
-    let text = String::from_utf8(bytes.to_vec()).map_err(|_| WalletError::NotUtf8 { what })?;
+    let text = String::from_utf8(bytes).map_err(|_| WalletError::NotUtf8 { what })?;
     Ok(Answer { status, text })
 }
 

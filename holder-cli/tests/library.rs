@@ -1013,3 +1013,58 @@ async fn a_declined_or_answered_request_is_in_the_history() {
     assert_eq!(h[1].channel, format!("http://{addr}/response"));
     assert_eq!(h[1].credentials, p.disclosed);
 }
+
+#[tokio::test]
+async fn an_answer_over_the_bound_is_refused() {
+    use axum::routing::get;
+    let app = axum::Router::new().route("/big", get(|| async { "x".repeat(net::MAX_BODY + 1) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let c = net::client().expect("client");
+    let e = net::get_text(&c, &format!("http://{addr}/big"), "a large answer")
+        .await
+        .expect_err("too large");
+    server.abort();
+    assert_eq!(e.code().as_str(), "RESPONSE_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn a_chunked_answer_is_cut_at_the_bound() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that streams chunks without announcing a length, far past the bound.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf).await;
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n";
+        if sock.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..(2 * net::MAX_BODY / chunk.len()) {
+            let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+            frame.extend_from_slice(&chunk);
+            frame.extend_from_slice(b"\r\n");
+            if sock.write_all(&frame).await.is_err() {
+                return; // the client stopped reading: what the test wants
+            }
+        }
+        let _ = sock.write_all(b"0\r\n\r\n").await;
+    });
+    let c = net::client().expect("client");
+    let e = net::get_text(&c, &format!("http://{addr}/stream"), "a streamed answer")
+        .await
+        .expect_err("too large");
+    server.abort();
+    assert_eq!(e.code().as_str(), "RESPONSE_TOO_LARGE", "{e}");
+}
