@@ -6,8 +6,10 @@
 //!   returns an SD-JWT VC bound to the proof key through `cnf`.
 //! * The issuer's identity is a did:webvh DID; credentials carry `iss` = that DID and a `kid`
 //!   DID URL; the DID log is served at the did:webvh location and mirrored by the registry.
-//! * IETF Token Status List: a random, never reused index per credential; lists re-signed on a
-//!   schedule and pushed to the registry for trust bundles.
+//! * IETF Token Status List: a random, never reused index per credential, drawn in the open
+//!   list (a new list with its own URL when one is full); each list's bits are kept in the store
+//!   and changed with the status; lists are re-signed from those bits on a schedule and after
+//!   changes, and pushed to the registry for trust bundles.
 //! * Prerequisites: for a type that requires other agencies' credentials, the application
 //!   starts with an OpenID4VP request; the presentation is verified offline against the
 //!   registry's trust bundle, and its claims pre-fill the application.

@@ -2,8 +2,8 @@
 //!
 //! Wallet-facing (OpenID4VCI 1.0 final): `/.well-known/openid-credential-issuer`,
 //! `/.well-known/oauth-authorization-server`, `/credential-offer/{id}`, `/token`, `/nonce`,
-//! `/credential`; the did:webvh log at `/.well-known/did.jsonl`; the status list at
-//! `/status/1`; OpenID4VP for prerequisites at `/oid4vp/request/{id}` and `/oid4vp/response`.
+//! `/credential`; the did:webvh log at `/.well-known/did.jsonl`; the status lists at
+//! `/status/{n}`; OpenID4VP for prerequisites at `/oid4vp/request/{id}` and `/oid4vp/response`.
 //!
 //! Staff-facing (bearer admin token, compared in constant time; 401 without a token, 403 with
 //! a wrong one): `/admin/applications`, `/admin/applications/{id}`,
@@ -196,7 +196,7 @@ pub fn app(issuer: Shared) -> Router {
         .route("/token", post(token))
         .route("/nonce", post(nonce))
         .route("/credential", post(credential))
-        .route("/status/1", get(status_list))
+        .route("/status/{n}", get(status_list))
         .route("/oid4vp/request/{id}", get(request_object))
         .route("/oid4vp/response", post(presentation))
         .route("/admin/applications", post(create_application))
@@ -278,9 +278,18 @@ async fn credential(
     ))
 }
 
-async fn status_list(State(s): State<Shared>) -> Result<Response, ApiError> {
-    // A stale or changed list is re-signed and stored durably first: off the async workers.
-    let token = blocking(&s, |s| s.status_list()).await?;
+async fn status_list(State(s): State<Shared>, Path(n): Path<String>) -> Result<Response, ApiError> {
+    let n: u32 = n.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "status lists are numbered from 1",
+        )
+    })?;
+    // The newest signed token, as held: stale or changed lists are re-signed by the
+    // background loop and after status changes, never while a client waits. Only a list
+    // never signed (just opened) is signed first, off the async workers.
+    let token = blocking(&s, move |s| s.status_list(n)).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/statuslist+jwt")],
         token,
@@ -459,6 +468,8 @@ async fn change_status(
     if let Err(e) = s.push_status_list().await {
         tracing::warn!("status list not pushed to the registry: {e}");
     }
+    // A change the clock did not allow to sign yet is signed and pushed as soon as it may be.
+    s.schedule_status_push();
     Ok(Json(rec).into_response())
 }
 
@@ -468,6 +479,7 @@ async fn rotate(State(s): State<Shared>, headers: HeaderMap) -> Result<Response,
     if let Err(e) = s.push_status_list().await {
         tracing::warn!("status list not pushed to the registry: {e}");
     }
+    s.schedule_status_push();
     Ok(Json(out).into_response())
 }
 

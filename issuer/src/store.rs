@@ -265,6 +265,10 @@ pub struct CredentialRecord {
     pub application_id: String,
     /// `vct`.
     pub vct: String,
+    /// The status list holding the index (`/status/{n}`); records written before lists rolled
+    /// over are in list 1.
+    #[serde(default = "first_list")]
+    pub status_list: u32,
     /// Status list index.
     pub status_idx: u64,
     /// `valid`, `revoked` or `suspended`.
@@ -277,6 +281,107 @@ pub struct CredentialRecord {
     pub credential_sha256: String,
 }
 
+fn first_list() -> u32 {
+    1
+}
+
+/// The 2-bit value of a status in a list (Token Status List: valid 0, revoked ("invalid") 1,
+/// suspended 2).
+fn status_value(s: CredentialStatus) -> u8 {
+    match s {
+        CredentialStatus::Valid => 0,
+        CredentialStatus::Revoked => 1,
+        CredentialStatus::Suspended => 2,
+    }
+}
+
+/// Bytes of a packed list of `size` 2-bit entries.
+fn bits_len(size: u64) -> usize {
+    (size.saturating_mul(2)).div_ceil(8) as usize
+}
+
+/// Sets entry `idx` of packed 2-bit bytes (the Token Status List layout: entry `i` is bits
+/// `2i..2i+2`, least significant first).
+fn put_bits(bytes: &mut [u8], idx: u64, value: u8) -> Result<(), StoreError> {
+    let byte = usize::try_from(idx / 4).ok().and_then(|b| bytes.get_mut(b));
+    let Some(byte) = byte else {
+        return Err(corrupt_list("a status index beyond its list"));
+    };
+    let shift = (idx % 4) * 2;
+    *byte = (*byte & !(0b11 << shift)) | ((value & 0b11) << shift);
+    Ok(())
+}
+
+fn corrupt_list(why: &'static str) -> StoreError {
+    StoreError::Corrupt {
+        what: "status list",
+        cause: Arc::new(std::io::Error::new(std::io::ErrorKind::InvalidData, why)),
+    }
+}
+
+/// The key of a status index: the list number, then the index (both big-endian).
+fn idx_key(list: u32, idx: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&list.to_be_bytes());
+    k[4..].copy_from_slice(&idx.to_be_bytes());
+    k
+}
+
+/// A status list's size and how many of its indices are allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListInfo {
+    /// Its number (`/status/{list}`).
+    pub list: u32,
+    /// Entries.
+    pub size: u64,
+    /// Indices allocated so far.
+    pub allocated: u64,
+}
+
+impl ListInfo {
+    fn encode(&self) -> [u8; 16] {
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&self.size.to_be_bytes());
+        v[8..].copy_from_slice(&self.allocated.to_be_bytes());
+        v
+    }
+
+    fn decode(list: u32, v: &[u8]) -> Result<ListInfo, StoreError> {
+        if v.len() != 16 {
+            return Err(corrupt_list("a list's size record is not 16 bytes"));
+        }
+        Ok(ListInfo {
+            list,
+            size: u64::from_be_bytes(be8("status list size", &v[..8])?),
+            allocated: u64::from_be_bytes(be8("status list allocation", &v[8..])?),
+        })
+    }
+}
+
+/// A status list's stored bits: the packed 2-bit entries and the version of the last change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListBits {
+    /// Incremented by every transaction that changes an entry.
+    pub version: u64,
+    /// Entries.
+    pub size: u64,
+    /// The packed entries (2 bits each, the Token Status List layout).
+    pub bytes: Vec<u8>,
+}
+
+/// The newest signed token of a status list, as recorded before it is served or pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedList {
+    /// Its `iat`.
+    pub iat: i64,
+    /// The version of the bits it carries.
+    pub version: u64,
+    /// The key that signed it.
+    pub kid: String,
+    /// The token.
+    pub token: String,
+}
+
 /// The issuer's store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -287,7 +392,14 @@ pub struct Store {
     tokens: sled::Tree,
     nonces: sled::Tree,
     creds: sled::Tree,
+    /// Allocated status indices: (list, index) -> credential id.
     status_idx: sled::Tree,
+    /// Each list's packed bits, after its version: list -> version ++ bits.
+    status_bits: sled::Tree,
+    /// Each list's size and allocation count: list -> size ++ allocated.
+    status_alloc: sled::Tree,
+    /// Each list's newest signed token: list -> [`SignedList`].
+    status_signed: sled::Tree,
     meta: sled::Tree,
     audit: sled::Tree,
     /// Applications awaiting a presentation, by creation time (for expiry).
@@ -296,8 +408,13 @@ pub struct Store {
     issuances: std::sync::Arc<IssuanceQueue>,
 }
 
+/// Stores before per-list state: the one list's last `iat` and token (migrated at open).
 const STATUS_LIST_IAT: &str = "status_list_iat";
 const PENDING_INDEXED: &str = "pending_indexed";
+/// The list indices are drawn in.
+const STATUS_OPEN_LIST: &str = "status_open_list";
+/// Set once the lists' bits are stored (built from the records once, for older stores).
+const STATUS_BITS_KEPT: &str = "status_bits_kept";
 
 /// The pending-request index key of an application: creation time, then id.
 fn pending_key(app: &Application) -> Vec<u8> {
@@ -505,6 +622,9 @@ impl Store {
             nonces: db.open_tree("nonces")?,
             creds: db.open_tree("credentials")?,
             status_idx: db.open_tree("status_idx")?,
+            status_bits: db.open_tree("status_bits")?,
+            status_alloc: db.open_tree("status_alloc")?,
+            status_signed: db.open_tree("status_signed")?,
             meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
             pending: db.open_tree("pending_requests")?,
@@ -582,35 +702,284 @@ impl Store {
         self.flush()
     }
 
-    /// The last status list signed: its `iat` and token.
-    pub fn status_list_state(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let (Some(iat), Some(token)) = (
+    /// Makes the status lists ready: a new store gets list 1 of `list_size` entries; a store
+    /// written before the lists' bits were kept gets them built from its credential records,
+    /// once, in one pass (its indices re-keyed by list, its last signed list kept as list 1's,
+    /// so the next `iat` still follows it). Later opens read nothing but a marker. Durable when
+    /// it returns.
+    pub fn prepare_status_lists(&self, list_size: u64) -> Result<(), StoreError> {
+        if self.meta.get(STATUS_BITS_KEPT)?.is_some() {
+            return Ok(());
+        }
+        // Redone whole if interrupted: every step below is idempotent.
+        let mut lists: std::collections::BTreeMap<u32, (u64, Vec<(u64, u8)>)> =
+            std::collections::BTreeMap::new();
+        for v in self.creds.iter().values() {
+            let rec: CredentialRecord = de(&v?)?;
+            self.status_idx
+                .insert(idx_key(rec.status_list, rec.status_idx), rec.id.as_bytes())?;
+            let e = lists.entry(rec.status_list).or_default();
+            e.0 += 1;
+            let value = status_value(rec.status);
+            if value != 0 {
+                e.1.push((rec.status_idx, value));
+            }
+        }
+        lists.entry(1).or_default();
+        // Keys of the single list (an 8-byte index) are replaced by (list, index) keys.
+        for k in self.status_idx.iter().keys() {
+            let k = k?;
+            if k.len() == 8 {
+                self.status_idx.remove(k)?;
+            }
+        }
+        let mut open = 1;
+        for (list, (allocated, set)) in &lists {
+            let top = self
+                .status_idx
+                .scan_prefix(list.to_be_bytes())
+                .keys()
+                .next_back()
+                .transpose()?
+                .map_or(0, |k| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&k[4..]);
+                    u64::from_be_bytes(b) + 1
+                });
+            let size = list_size.max(top);
+            let mut bytes = vec![0u8; bits_len(size)];
+            for (idx, value) in set {
+                put_bits(&mut bytes, *idx, *value)?;
+            }
+            let mut v = 1u64.to_be_bytes().to_vec();
+            v.extend_from_slice(&bytes);
+            self.status_bits.insert(list.to_be_bytes(), v)?;
+            let info = ListInfo {
+                list: *list,
+                size,
+                allocated: *allocated,
+            };
+            self.status_alloc
+                .insert(list.to_be_bytes(), &info.encode())?;
+            open = open.max(*list);
+        }
+        if let (Some(iat), Some(token)) = (
             self.meta.get(STATUS_LIST_IAT)?,
             self.meta.get(STATUS_LIST_TOKEN)?,
-        ) else {
-            return Ok(None);
-        };
-        let iat = i64::from_be_bytes(be8("status list iat", &iat)?);
-        let token = String::from_utf8(token.to_vec()).map_err(|e| StoreError::Corrupt {
-            what: "status list token",
-            cause: Arc::new(e),
-        })?;
-        Ok(Some((iat, token)))
+        ) {
+            let iat = i64::from_be_bytes(be8("status list iat", &iat)?);
+            let token = String::from_utf8(token.to_vec()).map_err(|e| StoreError::Corrupt {
+                what: "status list token",
+                cause: Arc::new(e),
+            })?;
+            // Version 0 and no key: the bits (version 1) are signed again at the first chance.
+            let signed = SignedList {
+                iat,
+                version: 0,
+                kid: String::new(),
+                token,
+            };
+            self.status_signed
+                .insert(1u32.to_be_bytes(), ser(&signed)?)?;
+            self.meta.remove(STATUS_LIST_IAT)?;
+            self.meta.remove(STATUS_LIST_TOKEN)?;
+        }
+        self.meta.insert(STATUS_OPEN_LIST, &open.to_be_bytes())?;
+        self.meta.insert(STATUS_BITS_KEPT, &[1u8][..])?;
+        self.flush()
     }
 
-    /// Records a newly signed status list with its `iat`, in one durable write, before it is
-    /// served or pushed: after a restart the next list is never older than this one. A list
-    /// whose `iat` is not after the recorded one is refused and nothing is written.
-    pub fn put_status_list(&self, iat: i64, token: &str) -> Result<(), StoreError> {
-        self.meta.transaction(|m| {
-            if let Some(held) = m.get(STATUS_LIST_IAT)? {
-                let held = i64::from_be_bytes(be8("status list iat", &held).map_err(abort)?);
-                if iat <= held {
-                    return Err(abort(StoreError::StatusListNotNewer { held, iat }));
+    /// Every status list, in order.
+    pub fn status_lists(&self) -> Result<Vec<ListInfo>, StoreError> {
+        self.status_alloc
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let list: [u8; 4] = k.as_ref().try_into().map_err(|e| StoreError::Corrupt {
+                    what: "status list number",
+                    cause: Arc::new(e),
+                })?;
+                ListInfo::decode(u32::from_be_bytes(list), &v)
+            })
+            .collect()
+    }
+
+    /// A status list's size and allocation.
+    pub fn status_list_info(&self, list: u32) -> Result<ListInfo, StoreError> {
+        let v = self
+            .status_alloc
+            .get(list.to_be_bytes())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "status list",
+                id: list.to_string(),
+            })?;
+        ListInfo::decode(list, &v)
+    }
+
+    /// The list new indices are drawn in.
+    pub fn open_status_list(&self) -> Result<ListInfo, StoreError> {
+        let open = self
+            .meta
+            .get(STATUS_OPEN_LIST)?
+            .ok_or_else(|| corrupt_list("no open list (the store was not prepared)"))?;
+        let open: [u8; 4] = open.as_ref().try_into().map_err(|e| StoreError::Corrupt {
+            what: "open status list",
+            cause: Arc::new(e),
+        })?;
+        self.status_list_info(u32::from_be_bytes(open))
+    }
+
+    /// Opens the list after `full` (of `size` entries, all valid) and draws new indices in it,
+    /// with an audit event, durably. When another caller already rolled over, the open list is
+    /// answered as it is.
+    pub fn open_next_status_list(
+        &self,
+        full: u32,
+        size: u64,
+        now: i64,
+    ) -> Result<ListInfo, StoreError> {
+        let next = full
+            .checked_add(1)
+            .ok_or_else(|| corrupt_list("no list number after the last"))?;
+        let info = (
+            &self.meta,
+            &self.status_alloc,
+            &self.status_bits,
+            &self.audit,
+        )
+            .transaction(|(m, al, b, a)| {
+                let open = m
+                    .get(STATUS_OPEN_LIST)?
+                    .ok_or_else(|| abort(corrupt_list("no open list")))?;
+                if open.as_ref() != full.to_be_bytes() {
+                    let open = u32::from_be_bytes(open.as_ref().try_into().map_err(|e| {
+                        abort(StoreError::Corrupt {
+                            what: "open status list",
+                            cause: Arc::new(e),
+                        })
+                    })?);
+                    let v = al
+                        .get(open.to_be_bytes())?
+                        .ok_or_else(|| abort(corrupt_list("the open list has no size")))?;
+                    return ListInfo::decode(open, &v).map_err(abort);
+                }
+                let info = ListInfo {
+                    list: next,
+                    size,
+                    allocated: 0,
+                };
+                let mut v = 0u64.to_be_bytes().to_vec();
+                v.resize(8 + bits_len(size), 0);
+                b.insert(&next.to_be_bytes(), v)?;
+                al.insert(&next.to_be_bytes(), &info.encode())?;
+                m.insert(STATUS_OPEN_LIST, &next.to_be_bytes())?;
+                audit_append(
+                    m,
+                    a,
+                    now,
+                    "status_list_opened",
+                    json!({"list": next, "size": size, "after": full}),
+                )?;
+                Ok(info)
+            })?;
+        self.flush()?;
+        Ok(info)
+    }
+
+    /// Whether a status index of a list is taken.
+    pub fn index_taken(&self, list: u32, idx: u64) -> Result<bool, StoreError> {
+        Ok(self.status_idx.contains_key(idx_key(list, idx))?)
+    }
+
+    /// The first free index of a list (`size` entries) at or after `start`, wrapping around;
+    /// `None` when every index is taken.
+    pub fn free_index(&self, list: u32, size: u64, start: u64) -> Result<Option<u64>, StoreError> {
+        let start = start.min(size);
+        for (from, to) in [(start, size), (0, start)] {
+            let mut want = from;
+            for k in self
+                .status_idx
+                .range(idx_key(list, from)..idx_key(list, to))
+                .keys()
+            {
+                let k = k?;
+                let taken = u64::from_be_bytes(be8("status index", &k[4..])?);
+                if taken != want {
+                    return Ok(Some(want));
+                }
+                want += 1;
+            }
+            if want < to {
+                return Ok(Some(want));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The version of a list's bits (changed by every status change in it).
+    pub fn status_version(&self, list: u32) -> Result<u64, StoreError> {
+        let v = self
+            .status_bits
+            .get(list.to_be_bytes())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "status list",
+                id: list.to_string(),
+            })?;
+        Ok(u64::from_be_bytes(be8(
+            "status list version",
+            &v[..v.len().min(8)],
+        )?))
+    }
+
+    /// A list's stored bits: all a re-sign reads (never the credential records).
+    pub fn status_bits(&self, list: u32) -> Result<ListBits, StoreError> {
+        let info = self.status_list_info(list)?;
+        let v = self
+            .status_bits
+            .get(list.to_be_bytes())?
+            .ok_or_else(|| corrupt_list("a list without its bits"))?;
+        if v.len() != 8 + bits_len(info.size) {
+            return Err(corrupt_list("a list's bits do not match its size"));
+        }
+        Ok(ListBits {
+            version: u64::from_be_bytes(be8("status list version", &v[..8])?),
+            size: info.size,
+            bytes: v[8..].to_vec(),
+        })
+    }
+
+    /// The newest signed token of each list.
+    pub fn signed_status_lists(
+        &self,
+    ) -> Result<std::collections::BTreeMap<u32, SignedList>, StoreError> {
+        self.status_signed
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let list: [u8; 4] = k.as_ref().try_into().map_err(|e| StoreError::Corrupt {
+                    what: "status list number",
+                    cause: Arc::new(e),
+                })?;
+                Ok((u32::from_be_bytes(list), de(&v)?))
+            })
+            .collect()
+    }
+
+    /// Records a newly signed list in one durable write, before it is served or pushed: after a
+    /// restart the next one is never older. A list whose `iat` is not after the recorded one
+    /// is refused and nothing is written.
+    pub fn put_signed_status_list(&self, list: u32, signed: &SignedList) -> Result<(), StoreError> {
+        self.status_signed.transaction(|t| {
+            if let Some(held) = t.get(list.to_be_bytes())? {
+                let held: SignedList = de(&held).map_err(abort)?;
+                if signed.iat <= held.iat {
+                    return Err(abort(StoreError::StatusListNotNewer {
+                        held: held.iat,
+                        iat: signed.iat,
+                    }));
                 }
             }
-            m.insert(STATUS_LIST_IAT, &iat.to_be_bytes())?;
-            m.insert(STATUS_LIST_TOKEN, token.as_bytes())?;
+            t.insert(&list.to_be_bytes(), tser(signed)?)?;
             Ok(())
         })?;
         self.flush()
@@ -766,11 +1135,6 @@ impl Store {
         }
     }
 
-    /// Whether a status index is taken.
-    pub fn index_taken(&self, idx: u64) -> Result<bool, StoreError> {
-        Ok(self.status_idx.contains_key(idx.to_be_bytes())?)
-    }
-
     /// Records an issued credential, atomically with its status index, the access token's
     /// use, the application's status and the audit event; durable when it returns.
     ///
@@ -824,12 +1188,23 @@ impl Store {
         &self,
         batch: &[PendingIssuance],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let outcomes = (&self.creds, &self.status_idx, &self.tokens, &self.apps, &self.meta, &self.audit).transaction(|(c, s, t, apps, m, a)| {
+        let outcomes = (&self.creds, &self.status_idx, &self.status_alloc, &self.tokens, &self.apps, &self.meta, &self.audit).transaction(|(c, s, al, t, apps, m, a)| {
             let mut outcomes = Vec::with_capacity(batch.len());
             for p in batch {
                 let rec = &p.rec;
-                let key = rec.status_idx.to_be_bytes();
+                let key = idx_key(rec.status_list, rec.status_idx);
                 // Every check before any write, so a refused issuance writes nothing.
+                let list = match al.get(rec.status_list.to_be_bytes())?.map(|v| ListInfo::decode(rec.status_list, &v)).transpose() {
+                    Ok(Some(list)) if rec.status_idx < list.size => list,
+                    Ok(_) => {
+                        outcomes.push(Err(StoreError::NotFound { what: "status list index", id: format!("{}/{}", rec.status_list, rec.status_idx) }));
+                        continue;
+                    }
+                    Err(e) => {
+                        outcomes.push(Err(e));
+                        continue;
+                    }
+                };
                 if s.get(key)?.is_some() {
                     outcomes.push(Err(StoreError::IndexTaken(rec.status_idx)));
                     continue;
@@ -860,12 +1235,16 @@ impl Store {
                 token.credential_id = Some(rec.id.clone());
                 t.insert(p.token_hash.as_bytes(), tser(&token)?)?;
                 s.insert(&key, rec.id.as_bytes())?;
+                // The index's entry in the list's bits is valid (0) from the list's creation
+                // and no index is allocated twice: only the allocation count changes.
+                let list = ListInfo { allocated: list.allocated + 1, ..list };
+                al.insert(&rec.status_list.to_be_bytes(), &list.encode())?;
                 c.insert(rec.id.as_bytes(), tser(rec)?)?;
                 if let Some(mut app) = app {
                     app.status = AppStatus::Issued;
                     apps.insert(app.id.as_bytes(), tser(&app)?)?;
                 }
-                audit_append(m, a, p.now, "credential_issued", json!({"credential_id": rec.id, "vct": rec.vct, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
+                audit_append(m, a, p.now, "credential_issued", json!({"credential_id": rec.id, "vct": rec.vct, "status_list": rec.status_list, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
                 outcomes.push(Ok(()));
             }
             Ok(outcomes)
@@ -881,29 +1260,45 @@ impl Store {
         status: CredentialStatus,
         now: i64,
     ) -> Result<CredentialRecord, StoreError> {
-        let rec = (&self.creds, &self.meta, &self.audit).transaction(|(c, m, a)| {
-            let mut rec: CredentialRecord = de(&c.get(id)?.ok_or_else(|| {
-                abort(StoreError::NotFound {
-                    what: "credential",
-                    id: id.to_owned(),
-                })
-            })?)
-            .map_err(abort)?;
-            if rec.status == CredentialStatus::Revoked && status != CredentialStatus::Revoked {
-                return Err(abort(StoreError::RevokedIsFinal));
-            }
-            let from = rec.status;
-            rec.status = status;
-            c.insert(id.as_bytes(), tser(&rec)?)?;
-            audit_append(
-                m,
-                a,
-                now,
-                "status_changed",
-                json!({"credential_id": id, "from": from, "to": status}),
-            )?;
-            Ok(rec)
-        })?;
+        let rec = (&self.creds, &self.status_bits, &self.meta, &self.audit).transaction(
+            |(c, b, m, a)| {
+                let mut rec: CredentialRecord = de(&c.get(id)?.ok_or_else(|| {
+                    abort(StoreError::NotFound {
+                        what: "credential",
+                        id: id.to_owned(),
+                    })
+                })?)
+                .map_err(abort)?;
+                if rec.status == CredentialStatus::Revoked && status != CredentialStatus::Revoked {
+                    return Err(abort(StoreError::RevokedIsFinal));
+                }
+                let from = rec.status;
+                rec.status = status;
+                c.insert(id.as_bytes(), tser(&rec)?)?;
+                // The list's bits change with the record, in this transaction.
+                let list = rec.status_list.to_be_bytes();
+                let mut bits = b
+                    .get(list)?
+                    .ok_or_else(|| abort(corrupt_list("a credential's list has no bits")))?
+                    .to_vec();
+                if bits.len() < 8 {
+                    return Err(abort(corrupt_list("a list's bits have no version")));
+                }
+                let version =
+                    u64::from_be_bytes(be8("status list version", &bits[..8]).map_err(abort)?);
+                bits[..8].copy_from_slice(&version.saturating_add(1).to_be_bytes());
+                put_bits(&mut bits[8..], rec.status_idx, status_value(status)).map_err(abort)?;
+                b.insert(&list, bits)?;
+                audit_append(
+                    m,
+                    a,
+                    now,
+                    "status_changed",
+                    json!({"credential_id": id, "from": from, "to": status}),
+                )?;
+                Ok(rec)
+            },
+        )?;
         self.flush()?;
         Ok(rec)
     }
@@ -1057,6 +1452,30 @@ impl Store {
         Ok(())
     }
 
+    /// Turns this store into one written before the lists' bits were kept (tests of the
+    /// migration): list 1's indices keyed by index alone, no bits, no per-list state, the last
+    /// signed list in the old metadata keys.
+    #[cfg(test)]
+    pub(crate) fn make_legacy(&self) -> Result<(), StoreError> {
+        for kv in self.status_idx.iter() {
+            let (k, v) = kv?;
+            self.status_idx.remove(&k)?;
+            self.status_idx.insert(&k[4..], v)?;
+        }
+        if let Some(signed) = self.signed_status_lists()?.remove(&1) {
+            self.meta
+                .insert(STATUS_LIST_IAT, &signed.iat.to_be_bytes())?;
+            self.meta
+                .insert(STATUS_LIST_TOKEN, signed.token.as_bytes())?;
+        }
+        self.status_bits.clear()?;
+        self.status_alloc.clear()?;
+        self.status_signed.clear()?;
+        self.meta.remove(STATUS_OPEN_LIST)?;
+        self.meta.remove(STATUS_BITS_KEPT)?;
+        self.flush()
+    }
+
     /// Every audit entry, in order.
     pub fn audit_entries(&self) -> Result<Vec<Value>, StoreError> {
         self.audit.iter().values().map(|v| de(&v?)).collect()
@@ -1103,6 +1522,7 @@ mod tests {
             id: "cred-1".into(),
             application_id: "app-1".into(),
             vct: "https://bizcred.example/vct/business-number".into(),
+            status_list: 1,
             status_idx: 7,
             status,
             issued_at: 1_000,

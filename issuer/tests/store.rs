@@ -60,6 +60,7 @@ fn record(n: usize, idx: u64) -> CredentialRecord {
         id: format!("cred-{n}"),
         application_id: format!("app-{n}"),
         vct: "https://bizcred.example/vct/business-number".into(),
+        status_list: 1,
         status_idx: idx,
         status: bizcred_issuer::store::CredentialStatus::Valid,
         issued_at: 1_002,
@@ -72,6 +73,7 @@ fn record(n: usize, idx: u64) -> CredentialRecord {
 fn concurrent_issuances_commit_together_with_their_own_outcomes() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Arc::new(Store::open(&dir.path().join("db")).expect("open"));
+    store.prepare_status_lists(1024).expect("lists");
     let n = 24;
     let tokens: Vec<String> = (0..n).map(|i| token(&store, i)).collect();
     // Issuances 0..20 are distinct; 20 and 21 want the same status index; 22 and 23 use the
@@ -129,6 +131,8 @@ fn concurrent_issuances_commit_together_with_their_own_outcomes() {
     // issuance, the chain intact, every winning application marked issued.
     let creds = store.credentials().expect("credentials");
     assert_eq!(creds.len(), 22);
+    // The list's allocation count moved with each acknowledged issuance only.
+    assert_eq!(store.open_status_list().expect("list").allocated, 22);
     let entries = store.audit_entries().expect("audit");
     verify_audit(&entries).expect("audit chain intact");
     let issued = entries

@@ -154,12 +154,13 @@ impl Issuer {
             return self.reissue(id, &token_hash, ty, &app, &verified.key, now);
         }
         for _ in 0..3 {
-            let idx = self.allocate_index()?;
-            let (text, kid) = self.sign_credential(ty, &app, &verified.key, idx, now)?;
+            let (list, idx) = self.allocate_index(now)?;
+            let (text, kid) = self.sign_credential(ty, &app, &verified.key, (list, idx), now)?;
             let rec = CredentialRecord {
                 id: random_id(),
                 application_id: app.id.clone(),
                 vct: ty.vct().to_owned(),
+                status_list: list,
                 status_idx: idx,
                 status: CredentialStatus::Valid,
                 issued_at: now,
@@ -202,7 +203,8 @@ impl Issuer {
         if rec.status == CredentialStatus::Revoked {
             return Err(Error::CredentialRevoked);
         }
-        let (text, kid) = self.sign_credential(ty, app, holder, rec.status_idx, now)?;
+        let (text, kid) =
+            self.sign_credential(ty, app, holder, (rec.status_list, rec.status_idx), now)?;
         let sha = sha256_hex(text.as_bytes());
         match self
             .store
@@ -214,14 +216,14 @@ impl Issuer {
         }
     }
 
-    /// Signs the SD-JWT VC of `app` for `holder` at status index `idx`; returns it and the
-    /// signing key's id.
+    /// Signs the SD-JWT VC of `app` for `holder` at status index `idx` of list `list`;
+    /// returns it and the signing key's id.
     fn sign_credential(
         &self,
         ty: CredentialType,
         app: &Application,
         holder: &PublicKey,
-        idx: u64,
+        (list, idx): (u32, u64),
         now: i64,
     ) -> Result<(String, String), Error> {
         let keys = self.signing_key();
@@ -236,7 +238,7 @@ impl Issuer {
             holder_key: Some(holder),
             status: Some(StatusReference {
                 idx,
-                uri: self.status_uri(),
+                uri: self.status_uri(list),
             }),
             disclosable: sd_jwt_vc::default_disclosable(ty, &app.claims),
             claims: app.claims.clone(),
@@ -249,11 +251,31 @@ impl Issuer {
         Ok((sd.serialize(), keys.kid.clone()))
     }
 
-    fn allocate_index(&self) -> Result<u64, Error> {
-        for _ in 0..1000 {
-            let idx = OsRng.next_u64() % self.config.list_size;
-            if !self.store.index_taken(idx)? {
-                return Ok(idx);
+    /// A free status index: drawn at random in the open list; when that list has no free
+    /// index, the next list is opened (its own URL), signed before any credential names it,
+    /// and the index drawn there.
+    fn allocate_index(&self, now: i64) -> Result<(u32, u64), Error> {
+        // More than one roll-over in one call only when concurrent issuances fill lists faster.
+        for _ in 0..4 {
+            let open = self.store.open_status_list()?;
+            if open.allocated < open.size {
+                for _ in 0..64 {
+                    let idx = OsRng.next_u64() % open.size;
+                    if !self.store.index_taken(open.list, idx)? {
+                        return Ok((open.list, idx));
+                    }
+                }
+                // Nearly full: the first free index after a random one.
+                let start = OsRng.next_u64() % open.size;
+                if let Some(idx) = self.store.free_index(open.list, open.size, start)? {
+                    return Ok((open.list, idx));
+                }
+            }
+            let next = self
+                .store
+                .open_next_status_list(open.list, self.config.list_size, now)?;
+            if next.list != open.list {
+                self.refresh_list(next.list)?;
             }
         }
         Err(Error::StatusListFull)

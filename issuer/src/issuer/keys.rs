@@ -175,7 +175,9 @@ impl Issuer {
             kid: kid.clone(),
             valid_from: t,
         };
-        self.sign_status_list()?;
+        // Every list is signed again with the new key (as far as the clock allows; a list
+        // that must wait is signed by the next re-sign).
+        self.refresh_status_lists()?;
         Ok(json!({"kid": kid, "version_time": bizcred_core::time::format_utc(t)}))
     }
 

@@ -6,7 +6,7 @@
 //! * `offers`: credential issuer metadata, approval and the credential offer;
 //! * `applications`: applications and their prerequisites (OpenID4VP);
 //! * `credential`: the token, nonce and credential endpoints;
-//! * `status`: status changes and the Token Status List;
+//! * `status`: status changes and the Token Status Lists (stored bits, roll-over);
 //! * `keys`: the signing keys, the did:webvh DID, key rotation.
 
 mod applications;
@@ -16,6 +16,7 @@ mod keys;
 mod offers;
 mod status;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -28,13 +29,13 @@ use bizcred_core::webvh;
 use bizcred_schemas::CredentialType;
 
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{SignedList, Store};
 
 pub use applications::{prefill, MAX_SWEEP};
 pub use credential::MAX_REISSUES;
 pub use error::Error;
 pub use keys::{KeyStore, KeyStoreError};
-pub use status::MAX_IAT_LEAD;
+pub use status::{Resign, MAX_IAT_LEAD};
 
 use keys::Keys;
 
@@ -58,10 +59,10 @@ pub struct Issuer {
     keys: RwLock<Keys>,
     key_store: Box<dyn KeyStore>,
     trust: RwLock<Option<TrustState>>,
-    /// The newest signed status list: its `iat` and token (also kept in the store).
-    status_token: RwLock<Option<(i64, String)>>,
-    /// A status changed since the newest list was signed.
-    status_dirty: AtomicBool,
+    /// The newest signed token of each status list (also kept in the store).
+    status_tokens: RwLock<BTreeMap<u32, SignedList>>,
+    /// A task waits to re-sign and push a coalesced change.
+    resign_scheduled: AtomicBool,
     sign_lock: Mutex<()>,
     /// The clock.
     pub clock: fn() -> i64,
@@ -124,7 +125,10 @@ impl Issuer {
             .ok_or(Error::NotInitialized)
             .and_then(|d| String::from_utf8(d).map_err(|_| Error::Metadata("DID")))?;
         let keys = Keys::load(&store, key_store.as_ref(), &did, clock())?;
-        let status_token = store.status_list_state()?;
+        // Start-up reads the lists' recorded tokens; it builds no list from records (only a
+        // store from before the bits were kept gets them built, once).
+        store.prepare_status_lists(config.list_size)?;
+        let status_tokens = store.signed_status_lists()?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
@@ -136,10 +140,10 @@ impl Issuer {
             keys: RwLock::new(keys),
             key_store,
             trust: RwLock::new(None),
-            status_token: RwLock::new(status_token),
-            // A change may have been stored without being signed before a crash: re-sign
-            // at the first chance.
-            status_dirty: AtomicBool::new(true),
+            // A change stored but not signed before a crash shows as a version of the bits
+            // newer than the signed one: the next re-sign signs it.
+            status_tokens: RwLock::new(status_tokens),
+            resign_scheduled: AtomicBool::new(false),
             sign_lock: Mutex::new(()),
             clock,
             http,

@@ -1,90 +1,148 @@
-//! Status changes and the Token Status List: one list at `/status/1`, re-signed on every change
-//! and on a schedule, pushed to the registry for trust bundles.
+//! Status changes and the Token Status Lists: `/status/1`, `/status/2`, ... A list's bits are
+//! kept in the store and changed in the transaction that changes a status; re-signing reads
+//! those bits only. Serving answers the newest signed token; stale or changed lists are
+//! re-signed by [`Issuer::refresh_status_lists`] (the background loop) and right after a
+//! change, and pushed to the registry for trust bundles.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use bizcred_core::status_list::{self, Status, StatusList};
 
-use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
-
-use super::keys::Keys;
 use super::{read, refusal, write, Error, Issuer};
-use crate::store::{CredentialRecord, CredentialStatus};
+use crate::store::{CredentialRecord, CredentialStatus, SignedList, StoreError};
 
 /// How far ahead of the clock a status list's `iat` may be. A burst of changes faster than one
 /// a second is coalesced into the next list instead of pushing `iat` further ahead.
 pub const MAX_IAT_LEAD: i64 = 5;
 
+/// What a re-sign of one list did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resign {
+    /// The newest signed token is current (not stale, nothing changed, the same key).
+    Current,
+    /// A new token was signed and recorded.
+    Signed,
+    /// The list changed but its `iat` may not go further ahead of the clock: it is signed at
+    /// `due` (Unix seconds) or later.
+    Coalesced {
+        /// The earliest time the clock allows the next `iat`.
+        due: i64,
+    },
+}
+
+/// The Token Status List of packed 2-bit entries.
+fn list_of(bits: &crate::store::ListBits) -> Result<StatusList, Error> {
+    let mut list = StatusList::new(bits.size, 2)?;
+    for (i, b) in bits.bytes.iter().enumerate() {
+        if *b == 0 {
+            continue;
+        }
+        for k in 0..4u64 {
+            let v = (b >> (2 * k)) & 0b11;
+            if v != 0 {
+                list.set(i as u64 * 4 + k, Status::from_value(v))?;
+            }
+        }
+    }
+    Ok(list)
+}
+
 impl Issuer {
-    pub(super) fn status_uri(&self) -> String {
-        format!("{}/status/1", self.config.public_url)
+    /// The URI of status list `list`.
+    pub fn status_uri(&self, list: u32) -> String {
+        format!("{}/status/{list}", self.config.public_url)
     }
 
-    /// Marks the status list changed and re-signs it now if the clock allows (see
-    /// [`MAX_IAT_LEAD`]); otherwise the change is coalesced into the next re-sign. Returns the
-    /// newest signed list.
-    pub fn sign_status_list(&self) -> Result<String, Error> {
-        self.status_dirty.store(true, Ordering::SeqCst);
-        self.refresh_status_list()
+    /// The newest signed token of list `list`, as held: never re-signed here (the background
+    /// loop and status changes do that). Only a list never signed yet (just opened) is signed
+    /// first.
+    pub fn status_list(&self, list: u32) -> Result<String, Error> {
+        if let Some(s) = read(&self.status_tokens).get(&list) {
+            return Ok(s.token.clone());
+        }
+        self.store.status_list_info(list)?;
+        self.refresh_list(list)?;
+        read(&self.status_tokens)
+            .get(&list)
+            .map(|s| s.token.clone())
+            .ok_or_else(|| {
+                Error::Store(StoreError::NotFound {
+                    what: "status list token",
+                    id: list.to_string(),
+                })
+            })
     }
 
-    /// The current status list token: re-signed when older than the interval or changed since
-    /// it was signed, as far as the clock allows; otherwise the newest one signed.
-    pub fn status_list(&self) -> Result<String, Error> {
-        self.refresh_status_list()
+    /// Re-signs every list that is stale (older than the interval), changed since it was
+    /// signed or signed by another key, as far as [`MAX_IAT_LEAD`] allows. Returns the earliest
+    /// time a coalesced change may be signed, if any.
+    pub fn refresh_status_lists(&self) -> Result<Option<i64>, Error> {
+        let mut due: Option<i64> = None;
+        for info in self.store.status_lists()? {
+            if let Resign::Coalesced { due: d } = self.refresh_list(info.list)? {
+                due = Some(due.map_or(d, |e| e.min(d)));
+            }
+        }
+        Ok(due)
     }
 
-    fn refresh_status_list(&self) -> Result<String, Error> {
+    /// The earliest time a change not yet signed may be signed, if one waits.
+    pub fn status_resign_due(&self) -> Result<Option<i64>, Error> {
+        let now = self.now();
+        let keys = self.signing_key();
+        let held = read(&self.status_tokens).clone();
+        let mut due: Option<i64> = None;
+        for info in self.store.status_lists()? {
+            let version = self.store.status_version(info.list)?;
+            let d = match held.get(&info.list) {
+                None => now,
+                Some(s) if s.version < version || s.kid != keys.kid => s
+                    .iat
+                    .saturating_add(1)
+                    .saturating_sub(MAX_IAT_LEAD)
+                    .max(now),
+                Some(_) => continue,
+            };
+            due = Some(due.map_or(d, |e| e.min(d)));
+        }
+        Ok(due)
+    }
+
+    /// Re-signs list `list` if it is stale, changed or signed by another key, as far as the
+    /// clock allows.
+    pub fn refresh_list(&self, list: u32) -> Result<Resign, Error> {
         // One signer at a time, so two lists never share an `iat`.
         let _signing = self
             .sign_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let now = self.now();
-        let held = read(&self.status_token).clone();
-        let stale = held
-            .as_ref()
-            .is_none_or(|(at, _)| now - at >= self.config.resign_interval as i64);
-        let dirty = self.status_dirty.load(Ordering::SeqCst);
-        if let Some((_, token)) = &held {
-            if !stale && !dirty {
-                return Ok(token.clone());
+        let keys = self.signing_key();
+        let held = read(&self.status_tokens).get(&list).cloned();
+        let version = self.store.status_version(list)?;
+        if let Some(s) = &held {
+            let stale = now - s.iat >= self.config.resign_interval as i64;
+            let changed = s.version < version || s.kid != keys.kid;
+            if !stale && !changed {
+                return Ok(Resign::Current);
             }
         }
-        let keys = self.signing_key();
         // Strictly after the previous list (kept durably, so also after a restart): a newer
         // list always carries a larger `iat`, and verifiers keep the list with the largest.
-        let last = held.as_ref().map_or(i64::MIN, |(at, _)| *at);
+        let last = held.as_ref().map_or(i64::MIN, |s| s.iat);
         let iat = now.max(keys.valid_from).max(last.saturating_add(1));
-        if iat > now.saturating_add(MAX_IAT_LEAD) {
-            if let Some((_, token)) = held {
-                // A burst of changes: never race ahead of the clock; the change stays marked
-                // and goes into the next list, once the clock allows it.
-                return Ok(token);
-            }
+        if held.is_some() && iat > now.saturating_add(MAX_IAT_LEAD) {
+            // A burst of changes: never race ahead of the clock; the change goes into the next
+            // list, once the clock allows it.
+            return Ok(Resign::Coalesced {
+                due: iat - MAX_IAT_LEAD,
+            });
         }
-        // Cleared before the records are read: a change that lands meanwhile marks it again.
-        self.status_dirty.store(false, Ordering::SeqCst);
-        let signed = self.sign_list_at(iat, &keys);
-        if signed.is_err() {
-            self.status_dirty.store(true, Ordering::SeqCst);
-        }
-        signed
-    }
-
-    fn sign_list_at(&self, iat: i64, keys: &Keys) -> Result<String, Error> {
-        let mut list = StatusList::new(self.config.list_size, 2)?;
-        // Every record decodes to a known status, or the list is not signed at all.
-        for rec in self.store.credentials()? {
-            let s = match rec.status {
-                CredentialStatus::Valid => continue,
-                CredentialStatus::Revoked => Status::Invalid,
-                CredentialStatus::Suspended => Status::Suspended,
-            };
-            list.set(rec.status_idx, s)?;
-        }
+        let bits = self.store.status_bits(list)?;
         let token = status_list::sign_token(
-            &list,
-            &self.status_uri(),
+            &list_of(&bits)?,
+            &self.status_uri(list),
             &self.did,
             &keys.kid,
             iat,
@@ -92,37 +150,99 @@ impl Issuer {
             self.config.resign_interval as i64,
             &keys.assertion,
         )?;
+        let signed = SignedList {
+            iat,
+            version: bits.version,
+            kid: keys.kid.clone(),
+            token,
+        };
         // Durable before it is served or pushed.
-        self.store.put_status_list(iat, &token)?;
-        *write(&self.status_token) = Some((iat, token.clone()));
-        Ok(token)
+        self.store.put_signed_status_list(list, &signed)?;
+        write(&self.status_tokens).insert(list, signed);
+        Ok(Resign::Signed)
     }
 
-    /// Sends the current status list to the registry (for trust bundles).
+    /// Re-signs what needs it ([`Issuer::refresh_status_lists`]) and sends every list to the
+    /// registry (for trust bundles). Every list is tried; the first failure is answered.
     pub async fn push_status_list(&self) -> Result<(), Error> {
-        let token = self.status_list()?;
-        let r = self
-            .http
-            .post(format!("{}/status-lists", self.config.registry_url))
-            .body(token)
-            .send()
-            .await
-            .map_err(Error::RegistryUnreachable)?;
-        if r.status().is_success() {
-            Ok(())
-        } else {
-            Err(refusal(r).await)
+        self.refresh_status_lists()?;
+        let tokens: Vec<String> = read(&self.status_tokens)
+            .values()
+            .map(|s| s.token.clone())
+            .collect();
+        let mut failed = None;
+        for token in tokens {
+            let pushed = async {
+                let r = self
+                    .http
+                    .post(format!("{}/status-lists", self.config.registry_url))
+                    .body(token)
+                    .send()
+                    .await
+                    .map_err(Error::RegistryUnreachable)?;
+                if r.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(refusal(r).await)
+                }
+            };
+            if let Err(e) = pushed.await {
+                failed.get_or_insert(e);
+            }
         }
+        failed.map_or(Ok(()), Err)
     }
 
-    /// Changes a credential's status (durable before it returns) and re-signs the list.
+    /// When a change waits for the clock (see [`MAX_IAT_LEAD`]), re-signs and pushes the lists
+    /// at the earliest time allowed, on the tokio runtime, so the registry's copy shows it
+    /// within a second or two of that time rather than at the next background round. At most
+    /// one such task waits at a time.
+    pub fn schedule_status_push(self: &Arc<Self>) {
+        if self.resign_scheduled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let issuer = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let due = match issuer.status_resign_due() {
+                    Ok(Some(due)) => due,
+                    Ok(None) => {
+                        issuer.resign_scheduled.store(false, Ordering::SeqCst);
+                        // A change that landed before the flag was cleared is not left behind.
+                        if matches!(issuer.status_resign_due(), Ok(Some(_)))
+                            && !issuer.resign_scheduled.swap(true, Ordering::SeqCst)
+                        {
+                            continue;
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("status list re-sign not scheduled: {e}");
+                        issuer.resign_scheduled.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                };
+                let wait = (due - issuer.now()).max(0).unsigned_abs();
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                if let Err(e) = issuer.push_status_list().await {
+                    tracing::warn!("status list not pushed to the registry: {e}");
+                    // Not again at once: the background loop retries.
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        });
+    }
+
+    /// Changes a credential's status (the record and its list's bits in one durable
+    /// transaction) and re-signs that list if the clock allows; otherwise the change is
+    /// coalesced into the next list (see [`Issuer::schedule_status_push`]).
     pub fn set_status(
         &self,
         id: &str,
         status: CredentialStatus,
     ) -> Result<CredentialRecord, Error> {
         let rec = self.store.set_status(id, status, self.now())?;
-        self.sign_status_list()?;
+        self.refresh_list(rec.status_list)?;
         Ok(rec)
     }
 }

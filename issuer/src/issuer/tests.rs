@@ -84,6 +84,7 @@ fn issued(store: &Store, n: usize, idx: u64, at: i64) -> String {
         id: format!("cred-{n}"),
         application_id: app.id.clone(),
         vct: "urn:test".into(),
+        status_list: 1,
         status_idx: idx,
         status: CredentialStatus::Valid,
         issued_at: at,
@@ -109,7 +110,7 @@ fn status_list_iat_is_monotonic_across_a_restart_and_bounded_by_the_clock() {
     let a = issued(&issuer.store, 1, 11, t0);
     let b = issued(&issuer.store, 2, 22, t0);
     let key = issuer.signing_key().assertion.public_key();
-    let uri = issuer.status_uri();
+    let uri = issuer.status_uri(1);
     // A burst of 40 status changes within one second of the clock.
     let mut iats = Vec::new();
     for i in 0..40 {
@@ -119,7 +120,7 @@ fn status_list_iat_is_monotonic_across_a_restart_and_bounded_by_the_clock() {
             CredentialStatus::Valid
         };
         issuer.set_status(&a, to).expect("status");
-        let (_, iat, _) = status_list::peek(&issuer.status_list().expect("list")).expect("peek");
+        let (_, iat, _) = status_list::peek(&issuer.status_list(1).expect("list")).expect("peek");
         // Before: iat reached t0 + 40.
         assert!(
             iat <= t0 + MAX_IAT_LEAD,
@@ -139,7 +140,7 @@ fn status_list_iat_is_monotonic_across_a_restart_and_bounded_by_the_clock() {
     issuer
         .set_status(&b, CredentialStatus::Revoked)
         .expect("revoke");
-    let token = issuer.status_list().expect("list");
+    let token = issuer.status_list(1).expect("list");
     let v = status_list::verify_token(&token, &uri, &key, t0 + 1).expect("verify");
     // Before: the list after the restart was dated t0 + 1, older than the lists already out.
     assert!(
@@ -158,16 +159,23 @@ fn status_list_iat_is_monotonic_across_a_restart_and_bounded_by_the_clock() {
     issuer
         .set_status(&a, CredentialStatus::Suspended)
         .expect("suspend");
-    let held = status_list::peek(&issuer.status_list().expect("list")).expect("peek");
+    let held = status_list::peek(&issuer.status_list(1).expect("list")).expect("peek");
     assert_eq!(held.1, newest);
     CLOCK.store(t0 + 2, Ordering::SeqCst);
-    let token = issuer.status_list().expect("list");
+    assert_eq!(issuer.refresh_status_lists().expect("re-sign"), None);
+    let token = issuer.status_list(1).expect("list");
     let v = status_list::verify_token(&token, &uri, &key, t0 + 2).expect("verify");
     assert_eq!(v.iat, newest + 1);
     assert_eq!(v.list.get(11), Ok(status_list::Status::Suspended));
     // The store refuses a list that is not newer than the recorded one.
+    let again = crate::store::SignedList {
+        iat: v.iat,
+        version: u64::MAX,
+        kid: issuer.kid(),
+        token,
+    };
     assert!(matches!(
-        issuer.store.put_status_list(v.iat, &token),
+        issuer.store.put_signed_status_list(1, &again),
         Err(StoreError::StatusListNotNewer { .. })
     ));
 }
@@ -188,26 +196,129 @@ fn a_poisoned_key_lock_still_names_the_key() {
     assert!(issuer.keys.is_poisoned());
     // Before: an empty `kid`.
     assert_eq!(issuer.kid(), kid);
-    let token = issuer.sign_status_list().expect("sign");
+    assert_eq!(issuer.refresh_list(1).expect("sign"), Resign::Signed);
+    let token = issuer.status_list(1).expect("list");
     let (signed_by, _, _) = status_list::peek(&token).expect("peek");
     assert_eq!(signed_by, kid);
 }
 
+/// Reopens `issuer` over its store (what it held in memory is gone), with `clock`.
+fn reopen(issuer: Issuer, clock: fn() -> i64) -> Issuer {
+    let (store, config) = (issuer.store.clone(), issuer.config.clone());
+    drop(issuer);
+    let keys = crate::keyfiles::SealedKeyFiles::new(&config.storage, Zeroizing::new("pw".into()));
+    Issuer::new(config, store, Box::new(keys), clock).expect("reopen")
+}
+
 #[test]
-fn a_status_list_is_not_signed_over_an_unknown_state() {
+fn a_store_without_kept_bits_is_migrated_once_and_an_unknown_state_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let issuer = issuer(dir.path());
-    let rec = json!({"id": "c1", "application_id": "a1", "vct": "x", "status_idx": 5,
+    let a = issued(&issuer.store, 1, 5, now());
+    issued(&issuer.store, 2, 6, now());
+    issuer
+        .set_status(&a, CredentialStatus::Suspended)
+        .expect("suspend");
+    let before = status_list::peek(&issuer.status_list(1).expect("list"))
+        .expect("peek")
+        .1;
+    // A store written before the bits were kept: they are built from the records at open.
+    issuer.store.make_legacy().expect("legacy");
+    assert!(!issuer.store.index_taken(1, 5).expect("taken"));
+    let issuer = reopen(issuer, now);
+    assert!(issuer.store.index_taken(1, 5).expect("taken"));
+    assert!(issuer.store.index_taken(1, 6).expect("taken"));
+    assert_eq!(issuer.store.open_status_list().expect("open").allocated, 2);
+    issuer.refresh_status_lists().expect("re-sign");
+    let token = issuer.status_list(1).expect("list");
+    let key = issuer.signing_key().assertion.public_key();
+    let v = status_list::verify_token(&token, &issuer.status_uri(1), &key, now()).expect("v");
+    // The old list's `iat` is kept: the next one follows it.
+    assert!(v.iat > before, "{} after {before}", v.iat);
+    assert_eq!(v.list.get(5), Ok(status_list::Status::Suspended));
+    assert_eq!(v.list.get(6), Ok(status_list::Status::Valid));
+
+    // A record in a state nothing knows stops the migration: no list is built over it.
+    let rec = json!({"id": "c1", "application_id": "a1", "vct": "x", "status_idx": 9,
             "status": "revokd", "issued_at": now(), "kid": issuer.kid(), "credential_sha256": "00"});
     issuer
         .store
         .put_raw_credential("c1", rec.to_string().as_bytes())
         .expect("raw");
-    // Before: the unknown state counted as valid and the list was signed.
-    let e = issuer.sign_status_list().expect_err("refused");
+    issuer.store.make_legacy().expect("legacy");
+    let (store, config) = (issuer.store.clone(), issuer.config.clone());
+    drop(issuer);
+    let keys = crate::keyfiles::SealedKeyFiles::new(&config.storage, Zeroizing::new("pw".into()));
+    let e = Issuer::new(config, store, Box::new(keys), now).expect_err("refused");
     assert!(
         matches!(e, Error::Store(StoreError::Corrupt { .. })),
         "{e:?}"
     );
     assert_eq!(e.code(), "STORE_CORRUPT");
 }
+
+#[test]
+fn re_signing_reads_the_stored_bits_never_the_records() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let issuer = issuer(dir.path());
+    let a = issued(&issuer.store, 1, 5, now());
+    issuer
+        .set_status(&a, CredentialStatus::Revoked)
+        .expect("revoke");
+    // A damaged record elsewhere: before, every re-sign read every record and was refused
+    // (and took time in proportion to them).
+    let rec = json!({"id": "c1", "application_id": "a1", "vct": "x", "status_idx": 9,
+            "status": "revokd", "issued_at": now(), "kid": issuer.kid(), "credential_sha256": "00"});
+    issuer
+        .store
+        .put_raw_credential("c1", rec.to_string().as_bytes())
+        .expect("raw");
+    let b = issued(&issuer.store, 2, 6, now());
+    fn later() -> i64 {
+        now() + 10
+    }
+    let issuer = reopen(issuer, later);
+    issuer
+        .set_status(&b, CredentialStatus::Suspended)
+        .expect("suspend");
+    let token = issuer.status_list(1).expect("list");
+    let key = issuer.signing_key().assertion.public_key();
+    let v = status_list::verify_token(&token, &issuer.status_uri(1), &key, now() + 10).expect("v");
+    assert_eq!(v.iat, now() + 10);
+    assert_eq!(v.list.get(5), Ok(status_list::Status::Invalid));
+    assert_eq!(v.list.get(6), Ok(status_list::Status::Suspended));
+}
+
+#[test]
+fn serving_answers_the_newest_signed_list_and_the_refresh_re_signs_stale_ones() {
+    let t0 = now();
+    STALE_CLOCK.store(t0, Ordering::SeqCst);
+    fn clock() -> i64 {
+        STALE_CLOCK.load(Ordering::SeqCst)
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (issuer, _) = Issuer::create(
+        config(dir.path()),
+        Zeroizing::new("pw".into()),
+        t0 - 10,
+        clock,
+    )
+    .expect("create");
+    let first = issuer.status_list(1).expect("list");
+    assert_eq!(status_list::peek(&first).expect("peek").1, t0);
+    // Stale: serving still answers at once with the newest signed list (before, the request
+    // re-signed it, reading every record, while the client waited).
+    STALE_CLOCK.store(t0 + issuer.config.resign_interval as i64, Ordering::SeqCst);
+    assert_eq!(issuer.status_list(1).expect("list"), first);
+    assert_eq!(issuer.status_resign_due().expect("due"), None);
+    assert_eq!(issuer.refresh_list(1).expect("refresh"), Resign::Signed);
+    let second = issuer.status_list(1).expect("list");
+    assert_eq!(
+        status_list::peek(&second).expect("peek").1,
+        t0 + issuer.config.resign_interval as i64
+    );
+    assert_eq!(issuer.refresh_list(1).expect("refresh"), Resign::Current);
+}
+
+/// The clock of the serving test.
+static STALE_CLOCK: AtomicI64 = AtomicI64::new(0);
