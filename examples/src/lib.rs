@@ -77,6 +77,11 @@ impl Bins {
         Ok(Bins { dir })
     }
 
+    /// The directory of the binaries.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// A command for binary `name`, with the demo passphrases in its environment.
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = Command::new(self.dir.join(name));

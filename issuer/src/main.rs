@@ -7,7 +7,7 @@ static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -16,6 +16,8 @@ use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use bizcred_cli::{command_line, PassphraseArgs, SystemClock};
+use bizcred_core::time::Clock;
 use bizcred_issuer::{service, Config, Issuer};
 
 #[derive(Parser)]
@@ -27,6 +29,9 @@ use bizcred_issuer::{service, Config, Issuer};
 struct Cli {
     #[command(flatten)]
     out: bizcred_cli::Output,
+    /// The key passphrase: --passphrase-file, else $BIZCRED_ISSUER_PASSPHRASE, else a prompt.
+    #[command(flatten)]
+    pass: PassphraseArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,21 +111,22 @@ enum AdminCmd {
     RotateKey,
 }
 
+/// The binary's clock (with the test offset of `bizcred_cli::clock`), set in `main` before
+/// any command runs; the issuer library takes it as a function.
+static CLOCK: OnceLock<SystemClock> = OnceLock::new();
+
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    CLOCK
+        .get()
+        .expect("the clock is set in main before any command runs")
+        .now()
 }
 
-fn passphrase() -> Result<Zeroizing<String>> {
-    if let Ok(p) = std::env::var(bizcred_issuer::keyfiles::PASSPHRASE_ENV) {
-        return Ok(Zeroizing::new(p));
-    }
-    Ok(Zeroizing::new(
-        rpassword::prompt_password("Issuer key passphrase: ")
-            .context("no passphrase (set BIZCRED_ISSUER_PASSPHRASE)")?,
-    ))
+fn passphrase(pass: &PassphraseArgs) -> Result<Zeroizing<String>> {
+    pass.get(
+        bizcred_issuer::keyfiles::PASSPHRASE_ENV,
+        "Issuer key passphrase",
+    )
 }
 
 fn load_config(path: &PathBuf) -> Result<Config> {
@@ -226,24 +232,41 @@ async fn admin(
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let out = cli.out;
+    CLOCK
+        .set(SystemClock::from_env()?)
+        .map_err(|_| anyhow!("the clock was set twice"))?;
     match cli.command {
         Command::Init { config } => {
             let cfg = load_config(&config)?;
-            let pass = passphrase()?;
+            let pass = passphrase(&cli.pass)?;
             let (did, log) = Issuer::init(&cfg, &pass, now()).map_err(|e| anyhow!(e))?;
             let log_file = cfg.storage.join("did.jsonl");
             std::fs::write(&log_file, log)?;
+            // The registry operator onboards the agency from the log file (the DID's URL serves
+            // nothing until `serve` runs), with every name quoted for the shell.
+            let log_path = log_file.to_string_lossy().into_owned();
+            let mut words = vec![
+                "bizcred-registry",
+                "onboard",
+                "--did-log",
+                &log_path,
+                "--name-en",
+                &cfg.name_en,
+                "--name-fr",
+                &cfg.name_fr,
+            ];
+            for (t, _) in &cfg.types {
+                words.extend(["--type", t.slug()]);
+            }
+            let next = command_line(&words);
             out.say(
                 &format!(
-                    "{} is {did}\nDID log: {} (served at {}/.well-known/did.jsonl)\nnext: the registry operator runs\n  bizcred-registry onboard --did '{did}' --name-en '{}' --name-fr '{}' {}",
+                    "{} is {did}\nDID log: {} (served at {}/.well-known/did.jsonl once `bizcred-issuer serve` runs)\nnext: the registry operator runs\n  {next}",
                     cfg.name_en,
                     log_file.display(),
                     cfg.public_url,
-                    cfg.name_en,
-                    cfg.name_fr,
-                    cfg.types.iter().map(|(t, _)| format!("--type {}", t.slug())).collect::<Vec<_>>().join(" ")
                 ),
-                &json!({"did": did, "did_log": log_file, "kid": format!("{did}#key-1")}),
+                &json!({"did": did, "did_log": log_file, "kid": format!("{did}#key-1"), "next": next}),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -258,7 +281,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Keys { config } => {
             let cfg = load_config(&config)?;
-            let issuer = Issuer::open(cfg, passphrase()?, now).map_err(|e| anyhow!(e))?;
+            let issuer = Issuer::open(cfg, passphrase(&cli.pass)?, now).map_err(|e| anyhow!(e))?;
             out.say(
                 &format!("DID {}\nsigning key {}", issuer.did, issuer.kid()),
                 &json!({"did": issuer.did, "kid": issuer.kid()}),
@@ -294,7 +317,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve { config } => {
             let cfg = load_config(&config)?;
             let listen = cfg.listen;
-            let issuer = Arc::new(Issuer::open(cfg, passphrase()?, now).map_err(|e| anyhow!(e))?);
+            let issuer =
+                Arc::new(Issuer::open(cfg, passphrase(&cli.pass)?, now).map_err(|e| anyhow!(e))?);
             if let Err(e) = issuer.sync_trust().await {
                 tracing::warn!("trust bundle not synced yet: {e}");
             }
