@@ -67,7 +67,7 @@ pub enum WalletError {
         what: &'static str,
     },
     /// A response or document does not have the expected JSON shape.
-    #[error("{what} is not valid: {source}")]
+    #[error("{what} is not valid")]
     BadJson {
         /// What was being read.
         what: &'static str,
@@ -111,7 +111,7 @@ pub enum WalletError {
     #[error(transparent)]
     Request(#[from] RequestError),
     /// The request object does not verify with the verifier's DID.
-    #[error("the request is not signed by the verifier it names: {0}")]
+    #[error("the request is not signed by the verifier it names")]
     RequestSignature(#[source] RequestError),
     /// The verifier asks for a format this wallet does not hold.
     #[error("the verifier asks for a {format} credential; this wallet holds SD-JWT VCs")]

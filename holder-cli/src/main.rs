@@ -579,7 +579,7 @@ async fn status(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
             Ok(s) => results.push(
                 json!({"id": cred.id, "type": type_name(&cred.vct, ui.lang), "status": s.as_str()}),
             ),
-            Err(e) => eprintln!("  {}: status unavailable: {e}", cred.id),
+            Err(e) => eprintln!("  {}: status unavailable: {}", cred.id, chain(&e)),
         }
     }
     let human = results

@@ -1068,3 +1068,14 @@ async fn a_chunked_answer_is_cut_at_the_bound() {
     server.abort();
     assert_eq!(e.code().as_str(), "RESPONSE_TOO_LARGE", "{e}");
 }
+
+#[test]
+fn causes_are_kept_as_sources_not_repeated_in_the_message() {
+    use std::error::Error;
+    let e = net::parse_json::<Value>("{", "the issuer metadata").expect_err("not JSON");
+    let source = e.source().expect("the parse error is kept").to_string();
+    assert!(!e.to_string().contains(&source), "{e} repeats {source}");
+    let e = bizcred_wallet::WalletError::RequestSignature(oid4vp::RequestError("bad kid".into()));
+    let source = e.source().expect("kept").to_string();
+    assert!(!e.to_string().contains(&source), "{e} repeats {source}");
+}
