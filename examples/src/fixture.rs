@@ -9,11 +9,11 @@ use rand_core::OsRng;
 use serde_json::{json, Map, Value};
 
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
-use bizcred_core::sd_jwt::{ClaimPath, PathSegment, SdJwt};
+use bizcred_core::sd_jwt::SdJwt;
 use bizcred_core::status_list::StatusList;
 use bizcred_core::trust::bundle::{StatusListCopy, TrustAnchor};
 use bizcred_schemas::CredentialType;
-use bizcred_test_support::{example_claims, Agency, Credential, InMemoryRegistry};
+use bizcred_test_support::{example_claims, present, Agency, Credential, InMemoryRegistry};
 use bizcred_verifier::Policy;
 
 /// The registry origin of the fixture.
@@ -135,17 +135,8 @@ impl Fixture {
     pub fn presentation(&self, aud: &str, nonce: &str) -> Value {
         let mut vp = Map::new();
         for (req, sd) in self.policy.credentials.iter().zip(&self.credentials) {
-            let paths: Vec<ClaimPath> = req
-                .claims
-                .iter()
-                .map(|p| p.iter().map(|s| PathSegment::Key(s.clone())).collect())
-                .collect();
-            let p = sd
-                .select(&paths)
-                .expect("select")
-                .bind(aud, nonce, self.now - 5, &self.holder)
-                .expect("bind");
-            vp.insert(req.id.clone(), json!([p.serialize()]));
+            let p = present(sd, &req.claims, aud, nonce, self.now - 5, &self.holder);
+            vp.insert(req.id.clone(), json!([p]));
         }
         Value::Object(vp)
     }

@@ -19,7 +19,7 @@
 
 use bizcred_core::did;
 use bizcred_core::keys::{Algorithm, PublicKey, SecretKey, Signer};
-use bizcred_core::sd_jwt::SdJwt;
+use bizcred_core::sd_jwt::{ClaimPath, PathSegment, SdJwt};
 use bizcred_core::sd_jwt_vc::{self, Issuance, StatusReference};
 use bizcred_core::status_list::{self, StatusList};
 use bizcred_core::trust::bundle::{self, StatusListCopy, TrustAnchor};
@@ -203,6 +203,31 @@ impl Agency {
                 .expect("the test's status list signs");
         StatusListCopy { uri, token }
     }
+}
+
+/// `sd` presented as a holder presents it: only the claims at `claims` disclosed (each path a
+/// list of object keys, as a verifier's policy names them), bound to `aud` and `nonce` by a
+/// key-binding JWT issued at `iat` and signed with `holder`. Returns the serialized SD-JWT+KB.
+///
+/// # Panics
+/// If a path cannot be selected or the key-binding JWT cannot be signed.
+pub fn present(
+    sd: &SdJwt,
+    claims: &[Vec<String>],
+    aud: &str,
+    nonce: &str,
+    iat: i64,
+    holder: &SecretKey,
+) -> String {
+    let paths: Vec<ClaimPath> = claims
+        .iter()
+        .map(|p| p.iter().map(|k| PathSegment::Key(k.clone())).collect())
+        .collect();
+    sd.select(&paths)
+        .expect("the claims are selectable")
+        .bind(aud, nonce, iat, holder)
+        .expect("the key-binding JWT signs")
+        .serialize()
 }
 
 /// The valid example claims of a credential type (`schemas/examples/valid/<slug>.json`).
@@ -520,6 +545,17 @@ mod tests {
             decoys: 1,
         });
         assert!(sd.disclosures.len() >= example_claims(ty).len());
+        let shown = present(
+            &sd,
+            &[vec!["business_number".to_owned()]],
+            "aud",
+            "nonce",
+            NOW,
+            &holder,
+        );
+        let shown = SdJwt::parse(&shown).expect("parses");
+        assert_eq!(shown.disclosures.len(), 1, "only the asked claim");
+        assert!(shown.kb_jwt.is_some(), "bound to the holder");
         let mut list = StatusList::new(16, 2).expect("list");
         list.set(7, Status::Invalid).expect("set");
         let copy = agency.status_list_copy(&list, NOW - 60, NOW + 3600);

@@ -3,13 +3,15 @@
 
 use bizcred_core::base64url_encode;
 use bizcred_core::keys::{Algorithm, PublicKey, SecretKey, Signer};
-use bizcred_core::sd_jwt::{key_path, ClaimPath, SdJwt};
+use bizcred_core::sd_jwt::{key_path, SdJwt};
 use bizcred_core::status_list::{Status, StatusList};
 use bizcred_core::trust::bundle::{self, StatusListCopy};
 use bizcred_core::trust::entry::build;
 use bizcred_core::trust::state::TrustState;
 use bizcred_schemas::CredentialType;
-use bizcred_test_support::{example_claims as example, Agency, Credential, InMemoryRegistry};
+use bizcred_test_support::{
+    example_claims as example, present, Agency, Credential, InMemoryRegistry,
+};
 use bizcred_verifier::{verify, Context, Policy, Presentation, Report, Verdict};
 use rand_core::OsRng;
 use serde_json::{json, Map, Value};
@@ -159,21 +161,8 @@ impl World {
     fn present(&self, creds: &[SdJwt]) -> Value {
         let mut vp = Map::new();
         for (req, sd) in self.policy.credentials.iter().zip(creds) {
-            let paths: Vec<ClaimPath> = req
-                .claims
-                .iter()
-                .map(|p| {
-                    p.iter()
-                        .map(|s| bizcred_core::sd_jwt::PathSegment::Key(s.clone()))
-                        .collect()
-                })
-                .collect();
-            let p = sd
-                .select(&paths)
-                .expect("select")
-                .bind(AUD, NONCE, NOW - 10, &self.holder)
-                .expect("bind");
-            vp.insert(req.id.clone(), json!([p.serialize()]));
+            let p = present(sd, &req.claims, AUD, NONCE, NOW - 10, &self.holder);
+            vp.insert(req.id.clone(), json!([p]));
         }
         Value::Object(vp)
     }
@@ -532,21 +521,14 @@ fn key_binding_and_cross_credential_rules() {
     c[3] = a.issue(claims, &other_holder.public_key(), 13, ISSUED, None);
     let mut vp = w.present(&c);
     let req = &w.policy.credentials[3];
-    let paths: Vec<ClaimPath> = req
-        .claims
-        .iter()
-        .map(|p| {
-            p.iter()
-                .map(|s| bizcred_core::sd_jwt::PathSegment::Key(s.clone()))
-                .collect()
-        })
-        .collect();
-    vp["liquor_licence"] = json!([c[3]
-        .select(&paths)
-        .expect("s")
-        .bind(AUD, NONCE, NOW - 10, &other_holder)
-        .expect("b")
-        .serialize()]);
+    vp["liquor_licence"] = json!([present(
+        &c[3],
+        &req.claims,
+        AUD,
+        NONCE,
+        NOW - 10,
+        &other_holder
+    )]);
     let r = w.check(&vp, &trust);
     rejected_with(&r, "BUSINESS_MISMATCH");
     rejected_with(&r, "LEGAL_NAME_MISMATCH");
