@@ -50,6 +50,7 @@ pub mod oid4vci;
 pub mod oid4vp;
 pub mod sd_jwt;
 pub mod sd_jwt_vc;
+pub mod sealed;
 pub mod status_list;
 pub mod time;
 pub mod trust;

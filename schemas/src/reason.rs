@@ -77,7 +77,7 @@ reasons! {
         UnknownCriticalHeader = "UNKNOWN_CRITICAL_HEADER", "core, verifier", "The JWS marks a header parameter critical that is not understood.";
         BadSignature = "BAD_SIGNATURE", "core, verifier", "The signature does not verify with the issuer's key.";
         TimeMalformed = "TIME_MALFORMED", "core", "A time is not a UTC timestamp of the form YYYY-MM-DDTHH:MM:SSZ.";
-        KeyFileMalformed = "KEY_FILE_MALFORMED", "core, issuer, verifier, registry", "A sealed key file is damaged or not a key file.";
+        KeyFileMalformed = "KEY_FILE_MALFORMED", "core, issuer, verifier, registry", "A sealed key file is damaged, is not a key file, or was sealed for another purpose.";
         KeyFileTooLarge = "KEY_FILE_TOO_LARGE", "core", "A sealed key file is larger than any key file.";
         WrongPassphrase = "WRONG_PASSPHRASE", "core, wallet, issuer, verifier, registry", "The passphrase is wrong, or the sealed file was altered.";
         DidUnsupportedMethod = "DID_UNSUPPORTED_METHOD", "core", "The DID method is not did:key, did:jwk or did:webvh.";
@@ -163,6 +163,7 @@ reasons! {
         KeyProofInvalid = "KEY_PROOF_INVALID", "core, issuer", "The OpenID4VCI key proof is not well formed.";
         KeyProofNoNonce = "KEY_PROOF_NO_NONCE", "core, issuer", "The OpenID4VCI key proof carries no nonce.";
         RequestMalformed = "REQUEST_MALFORMED", "core, wallet, verifier", "An OpenID4VP request or response is not well formed.";
+        WalletErrorResponse = "WALLET_ERROR_RESPONSE", "core", "The wallet answered an OpenID4VP request with an error instead of a presentation.";
     }
     "Verification (verifier)" {
         PresentationTooLarge = "PRESENTATION_TOO_LARGE", "verifier", "The presentation is larger than the bound.";
@@ -260,7 +261,7 @@ reasons! {
         BadCredential = "BAD_CREDENTIAL", "wallet", "The received credential is not usable (nothing stored).";
         DidResolution = "DID_RESOLUTION", "wallet", "The issuer's DID could not be resolved.";
         HolderKeyDamaged = "HOLDER_KEY_DAMAGED", "wallet", "The wallet's holder key is damaged.";
-        RequestSignature = "REQUEST_SIGNATURE", "wallet", "The verifier's request object is not signed by its client id's key.";
+        RequestSignature = "REQUEST_SIGNATURE", "core, wallet", "The verifier's request object is not signed by its client id's key.";
         UnsupportedFormat = "UNSUPPORTED_FORMAT", "wallet", "The request asks for a credential format the wallet does not hold.";
         NoMatchingCredential = "NO_MATCHING_CREDENTIAL", "wallet", "The wallet holds no credential that answers the request (nothing sent).";
         NoResponseUri = "NO_RESPONSE_URI", "wallet", "The request has no response_uri.";
@@ -269,8 +270,8 @@ reasons! {
         StatusList = "STATUS_LIST", "wallet", "A credential's status list could not be fetched or verified.";
         BackupDamaged = "BACKUP_DAMAGED", "wallet", "The backup is damaged, too large or not a wallet backup.";
         WalletLocked = "WALLET_LOCKED", "wallet", "The wallet's store is in use by another process.";
-        KdfFailed = "KDF_FAILED", "wallet", "The passphrase could not be stretched into a key.";
-        EncryptionFailed = "ENCRYPTION_FAILED", "wallet", "A record could not be encrypted (nothing was stored).";
+        KdfFailed = "KDF_FAILED", "core, wallet", "The passphrase could not be stretched into a key.";
+        EncryptionFailed = "ENCRYPTION_FAILED", "core, wallet", "A record could not be encrypted (nothing was stored).";
         RecordDamaged = "RECORD_DAMAGED", "wallet", "A stored record is damaged.";
     }
 }
