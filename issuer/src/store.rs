@@ -1253,6 +1253,80 @@ impl Store {
         Ok(outcomes)
     }
 
+    /// Imports credentials issued elsewhere (an issuer's records moved from another store;
+    /// the benchmarks' large stores), with no access token: each record, its status index,
+    /// its list's allocation count and bits, and an audit event, in one transaction, durable
+    /// when it returns. Refused whole when an index is taken or outside its list.
+    pub fn import_issued(&self, recs: &[CredentialRecord], now: i64) -> Result<(), StoreError> {
+        (
+            &self.creds,
+            &self.status_idx,
+            &self.status_alloc,
+            &self.status_bits,
+            &self.meta,
+            &self.audit,
+        )
+            .transaction(|(c, s, al, b, m, a)| {
+                let mut lists: std::collections::BTreeMap<u32, (ListInfo, Option<Vec<u8>>)> =
+                    std::collections::BTreeMap::new();
+                for rec in recs {
+                    let list = match lists.entry(rec.status_list) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            let v = al.get(rec.status_list.to_be_bytes())?.ok_or_else(|| {
+                                abort(StoreError::NotFound {
+                                    what: "status list",
+                                    id: rec.status_list.to_string(),
+                                })
+                            })?;
+                            e.insert((
+                                ListInfo::decode(rec.status_list, &v).map_err(abort)?,
+                                None,
+                            ))
+                        }
+                    };
+                    let key = idx_key(rec.status_list, rec.status_idx);
+                    if rec.status_idx >= list.0.size || s.get(key)?.is_some() {
+                        return Err(abort(StoreError::IndexTaken(rec.status_idx)));
+                    }
+                    list.0.allocated += 1;
+                    let value = status_value(rec.status);
+                    if value != 0 {
+                        if list.1.is_none() {
+                            let bits = b
+                                .get(rec.status_list.to_be_bytes())?
+                                .ok_or_else(|| abort(corrupt_list("a list without its bits")))?;
+                            if bits.len() != 8 + bits_len(list.0.size) {
+                                return Err(abort(corrupt_list(
+                                    "a list's bits do not match its size",
+                                )));
+                            }
+                            list.1 = Some(bits.to_vec());
+                        }
+                        if let Some(bits) = list.1.as_mut() {
+                            put_bits(&mut bits[8..], rec.status_idx, value).map_err(abort)?;
+                        }
+                    }
+                    s.insert(&key, rec.id.as_bytes())?;
+                    c.insert(rec.id.as_bytes(), tser(rec)?)?;
+                    audit_append(m, a, now, "credential_imported", json!({"credential_id": rec.id, "vct": rec.vct, "status_list": rec.status_list, "status_idx": rec.status_idx, "status": rec.status, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
+                }
+                for (n, (info, bits)) in lists {
+                    al.insert(&n.to_be_bytes(), &info.encode())?;
+                    if let Some(mut bits) = bits {
+                        let version = u64::from_be_bytes(
+                            be8("status list version", &bits[..bits.len().min(8)])
+                                .map_err(abort)?,
+                        );
+                        bits[..8].copy_from_slice(&version.saturating_add(1).to_be_bytes());
+                        b.insert(&n.to_be_bytes(), bits)?;
+                    }
+                }
+                Ok(())
+            })?;
+        self.flush()
+    }
+
     /// Changes a credential's status (durable before it returns).
     pub fn set_status(
         &self,
@@ -1561,6 +1635,40 @@ mod tests {
             store.set_status("cred-2", CredentialStatus::Revoked, 1_001),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn imported_credentials_take_their_indices_and_bits_all_or_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        store.prepare_status_lists(16).expect("lists");
+        let mut a = record(CredentialStatus::Valid);
+        let mut b = record(CredentialStatus::Revoked);
+        b.id = "cred-2".into();
+        b.status_idx = 9;
+        store
+            .import_issued(&[a.clone(), b.clone()], 1_000)
+            .expect("import");
+        assert!(store.index_taken(1, 7).expect("taken"));
+        assert!(store.index_taken(1, 9).expect("taken"));
+        assert_eq!(store.open_status_list().expect("open").allocated, 2);
+        let bits = store.status_bits(1).expect("bits");
+        assert_eq!((bits.version, bits.bytes[9 / 4] >> 2), (2, 1));
+        // A taken index (or one outside the list) refuses the whole import.
+        a.id = "cred-3".into();
+        b.id = "cred-4".into();
+        b.status_idx = 3;
+        for bad in [7, 16] {
+            a.status_idx = bad;
+            assert!(matches!(
+                store.import_issued(&[b.clone(), a.clone()], 1_001),
+                Err(StoreError::IndexTaken(_))
+            ));
+        }
+        assert!(!store.index_taken(1, 3).expect("taken"));
+        assert_eq!(store.credentials().expect("records").len(), 2);
+        assert_eq!(store.status_bits(1).expect("bits").version, 2);
+        assert!(verify_audit(&store.audit_entries().expect("audit")).is_ok());
     }
 
     #[test]
