@@ -8,33 +8,8 @@
 //! File vectors are read in place from `../shared/vectors` (or `$BIZCRED_VECTORS`); where they
 //! are absent the tests say so loudly, and under `CI=true` their absence is a failure.
 
-use std::path::{Path, PathBuf};
-
-fn vectors() -> Option<PathBuf> {
-    let dir = std::env::var_os("BIZCRED_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "STANDARD TEST VECTORS NOT FOUND at {} (set BIZCRED_VECTORS)",
-        dir.display()
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!!!!!!! {msg}: vector tests SKIPPED !!!!!!!!!!\n");
-    None
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_str(&read(p)).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+mod common;
+use common::{json, read, vectors};
 
 fn unhex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0, "odd hex length: {s}");

@@ -3,7 +3,7 @@
 //! JWS, and did:key vectors. Where the vectors are absent the tests say so loudly, and under
 //! `CI=true` their absence is a failure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bizcred_core::did;
 use bizcred_core::jwk::Jwk;
@@ -13,31 +13,8 @@ use bizcred_core::sd_jwt::{self, KbExpectations, SdJwt};
 use bizcred_core::sd_jwt_vc;
 use serde_json::Value;
 
-fn vectors() -> Option<PathBuf> {
-    let dir = std::env::var_os("BIZCRED_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "STANDARD TEST VECTORS NOT FOUND at {} (set BIZCRED_VECTORS)",
-        dir.display()
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n!!!!!!!!!! {msg}: vector tests SKIPPED !!!!!!!!!!\n");
-    None
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn json(p: &Path) -> Value {
-    serde_json::from_str(&read(p)).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+mod common;
+use common::{json, read, vectors};
 
 /// Reads `name:` → `{x, y}` of a P-256 key from the vectors' `settings.yml` (flat YAML).
 fn yaml_key(settings: &str, name: &str) -> PublicKey {

@@ -11,18 +11,15 @@ use serde_json::Value;
 /// Resolver time for the suite: 2026-11-22.
 const NOW: i64 = 1_795_305_600;
 
+mod common;
+
+/// The did:webvh test suite's folder among the vectors.
 fn vectors() -> Option<PathBuf> {
-    let dir = std::env::var_os("BIZCRED_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"))
-        .join("didwebvh-test-suite");
+    let dir = common::vectors()?.join("didwebvh-test-suite");
     if dir.is_dir() {
         return Some(dir);
     }
-    let msg = format!(
-        "did:webvh TEST SUITE NOT FOUND at {} (set BIZCRED_VECTORS)",
-        dir.display()
-    );
+    let msg = format!("did:webvh TEST SUITE NOT FOUND at {}", dir.display());
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{msg}");
     }

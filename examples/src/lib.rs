@@ -601,21 +601,7 @@ pub fn example_claims(ty: CredentialType) -> Value {
 }
 
 fn example(ty: CredentialType) -> Map<String, Value> {
-    let text = match ty {
-        CredentialType::CertificateOfIncorporation => {
-            include_str!("../../schemas/examples/valid/certificate-of-incorporation.json")
-        }
-        CredentialType::BusinessNumber => {
-            include_str!("../../schemas/examples/valid/business-number.json")
-        }
-        CredentialType::MunicipalBusinessLicence => {
-            include_str!("../../schemas/examples/valid/municipal-business-licence.json")
-        }
-        CredentialType::LiquorSalesLicence => {
-            include_str!("../../schemas/examples/valid/liquor-sales-licence.json")
-        }
-    };
-    serde_json::from_str(text).unwrap_or_default()
+    bizcred_test_support::example_claims(ty)
 }
 
 /// A business to take through the journey (Jennifer Ventures Inc. by default).
