@@ -100,6 +100,7 @@ impl Issuer {
                 Some(s) if s.version < version || s.kid != keys.kid => s
                     .iat
                     .saturating_add(1)
+                    .max(keys.valid_from)
                     .saturating_sub(MAX_IAT_LEAD)
                     .max(now),
                 Some(_) => continue,
@@ -203,7 +204,10 @@ impl Issuer {
         }
         let issuer = self.clone();
         tokio::spawn(async move {
-            loop {
+            // After the first attempt, at least a second between attempts: never a busy loop.
+            let mut least = 0;
+            // A failure that persists is left to the background loop after a minute of tries.
+            for _ in 0..60 {
                 let due = match issuer.status_resign_due() {
                     Ok(Some(due)) => due,
                     Ok(None) => {
@@ -222,14 +226,14 @@ impl Issuer {
                         return;
                     }
                 };
-                let wait = (due - issuer.now()).max(0).unsigned_abs();
+                let wait = (due - issuer.now()).max(least).unsigned_abs();
                 tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                least = 1;
                 if let Err(e) = issuer.push_status_list().await {
                     tracing::warn!("status list not pushed to the registry: {e}");
-                    // Not again at once: the background loop retries.
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
+            issuer.resign_scheduled.store(false, Ordering::SeqCst);
         });
     }
 
