@@ -9,6 +9,7 @@
 use crate::ReasonCode;
 use serde_json::{Map, Value};
 
+use crate::jws::JwsError;
 use crate::jws::{self, Jws};
 use crate::keys::{PublicKey, SignError, Signer};
 
@@ -21,15 +22,114 @@ pub const DID_PREFIX: &str = "decentralized_identifier:";
 /// Largest request URI or object.
 pub const MAX_REQUEST_LEN: usize = 128 * 1024;
 
-/// Why a request was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid OpenID4VP request: {0}")]
-pub struct RequestError(pub String);
+/// Why an OpenID4VP request or response was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request URI or request object is longer than [`MAX_REQUEST_LEN`].
+    #[error("the request is longer than {limit} bytes")]
+    TooLong {
+        /// The bound in bytes.
+        limit: usize,
+    },
+    /// Neither an `openid4vp://` URI with a query nor a request object.
+    #[error("not an openid4vp:// request URI or a request object")]
+    NotARequest,
+    /// A required parameter or claim is absent.
+    #[error("the request has no {0}")]
+    Missing(&'static str),
+    /// `request_uri_method` is neither `get` nor `post`.
+    #[error("request_uri_method is {0:?}, not get or post")]
+    RequestUriMethod(String),
+    /// A JSON-valued parameter does not parse.
+    #[error("{name} is not JSON")]
+    NotJson {
+        /// The parameter.
+        name: &'static str,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An unsigned request uses another prefix than `redirect_uri:`.
+    #[error("an unsigned request must use the redirect_uri: Client Identifier Prefix")]
+    UnsignedNotRedirectUri,
+    /// The request object is not a compact JWS with JSON claims.
+    #[error("the request object does not decode")]
+    Malformed(#[source] JwsError),
+    /// The request object's `typ` is not [`REQUEST_TYP`].
+    #[error("the request object's typ is not {REQUEST_TYP}")]
+    WrongTyp,
+    /// The Client Identifier's prefix is not one this wallet verifies.
+    #[error("unsupported Client Identifier Prefix in {0}")]
+    UnsupportedClientIdPrefix(String),
+    /// The header `kid` is not a key of the Client Identifier's DID.
+    #[error("kid {kid} is not a key of the client's DID")]
+    ForeignKid {
+        /// The header `kid`.
+        kid: String,
+    },
+    /// The key named by `kid` could not be found.
+    #[error("cannot resolve the request's key {kid}")]
+    KeyUnresolved {
+        /// The header `kid`.
+        kid: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The request object's signature does not verify with the key of its `kid`.
+    #[error("the request object's signature does not verify")]
+    Signature(#[source] JwsError),
+    /// The request object's `client_id` is not the request's.
+    #[error("the request object's client_id differs from the request's")]
+    ClientIdMismatch,
+    /// `response_type` is not `vp_token`.
+    #[error("response_type must be vp_token")]
+    ResponseType,
+    /// `response_mode` is not `direct_post`.
+    #[error("response_mode must be direct_post")]
+    ResponseMode,
+    /// The nonce is empty or not URL-safe ASCII.
+    #[error("nonce must be URL-safe ASCII")]
+    BadNonce,
+    /// `dcql_query` is absent or not an object.
+    #[error("the request has no dcql_query object")]
+    DcqlQuery,
+    /// The request carries `transaction_data`, which bizcred does not support.
+    #[error("transaction_data is not supported")]
+    TransactionData,
+    /// The wallet answered with an OpenID4VP error instead of a presentation.
+    #[error("the wallet answered with error {error}")]
+    WalletAnswered {
+        /// The wallet's `error` code (e.g. `access_denied`).
+        error: String,
+    },
+}
 
 impl RequestError {
     /// The stable reason code.
     pub fn code(&self) -> ReasonCode {
-        ReasonCode::RequestMalformed
+        match self {
+            RequestError::ForeignKid { .. }
+            | RequestError::KeyUnresolved { .. }
+            | RequestError::Signature(_)
+            | RequestError::ClientIdMismatch => ReasonCode::RequestSignature,
+            RequestError::WalletAnswered { .. } => ReasonCode::WalletErrorResponse,
+            RequestError::TooLong { .. }
+            | RequestError::NotARequest
+            | RequestError::Missing(_)
+            | RequestError::RequestUriMethod(_)
+            | RequestError::NotJson { .. }
+            | RequestError::UnsignedNotRedirectUri
+            | RequestError::Malformed(_)
+            | RequestError::WrongTyp
+            | RequestError::UnsupportedClientIdPrefix(_)
+            | RequestError::ResponseType
+            | RequestError::ResponseMode
+            | RequestError::BadNonce
+            | RequestError::DcqlQuery
+            | RequestError::TransactionData => ReasonCode::RequestMalformed,
+        }
     }
 }
 
@@ -66,23 +166,24 @@ pub fn request_uri(client_id: &str, request_uri: &str) -> String {
 
 /// Parses an authorization request URI.
 pub fn parse_request_uri(uri: &str) -> Result<AuthorizationRequest, RequestError> {
-    let bad = |m: &str| RequestError(m.to_owned());
     if uri.len() > MAX_REQUEST_LEN {
-        return Err(bad("too long"));
+        return Err(RequestError::TooLong {
+            limit: MAX_REQUEST_LEN,
+        });
     }
     let query = uri
         .split_once('?')
         .map(|(_, q)| q)
-        .ok_or_else(|| bad("no query"))?;
+        .ok_or(RequestError::NotARequest)?;
     let mut params = Map::new();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         params.insert(k.into_owned(), Value::String(v.into_owned()));
     }
     let s = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
-    let client_id = s("client_id").ok_or_else(|| bad("no client_id"))?;
+    let client_id = s("client_id").ok_or(RequestError::Missing("client_id"))?;
     if let Some(r) = s("request_uri") {
-        if s("request_uri_method").is_some_and(|m| m != "get" && m != "post") {
-            return Err(bad("request_uri_method is get or post"));
+        if let Some(m) = s("request_uri_method").filter(|m| m != "get" && m != "post") {
+            return Err(RequestError::RequestUriMethod(m));
         }
         return Ok(AuthorizationRequest::ByReference {
             client_id,
@@ -99,15 +200,13 @@ pub fn parse_request_uri(uri: &str) -> Result<AuthorizationRequest, RequestError
     for k in ["dcql_query", "client_metadata"] {
         let text = params.get(k).and_then(Value::as_str).map(str::to_owned);
         if let Some(v) = text {
-            let parsed: Value =
-                serde_json::from_str(&v).map_err(|_| bad(&format!("{k} is not JSON")))?;
+            let parsed: Value = serde_json::from_str(&v)
+                .map_err(|source| RequestError::NotJson { name: k, source })?;
             params.insert(k.into(), parsed);
         }
     }
     if !client_id.starts_with("redirect_uri:") {
-        return Err(bad(
-            "an unsigned request must use the redirect_uri: Client Identifier Prefix",
-        ));
+        return Err(RequestError::UnsignedNotRedirectUri);
     }
     Ok(AuthorizationRequest::Plain(params))
 }
@@ -130,36 +229,41 @@ pub fn sign_request_object(
 }
 
 /// Verifies a signed request object for `client_id`. `key_for` finds the key named by the
-/// header `kid` (a DID URL of the Client Identifier's DID).
-pub fn verify_request_object(
+/// header `kid` (a DID URL of the Client Identifier's DID); its error is kept as the source.
+pub fn verify_request_object<E>(
     jwt: &str,
     client_id: &str,
-    key_for: impl Fn(&str) -> Result<PublicKey, String>,
-) -> Result<Map<String, Value>, RequestError> {
-    let bad = |m: String| RequestError(m);
+    key_for: impl Fn(&str) -> Result<PublicKey, E>,
+) -> Result<Map<String, Value>, RequestError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if jwt.len() > MAX_REQUEST_LEN {
-        return Err(bad("too long".into()));
+        return Err(RequestError::TooLong {
+            limit: MAX_REQUEST_LEN,
+        });
     }
-    let j = Jws::decode(jwt).map_err(|e| bad(e.to_string()))?;
+    let j = Jws::decode(jwt).map_err(RequestError::Malformed)?;
     if j.header_str("typ") != Some(REQUEST_TYP) {
-        return Err(bad("typ is not oauth-authz-req+jwt".into()));
+        return Err(RequestError::WrongTyp);
     }
-    let did = client_id.strip_prefix(DID_PREFIX).ok_or_else(|| {
-        bad(format!(
-            "unsupported Client Identifier Prefix in {client_id}"
-        ))
-    })?;
-    let kid = j.header_str("kid").ok_or_else(|| bad("no kid".into()))?;
+    let did = client_id
+        .strip_prefix(DID_PREFIX)
+        .ok_or_else(|| RequestError::UnsupportedClientIdPrefix(client_id.to_owned()))?;
+    let kid = j.header_str("kid").ok_or(RequestError::Missing("kid"))?;
     if kid.split('#').next() != Some(did) {
-        return Err(bad("kid is not a key of the client's DID".into()));
+        return Err(RequestError::ForeignKid {
+            kid: kid.to_owned(),
+        });
     }
-    let key = key_for(kid).map_err(bad)?;
-    j.verify(&key).map_err(|e| bad(e.to_string()))?;
-    let claims = j.claims().map_err(|e| bad(e.to_string()))?;
+    let key = key_for(kid).map_err(|e| RequestError::KeyUnresolved {
+        kid: kid.to_owned(),
+        source: e.into(),
+    })?;
+    j.verify(&key).map_err(RequestError::Signature)?;
+    let claims = j.claims().map_err(RequestError::Malformed)?;
     if claims.get("client_id").and_then(Value::as_str) != Some(client_id) {
-        return Err(bad(
-            "the request object's client_id differs from the request's".into(),
-        ));
+        return Err(RequestError::ClientIdMismatch);
     }
     check_request(&claims)?;
     Ok(claims)
@@ -169,25 +273,25 @@ pub fn verify_request_object(
 pub fn check_request(claims: &Map<String, Value>) -> Result<(), RequestError> {
     let s = |k: &str| claims.get(k).and_then(Value::as_str);
     if s("response_type") != Some("vp_token") {
-        return Err(RequestError("response_type must be vp_token".into()));
+        return Err(RequestError::ResponseType);
     }
     if s("response_mode") != Some("direct_post") {
-        return Err(RequestError("response_mode must be direct_post".into()));
+        return Err(RequestError::ResponseMode);
     }
-    let nonce = s("nonce").ok_or_else(|| RequestError("no nonce".into()))?;
+    let nonce = s("nonce").ok_or(RequestError::Missing("nonce"))?;
     if nonce.is_empty()
         || !nonce
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     {
-        return Err(RequestError("nonce must be URL-safe ASCII".into()));
+        return Err(RequestError::BadNonce);
     }
-    s("response_uri").ok_or_else(|| RequestError("no response_uri".into()))?;
+    s("response_uri").ok_or(RequestError::Missing("response_uri"))?;
     if !claims.get("dcql_query").is_some_and(Value::is_object) {
-        return Err(RequestError("no dcql_query".into()));
+        return Err(RequestError::DcqlQuery);
     }
     if claims.contains_key("transaction_data") {
-        return Err(RequestError("transaction_data is not supported".into()));
+        return Err(RequestError::TransactionData);
     }
     Ok(())
 }
@@ -215,12 +319,14 @@ pub fn parse_response_body(body: &[u8]) -> Result<(Value, Option<String>), Reque
             _ => {}
         }
     }
-    if let Some(e) = error {
-        return Err(RequestError(format!("the wallet answered with error {e}")));
+    if let Some(error) = error {
+        return Err(RequestError::WalletAnswered { error });
     }
-    let vp = vp.ok_or_else(|| RequestError("no vp_token".into()))?;
-    let vp: Value =
-        serde_json::from_str(&vp).map_err(|_| RequestError("vp_token is not JSON".into()))?;
+    let vp = vp.ok_or(RequestError::Missing("vp_token"))?;
+    let vp: Value = serde_json::from_str(&vp).map_err(|source| RequestError::NotJson {
+        name: "vp_token",
+        source,
+    })?;
     Ok((vp, state))
 }
 
@@ -265,5 +371,170 @@ mod tests {
             parse_response_body(body.as_bytes()).expect("p"),
             (serde_json::json!({"a": ["x"]}), Some("s1".into()))
         );
+    }
+
+    fn claims_with(extra: serde_json::Value) -> Map<String, Value> {
+        let mut m: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "client_id": "decentralized_identifier:did:key:z", "response_type": "vp_token",
+            "response_mode": "direct_post", "response_uri": "http://localhost:9000/response",
+            "nonce": "abc-123", "dcql_query": {"credentials": []},
+        }))
+        .expect("claims");
+        for (k, v) in extra.as_object().expect("object") {
+            if v.is_null() {
+                m.remove(k);
+            } else {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        m
+    }
+
+    /// A check of which variant an error is.
+    type Is = fn(&RequestError) -> bool;
+
+    #[test]
+    fn each_refusal_is_its_own_variant_with_a_code() {
+        use RequestError as E;
+        let long = format!(
+            "openid4vp://?client_id=x&pad={}",
+            "a".repeat(MAX_REQUEST_LEN)
+        );
+        let e = parse_request_uri(&long).expect_err("long");
+        assert!(
+            matches!(
+                e,
+                E::TooLong {
+                    limit: MAX_REQUEST_LEN
+                }
+            ),
+            "{e}"
+        );
+        let cases: Vec<(&str, Is)> = vec![
+            ("openid4vp://", |e| matches!(e, E::NotARequest)),
+            ("openid4vp://?request_uri=x", |e| {
+                matches!(e, E::Missing("client_id"))
+            }),
+            (
+                "openid4vp://?client_id=c&request_uri=x&request_uri_method=put",
+                |e| matches!(e, E::RequestUriMethod(m) if m == "put"),
+            ),
+            (
+                "openid4vp://?client_id=redirect_uri:x&dcql_query=%7B",
+                |e| {
+                    matches!(
+                        e,
+                        E::NotJson {
+                            name: "dcql_query",
+                            ..
+                        }
+                    )
+                },
+            ),
+            ("openid4vp://?client_id=x509_san_dns:x&nonce=n", |e| {
+                matches!(e, E::UnsignedNotRedirectUri)
+            }),
+        ];
+        for (uri, want) in cases {
+            let e = parse_request_uri(uri).expect_err(uri);
+            assert!(want(&e), "{uri}: {e:?}");
+            assert_eq!(e.code(), ReasonCode::RequestMalformed, "{uri}");
+        }
+        let checks: Vec<(serde_json::Value, Is)> = vec![
+            (serde_json::json!({"response_type": "code"}), |e| {
+                matches!(e, E::ResponseType)
+            }),
+            (serde_json::json!({"response_mode": "fragment"}), |e| {
+                matches!(e, E::ResponseMode)
+            }),
+            (serde_json::json!({"nonce": null}), |e| {
+                matches!(e, E::Missing("nonce"))
+            }),
+            (serde_json::json!({"nonce": "a b"}), |e| {
+                matches!(e, E::BadNonce)
+            }),
+            (serde_json::json!({"response_uri": null}), |e| {
+                matches!(e, E::Missing("response_uri"))
+            }),
+            (serde_json::json!({"dcql_query": "x"}), |e| {
+                matches!(e, E::DcqlQuery)
+            }),
+            (serde_json::json!({"transaction_data": ["x"]}), |e| {
+                matches!(e, E::TransactionData)
+            }),
+        ];
+        for (extra, want) in checks {
+            let e = check_request(&claims_with(extra.clone())).expect_err("refused");
+            assert!(want(&e), "{extra}: {e:?}");
+            assert_eq!(e.code(), ReasonCode::RequestMalformed);
+        }
+        check_request(&claims_with(serde_json::json!({}))).expect("a good request");
+        let e = parse_response_body(b"error=access_denied&state=s").expect_err("declined");
+        assert!(matches!(&e, E::WalletAnswered { error } if error == "access_denied"));
+        assert_eq!(e.code(), ReasonCode::WalletErrorResponse);
+        let e = parse_response_body(b"state=s").expect_err("no vp_token");
+        assert!(matches!(e, E::Missing("vp_token")));
+        let e = parse_response_body(b"vp_token=%7B").expect_err("not JSON");
+        assert!(matches!(
+            e,
+            E::NotJson {
+                name: "vp_token",
+                ..
+            }
+        ));
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the parse error is kept"
+        );
+    }
+
+    #[test]
+    fn request_object_refusals_keep_their_cause() {
+        use RequestError as E;
+        let key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let did = crate::did::did_jwk(&key.public_key());
+        let client_id = format!("{DID_PREFIX}{did}");
+        let mut claims = claims_with(serde_json::json!({}));
+        claims.insert("client_id".into(), client_id.clone().into());
+        let kid = format!("{did}#0");
+        let jwt = sign_request_object(&claims, &kid, &key).expect("sign");
+        let resolve = |k: &str| crate::did::resolve_key(k).map_err(|e| e.to_string());
+
+        let e = verify_request_object("not a jws", &client_id, resolve).expect_err("malformed");
+        assert!(matches!(e, E::Malformed(_)), "{e:?}");
+        let e = verify_request_object(&jwt, "redirect_uri:x", resolve).expect_err("prefix");
+        assert!(matches!(e, E::UnsupportedClientIdPrefix(_)), "{e:?}");
+        let other =
+            crate::did::did_jwk(&SecretKey::generate(Algorithm::EdDSA, &mut OsRng).public_key());
+        let foreign = sign_request_object(&claims, &format!("{other}#0"), &key).expect("sign");
+        let e = verify_request_object(&foreign, &client_id, resolve).expect_err("foreign kid");
+        assert!(matches!(e, E::ForeignKid { .. }), "{e:?}");
+        assert_eq!(e.code(), ReasonCode::RequestSignature);
+        let e =
+            verify_request_object(&jwt, &client_id, |_| Err("offline")).expect_err("unresolved");
+        assert!(matches!(&e, E::KeyUnresolved { .. }), "{e:?}");
+        assert_eq!(
+            std::error::Error::source(&e)
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("offline")
+        );
+        let forger = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let forged = sign_request_object(&claims, &kid, &forger).expect("sign");
+        let e = verify_request_object(&forged, &client_id, resolve).expect_err("forged");
+        assert!(matches!(&e, E::Signature(JwsError::BadSignature)), "{e:?}");
+        assert_eq!(e.code(), ReasonCode::RequestSignature);
+        let mut other_client = claims.clone();
+        other_client.insert("client_id".into(), format!("{client_id}x").into());
+        let jwt2 = sign_request_object(&other_client, &kid, &key).expect("sign");
+        let e = verify_request_object(&jwt2, &client_id, resolve).expect_err("client_id");
+        assert!(matches!(e, E::ClientIdMismatch), "{e:?}");
+        let mut header = Map::new();
+        header.insert("typ".into(), "JWT".into());
+        header.insert("kid".into(), kid.clone().into());
+        let untyped =
+            jws::sign(header, Value::Object(claims).to_string().as_bytes(), &key).expect("sign");
+        let e = verify_request_object(&untyped, &client_id, resolve).expect_err("typ");
+        assert!(matches!(e, E::WrongTyp), "{e:?}");
     }
 }

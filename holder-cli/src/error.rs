@@ -290,7 +290,7 @@ impl WalletError {
             },
             WalletError::Resolve { .. } => ReasonCode::DidResolution,
             WalletError::HolderKey(_) => ReasonCode::HolderKeyDamaged,
-            WalletError::Request(_) => ReasonCode::RequestMalformed,
+            WalletError::Request(e) => e.code(),
             WalletError::RequestSignature(_) => ReasonCode::RequestSignature,
             WalletError::UnsupportedFormat { .. } => ReasonCode::UnsupportedFormat,
             WalletError::NoMatch { .. } => ReasonCode::NoMatchingCredential,

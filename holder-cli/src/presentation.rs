@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use bizcred_core::keys::SecretKey;
 use bizcred_core::oid4vp::{self, AuthorizationRequest};
 use bizcred_core::sd_jwt::{self, ClaimPath, SdJwt};
-use bizcred_schemas::{CredentialType, Lang};
+use bizcred_schemas::{CredentialType, Lang, ReasonCode};
 
 use crate::error::WalletError;
 use crate::history::{Disclosed, HistoryEntry};
@@ -166,11 +166,7 @@ pub fn parse_request(text: &str) -> Result<RequestSource, WalletError> {
     }
     // A bare request object: the client_id is inside; the signature still has to verify with
     // that client's DID.
-    let not_a_request = || {
-        WalletError::Request(oid4vp::RequestError(
-            "the request file is neither an openid4vp:// URI nor a request object".into(),
-        ))
-    };
+    let not_a_request = || WalletError::Request(oid4vp::RequestError::NotARequest);
     let j = bizcred_core::jws::Jws::decode(text).map_err(|_| not_a_request())?;
     let client_id = j
         .claims()
@@ -178,11 +174,9 @@ pub fn parse_request(text: &str) -> Result<RequestSource, WalletError> {
         .get("client_id")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| {
-            WalletError::Request(oid4vp::RequestError(
-                "the request object has no client_id".into(),
-            ))
-        })?;
+        .ok_or(WalletError::Request(oid4vp::RequestError::Missing(
+            "client_id",
+        )))?;
     Ok(RequestSource::Signed {
         client_id,
         jwt: text.to_owned(),
@@ -209,14 +203,19 @@ pub async fn load_request(
         }
     };
     let header = bizcred_core::jws::Jws::decode(&jwt)
-        .map_err(|e| WalletError::Request(oid4vp::RequestError(e.to_string())))?;
+        .map_err(|e| WalletError::Request(oid4vp::RequestError::Malformed(e)))?;
     let kid = header
         .header_str("kid")
-        .ok_or_else(|| WalletError::Request(oid4vp::RequestError("no kid".into())))?
+        .ok_or(WalletError::Request(oid4vp::RequestError::Missing("kid")))?
         .to_owned();
     let key = net::resolve_key(c, &kid, now, now, false).await?;
-    let claims = oid4vp::verify_request_object(&jwt, &client_id, |_| Ok(key.clone()))
-        .map_err(WalletError::RequestSignature)?;
+    let claims = oid4vp::verify_request_object(&jwt, &client_id, |_| {
+        Ok::<_, std::convert::Infallible>(key.clone())
+    })
+    .map_err(|e| match e.code() {
+        ReasonCode::RequestSignature => WalletError::RequestSignature(e),
+        _ => WalletError::Request(e),
+    })?;
     PresentationRequest::from_claims(claims)
 }
 

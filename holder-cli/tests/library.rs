@@ -767,7 +767,8 @@ fn wallet_codes_are_in_the_shared_reason_table_as_wallet_codes() {
             wanted: "w".into(),
         },
         WalletError::Offer(bizcred_core::oid4vci::OfferError("x")),
-        WalletError::Request(oid4vp::RequestError("x".into())),
+        WalletError::Request(oid4vp::RequestError::NotARequest),
+        WalletError::Request(oid4vp::RequestError::ClientIdMismatch),
         VaultError::WrongPassphrase.into(),
         VaultError::Missing("d".into()).into(),
         VaultError::Exists("d".into()).into(),
@@ -1075,7 +1076,9 @@ fn causes_are_kept_as_sources_not_repeated_in_the_message() {
     let e = net::parse_json::<Value>("{", "the issuer metadata").expect_err("not JSON");
     let source = e.source().expect("the parse error is kept").to_string();
     assert!(!e.to_string().contains(&source), "{e} repeats {source}");
-    let e = bizcred_wallet::WalletError::RequestSignature(oid4vp::RequestError("bad kid".into()));
+    let e = bizcred_wallet::WalletError::RequestSignature(oid4vp::RequestError::ForeignKid {
+        kid: "did:key:z#0".into(),
+    });
     let source = e.source().expect("kept").to_string();
     assert!(!e.to_string().contains(&source), "{e} repeats {source}");
 }
