@@ -1,4 +1,6 @@
-//! Encrypted backups of the held credentials (sealed with the wallet passphrase).
+//! Encrypted backups of the held credentials: the core's sealed format under the wallet
+//! passphrase, with the purpose [`vault::BACKUP_PURPOSE`] (backups of the format before it are
+//! still read).
 
 use zeroize::Zeroizing;
 
@@ -8,8 +10,8 @@ use crate::error::WalletError;
 use crate::store::StoredCredential;
 use crate::vault::{self, Vault, VaultError};
 
-/// Largest backup the wallet reads.
-pub const MAX_BACKUP: usize = 64 * 1024 * 1024;
+/// Largest backup the wallet reads (the largest sealed file).
+pub const MAX_BACKUP: usize = bizcred_core::sealed::MAX_SEALED_LEN;
 
 /// Seals every held credential under `passphrase`; the blob and how many it holds.
 pub fn export(vault: &dyn Vault, passphrase: &[u8]) -> Result<(Vec<u8>, usize), WalletError> {
@@ -23,7 +25,7 @@ pub fn export(vault: &dyn Vault, passphrase: &[u8]) -> Result<(Vec<u8>, usize), 
                 source,
             })?,
         );
-    Ok((vault::seal_passphrase(passphrase, &plain)?, creds.len()))
+    Ok((vault::seal_backup(passphrase, &plain)?, creds.len()))
 }
 
 /// Opens a backup and stores all its credentials at once (all or none); how many.
@@ -31,7 +33,7 @@ pub fn import(vault: &dyn Vault, passphrase: &[u8], blob: &[u8]) -> Result<usize
     if blob.len() > MAX_BACKUP {
         return Err(WalletError::BackupTooLarge(MAX_BACKUP));
     }
-    let plain = vault::open_passphrase(passphrase, blob)?;
+    let plain = vault::open_backup(passphrase, blob)?;
     let pairs: Vec<(String, StoredCredential)> =
         serde_json::from_slice(&plain).map_err(|source| WalletError::BadJson {
             what: "the backup",

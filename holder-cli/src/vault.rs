@@ -1,12 +1,22 @@
 //! The wallet's encrypted store, behind the [`Vault`] trait, and its implementation on sled
-//! ([`SledVault`]). A random 256-bit master key, wrapped under a key that Argon2id derives from
-//! the passphrase, encrypts every record (XChaCha20-Poly1305, with the tree and record id as
-//! associated data). A wrong passphrase fails to unwrap the master key and touches nothing. A
-//! record that cannot be encrypted is an error, and nothing is stored.
+//! ([`SledVault`]). A random 256-bit data key encrypts every record (XChaCha20-Poly1305, with
+//! the tree and record id as associated data); the data key itself is kept in the core's one
+//! sealed-file format ([`bizcred_core::sealed`], Argon2id + XChaCha20-Poly1305) under the
+//! passphrase, with the purpose [`VAULT_PURPOSE`]. Backups are sealed the same way with the
+//! purpose [`BACKUP_PURPOSE`], so a backup never opens as a wallet or a key file. A wrong
+//! passphrase fails to open the data key and touches nothing. A record that cannot be encrypted
+//! is an error, and nothing is stored.
+//!
+//! Wallets and backups written before the sealed format (the data key wrapped by a hand-made
+//! Argon2id + XChaCha20-Poly1305 scheme: `meta/salt` and `meta/master`; backups starting with
+//! `bizcred-wallet-backup/1`) still open: a wallet is migrated when it is opened with the right
+//! passphrase (its data key re-sealed in one atomic write, every record kept as it is), an old
+//! backup is read as it is.
 
 use std::path::{Path, PathBuf};
 
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
+use bizcred_core::sealed::{self, KdfParams, SealedError};
 use bizcred_schemas::ReasonCode;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -75,6 +85,18 @@ pub enum VaultError {
     /// A blob is not a bizcred wallet backup.
     #[error("not a bizcred wallet backup")]
     NotABackup,
+    /// A backup's sealed envelope is damaged, too large, or sealed for another purpose.
+    #[error("not a usable bizcred wallet backup")]
+    Backup(#[source] SealedError),
+    /// The sealed data key (or a backup being written) could not be sealed or opened.
+    #[error("sealed {record}")]
+    Sealed {
+        /// The record (`meta/data-key`, `backup`).
+        record: String,
+        /// Why.
+        #[source]
+        source: SealedError,
+    },
 }
 
 impl VaultError {
@@ -90,7 +112,13 @@ impl VaultError {
             VaultError::Encrypt { .. } => ReasonCode::EncryptionFailed,
             VaultError::Damaged { .. } | VaultError::Encoding { .. } => ReasonCode::RecordDamaged,
             VaultError::NoHolderKey => ReasonCode::NoHolderKey,
-            VaultError::NotABackup => ReasonCode::BackupDamaged,
+            VaultError::NotABackup | VaultError::Backup(_) => ReasonCode::BackupDamaged,
+            VaultError::Sealed { source, .. } => match source {
+                SealedError::Kdf(_) => ReasonCode::KdfFailed,
+                SealedError::Encrypt => ReasonCode::EncryptionFailed,
+                SealedError::WrongPassphrase => ReasonCode::WrongPassphrase,
+                _ => ReasonCode::RecordDamaged,
+            },
         }
     }
 
@@ -126,18 +154,25 @@ pub trait Vault {
     fn append_history(&self, e: &HistoryEntry) -> Result<(), VaultError>;
 }
 
-const M_COST: u32 = 19 * 1024;
-const T_COST: u32 = 2;
+/// The sealed-file purpose of the wallet's data key.
+pub const VAULT_PURPOSE: &str = "bizcred wallet";
+/// The sealed-file purpose of wallet backups.
+pub const BACKUP_PURPOSE: &str = "bizcred wallet backup";
+/// The Argon2id cost of the wallet's sealed files.
+const KDF: KdfParams = KdfParams::DEFAULT;
 const NONCE_LEN: usize = 24;
-const BACKUP_MAGIC: &[u8] = b"bizcred-wallet-backup/1";
+/// Where the sealed data key is kept (in the `meta` tree).
+const DATA_KEY: &str = "data-key";
 
-fn kek(passphrase: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
-    let params = argon2::Params::new(M_COST, T_COST, 1, Some(32)).map_err(VaultError::Kdf)?;
-    let mut out = Zeroizing::new([0u8; 32]);
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password_into(passphrase, salt, out.as_mut())
-        .map_err(VaultError::Kdf)?;
-    Ok(out)
+/// A sealed-file error about `record`: a wrong passphrase is [`VaultError::WrongPassphrase`].
+fn sealed_error(record: &str, e: SealedError) -> VaultError {
+    match e {
+        SealedError::WrongPassphrase => VaultError::WrongPassphrase,
+        source => VaultError::Sealed {
+            record: record.to_owned(),
+            source,
+        },
+    }
 }
 
 /// Seals `plain` with `cipher` under a fresh random nonce: `nonce || ciphertext`. A cipher
@@ -179,29 +214,85 @@ fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(key.into())
 }
 
-/// Encrypts bytes under a passphrase (a self-contained blob: magic, salt, nonce, ciphertext),
-/// for backups.
-pub fn seal_passphrase(passphrase: &[u8], plain: &[u8]) -> Result<Vec<u8>, VaultError> {
-    let mut salt = [0u8; 16];
-    OsRng.fill_bytes(&mut salt);
-    let k = kek(passphrase, &salt)?;
-    let mut out = BACKUP_MAGIC.to_vec();
-    out.extend(salt);
-    out.extend(seal_with(&cipher(&k), "backup", b"backup", plain)?);
-    Ok(out)
+/// Seals a backup's bytes under a passphrase: the sealed file's text, purpose
+/// [`BACKUP_PURPOSE`].
+pub fn seal_backup(passphrase: &[u8], plain: &[u8]) -> Result<Vec<u8>, VaultError> {
+    match sealed::seal(plain, passphrase, KDF, BACKUP_PURPOSE, &mut OsRng) {
+        Ok(text) => Ok(text.into_bytes()),
+        Err(e @ SealedError::TooLarge(_)) => Err(VaultError::Backup(e)),
+        Err(e) => Err(sealed_error("backup", e)),
+    }
 }
 
-/// Opens a passphrase-encrypted blob.
-pub fn open_passphrase(passphrase: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-    let rest = blob
-        .strip_prefix(BACKUP_MAGIC)
-        .ok_or(VaultError::NotABackup)?;
-    if rest.len() < 16 {
-        return Err(VaultError::NotABackup);
+/// Opens a backup: the sealed format, or the format before it.
+pub fn open_backup(passphrase: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    if blob.starts_with(legacy::BACKUP_MAGIC) {
+        return legacy::open_backup(passphrase, blob);
     }
-    let (salt, sealed) = rest.split_at(16);
-    let k = kek(passphrase, salt)?;
-    open_with(&k, b"backup", sealed).ok_or(VaultError::WrongPassphrase)
+    let text = std::str::from_utf8(blob).map_err(|_| VaultError::NotABackup)?;
+    sealed::open(text, passphrase, BACKUP_PURPOSE).map_err(|e| match e {
+        SealedError::WrongPassphrase => VaultError::WrongPassphrase,
+        SealedError::Kdf(_) | SealedError::Encrypt => sealed_error("backup", e),
+        other => VaultError::Backup(other),
+    })
+}
+
+/// The layouts before the sealed format: read only (and written by the tests that prove a
+/// migration).
+mod legacy {
+    use super::*;
+
+    pub(super) const M_COST: u32 = 19 * 1024;
+    pub(super) const T_COST: u32 = 2;
+    pub(super) const BACKUP_MAGIC: &[u8] = b"bizcred-wallet-backup/1";
+    /// The `meta` keys of the old layout: the Argon2id salt and the wrapped data key.
+    pub(super) const SALT: &str = "salt";
+    pub(super) const MASTER: &str = "master";
+    /// The associated data the old layout wrapped the data key with.
+    pub(super) const MASTER_AAD: &[u8] = b"master";
+
+    pub(super) fn kek(passphrase: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let params = argon2::Params::new(M_COST, T_COST, 1, Some(32)).map_err(VaultError::Kdf)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password_into(passphrase, salt, out.as_mut())
+            .map_err(VaultError::Kdf)?;
+        Ok(out)
+    }
+
+    /// Unwraps the data key of an old-layout wallet.
+    pub(super) fn unwrap_master(
+        passphrase: &[u8],
+        salt: &[u8],
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let k = kek(passphrase, salt)?;
+        let plain = open_with(&k, MASTER_AAD, wrapped).ok_or(VaultError::WrongPassphrase)?;
+        data_key(&plain)
+    }
+
+    pub(super) fn open_backup(
+        passphrase: &[u8],
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let rest = blob
+            .strip_prefix(BACKUP_MAGIC)
+            .ok_or(VaultError::NotABackup)?;
+        if rest.len() < 16 {
+            return Err(VaultError::NotABackup);
+        }
+        let (salt, sealed) = rest.split_at(16);
+        let k = kek(passphrase, salt)?;
+        open_with(&k, b"backup", sealed).ok_or(VaultError::WrongPassphrase)
+    }
+}
+
+/// The 32-byte data key from an opened sealed file.
+fn data_key(plain: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+    let key: [u8; 32] = plain.try_into().map_err(|_| VaultError::Damaged {
+        record: format!("meta/{DATA_KEY}"),
+    })?;
+    Ok(Zeroizing::new(key))
 }
 
 /// The holder key record as read back (inside the encrypted record only). Neither `Debug` nor
@@ -254,16 +345,13 @@ impl SledVault {
             path: dir.to_path_buf(),
             source,
         })?;
-        let db = sled::open(dir.join("db")).map_err(VaultError::Open)?;
-        let mut salt = [0u8; 16];
-        OsRng.fill_bytes(&mut salt);
         let mut master = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(master.as_mut());
-        let k = kek(passphrase, &salt)?;
-        let wrapped = seal_with(&cipher(&k), "meta/master", b"master", master.as_ref())?;
-        let meta = db.open_tree("meta")?;
-        meta.insert("salt", &salt)?;
-        meta.insert("master", wrapped)?;
+        // Sealed before the store is created: a failure leaves no wallet behind.
+        let text = sealed::seal(master.as_ref(), passphrase, KDF, VAULT_PURPOSE, &mut OsRng)
+            .map_err(|e| sealed_error(&format!("meta/{DATA_KEY}"), e))?;
+        let db = sled::open(dir.join("db")).map_err(VaultError::Open)?;
+        db.open_tree("meta")?.insert(DATA_KEY, text.as_bytes())?;
         db.flush()?;
         Ok(SledVault {
             db,
@@ -279,25 +367,52 @@ impl SledVault {
         }
         let db = sled::open(dir.join("db")).map_err(VaultError::Open)?;
         let meta = db.open_tree("meta")?;
-        let salt = meta
-            .get("salt")?
-            .ok_or_else(|| VaultError::Missing(dir.to_path_buf()))?;
-        let wrapped = meta
-            .get("master")?
-            .ok_or_else(|| VaultError::Missing(dir.to_path_buf()))?;
-        let k = kek(passphrase, &salt)?;
-        let plain = open_with(&k, b"master", &wrapped).ok_or(VaultError::WrongPassphrase)?;
-        let master: [u8; 32] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| VaultError::Damaged {
-                record: "meta/master".into(),
-            })?;
+        let record = format!("meta/{DATA_KEY}");
+        let master = match meta.get(DATA_KEY)? {
+            Some(text) => {
+                // Both layouts at once cannot come from a migration (it is one atomic batch).
+                if meta.contains_key(legacy::SALT)? || meta.contains_key(legacy::MASTER)? {
+                    return Err(VaultError::Damaged { record });
+                }
+                let text = std::str::from_utf8(&text).map_err(|_| VaultError::Damaged {
+                    record: record.clone(),
+                })?;
+                let plain = sealed::open(text, passphrase, VAULT_PURPOSE)
+                    .map_err(|e| sealed_error(&record, e))?;
+                data_key(&plain)?
+            }
+            None => Self::migrate(&db, &meta, dir, passphrase)?,
+        };
         Ok(SledVault {
             db,
-            master: Zeroizing::new(master),
+            master,
             fail_point: None,
         })
+    }
+
+    /// Opens a wallet of the layout before the sealed format and re-seals its data key: the
+    /// sealed key replaces the old salt and wrapped key in one atomic batch, flushed before the
+    /// wallet is used; the records (encrypted under the same data key) are kept as they are. A
+    /// wrong passphrase returns before anything is written.
+    fn migrate(
+        db: &sled::Db,
+        meta: &sled::Tree,
+        dir: &Path,
+        passphrase: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let missing = || VaultError::Missing(dir.to_path_buf());
+        let salt = meta.get(legacy::SALT)?.ok_or_else(missing)?;
+        let wrapped = meta.get(legacy::MASTER)?.ok_or_else(missing)?;
+        let master = legacy::unwrap_master(passphrase, &salt, &wrapped)?;
+        let text = sealed::seal(master.as_ref(), passphrase, KDF, VAULT_PURPOSE, &mut OsRng)
+            .map_err(|e| sealed_error(&format!("meta/{DATA_KEY}"), e))?;
+        let mut batch = sled::Batch::default();
+        batch.insert(DATA_KEY, text.as_bytes());
+        batch.remove(legacy::SALT);
+        batch.remove(legacy::MASTER);
+        meta.apply_batch(batch)?;
+        db.flush()?;
+        Ok(master)
     }
 
     /// Calls `hook` at each named point where a write is in flight (applied, not yet flushed):
@@ -528,5 +643,208 @@ mod tests {
                 .expect("get")
                 .expect("some");
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
+    }
+
+    /// Writes a wallet in the layout before the sealed format, as the code of that time did:
+    /// the data key wrapped under an Argon2id key, in `meta/salt` and `meta/master`.
+    fn create_old_layout(dir: &Path, passphrase: &[u8]) -> SledVault {
+        std::fs::create_dir_all(dir).expect("dir");
+        let db = sled::open(dir.join("db")).expect("db");
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        let mut master = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(master.as_mut());
+        let k = legacy::kek(passphrase, &salt).expect("kek");
+        let wrapped = seal_with(
+            &cipher(&k),
+            "meta/master",
+            legacy::MASTER_AAD,
+            master.as_ref(),
+        )
+        .expect("wrap");
+        let meta = db.open_tree("meta").expect("meta");
+        meta.insert(legacy::SALT, &salt).expect("salt");
+        meta.insert(legacy::MASTER, wrapped).expect("master");
+        db.flush().expect("flush");
+        SledVault {
+            db,
+            master,
+            fail_point: None,
+        }
+    }
+
+    /// Writes a backup in the format before the sealed one, as the code of that time did.
+    fn legacy_backup(passphrase: &[u8], plain: &[u8]) -> Vec<u8> {
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        let k = legacy::kek(passphrase, &salt).expect("kek");
+        let mut out = legacy::BACKUP_MAGIC.to_vec();
+        out.extend(salt);
+        out.extend(seal_with(&cipher(&k), "backup", b"backup", plain).expect("seal"));
+        out
+    }
+
+    /// The `meta` tree of the wallet at `dir` (closed), key by key.
+    fn meta_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let db = sled::open(dir.join("db")).expect("db");
+        let meta = db.open_tree("meta").expect("meta");
+        meta.iter()
+            .map(|kv| {
+                let (k, v) = kv.expect("kv");
+                (String::from_utf8(k.to_vec()).expect("utf-8"), v.to_vec())
+            })
+            .collect()
+    }
+
+    fn credential(id: &str) -> StoredCredential {
+        StoredCredential {
+            id: id.into(),
+            vct: "https://bizcred.example/vct/bn".into(),
+            issuer: "did:key:z6Mk".into(),
+            issuer_name: "CRA".into(),
+            credential: format!("eyJ.{id}.sig~"),
+            received_at: 1_790_000_000_000,
+            iat: Some(1_790_000_000),
+            exp: None,
+            status_uri: None,
+            status_idx: None,
+            last_status: None,
+            status_checked_at: None,
+        }
+    }
+
+    #[test]
+    fn an_old_wallet_is_migrated_on_open_and_keeps_every_record() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("w");
+        let holder = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let creds = vec![credential("c1"), credential("c2")];
+        let entry = HistoryEntry {
+            time: 1_790_000_100,
+            verifier: "x509_san_dns:bank.example".into(),
+            channel: "direct_post".into(),
+            credentials: vec![],
+            outcome: "accepted".into(),
+        };
+        {
+            let old = create_old_layout(&path, b"right");
+            old.set_holder_key(&holder).expect("key");
+            old.put_credentials(&creds).expect("credentials");
+            old.append_history(&entry).expect("history");
+        }
+        let before = meta_of(&path);
+        assert_eq!(
+            before.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["master", "salt"]
+        );
+
+        // A wrong passphrase changes nothing.
+        let wrong = SledVault::open(&path, b"wrong").expect_err("wrong passphrase");
+        assert_eq!(wrong.code(), ReasonCode::WrongPassphrase);
+        assert_eq!(meta_of(&path), before);
+
+        // The right one opens it, with every record, and re-seals the data key.
+        {
+            let v = SledVault::open(&path, b"right").expect("open old wallet");
+            assert_eq!(
+                v.holder_key().expect("holder").public_key(),
+                holder.public_key()
+            );
+            assert_eq!(v.credentials().expect("credentials"), creds);
+            assert_eq!(v.history().expect("history"), vec![entry.clone()]);
+        }
+        let after = meta_of(&path);
+        assert_eq!(
+            after.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            [DATA_KEY]
+        );
+        let text = std::str::from_utf8(&after[0].1).expect("text");
+        assert!(sealed::is_sealed(text));
+        assert_eq!(
+            sealed::open(text, b"right", VAULT_PURPOSE)
+                .expect("sealed data key")
+                .len(),
+            32
+        );
+
+        // Migrated: it opens again in the new layout, and still refuses a wrong passphrase.
+        assert_eq!(
+            SledVault::open(&path, b"wrong").expect_err("wrong").code(),
+            ReasonCode::WrongPassphrase
+        );
+        assert_eq!(meta_of(&path), after);
+        let v = SledVault::open(&path, b"right").expect("open migrated wallet");
+        assert_eq!(v.credentials().expect("credentials"), creds);
+        assert_eq!(v.history().expect("history"), vec![entry]);
+    }
+
+    #[test]
+    fn the_data_key_is_sealed_for_the_wallet_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        drop(SledVault::create(dir.path(), b"pass").expect("create"));
+        let meta = meta_of(dir.path());
+        assert_eq!(
+            meta.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            [DATA_KEY]
+        );
+        let text = std::str::from_utf8(&meta[0].1).expect("text");
+        // Not a key file, not a backup, even with the right passphrase.
+        let as_key = bizcred_core::keyfile::open(text, b"pass")
+            .err()
+            .expect("key file");
+        assert_eq!(as_key.code(), ReasonCode::KeyFileMalformed);
+        let as_backup = open_backup(b"pass", text.as_bytes()).expect_err("backup");
+        assert!(matches!(
+            as_backup,
+            VaultError::Backup(SealedError::WrongPurpose { .. })
+        ));
+        assert_eq!(as_backup.code(), ReasonCode::BackupDamaged);
+        // And a backup is not a wallet's data key.
+        let backup = seal_backup(b"pass", &[0u8; 32]).expect("backup");
+        assert!(matches!(
+            sealed::open(
+                std::str::from_utf8(&backup).expect("text"),
+                b"pass",
+                VAULT_PURPOSE
+            ),
+            Err(SealedError::WrongPurpose { .. })
+        ));
+    }
+
+    #[test]
+    fn backups_are_sealed_files_and_old_backups_still_open() {
+        let blob = seal_backup(b"pass", b"[]").expect("seal");
+        let text = std::str::from_utf8(&blob).expect("text");
+        assert!(sealed::is_sealed(text));
+        assert!(text.contains(BACKUP_PURPOSE));
+        assert_eq!(open_backup(b"pass", &blob).expect("open").as_slice(), b"[]");
+        assert!(matches!(
+            open_backup(b"other", &blob),
+            Err(VaultError::WrongPassphrase)
+        ));
+        // A changed byte of the sealed text is refused, never opened.
+        let mut edited = blob.clone();
+        let at = text.find("\"t_cost\": 2").expect("t_cost") + "\"t_cost\": ".len();
+        edited[at] = b'3';
+        assert!(matches!(
+            open_backup(b"pass", &edited),
+            Err(VaultError::WrongPassphrase)
+        ));
+
+        let old = legacy_backup(b"pass", b"[]");
+        assert_eq!(
+            open_backup(b"pass", &old).expect("old backup").as_slice(),
+            b"[]"
+        );
+        assert!(matches!(
+            open_backup(b"other", &old),
+            Err(VaultError::WrongPassphrase)
+        ));
+        assert_eq!(
+            open_backup(b"pass", b"\xff\xfe")
+                .expect_err("binary junk")
+                .code(),
+            ReasonCode::BackupDamaged
+        );
     }
 }
