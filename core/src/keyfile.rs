@@ -46,7 +46,7 @@ pub enum KeyFileError {
     TooLarge,
     /// The sealed envelope could not be sealed or opened (another purpose, a damaged
     /// envelope, the cipher or the key derivation failed).
-    #[error("key file")]
+    #[error("not a usable bizcred key file")]
     Sealed(#[source] SealedError),
 }
 
