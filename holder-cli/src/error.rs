@@ -5,6 +5,7 @@ use bizcred_core::oid4vci::OfferError;
 use bizcred_core::oid4vp::RequestError;
 use bizcred_schemas::ReasonCode;
 
+use crate::pending::PendingError;
 use crate::vault::VaultError;
 
 /// Why the wallet could not do what was asked.
@@ -157,6 +158,25 @@ pub enum WalletError {
     /// A backup is larger than the wallet reads.
     #[error("the backup is larger than {0} bytes")]
     BackupTooLarge(usize),
+    /// The record of an interrupted receive could not be written, read or removed.
+    #[error("the record of the interrupted receive {id}")]
+    PendingRecord {
+        /// The offer's id.
+        id: String,
+        /// Why.
+        #[source]
+        source: PendingError,
+    },
+    /// An interrupted receive cannot be resumed: its access token has expired. Nothing was
+    /// stored and its record is removed.
+    #[error("the interrupted receive from {issuer} cannot be resumed: its access token has expired; nothing was stored (ask the agency for a new offer)")]
+    ReceiveExpired {
+        /// The credential issuer.
+        issuer: String,
+    },
+    /// `receive --resume` found no interrupted receive.
+    #[error("there is no interrupted receive to resume")]
+    NoPendingReceive,
 }
 
 /// What is wrong with issuer metadata.
@@ -301,6 +321,9 @@ impl WalletError {
             WalletError::DamagedBackup { .. } | WalletError::BackupTooLarge(_) => {
                 ReasonCode::BackupDamaged
             }
+            WalletError::PendingRecord { source, .. } => source.code(),
+            WalletError::ReceiveExpired { .. } => ReasonCode::ReceiveExpired,
+            WalletError::NoPendingReceive => ReasonCode::NoPendingReceive,
         }
     }
 
@@ -317,7 +340,9 @@ impl WalletError {
             | WalletError::RequestSignature(_)
             | WalletError::UnsupportedFormat { .. }
             | WalletError::NoMatch { .. }
-            | WalletError::UnknownCredential(_) => true,
+            | WalletError::UnknownCredential(_)
+            | WalletError::ReceiveExpired { .. }
+            | WalletError::NoPendingReceive => true,
             _ => false,
         }
     }

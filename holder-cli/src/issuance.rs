@@ -15,6 +15,7 @@ use bizcred_schemas::{CredentialType, Lang};
 
 use crate::error::{CredentialProblem, MetadataProblem, WalletError};
 use crate::net;
+use crate::pending::{PendingReceive, PendingReceives};
 use crate::store::{credential_id, StoredCredential};
 use crate::vault::Vault;
 
@@ -247,6 +248,9 @@ pub struct AuthorizationServerMetadata {
 pub struct TokenResponse {
     /// The access token (a bearer secret; not printed by `Debug`).
     pub access_token: String,
+    /// Its lifetime in seconds, when the issuer says.
+    #[serde(default)]
+    pub expires_in: Option<i64>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -288,18 +292,37 @@ pub struct ReceiveOptions<'a> {
     pub now_ms: i64,
 }
 
-/// Runs the pre-authorized code flow for `offer`, verifies the credential with its issuer's
-/// DID, its binding to the holder key, the offered type and its schema, and only then stores
-/// it. `progress` hears each step.
+/// Runs the pre-authorized code flow for `offer` (whose URI has the id `offer_id`, see
+/// [`crate::pending::offer_id`]): [`start`], then [`complete`]. The receive's progress is kept in
+/// `pending` from the token step until the credential is stored, so an interrupted receive is
+/// resumed ([`resume`]) instead of lost. `progress` hears each step.
 pub async fn receive(
     c: &reqwest::Client,
     vault: &dyn Vault,
+    pending: &dyn PendingReceives,
+    offer_id: &str,
     offer: &CredentialOffer,
     opts: ReceiveOptions<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<StoredCredential, WalletError> {
-    let key = vault.holder_key()?;
-    let now = opts.now_ms.div_euclid(1000);
+    let p = start(c, vault, pending, offer_id, offer, opts, progress).await?;
+    complete(c, vault, pending, &p, opts, progress).await
+}
+
+/// The first half of a receive: the issuer's metadata, then the token step; the receive's
+/// progress (issuer, configuration, endpoints, access token and its expiry) is stored, sealed,
+/// in `pending` before it is returned, that is before any credential request is sent.
+pub async fn start(
+    c: &reqwest::Client,
+    vault: &dyn Vault,
+    pending: &dyn PendingReceives,
+    offer_id: &str,
+    offer: &CredentialOffer,
+    opts: ReceiveOptions<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PendingReceive, WalletError> {
+    // The wallet must hold a key before an offer is spent.
+    vault.holder_key()?;
     let issuer_url = offer.issuer().to_owned();
     let config_id = offer.configuration_id()?;
     let grant = offer.pre_authorized()?;
@@ -328,7 +351,37 @@ pub async fn receive(
     .await?;
     progress("exchanging the pre-authorized code");
     let access = token(c, &as_meta.token_endpoint, grant, opts.tx_code).await?;
-    let nonce = match &meta.nonce_endpoint {
+    let expires = access
+        .expires_in
+        .map(|s| opts.now_ms.saturating_add(s.saturating_mul(1000)));
+    let p = PendingReceive::new(
+        offer_id.to_owned(),
+        issuer_url,
+        config_id.to_owned(),
+        conf.vct.clone(),
+        meta.credential_endpoint.clone(),
+        meta.nonce_endpoint.clone(),
+        meta.display_name(opts.lang).map(str::to_owned),
+        access.access_token,
+        expires,
+        opts.now_ms,
+    );
+    pending.put_pending(&p)?;
+    Ok(p)
+}
+
+/// The credential request of a started receive: a fresh nonce, a fresh key proof, and the
+/// request with the stored access token; the credential as the issuer sent it (not yet
+/// verified, not stored). Repeating it after a lost answer gets the same credential again
+/// (re-issued by the issuer for the same record and status index).
+pub async fn request_credential(
+    c: &reqwest::Client,
+    holder: &SecretKey,
+    p: &PendingReceive,
+    now: i64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String, WalletError> {
+    let nonce = match &p.nonce_endpoint {
         Some(n) => Some(
             net::post_empty::<NonceResponse>(c, n, "the nonce request")
                 .await?
@@ -336,45 +389,133 @@ pub async fn receive(
         ),
         None => None,
     };
-    let proof =
-        oid4vci::proof_jwt(&key, &issuer_url, nonce.as_deref(), now).map_err(WalletError::Sign)?;
+    let proof = oid4vci::proof_jwt(holder, &p.credential_issuer, nonce.as_deref(), now)
+        .map_err(WalletError::Sign)?;
     progress("requesting the credential");
     let resp: CredentialResponse = net::post_json(
         c,
-        &meta.credential_endpoint,
-        Some(&access.access_token),
-        &json!({"credential_configuration_id": config_id, "proofs": {"jwt": [proof]}}),
+        &p.credential_endpoint,
+        Some(p.access_token()),
+        &json!({"credential_configuration_id": p.configuration_id, "proofs": {"jwt": [proof]}}),
         "the credential request",
     )
     .await?;
-    let text = resp
+    Ok(resp
         .credentials
         .into_iter()
         .next()
         .ok_or(WalletError::NoCredential)?
-        .credential;
+        .credential)
+}
+
+/// True when an error leaves the receive resumable (the network, a server failure, the
+/// wallet's own storage): its pending record is kept. Any other error ends the receive.
+fn resumable(e: &WalletError) -> bool {
+    match e {
+        WalletError::Unreachable { .. } | WalletError::Vault(_) => true,
+        WalletError::Http { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+/// The second half of a receive: the credential request ([`request_credential`]), the
+/// credential verified ([`verify_received`]) and stored once, then the pending record removed.
+/// A network or server failure keeps the record (resume later); a refusal removes it.
+pub async fn complete(
+    c: &reqwest::Client,
+    vault: &dyn Vault,
+    pending: &dyn PendingReceives,
+    p: &PendingReceive,
+    opts: ReceiveOptions<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StoredCredential, WalletError> {
+    let result = async {
+        let key = vault.holder_key()?;
+        let now = opts.now_ms.div_euclid(1000);
+        let text = request_credential(c, &key, p, now, progress).await?;
+        store_received(c, vault, p, &key, text, opts.now_ms, progress).await
+    }
+    .await;
+    match result {
+        Ok(rec) => {
+            pending.remove_pending(&p.id)?;
+            Ok(rec)
+        }
+        Err(e) if resumable(&e) => Err(e),
+        Err(e) => {
+            pending.remove_pending(&p.id)?;
+            Err(e)
+        }
+    }
+}
+
+/// Resumes an interrupted receive: the credential request again with the stored access
+/// token and a fresh proof, then as [`complete`]. An expired access token ends it with
+/// [`WalletError::ReceiveExpired`]: nothing stored, the record removed.
+pub async fn resume(
+    c: &reqwest::Client,
+    vault: &dyn Vault,
+    pending: &dyn PendingReceives,
+    p: &PendingReceive,
+    opts: ReceiveOptions<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StoredCredential, WalletError> {
+    if p.expired(opts.now_ms) {
+        pending.remove_pending(&p.id)?;
+        return Err(WalletError::ReceiveExpired {
+            issuer: p.credential_issuer.clone(),
+        });
+    }
+    progress(&format!(
+        "resuming the interrupted receive from {}",
+        p.credential_issuer
+    ));
+    complete(c, vault, pending, p, opts, progress).await
+}
+
+/// Verifies a received credential and stores it, once: when the wallet already holds the
+/// credential of the same issuer, status list and index (a response that was stored before
+/// its pending record could be removed, then re-issued), that one is kept and returned.
+async fn store_received(
+    c: &reqwest::Client,
+    vault: &dyn Vault,
+    p: &PendingReceive,
+    key: &SecretKey,
+    text: String,
+    now_ms: i64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<StoredCredential, WalletError> {
     progress("verifying the credential with the issuer's DID");
     let expected = Expected {
-        holder: &key,
-        vct: conf.vct.as_deref(),
-        now,
+        holder: key,
+        vct: p.vct.as_deref(),
+        now: now_ms.div_euclid(1000),
     };
     let vc = verify_received(c, &text, &expected).await?;
-    let issuer_name = meta
-        .display_name(opts.lang)
-        .unwrap_or(vc.issuer.as_str())
-        .to_owned();
+    let id = credential_id(&text);
+    let status_uri = vc.status.as_ref().map(|s| s.uri.clone());
+    let status_idx = vc.status.as_ref().map(|s| s.idx);
+    for held in vault.credentials()? {
+        let same_status = status_uri.is_some()
+            && held.issuer == vc.issuer
+            && held.status_uri == status_uri
+            && held.status_idx == status_idx;
+        if held.id == id || same_status {
+            return Ok(held);
+        }
+    }
+    let issuer_name = p.issuer_name.clone().unwrap_or_else(|| vc.issuer.clone());
     let rec = StoredCredential {
-        id: credential_id(&text),
+        id,
         vct: vc.vct.clone(),
         issuer: vc.issuer.clone(),
         issuer_name,
         credential: text,
-        received_at: opts.now_ms,
+        received_at: now_ms,
         iat: vc.iat,
         exp: vc.exp,
-        status_uri: vc.status.as_ref().map(|s| s.uri.clone()),
-        status_idx: vc.status.as_ref().map(|s| s.idx),
+        status_uri,
+        status_idx,
         last_status: None,
         status_checked_at: None,
     };

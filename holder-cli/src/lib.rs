@@ -8,6 +8,8 @@
 //! - [`consent`]: what is asked, by whom and why, as data;
 //! - [`history`]: what was disclosed, to whom, when;
 //! - [`vault`]: the encrypted store behind the [`vault::Vault`] trait ([`vault::SledVault`]);
+//! - [`pending`]: receives in progress (an access token granted, the credential not yet
+//!   stored), sealed, so an interrupted `receive` is resumed;
 //! - [`backup`], [`status`]: encrypted backups, and credential status from status lists;
 //! - [`net`]: the HTTP client (no fallback client) and DID key resolution.
 //!
@@ -19,6 +21,7 @@ pub mod error;
 pub mod history;
 pub mod issuance;
 pub mod net;
+pub mod pending;
 pub mod presentation;
 pub mod status;
 pub mod store;

@@ -24,6 +24,7 @@ use bizcred_schemas::Lang;
 
 use bizcred_wallet::consent::{label, Consent};
 use bizcred_wallet::issuance::{self, ReceiveOptions};
+use bizcred_wallet::pending::{offer_id, PendingDir, PendingReceives};
 use bizcred_wallet::presentation::{self, type_name, VerifierAnswer};
 use bizcred_wallet::store::StoredCredential;
 use bizcred_wallet::{backup, net, status};
@@ -84,12 +85,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = AlgArg::EdDsa)]
         alg: AlgArg,
     },
-    /// Receive a credential from an offer (openid-credential-offer://...).
+    /// Receive a credential from an offer (openid-credential-offer://...). A receive that
+    /// was interrupted after the agency granted it (a lost answer, a killed process) is
+    /// resumed by running the same command again, or `receive --resume`.
     Receive {
-        offer: String,
+        #[arg(required_unless_present = "resume")]
+        offer: Option<String>,
         /// The transaction code the agency gave you (else a prompt).
         #[arg(long)]
         tx_code: Option<String>,
+        /// Resume every interrupted receive (its access token is kept, sealed, until the
+        /// credential is stored).
+        #[arg(long, conflicts_with_all = ["offer", "tx_code"])]
+        resume: bool,
     },
     /// List held credentials.
     List,
@@ -186,50 +194,85 @@ impl std::fmt::Display for Refused {
 }
 impl std::error::Error for Refused {}
 
-fn refused(msg: impl Into<String>, hint: Option<&str>) -> anyhow::Error {
+fn refused(msg: impl Into<String>, hint: Option<String>) -> anyhow::Error {
     anyhow::Error::new(Refused {
         msg: msg.into(),
-        hint: hint.map(str::to_owned),
+        hint,
     })
 }
 
-/// The message, exit code and hint for a vault error.
-fn explain_vault(e: &VaultError) -> (String, u8, Option<&'static str>) {
+/// A library error with a command that continues (a receive to resume).
+#[derive(Debug)]
+struct WithHint {
+    error: WalletError,
+    hint: String,
+}
+
+impl std::fmt::Display for WithHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+impl std::error::Error for WithHint {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// A `bizcred-wallet` command line on the wallet at `dir`, every word quoted for the shell.
+fn wallet_command(dir: &Path, args: &[&str]) -> String {
+    let dir = dir.to_string_lossy();
+    let mut words = vec!["bizcred-wallet", "--wallet-dir", dir.as_ref()];
+    words.extend_from_slice(args);
+    bizcred_cli::command_line(&words)
+}
+
+/// The message, exit code and hint (a command that runs) for a vault error.
+fn explain_vault(e: &VaultError, dir: &Path) -> (String, u8, Option<String>) {
     let hint = match e {
-        VaultError::Missing(_) => Some("run `bizcred-wallet init` first"),
-        VaultError::Exists(_) => Some("use --wallet-dir for another one"),
-        VaultError::WrongPassphrase => Some("check BIZCRED_WALLET_PASSPHRASE or --passphrase-file"),
+        VaultError::Missing(_) => Some(wallet_command(dir, &["init"])),
+        VaultError::Exists(_) => Some(wallet_command(dir, &["list"])),
         _ => None,
     };
     let msg = match e {
-        VaultError::WrongPassphrase => "wrong passphrase; the wallet was not changed".to_owned(),
+        VaultError::WrongPassphrase => "wrong passphrase; the wallet was not changed (check \
+                                        BIZCRED_WALLET_PASSPHRASE or --passphrase-file)"
+            .to_owned(),
+        VaultError::Exists(_) => format!("{} (use --wallet-dir for another one)", chain(e)),
         other => chain(other),
     };
     (msg, if e.is_refusal() { 1 } else { 2 }, hint)
 }
 
-/// The message, exit code and hint for a library error.
-fn explain(e: &WalletError) -> (String, u8, Option<&'static str>) {
-    let hint = match e {
-        WalletError::Vault(v) => return explain_vault(v),
+/// The message, exit code and hint (a command that runs) for a library error. Advice that
+/// is no command is part of the message.
+fn explain(e: &WalletError, dir: &Path) -> (String, u8, Option<String>) {
+    let advice = match e {
+        WalletError::Vault(v) => return explain_vault(v, dir),
         WalletError::Offer(_) => {
             Some("pass the openid-credential-offer:// link the agency gave you")
         }
         WalletError::TxCodeRequired => {
-            Some("pass --tx-code <code> (the agency gave it to you separately)")
+            Some("pass --tx-code with the code the agency gave you separately")
         }
         WalletError::TokenRefused { .. } => {
             Some("check the transaction code; an offer is single-use and expires")
         }
         WalletError::Request(_) => Some("pass the openid4vp:// link the verifier showed you"),
-        WalletError::RequestSignature(_) => {
-            Some("the request is not signed by the verifier it names; nothing was sent")
-        }
-        WalletError::NoMatch { .. } => Some("receive it first with `bizcred-wallet receive`"),
-        WalletError::UnknownCredential(_) => Some("see `bizcred-wallet list`"),
+        WalletError::RequestSignature(_) => Some("nothing was sent"),
         _ => None,
     };
-    (chain(e), if e.is_refusal() { 1 } else { 2 }, hint)
+    let hint = match e {
+        WalletError::NoMatch { .. } | WalletError::UnknownCredential(_) => {
+            Some(wallet_command(dir, &["list"]))
+        }
+        _ => None,
+    };
+    let msg = match advice {
+        Some(a) => format!("{} ({a})", chain(e)),
+        None => chain(e),
+    };
+    (msg, if e.is_refusal() { 1 } else { 2 }, hint)
 }
 
 /// An error's message followed by its causes.
@@ -322,9 +365,73 @@ fn read_line() -> Result<String> {
     Ok(line.trim().to_owned())
 }
 
+fn print_received(ui: &Ui, rec: &StoredCredential) {
+    ui.out(
+        &format!(
+            "received {} from {} (id {})",
+            ui.bold(&type_name(&rec.vct, ui.lang)),
+            rec.issuer_name,
+            rec.id
+        ),
+        &json!({"id": rec.id, "vct": rec.vct, "issuer": rec.issuer, "issuer_name": rec.issuer_name}),
+    );
+}
+
+/// `receive --resume`: every interrupted receive, in turn.
+async fn resume_all(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
+    let v = open(cli)?;
+    let pending = PendingDir::new(&wallet_dir(cli), &v.holder_key()?);
+    let c = net::client()?;
+    let all = pending.pending()?;
+    if all.is_empty() {
+        return Err(WalletError::NoPendingReceive.into());
+    }
+    for p in all {
+        let rec = issuance::resume(&c, &v, &pending, &p, receive_options(ui, None), &mut |s| {
+            ui.step(s)
+        })
+        .await
+        .map_err(|e| resumable(cli, &pending, &p.id, e))?;
+        print_received(ui, &rec);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn receive_options<'a>(ui: &Ui, tx_code: Option<&'a str>) -> ReceiveOptions<'a> {
+    ReceiveOptions {
+        tx_code,
+        lang: ui.lang,
+        now_ms: ui.now_ms(),
+    }
+}
+
+/// A failed receive whose record is still pending hints at resuming it.
+fn resumable(cli: &Cli, pending: &PendingDir, id: &str, e: WalletError) -> anyhow::Error {
+    match pending.pending_for(id) {
+        Ok(Some(_)) => anyhow::Error::new(WithHint {
+            error: e,
+            hint: wallet_command(&wallet_dir(cli), &["receive", "--resume"]),
+        }),
+        _ => e.into(),
+    }
+}
+
 async fn receive(cli: &Cli, ui: &Ui, offer_uri: &str, tx: Option<String>) -> Result<ExitCode> {
     let v = open(cli)?;
+    let pending = PendingDir::new(&wallet_dir(cli), &v.holder_key()?);
     let c = net::client()?;
+    let id = offer_id(offer_uri);
+    // The same offer again: an interrupted receive of it is resumed (a used offer could not
+    // be redeemed twice).
+    if let Some(p) = pending.pending_for(&id)? {
+        let rec = issuance::resume(&c, &v, &pending, &p, receive_options(ui, None), &mut |s| {
+            ui.step(s)
+        })
+        .await
+        .map_err(|e| resumable(cli, &pending, &id, e))?;
+        print_received(ui, &rec);
+        return Ok(ExitCode::SUCCESS);
+    }
     let source = issuance::parse_offer_uri(offer_uri)?;
     if let issuance::OfferSource::ByReference(url) = &source {
         ui.step(&format!("fetching the offer from {url}"));
@@ -349,24 +456,15 @@ async fn receive(cli: &Cli, ui: &Ui, offer_uri: &str, tx: Option<String>) -> Res
     let rec = issuance::receive(
         &c,
         &v,
+        &pending,
+        &id,
         &offer,
-        ReceiveOptions {
-            tx_code: tx_code.as_ref().map(|t| t.as_str()),
-            lang: ui.lang,
-            now_ms: ui.now_ms(),
-        },
+        receive_options(ui, tx_code.as_ref().map(|t| t.as_str())),
         &mut |s| ui.step(s),
     )
-    .await?;
-    ui.out(
-        &format!(
-            "received {} from {} (id {})",
-            ui.bold(&type_name(&rec.vct, ui.lang)),
-            rec.issuer_name,
-            rec.id
-        ),
-        &json!({"id": rec.id, "vct": rec.vct, "issuer": rec.issuer, "issuer_name": rec.issuer_name}),
-    );
+    .await
+    .map_err(|e| resumable(cli, &pending, &id, e))?;
+    print_received(ui, &rec);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -381,7 +479,7 @@ fn list(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if creds.is_empty() {
-        println!("the wallet holds no credentials\nhint: receive one with `bizcred-wallet receive <offer>`");
+        println!("the wallet holds no credentials; receive one with the offer link an agency gives you (bizcred-wallet receive --help)");
         return Ok(ExitCode::SUCCESS);
     }
     let (h_id, h_ty, h_is, h_st) = if ui.lang == Lang::Fr {
@@ -447,7 +545,7 @@ fn show(cli: &Cli, ui: &Ui, id: &str) -> Result<ExitCode> {
 }
 
 /// Shows the consent and asks on the terminal; true when the user agrees.
-fn ask_consent(ui: &Ui, consent: &Consent, yes: bool) -> Result<bool> {
+fn ask_consent(ui: &Ui, consent: &Consent, yes: bool, again: String) -> Result<bool> {
     if !ui.json && !ui.quiet {
         let who = match &consent.verifier_name {
             Some(n) => format!("{} ({n})", ui.bold(&consent.client_id)),
@@ -470,8 +568,8 @@ fn ask_consent(ui: &Ui, consent: &Consent, yes: bool) -> Result<bool> {
     }
     if !std::io::stdin().is_terminal() {
         return Err(refused(
-            "consent is needed; nothing was sent",
-            Some("pass --yes to consent in scripts"),
+            "consent is needed; nothing was sent (pass --yes to consent in scripts)",
+            Some(again),
         ));
     }
     eprint!("Share exactly this? [y/N] ");
@@ -500,7 +598,7 @@ async fn present(
         }
         (None, None) => {
             return Err(refused(
-                "give the verifier's openid4vp:// request, or --request <file> --out <file>",
+                "give the verifier's openid4vp:// request, or --request and --out with the request and presentation files",
                 None,
             ))
         }
@@ -509,7 +607,24 @@ async fn present(
     let req = presentation::load_request(&c, source, ui.now(), &mut |s| ui.step(s)).await?;
     let chosen = presentation::match_dcql(&v.credentials()?, &req.dcql_query, ui.now())?;
     let consent = Consent::new(&req, &chosen, ui.lang)?;
-    if !ask_consent(ui, &consent, yes)? {
+    // The same command with --yes, for a script that consents.
+    let mut again = vec!["present"];
+    let (req_s, out_s) = (
+        request.map(|p| p.to_string_lossy()),
+        out_file.map(|p| p.to_string_lossy()),
+    );
+    if let Some(u) = uri {
+        again.push(u);
+    }
+    if let Some(r) = &req_s {
+        again.extend(["--request", r.as_ref()]);
+    }
+    if let Some(o) = &out_s {
+        again.extend(["--out", o.as_ref()]);
+    }
+    again.push("--yes");
+    let again = wallet_command(&wallet_dir(cli), &again);
+    if !ask_consent(ui, &consent, yes, again)? {
         presentation::record_declined(&v, &req, ui.now())?;
         ui.out("declined: nothing was sent", &json!({"result": "declined"}));
         return Ok(ExitCode::from(1));
@@ -654,7 +769,12 @@ fn init(cli: &Cli, ui: &Ui, alg: AlgArg) -> Result<ExitCode> {
 async fn run(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
     match &cli.command {
         Command::Init { alg } => init(cli, ui, *alg),
-        Command::Receive { offer, tx_code } => receive(cli, ui, offer, tx_code.clone()).await,
+        Command::Receive {
+            offer: Some(offer),
+            tx_code,
+            ..
+        } => receive(cli, ui, offer, tx_code.clone()).await,
+        Command::Receive { offer: None, .. } => resume_all(cli, ui).await,
         Command::List => list(cli, ui),
         Command::Show { id } => show(cli, ui, id),
         Command::Present {
@@ -761,14 +881,23 @@ fn main() -> ExitCode {
     match rt.block_on(run(&cli, &ui)) {
         Ok(code) => code,
         Err(e) => {
+            let dir = wallet_dir(&cli);
             let (msg, code, hint, error_code) = if let Some(r) = e.downcast_ref::<Refused>() {
                 (r.msg.clone(), 1, r.hint.clone(), None)
+            } else if let Some(w) = e.downcast_ref::<WithHint>() {
+                let (msg, code, _) = explain(&w.error, &dir);
+                (
+                    msg,
+                    code,
+                    Some(w.hint.clone()),
+                    Some(w.error.code().as_str()),
+                )
             } else if let Some(w) = e.downcast_ref::<WalletError>() {
-                let (msg, code, hint) = explain(w);
-                (msg, code, hint.map(str::to_owned), Some(w.code().as_str()))
+                let (msg, code, hint) = explain(w, &dir);
+                (msg, code, hint, Some(w.code().as_str()))
             } else if let Some(v) = e.downcast_ref::<VaultError>() {
-                let (msg, code, hint) = explain_vault(v);
-                (msg, code, hint.map(str::to_owned), Some(v.code().as_str()))
+                let (msg, code, hint) = explain_vault(v, &dir);
+                (msg, code, hint, Some(v.code().as_str()))
             } else {
                 (format!("{e:#}"), 2, None, None)
             };

@@ -768,6 +768,10 @@ fn wallet_codes_are_in_the_shared_reason_table_as_wallet_codes() {
         },
         WalletError::Offer(bizcred_core::oid4vci::OfferError("x")),
         WalletError::Request(oid4vp::RequestError::NotARequest),
+        WalletError::ReceiveExpired {
+            issuer: "https://cra.example".into(),
+        },
+        WalletError::NoPendingReceive,
         WalletError::Request(oid4vp::RequestError::ClientIdMismatch),
         VaultError::WrongPassphrase.into(),
         VaultError::Missing("d".into()).into(),
@@ -921,6 +925,7 @@ async fn receive_runs_the_pre_authorized_flow_and_stores_only_a_verified_credent
         "grants": {bizcred_core::oid4vci::PRE_AUTHORIZED_GRANT: {"pre-authorized_code": "code-1",
             "tx_code": {"input_mode": "numeric", "length": 6}}}}))
         .expect("offer");
+    let pending = bizcred_wallet::pending::PendingDir::new(dir.path(), &holder);
     let opts = |tx_code| issuance::ReceiveOptions {
         tx_code,
         lang: Lang::Fr,
@@ -928,23 +933,37 @@ async fn receive_runs_the_pre_authorized_flow_and_stores_only_a_verified_credent
     };
 
     // No transaction code: refused before anything is sent.
-    let e = issuance::receive(&c, &v, &offer, opts(None), &mut |_| {})
+    let e = issuance::receive(&c, &v, &pending, "0f", &offer, opts(None), &mut |_| {})
         .await
         .expect_err("no tx code");
     assert_eq!(e.code().as_str(), "TX_CODE_REQUIRED");
     // A wrong one: the issuer's refusal, and nothing stored.
-    let e = issuance::receive(&c, &v, &offer, opts(Some("000000")), &mut |_| {})
-        .await
-        .expect_err("wrong tx code");
+    let e = issuance::receive(
+        &c,
+        &v,
+        &pending,
+        "0f",
+        &offer,
+        opts(Some("000000")),
+        &mut |_| {},
+    )
+    .await
+    .expect_err("wrong tx code");
     assert_eq!(e.code().as_str(), "TOKEN_REFUSED");
     assert!(e.is_refusal());
     assert!(e.to_string().contains("wrong transaction code"), "{e}");
     assert!(v.credentials().expect("none").is_empty());
 
     let mut steps = Vec::new();
-    let rec = issuance::receive(&c, &v, &offer, opts(Some("493536")), &mut |s| {
-        steps.push(s.to_owned())
-    })
+    let rec = issuance::receive(
+        &c,
+        &v,
+        &pending,
+        "0f",
+        &offer,
+        opts(Some("493536")),
+        &mut |s| steps.push(s.to_owned()),
+    )
     .await
     .expect("received");
     server.abort();
@@ -954,6 +973,8 @@ async fn receive_runs_the_pre_authorized_flow_and_stores_only_a_verified_credent
     assert_eq!(rec.iat, Some(NOW));
     assert_eq!(rec.id, credential_id(&rec.credential));
     assert_eq!(v.credentials().expect("stored"), vec![rec.clone()]);
+    use bizcred_wallet::pending::PendingReceives;
+    assert!(pending.pending().expect("pending").is_empty());
     assert_eq!(
         rec.claims().expect("claims")["legal_name"],
         "Jennifer Ventures Inc."

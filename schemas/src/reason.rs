@@ -274,6 +274,8 @@ reasons! {
         EncryptionFailed = "ENCRYPTION_FAILED", "core, wallet", "A record could not be encrypted (nothing was stored).";
         RecordDamaged = "RECORD_DAMAGED", "wallet", "A stored record is damaged.";
     }
+        ReceiveExpired = "RECEIVE_EXPIRED", "wallet", "An interrupted receive cannot be resumed: its access token has expired (nothing stored).";
+        NoPendingReceive = "NO_PENDING_RECEIVE", "wallet", "There is no interrupted receive to resume.";
 }
 
 impl ReasonCode {
