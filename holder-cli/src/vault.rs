@@ -89,7 +89,7 @@ pub enum VaultError {
     #[error("not a usable bizcred wallet backup")]
     Backup(#[source] SealedError),
     /// The sealed data key (or a backup being written) could not be sealed or opened.
-    #[error("sealed {record}")]
+    #[error("the sealed {record} cannot be written or opened")]
     Sealed {
         /// The record (`meta/data-key`, `backup`).
         record: String,
