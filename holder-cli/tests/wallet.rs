@@ -182,14 +182,22 @@ fn bad_input_is_refused_and_nothing_is_stored() {
     let bins = &world.bins;
     let root = world.root.path().to_path_buf();
     let w = Wallet::create(bins, &root, "w").expect("wallet");
-    // No wallet: a hint to init.
+    // No wallet: a hint to init (the command, for this wallet directory).
     let nowallet = Wallet {
         dir: root.join("missing"),
     };
     let (code, v, err) = nowallet.run(bins, &["list"]).expect("run");
     assert_eq!(code, 1, "{v}");
     assert!(
-        err.contains("hint: run `bizcred-wallet init` first"),
+        err.contains(&format!(
+            "hint: {}",
+            bizcred_cli::command_line(&[
+                "bizcred-wallet",
+                "--wallet-dir",
+                &root.join("missing").to_string_lossy(),
+                "init"
+            ])
+        )),
         "{err}"
     );
     // Wrong passphrase: refused, store intact.
@@ -229,7 +237,7 @@ fn bad_input_is_refused_and_nothing_is_stored() {
     let (code, _, err) = w.run(bins, &["receive", &dead]).expect("run");
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach"), "{err}");
-    // A wrong transaction code: refused, with a hint; nothing stored.
+    // A wrong transaction code: refused, with what to check; nothing stored.
     let offer = world
         .offer(
             "obr",
@@ -244,7 +252,7 @@ fn bad_input_is_refused_and_nothing_is_stored() {
         .expect("run");
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("wrong transaction code") && err.contains("hint:"),
+        err.contains("wrong transaction code") && err.contains("check the transaction code"),
         "{err}"
     );
     assert!(list(&world, &w).is_empty());
