@@ -163,7 +163,7 @@ reasons! {
         KeyProofInvalid = "KEY_PROOF_INVALID", "core, issuer", "The OpenID4VCI key proof is not well formed.";
         KeyProofNoNonce = "KEY_PROOF_NO_NONCE", "core, issuer", "The OpenID4VCI key proof carries no nonce.";
         RequestMalformed = "REQUEST_MALFORMED", "core, wallet, verifier", "An OpenID4VP request or response is not well formed.";
-        WalletErrorResponse = "WALLET_ERROR_RESPONSE", "core", "The wallet answered an OpenID4VP request with an error instead of a presentation.";
+        WalletErrorResponse = "WALLET_ERROR_RESPONSE", "core, issuer", "The wallet answered an OpenID4VP request with an error instead of a presentation.";
     }
     "Verification (verifier)" {
         PresentationTooLarge = "PRESENTATION_TOO_LARGE", "verifier", "The presentation is larger than the bound.";

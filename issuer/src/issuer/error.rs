@@ -207,6 +207,10 @@ impl Error {
             Error::ClaimsInvalid { .. } => ReasonCode::ClaimsInvalid,
             Error::ApplicationTypeUnknown { .. } => ReasonCode::ApplicationTypeUnknown,
             Error::RequestAnswered => ReasonCode::RequestAlreadyAnswered,
+            // The wallet declined or failed (its error answer), not a malformed presentation.
+            Error::BadPresentation(oid4vp::RequestError::WalletAnswered { .. }) => {
+                ReasonCode::WalletErrorResponse
+            }
             Error::BadPresentation(_) => ReasonCode::PresentationMalformed,
             Error::NoState => ReasonCode::NoState,
             Error::UnknownState => ReasonCode::UnknownState,

@@ -322,3 +322,25 @@ fn serving_answers_the_newest_signed_list_and_the_refresh_re_signs_stale_ones() 
 
 /// The clock of the serving test.
 static STALE_CLOCK: AtomicI64 = AtomicI64::new(0);
+
+#[test]
+fn a_wallets_error_answer_is_not_a_malformed_presentation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let issuer = issuer(dir.path());
+    let e = issuer
+        .handle_presentation(b"error=access_denied&state=s1")
+        .expect_err("declined");
+    assert!(
+        matches!(
+            &e,
+            Error::BadPresentation(oid4vp::RequestError::WalletAnswered { error })
+                if error == "access_denied"
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), bizcred_schemas::ReasonCode::WalletErrorResponse);
+    let e = issuer
+        .handle_presentation(b"state=s1")
+        .expect_err("no vp_token");
+    assert_eq!(e.code(), bizcred_schemas::ReasonCode::PresentationMalformed);
+}
