@@ -2,7 +2,8 @@
 //! lost answer: each access token's credential record and status index, re-issued (never a
 //! second index) when the same token comes back with a fresh proof and nonce within its
 //! lifetime. Nonces are single-use. It can lose the answer of the next credential request after
-//! it committed the record (a 504, as a gateway that timed out answers).
+//! it committed the record (a 504, as a gateway that timed out answers), or hold it (so a test
+//! kills the wallet while the answer is in flight).
 
 #![allow(dead_code)]
 
@@ -36,6 +37,9 @@ pub(crate) struct Books {
     pub(crate) nonces: HashSet<String>,
     /// Lose the answer of the next credential request (after committing).
     pub(crate) lose_next_answer: bool,
+    /// Hold the answer of the next credential request (after committing) for 30 s, longer
+    /// than a test waits before it kills the wallet.
+    pub(crate) hold_next_answer: bool,
     next_idx: u64,
     counter: u64,
 }
@@ -142,6 +146,7 @@ impl ReissuingIssuer {
                                     .and_then(|h| h.strip_prefix("Bearer "))
                                     .unwrap_or_default()
                                     .to_owned();
+                                let (answer, hold) = {
                                 let mut bk = books.lock().expect("books");
                                 let Some(record) = bk.records.get(&token).copied() else {
                                     return bad(axum::http::StatusCode::UNAUTHORIZED, "invalid_token", "unknown access token");
@@ -192,13 +197,23 @@ impl ReissuingIssuer {
                                     &mut rand_core::OsRng,
                                 )
                                 .expect("issue");
+                                let hold = std::mem::take(&mut bk.hold_next_answer);
                                 if std::mem::take(&mut bk.lose_next_answer) {
                                     return bad(axum::http::StatusCode::GATEWAY_TIMEOUT, "server_error", "the answer was lost");
                                 }
                                 (
-                                    axum::http::StatusCode::OK,
-                                    axum::Json(json!({"credentials": [{"credential": sd.serialize()}]})),
+                                    (
+                                        axum::http::StatusCode::OK,
+                                        axum::Json(json!({"credentials": [{"credential": sd.serialize()}]})),
+                                    ),
+                                    hold,
                                 )
+                                };
+                                if hold {
+                                    tokio::time::sleep(Duration::from_secs(30)).await;
+                                    return bad(axum::http::StatusCode::GATEWAY_TIMEOUT, "server_error", "held");
+                                }
+                                answer
                             }
                         }),
                     );
