@@ -110,10 +110,23 @@ impl KeyError {
 #[error("the signature does not verify with this key")]
 pub struct BadSignature;
 
-/// Signing failed (an HSM may fail; software keys do not).
+/// Signing failed. Software keys never fail; a [`Signer`] backed by a hardware module or a
+/// remote service reports why it could not sign.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("signing failed: {0}")]
-pub struct SignError(pub String);
+pub enum SignError {
+    /// The key is not available (a module locked, removed or not reachable).
+    #[error("signing failed: the key {key_id} is not available")]
+    KeyUnavailable {
+        /// The signer's name for the key.
+        key_id: String,
+    },
+    /// The signing backend refused or failed.
+    #[error("signing failed: the {backend} signer failed")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+    },
+}
 
 impl SignError {
     /// The stable reason code.

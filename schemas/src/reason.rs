@@ -189,6 +189,7 @@ reasons! {
         PremisesMismatch = "PREMISES_MISMATCH", "verifier", "The licences are for different premises.";
         LegalNameMismatch = "LEGAL_NAME_MISMATCH", "verifier", "The credentials name different legal names.";
         HolderMismatch = "HOLDER_MISMATCH", "verifier", "The credentials are bound to different holder keys.";
+        PolicyInvalid = "POLICY_INVALID", "verifier", "A verification policy is not valid (its sentence names the setting).";
         TooManyPending = "TOO_MANY_PENDING", "verifier", "As many requests as allowed are already waiting for an answer.";
     }
     "Services and storage (issuer, registry, verifier, wallet)" {
@@ -273,9 +274,9 @@ reasons! {
         KdfFailed = "KDF_FAILED", "core, wallet", "The passphrase could not be stretched into a key.";
         EncryptionFailed = "ENCRYPTION_FAILED", "core, wallet", "A record could not be encrypted (nothing was stored).";
         RecordDamaged = "RECORD_DAMAGED", "wallet", "A stored record is damaged.";
-    }
         ReceiveExpired = "RECEIVE_EXPIRED", "wallet", "An interrupted receive cannot be resumed: its access token has expired (nothing stored).";
         NoPendingReceive = "NO_PENDING_RECEIVE", "wallet", "There is no interrupted receive to resume.";
+    }
 }
 
 impl ReasonCode {

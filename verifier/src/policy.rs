@@ -8,9 +8,61 @@ use bizcred_core::keys::Algorithm;
 use bizcred_schemas::CredentialType;
 
 /// Why a policy could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid policy: {0}")]
-pub struct PolicyError(pub String);
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Larger than any policy.
+    #[error("invalid policy: the policy file is larger than 256 KiB")]
+    TooLarge,
+    /// Not TOML, or a setting of the wrong kind, or an unknown setting.
+    #[error("invalid policy: {0}")]
+    Toml(#[source] toml::de::Error),
+    /// No `[[credential]]`.
+    #[error("invalid policy: a policy requests at least one credential")]
+    NoCredential,
+    /// A credential type that is none of the four.
+    #[error("invalid policy: credential {id}: unknown type {kind}")]
+    UnknownType {
+        /// The credential query id.
+        id: String,
+        /// What the policy names.
+        kind: String,
+    },
+    /// A credential id that is not a DCQL id.
+    #[error("invalid policy: credential id {0:?} must be alphanumeric, _ or -")]
+    BadId(String),
+    /// The same credential id twice.
+    #[error("invalid policy: credential id {0} appears twice")]
+    DuplicateId(String),
+    /// An accepted value that is not a JSON value (a TOML date).
+    #[error("invalid policy: credential {id}: the accepted values of {claim} must be strings, numbers or booleans")]
+    BadValue {
+        /// The credential query id.
+        id: String,
+        /// The claim.
+        claim: String,
+    },
+    /// An algorithm that is not accepted.
+    #[error("invalid policy: {0}")]
+    Algorithm(#[source] bizcred_core::keys::AlgorithmError),
+    /// A number out of its range.
+    #[error("invalid policy: {setting} must be {range}")]
+    OutOfRange {
+        /// The setting.
+        setting: &'static str,
+        /// Its range, in words.
+        range: &'static str,
+    },
+}
+
+impl PolicyError {
+    /// The stable reason code.
+    pub fn code(&self) -> bizcred_core::ReasonCode {
+        match self {
+            PolicyError::Algorithm(e) => e.code(),
+            _ => bizcred_core::ReasonCode::PolicyInvalid,
+        }
+    }
+}
 
 /// One requested credential.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,29 +168,34 @@ struct RawPolicy {
     credential: Vec<RawCredential>,
 }
 
-fn to_json(v: &toml::Value) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+fn to_json(v: &toml::Value) -> Option<Value> {
+    match v {
+        toml::Value::String(s) => Some(Value::from(s.as_str())),
+        toml::Value::Integer(i) => Some(Value::from(*i)),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number),
+        toml::Value::Boolean(b) => Some(Value::from(*b)),
+        toml::Value::Datetime(_) | toml::Value::Array(_) | toml::Value::Table(_) => None,
+    }
 }
 
 impl Policy {
     /// Parses a TOML policy.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
         if text.len() > 256 * 1024 {
-            return Err(PolicyError("the policy file is too large".into()));
+            return Err(PolicyError::TooLarge);
         }
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError(e.to_string()))?;
+        let raw: RawPolicy = toml::from_str(text).map_err(PolicyError::Toml)?;
         let _ = raw.description;
         if raw.credential.is_empty() {
-            return Err(PolicyError(
-                "a policy requests at least one credential".into(),
-            ));
+            return Err(PolicyError::NoCredential);
         }
         let mut credentials = Vec::new();
         for c in raw.credential {
             let credential_type = CredentialType::from_slug(&c.kind)
                 .or_else(|| CredentialType::from_vct(&c.kind))
-                .ok_or_else(|| {
-                    PolicyError(format!("credential {}: unknown type {}", c.id, c.kind))
+                .ok_or_else(|| PolicyError::UnknownType {
+                    id: c.id.clone(),
+                    kind: c.kind.clone(),
                 })?;
             if c.id.is_empty()
                 || !c
@@ -146,16 +203,13 @@ impl Policy {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             {
-                return Err(PolicyError(format!(
-                    "credential id {:?} must be alphanumeric, _ or -",
-                    c.id
-                )));
+                return Err(PolicyError::BadId(c.id));
             }
             if credentials
                 .iter()
                 .any(|x: &CredentialRequirement| x.id == c.id)
             {
-                return Err(PolicyError(format!("credential id {} appears twice", c.id)));
+                return Err(PolicyError::DuplicateId(c.id));
             }
             let claims = c
                 .claims
@@ -173,11 +227,15 @@ impl Policy {
                 .map(|(k, v)| {
                     let list = match v {
                         toml::Value::Array(a) => a.iter().map(to_json).collect(),
-                        other => vec![to_json(other)],
+                        other => to_json(other).map(|x| vec![x]),
                     };
-                    (k.clone(), list)
+                    list.map(|l| (k.clone(), l))
+                        .ok_or_else(|| PolicyError::BadValue {
+                            id: c.id.clone(),
+                            claim: k.clone(),
+                        })
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             credentials.push(CredentialRequirement {
                 id: c.id,
                 credential_type,
@@ -190,15 +248,19 @@ impl Policy {
             None => vec![Algorithm::EdDSA, Algorithm::ES256],
             Some(a) => a
                 .iter()
-                .map(|s| Algorithm::from_jose(s).map_err(|e| PolicyError(e.to_string())))
+                .map(|s| Algorithm::from_jose(s).map_err(PolicyError::Algorithm))
                 .collect::<Result<_, _>>()?,
         };
-        let positive = |v: Option<i64>, what: &str| -> Result<Option<i64>, PolicyError> {
-            match v {
-                Some(x) if x <= 0 => Err(PolicyError(format!("{what} must be positive"))),
-                other => Ok(other),
-            }
-        };
+        let positive =
+            |v: Option<i64>, setting: &'static str| -> Result<Option<i64>, PolicyError> {
+                match v {
+                    Some(x) if x <= 0 => Err(PolicyError::OutOfRange {
+                        setting,
+                        range: "a positive number of seconds",
+                    }),
+                    other => Ok(other),
+                }
+            };
         use sha2::Digest;
         let digest = sha2::Sha256::digest(text.as_bytes())
             .iter()
@@ -214,11 +276,16 @@ impl Policy {
                 "key_binding.max_age_seconds",
             )?
             .unwrap_or(300),
-            clock_skew: raw
-                .key_binding
-                .clock_skew_seconds
-                .unwrap_or(60)
-                .clamp(0, 600),
+            clock_skew: match raw.key_binding.clock_skew_seconds {
+                None => 60,
+                Some(s) if (0..=600).contains(&s) => s,
+                Some(_) => {
+                    return Err(PolicyError::OutOfRange {
+                        setting: "key_binding.clock_skew_seconds",
+                        range: "between 0 and 600 seconds",
+                    })
+                }
+            },
             max_registry_age: positive(
                 raw.freshness.max_registry_age_seconds,
                 "freshness.max_registry_age_seconds",
@@ -266,6 +333,29 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_settings_are_errors_not_clamped() {
+        let base =
+            "name = \"p\"\n[[credential]]\nid = \"inc\"\ntype = \"certificate-of-incorporation\"\n";
+        let skew = base.replace(
+            "[[credential]]",
+            "[key_binding]\nclock_skew_seconds = 3600\n[[credential]]",
+        );
+        let e = Policy::from_toml(&skew)
+            .expect_err("a skew of an hour is refused, not cut to ten minutes");
+        assert!(
+            e.to_string().contains("key_binding.clock_skew_seconds"),
+            "{e}"
+        );
+        assert_eq!(e.code(), "POLICY_INVALID");
+        let date = format!("{base}values = {{ incorporation_date = 2026-01-01 }}\n");
+        let e = Policy::from_toml(&date).expect_err("a TOML date is no JSON value");
+        assert!(matches!(e, PolicyError::BadValue { .. }), "{e}");
+        let alg = base.replace("name = \"p\"", "name = \"p\"\nalgorithms = [\"HS256\"]");
+        let e = Policy::from_toml(&alg).expect_err("HMAC");
+        assert_eq!(e.code(), "ALG_SYMMETRIC");
+    }
 
     #[test]
     fn the_bank_policy_parses() {
