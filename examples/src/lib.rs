@@ -19,16 +19,57 @@ pub mod fixture;
 /// Passphrase for every key file in the demo (never use a fixed passphrase in production).
 pub const DEMO_PASSPHRASE: &str = "demo passphrase: not for production";
 
-/// The binaries, built if needed.
+/// The bizcred binaries next to the running executable.
 #[derive(Debug, Clone)]
 pub struct Bins {
     dir: PathBuf,
 }
 
+const BINARIES: [&str; 4] = [
+    "bizcred-registry",
+    "bizcred-issuer",
+    "bizcred-verifier",
+    "bizcred-wallet",
+];
+
+/// The newest modification time of the sources binary `bin` is built from (its own crate and
+/// the workspace crates it depends on).
+fn newest_source(bin: &str) -> Option<std::time::SystemTime> {
+    fn walk(p: &Path, newest: &mut Option<std::time::SystemTime>) {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return;
+        };
+        if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    walk(&e.path(), newest);
+                }
+            }
+        } else if p.extension().is_some_and(|x| x == "rs" || x == "toml") {
+            if let Ok(m) = meta.modified() {
+                *newest = Some(newest.map_or(m, |n| n.max(m)));
+            }
+        }
+    }
+    let own: &[&str] = match bin {
+        "bizcred-registry" => &["registry"],
+        "bizcred-issuer" => &["issuer", "verifier"],
+        "bizcred-verifier" => &["verifier"],
+        _ => &["holder-cli"],
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
+    let mut newest = None;
+    for krate in own.iter().chain(&["core", "schemas", "cli"]) {
+        walk(&root.join(krate).join("src"), &mut newest);
+        walk(&root.join(krate).join("Cargo.toml"), &mut newest);
+    }
+    newest
+}
+
 impl Bins {
-    /// Finds the sibling binaries of the running executable; under cargo (`$CARGO` set) builds
-    /// them first in the same profile, so the journey always runs the current code.
-    pub fn locate() -> Result<Bins> {
+    fn dir_of_exe() -> Result<PathBuf> {
         let exe = std::env::current_exe()?;
         let mut dir = exe
             .parent()
@@ -37,44 +78,55 @@ impl Bins {
         if dir.ends_with("deps") {
             dir.pop();
         }
-        if let Ok(cargo) = std::env::var("CARGO") {
-            let release = dir.ends_with("release");
-            let mut cmd = Command::new(cargo);
-            cmd.args([
-                "build",
-                "--quiet",
-                "-p",
-                "bizcred-registry",
-                "-p",
-                "bizcred-issuer",
-                "-p",
-                "bizcred-verifier",
-                "-p",
-                "bizcred-wallet",
-                "--bins",
-            ]);
-            if release {
-                cmd.arg("--release");
-            }
-            let st = cmd.status().context("building the bizcred binaries")?;
-            if !st.success() {
-                bail!("building the bizcred binaries failed");
-            }
-        }
-        for b in [
-            "bizcred-registry",
-            "bizcred-issuer",
-            "bizcred-verifier",
-            "bizcred-wallet",
-        ] {
-            if !dir.join(b).is_file() {
+        Ok(dir)
+    }
+
+    /// Finds the binaries next to the running executable (the tests' target directory). Never
+    /// builds: `cargo test --workspace` builds them before any test runs. A binary that is
+    /// missing, or older than the sources it is built from, is an error naming the command
+    /// that builds it, so a test never runs yesterday's code.
+    pub fn locate() -> Result<Bins> {
+        let dir = Self::dir_of_exe()?;
+        let release = dir.ends_with("release");
+        let build = format!(
+            "cargo build --workspace --bins{}",
+            if release { " --release" } else { "" }
+        );
+        for b in BINARIES {
+            let path = dir.join(b);
+            let built = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(|_| anyhow!("{b} is not built in {} (run `{build}`)", dir.display()))?;
+            if newest_source(b).is_some_and(|n| n > built) {
                 bail!(
-                    "{b} is not built in {} (run `cargo build --workspace --bins`)",
+                    "{b} in {} is older than its sources (run `{build}`)",
                     dir.display()
                 );
             }
         }
         Ok(Bins { dir })
+    }
+
+    /// Builds the binaries in the running executable's profile (the demo's `cargo run` builds
+    /// only the journey itself), then locates them.
+    pub fn build() -> Result<Bins> {
+        let dir = Self::dir_of_exe()?;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet"]);
+        // Each binary's package has the binary's name.
+        for b in BINARIES {
+            cmd.args(["-p", b]);
+        }
+        cmd.arg("--bins");
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().context("building the bizcred binaries")?;
+        if !st.success() {
+            bail!("building the bizcred binaries failed");
+        }
+        Bins::locate()
     }
 
     /// The directory of the binaries.

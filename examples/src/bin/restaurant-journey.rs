@@ -21,6 +21,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let started = std::time::Instant::now();
     let mut n = 0;
+    // The demo builds the service binaries it starts (`cargo run` builds only this one).
+    if let Err(e) = bizcred_examples::Bins::build() {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let result = bizcred_examples::restaurant_journey(&mut |line, record| {
         n += 1;
         if args.json {
