@@ -19,6 +19,15 @@ pub mod fixture;
 /// Passphrase for every key file in the demo (never use a fixed passphrase in production).
 pub const DEMO_PASSPHRASE: &str = "demo passphrase: not for production";
 
+/// The passphrase variables of the four binaries (the harness sets each to
+/// [`DEMO_PASSPHRASE`]).
+pub const PASSPHRASE_VARS: [&str; 4] = [
+    "BIZCRED_REGISTRY_PASSPHRASE",
+    "BIZCRED_ISSUER_PASSPHRASE",
+    "BIZCRED_VERIFIER_PASSPHRASE",
+    "BIZCRED_WALLET_PASSPHRASE",
+];
+
 /// The bizcred binaries next to the running executable.
 #[derive(Debug, Clone)]
 pub struct Bins {
@@ -137,12 +146,7 @@ impl Bins {
     /// A command for binary `name`, with the demo passphrases in its environment.
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = Command::new(self.dir.join(name));
-        for v in [
-            "BIZCRED_REGISTRY_PASSPHRASE",
-            "BIZCRED_ISSUER_PASSPHRASE",
-            "BIZCRED_VERIFIER_PASSPHRASE",
-            "BIZCRED_WALLET_PASSPHRASE",
-        ] {
+        for v in PASSPHRASE_VARS {
             c.env(v, DEMO_PASSPHRASE);
         }
         c.env_remove("BIZCRED_WALLET_DIR")

@@ -83,17 +83,20 @@ fn onboarding_is_one_write_and_a_crash_before_it_leaves_nothing() {
         fail_at: 1,
     };
     let mut reg = Registry::open(failing, ORIGIN, copy(&s.log_key), NOW).expect("open");
-    let (issuer, plan) = admin::onboard(
-        ORIGIN,
-        &s.authority,
-        &agco.log,
-        "AGCO",
-        "CAJO",
-        &types,
-        NOW,
-        &mut OsRng,
-    )
-    .expect("plan");
+    let plan_onboarding = || {
+        admin::onboard(
+            ORIGIN,
+            &s.authority,
+            &agco.log,
+            "AGCO",
+            "CAJO",
+            &types,
+            NOW,
+            &mut OsRng,
+        )
+        .expect("plan")
+    };
+    let (issuer, plan) = plan_onboarding();
     assert_eq!(plan.len(), 2, "registration and one authorization");
     let err = reg
         .append_all(plan.into_iter().map(|p| p.entry).collect(), NOW)
@@ -104,17 +107,7 @@ fn onboarding_is_one_write_and_a_crash_before_it_leaves_nothing() {
     let mut reg = Registry::open(s.store.clone(), ORIGIN, copy(&s.log_key), NOW).expect("reopen");
     assert_eq!(reg.state().size(), 5);
     assert!(reg.state().issuers.is_empty(), "not registered half-way");
-    let (_, plan) = admin::onboard(
-        ORIGIN,
-        &s.authority,
-        &agco.log,
-        "AGCO",
-        "CAJO",
-        &types,
-        NOW,
-        &mut OsRng,
-    )
-    .expect("plan");
+    let (_, plan) = plan_onboarding();
     let r = reg
         .append_all(plan.into_iter().map(|p| p.entry).collect(), NOW)
         .expect("onboard");

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use bizcred_examples::{agency_config, Bins, DEMO_PASSPHRASE};
+use bizcred_examples::{agency_config, Bins, DEMO_PASSPHRASE, PASSPHRASE_VARS};
 use bizcred_schemas::CredentialType;
 use serde_json::Value;
 
@@ -18,12 +18,7 @@ fn shell(bins: &Bins, cwd: &Path, line: &str, env: &[(&str, &str)]) -> (i32, Str
     );
     let mut c = Command::new("sh");
     c.arg("-c").arg(line).current_dir(cwd).env("PATH", path);
-    for v in [
-        "BIZCRED_REGISTRY_PASSPHRASE",
-        "BIZCRED_ISSUER_PASSPHRASE",
-        "BIZCRED_VERIFIER_PASSPHRASE",
-        "BIZCRED_WALLET_PASSPHRASE",
-    ] {
+    for v in PASSPHRASE_VARS {
         c.env(v, DEMO_PASSPHRASE);
     }
     for (k, v) in env {
