@@ -11,8 +11,26 @@ use bizcred_schemas::CredentialType;
 
 /// A configuration error: which setting, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(pub String);
+pub enum ConfigError {
+    /// Not TOML, an unknown setting, or a setting of the wrong kind.
+    #[error("configuration: {0}")]
+    Toml(#[source] toml::de::Error),
+    /// A setting with a value it may not have.
+    #[error("configuration: {setting}: {problem}")]
+    Setting {
+        /// The setting, as the file names it (`server.listen`).
+        setting: &'static str,
+        /// What is wrong, and what it may be.
+        problem: String,
+    },
+}
+
+fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Setting {
+        setting,
+        problem: problem.into(),
+    }
+}
 
 impl ConfigError {
     /// Stable reason code.
@@ -129,14 +147,17 @@ pub struct Config {
     pub admin_token_hashes: Vec<[u8; 32]>,
 }
 
-fn parse_type(s: &str, what: &str) -> Result<CredentialType, ConfigError> {
+fn parse_type(s: &str, what: &'static str) -> Result<CredentialType, ConfigError> {
     CredentialType::from_slug(s)
         .or_else(|| CredentialType::from_vct(s))
         .ok_or_else(|| {
-            ConfigError(format!(
-                "{what}: unknown credential type {s:?} (one of {})",
-                CredentialType::ALL.map(|t| t.slug()).join(", ")
-            ))
+            bad(
+                what,
+                format!(
+                    "unknown credential type {s:?} (one of {})",
+                    CredentialType::ALL.map(|t| t.slug()).join(", ")
+                ),
+            )
         })
 }
 
@@ -159,30 +180,33 @@ impl Config {
 
     /// Parses and validates `text`.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let raw: Raw = toml::from_str(text).map_err(ConfigError::Toml)?;
         let public_url = raw.server.public_url.trim_end_matches('/').to_owned();
         let local = public_url.starts_with("http://localhost:")
             || public_url.starts_with("http://localhost/");
         if !(public_url.starts_with("https://") || local) {
-            return Err(ConfigError(
-                "server.public_url must be https:// (http:// only for localhost)".into(),
+            return Err(bad(
+                "server.public_url",
+                "must be https:// (http:// only for localhost)",
             ));
         }
         let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
-            ConfigError(format!(
-                "server.listen: {:?} is not an address like 127.0.0.1:8081",
-                raw.server.listen
-            ))
+            bad(
+                "server.listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8081",
+                    raw.server.listen
+                ),
+            )
         })?;
         if raw.agency.name_en.trim().is_empty() || raw.agency.name_fr.trim().is_empty() {
-            return Err(ConfigError(
-                "agency.name_en and agency.name_fr are required".into(),
+            return Err(bad(
+                "agency.name_en",
+                "the names in English and French (agency.name_fr) are required",
             ));
         }
         if raw.issuance.types.is_empty() {
-            return Err(ConfigError(
-                "issuance.types: at least one credential type".into(),
-            ));
+            return Err(bad("issuance.types", "at least one credential type"));
         }
         let mut types = Vec::new();
         for t in &raw.issuance.types {
@@ -198,17 +222,11 @@ impl Config {
                     .iter()
                     .map(|v| {
                         v.as_str()
-                            .ok_or_else(|| {
-                                ConfigError("issuance.prerequisites: lists of type names".into())
-                            })
+                            .ok_or_else(|| bad("issuance.prerequisites", "lists of type names"))
                             .and_then(|s| parse_type(s, "issuance.prerequisites"))
                     })
                     .collect::<Result<_, _>>()?,
-                Some(_) => {
-                    return Err(ConfigError(
-                        "issuance.prerequisites: lists of type names".into(),
-                    ))
-                }
+                Some(_) => return Err(bad("issuance.prerequisites", "lists of type names")),
             };
             types.push((ty, prereq));
         }
@@ -226,34 +244,42 @@ impl Config {
                     .flatten()
                     .and_then(|v| v.try_into().ok())
                     .ok_or_else(|| {
-                        ConfigError(
-                            "admin.token_sha256: hex SHA-256 hashes of the admin tokens".into(),
+                        bad(
+                            "admin.token_sha256",
+                            "hex SHA-256 hashes of the admin tokens",
                         )
                     })
             })
             .collect::<Result<Vec<[u8; 32]>, _>>()?;
         if hashes.is_empty() {
-            return Err(ConfigError(
-                "admin.token_sha256: at least one admin token hash".into(),
-            ));
+            return Err(bad("admin.token_sha256", "at least one admin token hash"));
         }
         let cache_mb = raw.storage.cache_mb.unwrap_or(DEFAULT_CACHE_MB);
         if !(1..=65_536).contains(&cache_mb) {
-            return Err(ConfigError(
-                "storage.cache_mb: between 1 and 65536 (MiB)".into(),
-            ));
+            return Err(bad("storage.cache_mb", "between 1 and 65536 (MiB)"));
         }
         let list_size = raw.status.list_size.unwrap_or(131_072);
         if !(16..=(1 << 24)).contains(&list_size) {
-            return Err(ConfigError(
-                "status.list_size: between 16 and 16777216".into(),
+            return Err(bad("status.list_size", "between 16 and 16777216"));
+        }
+        // Out of range is an error, never silently cut to the bound.
+        let validity_days = raw.issuance.validity_days.unwrap_or(365);
+        if !(1..=3650).contains(&validity_days) {
+            return Err(bad("issuance.validity_days", "between 1 and 3650 (days)"));
+        }
+        let offer_ttl = raw.issuance.offer_ttl_seconds.unwrap_or(900);
+        if !(60..=7 * 86_400).contains(&offer_ttl) {
+            return Err(bad(
+                "issuance.offer_ttl_seconds",
+                "between 60 and 604800 (seconds)",
             ));
         }
         let resign_interval = raw.status.resign_interval_seconds.unwrap_or(3600);
         let status_validity = raw.status.validity_seconds.unwrap_or(48 * 3600);
         if resign_interval == 0 || status_validity <= resign_interval as i64 {
-            return Err(ConfigError(
-                "status: validity_seconds must exceed resign_interval_seconds > 0".into(),
+            return Err(bad(
+                "status.validity_seconds",
+                "must exceed status.resign_interval_seconds, which must be positive",
             ));
         }
         Ok(Config {
@@ -273,12 +299,8 @@ impl Config {
                 log_key: raw.registry.log_key,
             },
             types,
-            validity_days: raw.issuance.validity_days.unwrap_or(365).clamp(1, 3650),
-            offer_ttl: raw
-                .issuance
-                .offer_ttl_seconds
-                .unwrap_or(900)
-                .clamp(60, 7 * 86_400),
+            validity_days,
+            offer_ttl,
             list_size,
             resign_interval,
             status_validity,
@@ -338,7 +360,7 @@ token_sha256 = ["000000000000000000000000000000000000000000000000000000000000000
             ),
         ] {
             let err = Config::parse(&GOOD.replacen(from, to, 1)).expect_err(want);
-            assert!(err.0.contains(want), "{err}");
+            assert!(err.to_string().contains(want), "{err}");
         }
         assert!(Config::parse(&GOOD.replace("[admin]", "[admin]\nextra = 1")).is_err());
         assert_eq!(c.cache_mb, DEFAULT_CACHE_MB);
@@ -346,6 +368,17 @@ token_sha256 = ["000000000000000000000000000000000000000000000000000000000000000
         assert_eq!(Config::parse(&sized).expect("sized").cache_mb, 16);
         let zero = GOOD.replacen("[storage]", "[storage]\ncache_mb = 0", 1);
         let err = Config::parse(&zero).expect_err("zero cache");
-        assert!(err.0.contains("storage.cache_mb"), "{err}");
+        assert!(err.to_string().contains("storage.cache_mb"), "{err}");
+        // Out of range is refused, not cut to the bound.
+        for (setting, line) in [
+            ("issuance.validity_days", "validity_days = 0"),
+            ("issuance.offer_ttl_seconds", "offer_ttl_seconds = 10"),
+        ] {
+            let text = GOOD.replacen("[issuance]", &format!("[issuance]\n{line}"), 1);
+            match Config::parse(&text) {
+                Err(ConfigError::Setting { setting: s, .. }) => assert_eq!(s, setting),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
     }
 }
