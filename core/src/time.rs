@@ -61,6 +61,13 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> i64;
 }
 
+/// Any function of no argument answering Unix seconds is a clock (tests pass a `fn`).
+impl<F: Fn() -> i64 + Send + Sync> Clock for F {
+    fn now(&self) -> i64 {
+        self()
+    }
+}
+
 /// A clock that always answers the same second (tests, replays).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedClock(pub i64);

@@ -151,7 +151,7 @@ impl Issuer {
         config: Config,
         passphrase: Zeroizing<String>,
         now: i64,
-        clock: fn() -> i64,
+        clock: impl bizcred_core::time::Clock + 'static,
     ) -> Result<(Issuer, String), Error> {
         let store = Store::open_with_cache(&store_path(&config), config.cache_mb)?;
         let keys = SealedKeyFiles::new(&config.storage, passphrase);
@@ -163,7 +163,7 @@ impl Issuer {
     pub fn open(
         config: Config,
         passphrase: Zeroizing<String>,
-        clock: fn() -> i64,
+        clock: impl bizcred_core::time::Clock + 'static,
     ) -> Result<Issuer, Error> {
         let store = Store::open_with_cache(&store_path(&config), config.cache_mb)?;
         let keys = SealedKeyFiles::new(&config.storage, passphrase);

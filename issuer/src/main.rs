@@ -7,7 +7,7 @@ static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -109,17 +109,6 @@ enum AdminCmd {
     Reinstate { id: String },
     /// Rotate the signing key (publishes a new did:webvh version to the registry).
     RotateKey,
-}
-
-/// The binary's clock (with the test offset of `bizcred_cli::clock`), set in `main` before
-/// any command runs; the issuer library takes it as a function.
-static CLOCK: OnceLock<SystemClock> = OnceLock::new();
-
-fn now() -> i64 {
-    CLOCK
-        .get()
-        .expect("the clock is set in main before any command runs")
-        .now()
 }
 
 fn passphrase(pass: &PassphraseArgs) -> Result<Zeroizing<String>> {
@@ -232,14 +221,13 @@ async fn admin(
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let out = cli.out;
-    CLOCK
-        .set(SystemClock::from_env()?)
-        .map_err(|_| anyhow!("the clock was set twice"))?;
+    // The wall clock, with the test offset of `bizcred_cli::clock`.
+    let clock = SystemClock::from_env()?;
     match cli.command {
         Command::Init { config } => {
             let cfg = load_config(&config)?;
             let pass = passphrase(&cli.pass)?;
-            let (did, log) = Issuer::init(&cfg, &pass, now()).map_err(|e| anyhow!(e))?;
+            let (did, log) = Issuer::init(&cfg, &pass, clock.now()).map_err(|e| anyhow!(e))?;
             let log_file = cfg.storage.join("did.jsonl");
             std::fs::write(&log_file, log)?;
             // The registry operator onboards the agency from the log file (the DID's URL serves
@@ -281,7 +269,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Keys { config } => {
             let cfg = load_config(&config)?;
-            let issuer = Issuer::open(cfg, passphrase(&cli.pass)?, now).map_err(|e| anyhow!(e))?;
+            let issuer =
+                Issuer::open(cfg, passphrase(&cli.pass)?, clock).map_err(|e| anyhow!(e))?;
             out.say(
                 &format!("DID {}\nsigning key {}", issuer.did, issuer.kid()),
                 &json!({"did": issuer.did, "kid": issuer.kid()}),
@@ -318,7 +307,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let cfg = load_config(&config)?;
             let listen = cfg.listen;
             let issuer =
-                Arc::new(Issuer::open(cfg, passphrase(&cli.pass)?, now).map_err(|e| anyhow!(e))?);
+                Arc::new(Issuer::open(cfg, passphrase(&cli.pass)?, clock).map_err(|e| anyhow!(e))?);
             if let Err(e) = issuer.sync_trust().await {
                 tracing::warn!("trust bundle not synced yet: {e}");
             }

@@ -65,7 +65,7 @@ pub struct Issuer {
     resign_scheduled: AtomicBool,
     sign_lock: Mutex<()>,
     /// The clock.
-    pub clock: fn() -> i64,
+    pub clock: std::sync::Arc<dyn bizcred_core::time::Clock>,
     http: reqwest::Client,
 }
 
@@ -118,13 +118,14 @@ impl Issuer {
         config: Config,
         store: Store,
         key_store: Box<dyn KeyStore>,
-        clock: fn() -> i64,
+        clock: impl bizcred_core::time::Clock + 'static,
     ) -> Result<Issuer, Error> {
+        let clock: std::sync::Arc<dyn bizcred_core::time::Clock> = std::sync::Arc::new(clock);
         let did = store
             .meta_get("did")?
             .ok_or(Error::NotInitialized)
             .and_then(|d| String::from_utf8(d).map_err(|_| Error::Metadata("DID")))?;
-        let keys = Keys::load(&store, key_store.as_ref(), &did, clock())?;
+        let keys = Keys::load(&store, key_store.as_ref(), &did, clock.now())?;
         // Start-up reads the lists' recorded tokens; it builds no list from records (only a
         // store from before the bits were kept gets them built, once).
         store.prepare_status_lists(config.list_size)?;
@@ -151,7 +152,7 @@ impl Issuer {
     }
 
     fn now(&self) -> i64 {
-        (self.clock)()
+        self.clock.now()
     }
 
     /// The current signing key id.
