@@ -15,6 +15,7 @@
 //!   registry's trust bundle, and its claims pre-fill the application.
 //! * Every issuance, status change and key event lands in a hash-chained audit log.
 
+pub mod admin_client;
 pub mod config;
 pub mod issuer;
 pub mod keyfiles;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use bizcred_cli::{command_line, PassphraseArgs, SystemClock};
 use bizcred_core::time::Clock;
+use bizcred_issuer::admin_client::{AdminAction, AdminAnswer, AdminClient};
 use bizcred_issuer::{service, Config, Issuer};
 
 #[derive(Parser)]
@@ -130,8 +131,6 @@ async fn admin(
     token: &str,
     action: AdminCmd,
 ) -> Result<ExitCode> {
-    let client = reqwest::Client::new();
-    let url = url.trim_end_matches('/');
     let read_claims = |p: &Option<PathBuf>| -> Result<Value> {
         match p {
             None => Ok(json!({})),
@@ -141,81 +140,67 @@ async fn admin(
             .with_context(|| format!("{} is not JSON", p.display())),
         }
     };
-    let (method_post, path, body) = match &action {
-        AdminCmd::Apply { kind, claims } => (
-            true,
-            "/admin/applications".to_owned(),
-            Some(json!({"credential_type": kind, "claims": read_claims(claims)?})),
-        ),
-        AdminCmd::Approve { id, claims } => (
-            true,
-            format!("/admin/applications/{id}/approve"),
-            Some(json!({"claims": read_claims(claims)?})),
-        ),
-        AdminCmd::Show { id } => (false, format!("/admin/applications/{id}"), None),
-        AdminCmd::List => (false, "/admin/credentials".to_owned(), None),
-        AdminCmd::Revoke { id } => (true, format!("/admin/credentials/{id}/revoke"), None),
-        AdminCmd::Suspend { id } => (true, format!("/admin/credentials/{id}/suspend"), None),
-        AdminCmd::Reinstate { id } => (true, format!("/admin/credentials/{id}/reinstate"), None),
-        AdminCmd::RotateKey => (true, "/admin/keys/rotate".to_owned(), None),
+    let call = match &action {
+        AdminCmd::Apply { kind, claims } => AdminAction::Apply {
+            credential_type: kind.clone(),
+            claims: read_claims(claims)?,
+        },
+        AdminCmd::Approve { id, claims } => AdminAction::Approve {
+            id: id.clone(),
+            claims: read_claims(claims)?,
+        },
+        AdminCmd::Show { id } => AdminAction::Show { id: id.clone() },
+        AdminCmd::List => AdminAction::List,
+        AdminCmd::Revoke { id } => AdminAction::Revoke { id: id.clone() },
+        AdminCmd::Suspend { id } => AdminAction::Suspend { id: id.clone() },
+        AdminCmd::Reinstate { id } => AdminAction::Reinstate { id: id.clone() },
+        AdminCmd::RotateKey => AdminAction::RotateKey,
     };
-    let req = if method_post {
-        client.post(format!("{url}{path}"))
-    } else {
-        client.get(format!("{url}{path}"))
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("contacting {url} (is `bizcred-issuer serve` running?)"))?;
-    let status = resp.status();
-    let text = resp
-        .text()
-        .await
-        .with_context(|| format!("reading the answer of {url}"))?;
-    let v: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        // Every answer of the issuer's admin API is JSON; another one is shown as it came.
-        Err(_) if status.is_success() => {
-            bail!("{status}: the issuer answered with no JSON: {text}")
+    let client = AdminClient::new(url, token, reqwest::Client::new());
+    match client.call(&call).await? {
+        AdminAnswer::Done(v) => {
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+            let human = match &action {
+                AdminCmd::Apply { .. } => match v["presentation_request"].as_str() {
+                    Some(uri) => format!(
+                        "application {} opened; the applicant presents the prerequisite credentials:\n  {}",
+                        s("application_id"),
+                        command_line(&["bizcred-wallet", "present", uri])
+                    ),
+                    None => format!(
+                        "application {} opened; approve it with\n  {}",
+                        s("application_id"),
+                        command_line(&[
+                            "bizcred-issuer",
+                            "admin",
+                            "--url",
+                            url,
+                            "approve",
+                            &s("application_id")
+                        ])
+                    ),
+                },
+                AdminCmd::Approve { .. } => format!(
+                    "offer ready. Give the applicant, separately:\n  offer:            {}\n  transaction code: {}",
+                    s("credential_offer_uri"),
+                    s("tx_code")
+                ),
+                _ => format!("{v:#}"),
+            };
+            out.say(&human, &v);
+            Ok(ExitCode::SUCCESS)
         }
-        Err(_) => json!({"error_description": text}),
-    };
-    if status.is_success() {
-        let human = match &action {
-            AdminCmd::Apply { .. } => match v["presentation_request"].as_str() {
-                Some(uri) => format!("application {} opened; the applicant presents the prerequisite credentials:\n  bizcred-wallet present '{uri}'", v["application_id"].as_str().unwrap_or("")),
-                None => format!("application {} opened; approve it with `bizcred-issuer admin approve {}`", v["application_id"].as_str().unwrap_or(""), v["application_id"].as_str().unwrap_or("")),
-            },
-            AdminCmd::Approve { .. } => format!(
-                "offer ready. Give the applicant, separately:\n  offer:            {}\n  transaction code: {}",
-                v["credential_offer_uri"].as_str().unwrap_or(""),
-                v["tx_code"].as_str().unwrap_or("")
-            ),
-            _ => format!("{v:#}"),
-        };
-        out.say(&human, &v);
-        Ok(ExitCode::SUCCESS)
-    } else if status.as_u16() == 401 || status.as_u16() == 403 || status.is_server_error() {
-        bail!(
-            "{status}: {}",
-            v["error_description"].as_str().unwrap_or("")
-        );
-    } else {
-        out.say(
-            &format!(
-                "refused: {} ({})",
-                v["error_description"].as_str().unwrap_or(""),
-                v["error"].as_str().unwrap_or("")
-            ),
-            &v,
-        );
-        Ok(ExitCode::from(1))
+        AdminAnswer::Refused(v) => {
+            out.say(
+                &format!(
+                    "refused: {} ({})",
+                    v["error_description"].as_str().unwrap_or(""),
+                    v["error"].as_str().unwrap_or("")
+                ),
+                &v,
+            );
+            Ok(ExitCode::from(1))
+        }
     }
 }
 
