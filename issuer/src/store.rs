@@ -118,6 +118,26 @@ fn ser<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 /// [`ser`] inside a transaction (an encoding failure aborts it).
+/// The first `max` entries of `tree` that `pick` selects, with what it took from each (a
+/// bounded sweep reads no further).
+fn first_matching<T>(
+    tree: &sled::Tree,
+    max: usize,
+    pick: impl Fn(&sled::IVec) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<(sled::IVec, T)>, StoreError> {
+    let mut out = Vec::new();
+    for kv in tree.iter() {
+        if out.len() >= max {
+            break;
+        }
+        let (k, v) = kv?;
+        if let Some(t) = pick(&v)? {
+            out.push((k, t));
+        }
+    }
+    Ok(out)
+}
+
 fn tser<T: Serialize>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<StoreError>> {
     ser(v).map_err(abort)
 }
@@ -1426,17 +1446,10 @@ impl Store {
     /// created before `pending_before` (an audit event each). Durable when it returns.
     pub fn sweep(&self, now: i64, pending_before: i64, max: usize) -> Result<Swept, StoreError> {
         let mut swept = Swept::default();
-        let mut dead = Vec::new();
-        for kv in self.offers.iter() {
-            let (k, v) = kv?;
-            let offer: Offer = de(&v)?;
-            if offer.used || now >= offer.expires {
-                dead.push((k, offer.code_hash));
-                if dead.len() >= max {
-                    break;
-                }
-            }
-        }
+        let dead = first_matching(&self.offers, max, |v| {
+            let offer: Offer = de(v)?;
+            Ok((offer.used || now >= offer.expires).then_some(offer.code_hash))
+        })?;
         for (k, code) in dead {
             (&self.offers, &self.codes).transaction(|(o, c)| {
                 o.remove(&k)?;
@@ -1445,32 +1458,17 @@ impl Store {
             })?;
             swept.offers += 1;
         }
-        let mut dead = Vec::new();
-        for kv in self.tokens.iter() {
-            let (k, v) = kv?;
-            let token: AccessToken = de(&v)?;
-            if now >= token.expires {
-                dead.push(k);
-                if dead.len() >= max {
-                    break;
-                }
-            }
-        }
-        for k in dead {
+        let dead = first_matching(&self.tokens, max, |v| {
+            Ok((now >= de::<AccessToken>(v)?.expires).then_some(()))
+        })?;
+        for (k, ()) in dead {
             self.tokens.remove(k)?;
             swept.tokens += 1;
         }
-        let mut dead = Vec::new();
-        for kv in self.nonces.iter() {
-            let (k, v) = kv?;
-            if i64::from_be_bytes(be8("c_nonce expiry", &v)?) <= now {
-                dead.push(k);
-                if dead.len() >= max {
-                    break;
-                }
-            }
-        }
-        for k in dead {
+        let dead = first_matching(&self.nonces, max, |v| {
+            Ok((i64::from_be_bytes(be8("c_nonce expiry", v)?) <= now).then_some(()))
+        })?;
+        for (k, ()) in dead {
             self.nonces.remove(k)?;
             swept.nonces += 1;
         }
