@@ -77,6 +77,7 @@ impl HttpError {
     /// Reads an error answer; a body that is not the JSON error object is kept (shortened) as
     /// the description, so nothing the server said is lost.
     pub fn from_body(status: u16, body: &[u8]) -> HttpError {
+        // A body that is not JSON is no error object: its text becomes the description.
         let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
         let field = |k: &str| {
             v.as_ref()

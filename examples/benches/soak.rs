@@ -8,6 +8,7 @@
 //! credential is one holder's whole flow: application and approval (the admin API), the token
 //! endpoint, the nonce endpoint, then the timed credential request with a fresh key proof.
 
+use bizcred_examples::disk_bytes;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -151,21 +152,6 @@ fn rss(pid: u32) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
-}
-
-/// Bytes under `dir`.
-fn disk_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// What happened in a window (and in the whole run).
@@ -364,7 +350,7 @@ fn main() {
             let secs = last.elapsed().as_secs_f64();
             last = Instant::now();
             let done = total.lock().unwrap_or_else(std::sync::PoisonError::into_inner).ok;
-            let (rss, disk) = (rss(pid).unwrap_or(0), disk_bytes(&store));
+            let (rss, disk) = (rss(pid).unwrap_or(0), disk_bytes(&store).expect("the store's size"));
             let (p50, p99) = (w.pct(0.50), w.pct(0.99));
             peak = peak.max(rss);
             println!(
@@ -381,10 +367,10 @@ fn main() {
             );
         }
         for t in tasks {
-            let _ = t.await;
+            t.await.expect("a client task panicked");
         }
         let mut t = std::mem::take(&mut *total.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        let disk = disk_bytes(&store);
+        let disk = disk_bytes(&store).expect("the store's size");
         let rss_end = rss(pid).unwrap_or(0);
         let (p50, p99) = (t.pct(0.50), t.pct(0.99));
         println!(

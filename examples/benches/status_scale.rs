@@ -12,6 +12,7 @@
 #[global_allocator]
 static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;
 
+use bizcred_examples::disk_bytes;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -36,21 +37,6 @@ fn ms(d: Duration) -> f64 {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-/// Bytes under `dir`.
-fn disk_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// Time of one raw Ed25519 signature of 256 bytes (best of three rounds of 0.5 s).
@@ -201,8 +187,8 @@ fn run(n: u64, list_size: u64, reference: Duration) {
         ms(open),
         open.as_secs_f64() / r,
         token.len() / 1024,
-        disk_bytes(dir.path()) as f64 / (1024.0 * 1024.0),
-        disk_bytes(dir.path()) / n.max(1),
+        disk_bytes(dir.path()).expect("the store's size") as f64 / (1024.0 * 1024.0),
+        disk_bytes(dir.path()).expect("the store's size") / n.max(1),
         filled.as_secs_f64(),
         ms(read_all),
     );

@@ -237,15 +237,15 @@ impl Service {
         bail!("{name} is not healthy at {url}")
     }
 
-    /// Stops the service (SIGKILL).
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Stops the service (SIGKILL, as dropping it does).
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
+        // Killing a process that already exited fails, and there is nothing else to do for it.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -890,6 +890,32 @@ pub fn agency_config(
     );
     t.insert("admin".into(), admin.into());
     Ok(toml::to_string(&t)?)
+}
+
+/// Bytes of the files under `dir` (a store's size on disk, for the benches). A file removed
+/// while it is walked (sled drops old segments) counts as nothing; any other error is returned.
+pub fn disk_bytes(dir: &Path) -> std::io::Result<u64> {
+    let skip_gone = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Ok(0)
+        } else {
+            Err(e)
+        }
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => return skip_gone(e),
+    };
+    let mut total = 0;
+    for e in entries {
+        let e = e?;
+        total += match e.metadata() {
+            Ok(m) if m.is_dir() => disk_bytes(&e.path())?,
+            Ok(m) => m.len(),
+            Err(err) => skip_gone(err)?,
+        };
+    }
+    Ok(total)
 }
 
 /// The bank's verifier.

@@ -411,6 +411,8 @@ impl VerifierAnswer {
                 body,
             };
         }
+        // An OpenID4VP verifier answers a success with any JSON object (bizcred's with `{}`); a
+        // verdict is shown only when the verifier chose to send one in this shape.
         let v: Option<VerdictBody> = serde_json::from_value(body.clone()).ok();
         let (verdict, failures) = match v {
             Some(v) => (
