@@ -327,6 +327,11 @@ impl VerifierDir {
                 std::fs::create_dir_all(&bdir).map_err(io(&bdir))?;
                 let n = self.bundle_files()?.len();
                 write_atomic(&bdir.join(format!("{n:06}.json")), text.as_bytes())?;
+                // The state just imported is the replay of every stored bundle: keep it, so the
+                // next verification does not replay them all again.
+                if let Ok(mut cache) = self.trust_cache.lock() {
+                    *cache = Some((n + 1, imported.state.clone()));
+                }
                 Ok(Ok((imported.state, imported.added)))
             }
             Err(e) => {
