@@ -287,7 +287,7 @@ fn bench_status() {
         let i = OsRng.next_u64() % 1_000_000;
         list.set(
             i,
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 Status::Invalid
             } else {
                 Status::Suspended

@@ -112,7 +112,7 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// CRA program identifiers that can follow a BN9 in a program account number.
@@ -217,7 +217,8 @@ impl Date {
         if !(1000..=9999).contains(&year) || !(1..=12).contains(&month) {
             return Err(IdError::Date);
         }
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let leap =
+            (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
         let days = match month {
             2 if leap => 29,
             2 => 28,

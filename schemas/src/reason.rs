@@ -249,6 +249,13 @@ reasons! {
         ApplicationWithoutNonce = "APPLICATION_WITHOUT_NONCE", "issuer", "The application has no open presentation request.";
         KeyStoreFailed = "KEY_STORE_FAILED", "issuer", "The issuer's keys could not be read or written.";
         IssuerMetadataDamaged = "ISSUER_METADATA_DAMAGED", "issuer", "The issuer's stored metadata is damaged.";
+        StaffForbidden = "STAFF_FORBIDDEN", "issuer", "The staff member's role does not allow this action.";
+        NameUnknown = "NAME_UNKNOWN", "issuer", "A staff role, application state or status action is not one the issuer knows.";
+        ReasonRequired = "REASON_REQUIRED", "issuer", "This action needs a reason (refuse, request changes, withdraw, revoke, suspend).";
+        ReasonTooLong = "REASON_TOO_LONG", "issuer", "A reason or note is longer than the issuer keeps.";
+        ApplicationChanged = "APPLICATION_CHANGED", "issuer", "The application kept changing while the action was taken; reload it and try again.";
+        ApplicationNotWithdrawable = "APPLICATION_NOT_WITHDRAWABLE", "issuer", "The application can no longer be withdrawn: an offer was made or it was decided.";
+        StatusNotPublished = "STATUS_NOT_PUBLISHED", "issuer", "The status change is recorded, but its status list could not be signed in time; the next re-sign publishes it.";
     }
     "Wallet (wallet)" {
         ResponseTooLarge = "RESPONSE_TOO_LARGE", "wallet", "A service's answer is larger than the bound.";
@@ -276,6 +283,23 @@ reasons! {
         RecordDamaged = "RECORD_DAMAGED", "wallet", "A stored record is damaged.";
         ReceiveExpired = "RECEIVE_EXPIRED", "wallet", "An interrupted receive cannot be resumed: its access token has expired (nothing stored).";
         NoPendingReceive = "NO_PENDING_RECEIVE", "wallet", "There is no interrupted receive to resume.";
+    }
+    "Staff pages (web)" {
+        LoginFailed = "LOGIN_FAILED", "web", "The account name or password is wrong, or the account is disabled.";
+        LoginThrottled = "LOGIN_THROTTLED", "web", "Too many failed sign-ins for this account or address: wait before trying again.";
+        SessionRequired = "SESSION_REQUIRED", "web", "The page needs a signed-in session, and there is none or it has expired.";
+        CsrfRejected = "CSRF_REJECTED", "web", "A form was posted without the token of the session that served it.";
+        FormTooLarge = "FORM_TOO_LARGE", "web", "A form is larger than the page accepts.";
+        FormInvalid = "FORM_INVALID", "web", "A form is not URL-encoded text, or a field is missing or repeated.";
+        AccountExists = "ACCOUNT_EXISTS", "web", "A staff account with this name exists already.";
+        AccountUnknown = "ACCOUNT_UNKNOWN", "web", "There is no staff account with this name.";
+        AccountName = "ACCOUNT_NAME", "web", "An account name is 1 to 64 lower-case letters, digits, dots, dashes or underscores.";
+        AccountRole = "ACCOUNT_ROLE", "web", "The role is not one this service has.";
+        PasswordWeak = "PASSWORD_WEAK", "web", "A password must be 12 to 1024 characters long.";
+        AccountsFile = "ACCOUNTS_FILE", "web", "The staff accounts file could not be read or written (nothing changed).";
+        TooManyAccounts = "TOO_MANY_ACCOUNTS", "web", "The service holds the most staff accounts it allows.";
+        PageNotFound = "PAGE_NOT_FOUND", "web", "There is no such page.";
+        PageFailed = "PAGE_FAILED", "web", "The page could not be produced (the service logged why; nothing was changed by the page itself).";
     }
 }
 
