@@ -23,5 +23,11 @@ pub mod service;
 pub mod store;
 
 pub use config::Config;
-pub use issuer::{Error, Issuer};
+pub use issuer::{
+    Actor, ApplicationFilter, ApplicationList, AuditChain, AuditEntry, AuditReport, CredentialView,
+    Error, FieldError, Issuer, KeyClaims, KeyInfo, Offered, Permission, StaffRole, StatusAction,
+};
 pub use service::ApiError;
+pub use store::{
+    AppStatus, Application, ApplicationEvent, CredentialRecord, CredentialStatus, StatusChange,
+};

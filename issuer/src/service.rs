@@ -5,10 +5,13 @@
 //! `/credential`; the did:webvh log at `/.well-known/did.jsonl`; the status lists at
 //! `/status/{n}`; OpenID4VP for prerequisites at `/oid4vp/request/{id}` and `/oid4vp/response`.
 //!
-//! Staff-facing (bearer admin token, compared in constant time; 401 without a token, 403 with
-//! a wrong one): `/admin/applications`, `/admin/applications/{id}`,
-//! `/admin/applications/{id}/approve`, `/admin/credentials`, `/admin/credentials/{id}/{action}`
-//! (`revoke`, `suspend`, `reinstate`), `/admin/keys/rotate`, `/admin/audit`.
+//! Automation (bearer admin token, compared in constant time; 401 without a token, 403 with
+//! a wrong one; every action is taken as [`Actor::Automation`]): `/admin/applications`,
+//! `/admin/applications/{id}`, `/admin/applications/{id}/approve`,
+//! `/admin/applications/{id}/refuse`, `/admin/applications/{id}/request-changes`,
+//! `/admin/applications/{id}/withdraw` (each of these three with `{"reason": ...}`),
+//! `/admin/credentials`, `/admin/credentials/{id}/{action}` (`revoke`, `suspend`, `reinstate`;
+//! `{"reason": ...}`, required to revoke or suspend), `/admin/keys/rotate`, `/admin/audit`.
 
 use std::sync::Arc;
 
@@ -24,8 +27,8 @@ use subtle::ConstantTimeEq;
 
 use bizcred_schemas::ReasonCode;
 
-use crate::issuer::{Error, Issuer};
-use crate::store::{CredentialStatus, StoreError};
+use crate::issuer::{Actor, Error, Issuer, StatusAction};
+use crate::store::StoreError;
 
 /// An error answered over HTTP: status, OAuth/OpenID error code, and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,9 @@ impl From<Error> for ApiError {
             | Error::ApplicationTypeUnknown { .. }
             | Error::VerifiedClaimChanged { .. }
             | Error::ClaimsInvalid { .. }
+            | Error::UnknownName { .. }
+            | Error::ReasonRequired { .. }
+            | Error::ReasonTooLong { .. }
             | Error::BadPresentation(_)
             | Error::NoState
             | Error::UnknownState
@@ -103,14 +109,19 @@ impl From<Error> for ApiError {
             Error::OfferNotFound | Error::OfferUsedOrExpired => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
-            Error::NotAwaitingApproval { .. } => (StatusCode::CONFLICT, "invalid_request"),
+            Error::NotAwaitingApproval { .. } | Error::NotWithdrawable { .. } => {
+                (StatusCode::CONFLICT, "invalid_request")
+            }
+            Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::StatusNotPublished { .. } => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
             Error::RequestAnswered => (StatusCode::NOT_FOUND, "invalid_request_uri"),
             Error::Store(StoreError::NotFound { .. }) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Store(
                 StoreError::IndexTaken(_)
                 | StoreError::TokenUsed
                 | StoreError::CodeUsedOrExpired
-                | StoreError::RevokedIsFinal,
+                | StoreError::RevokedIsFinal
+                | StoreError::ApplicationChanged { .. },
             ) => (StatusCode::CONFLICT, "conflict"),
             Error::RegistryUnreachable(_) => (StatusCode::BAD_GATEWAY, "registry_unreachable"),
             Error::RegistryRefused { .. } => (StatusCode::BAD_GATEWAY, "registry_refused"),
@@ -202,6 +213,7 @@ pub fn app(issuer: Shared) -> Router {
         .route("/admin/applications", post(create_application))
         .route("/admin/applications/{id}", get(get_application))
         .route("/admin/applications/{id}/approve", post(approve))
+        .route("/admin/applications/{id}/{decision}", post(decide))
         .route("/admin/credentials", get(list_credentials))
         .route("/admin/credentials/{id}/{action}", post(change_status))
         .route("/admin/keys/rotate", post(rotate))
@@ -408,7 +420,10 @@ async fn create_application(
             )
         })?;
     let (ty, claims) = (ty.to_owned(), claims_of(&v)?);
-    let (app, uri) = blocking(&s, move |s| s.create_application(&ty, claims)).await?;
+    let (app, uri) = blocking(&s, move |s| {
+        s.create_application(&Actor::Automation, &ty, claims)
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"application_id": app.id, "status": app.status, "presentation_request": uri})),
@@ -434,8 +449,50 @@ async fn approve(
     authorize(&s, &headers)?;
     let v = json_body(&headers, &body)?;
     let claims = claims_of(&v)?;
-    let offer = blocking(&s, move |s| s.approve(&id, claims)).await?;
+    let offer = blocking(&s, move |s| s.approve(&Actor::Automation, &id, claims)).await?;
     Ok((StatusCode::CREATED, Json(offer)).into_response())
+}
+
+/// The `reason` of an admin request: absent, `null`, or a string.
+fn reason_of(v: &Value) -> Result<Option<String>, ApiError> {
+    match v.get("reason") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(r)) => Ok(Some(r.clone())),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "reason is a string",
+        )),
+    }
+}
+
+/// `refuse`, `request-changes` or `withdraw` an application, with `{"reason": ...}`.
+async fn decide(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path((id, decision)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let reason = reason_of(&json_body(&headers, &body)?)?.unwrap_or_default();
+    let app = match decision.as_str() {
+        "refuse" => blocking(&s, move |s| s.refuse(&Actor::Automation, &id, &reason)).await?,
+        "request-changes" => {
+            blocking(&s, move |s| {
+                s.request_changes(&Actor::Automation, &id, &reason)
+            })
+            .await?
+        }
+        "withdraw" => blocking(&s, move |s| s.withdraw(&Actor::Automation, &id, &reason)).await?,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the decisions are approve, refuse, request-changes and withdraw",
+            ))
+        }
+    };
+    Ok(Json(app).into_response())
 }
 
 async fn list_credentials(
@@ -450,21 +507,21 @@ async fn change_status(
     State(s): State<Shared>,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let status = match action.as_str() {
-        "revoke" => CredentialStatus::Revoked,
-        "suspend" => CredentialStatus::Suspended,
-        "reinstate" => CredentialStatus::Valid,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "the actions are revoke, suspend and reinstate",
-            ))
-        }
+    let Ok(action) = action.parse::<StatusAction>() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the actions are revoke, suspend and reinstate",
+        ));
     };
-    let rec = blocking(&s, move |s| s.set_status(&id, status)).await?;
+    let reason = reason_of(&json_body(&headers, &body)?)?;
+    let rec = blocking(&s, move |s| {
+        s.set_status(&Actor::Automation, &id, action, reason.as_deref())
+    })
+    .await?;
     if let Err(e) = s.push_status_list().await {
         tracing::warn!("status list not pushed to the registry: {e}");
     }
@@ -475,7 +532,7 @@ async fn change_status(
 
 async fn rotate(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let out = s.rotate_key().await?;
+    let out = s.rotate_key(&Actor::Automation).await?;
     if let Err(e) = s.push_status_list().await {
         tracing::warn!("status list not pushed to the registry: {e}");
     }

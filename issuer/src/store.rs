@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
+use crate::issuer::Actor;
+
 /// A storage failure, or a refused state change.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -67,6 +69,14 @@ pub enum StoreError {
     /// A revoked credential stays revoked.
     #[error("a revoked credential cannot be reinstated")]
     RevokedIsFinal,
+    /// The application changed since it was read (a compare-and-swap lost): nothing written.
+    #[error("application {id} changed meanwhile (it is now {status})")]
+    ApplicationChanged {
+        /// The application.
+        id: String,
+        /// Where it stands now.
+        status: AppStatus,
+    },
     /// A status list not newer than the one recorded.
     #[error("a status list with iat {iat} is not newer than the recorded one ({held})")]
     StatusListNotNewer {
@@ -91,6 +101,7 @@ impl StoreError {
             StoreError::TokenUsed => ReasonCode::AccessTokenUsed,
             StoreError::CodeUsedOrExpired => ReasonCode::PreAuthorizedCodeUsedOrExpired,
             StoreError::RevokedIsFinal => ReasonCode::RevokedIsFinal,
+            StoreError::ApplicationChanged { .. } => ReasonCode::ApplicationChanged,
             StoreError::StatusListNotNewer { .. } => ReasonCode::StatusListNotNewer,
         }
     }
@@ -187,18 +198,77 @@ impl std::fmt::Display for CredentialStatus {
     }
 }
 
-/// Where an application stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an application stands. Stored and answered in snake case (`awaiting_approval`,
+/// `changes_requested`, ...); a stored value outside these is a decoding error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppStatus {
     /// Waiting for the applicant's presentation of the prerequisite credentials.
     AwaitingPrerequisites,
-    /// Ready for staff approval.
+    /// Ready for staff review and approval.
     AwaitingApproval,
+    /// Staff asked for changes (the note says which); saving the corrected claims makes it
+    /// ready for review again.
+    ChangesRequested,
     /// An offer was made.
     Offered,
     /// The credential was issued.
     Issued,
+    /// Refused by the agency, with a reason (final).
+    Refused,
+    /// Withdrawn by the applicant before an offer (final).
+    Withdrawn,
+}
+
+impl AppStatus {
+    /// Every state, in the order of the queue.
+    pub const ALL: [AppStatus; 7] = [
+        AppStatus::AwaitingPrerequisites,
+        AppStatus::AwaitingApproval,
+        AppStatus::ChangesRequested,
+        AppStatus::Offered,
+        AppStatus::Issued,
+        AppStatus::Refused,
+        AppStatus::Withdrawn,
+    ];
+
+    /// The stored and answered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppStatus::AwaitingPrerequisites => "awaiting_prerequisites",
+            AppStatus::AwaitingApproval => "awaiting_approval",
+            AppStatus::ChangesRequested => "changes_requested",
+            AppStatus::Offered => "offered",
+            AppStatus::Issued => "issued",
+            AppStatus::Refused => "refused",
+            AppStatus::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+impl std::fmt::Display for AppStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Most events an application record keeps (the newest; the audit log keeps every one).
+pub const MAX_APPLICATION_HISTORY: usize = 100;
+
+/// One staff action on an application, kept with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationEvent {
+    /// When (Unix seconds).
+    pub time: i64,
+    /// Who.
+    pub actor: Actor,
+    /// What (`claims_updated`, `changes_requested`, `refused`, `withdrawn`, `approved`).
+    pub action: String,
+    /// The state it left the application in.
+    pub status: AppStatus,
+    /// The reason or note given, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An application for a credential.
@@ -232,6 +302,23 @@ pub struct Application {
     pub offer_id: Option<String>,
     /// Created (Unix seconds).
     pub created: i64,
+    /// Staff actions on it, oldest first (at most [`MAX_APPLICATION_HISTORY`], the newest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<ApplicationEvent>,
+}
+
+impl Application {
+    /// Records a staff action (keeping the newest [`MAX_APPLICATION_HISTORY`]).
+    pub fn record(&mut self, event: ApplicationEvent) {
+        self.history.push(event);
+        let over = self.history.len().saturating_sub(MAX_APPLICATION_HISTORY);
+        self.history.drain(..over);
+    }
+
+    /// The newest note or reason given (what changes were asked for, why it was refused).
+    pub fn last_note(&self) -> Option<&ApplicationEvent> {
+        self.history.iter().rev().find(|e| e.note.is_some())
+    }
 }
 
 /// A credential offer with its pre-authorized code.
@@ -299,6 +386,27 @@ pub struct CredentialRecord {
     pub kid: String,
     /// SHA-256 of the credential as issued (hex).
     pub credential_sha256: String,
+    /// Its status changes, oldest first (at most [`MAX_STATUS_HISTORY`], the newest; records
+    /// written before histories were kept have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<StatusChange>,
+}
+
+/// Most status changes a credential record keeps (the newest; the audit log keeps every one).
+pub const MAX_STATUS_HISTORY: usize = 100;
+
+/// One status change of a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// When (Unix seconds).
+    pub time: i64,
+    /// The status it took.
+    pub status: CredentialStatus,
+    /// Who changed it.
+    pub actor: Actor,
+    /// Why (required to revoke or suspend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 fn first_list() -> u32 {
@@ -1027,6 +1135,25 @@ impl Store {
         self.flush()
     }
 
+    /// Stores a new application with an `application_created` audit event naming who opened
+    /// it, durably.
+    pub fn create_application(
+        &self,
+        app: &Application,
+        actor: &Actor,
+        time: i64,
+    ) -> Result<(), StoreError> {
+        (&self.apps, &self.pending, &self.meta, &self.audit).transaction(|(apps, p, m, a)| {
+            apps.insert(app.id.as_bytes(), tser(app)?)?;
+            if app.status == AppStatus::AwaitingPrerequisites {
+                p.insert(pending_key(app), app.id.as_bytes())?;
+            }
+            audit_append(m, a, time, "application_created", json!({"application_id": app.id, "type": app.credential_type, "status": app.status, "actor": actor.audit()}))?;
+            Ok(())
+        })?;
+        self.flush()
+    }
+
     /// An application.
     pub fn application(&self, id: &str) -> Result<Application, StoreError> {
         de(&self.apps.get(id)?.ok_or_else(|| StoreError::NotFound {
@@ -1038,6 +1165,90 @@ impl Store {
     /// Every application.
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
         self.apps.iter().values().map(|v| de(&v?)).collect()
+    }
+
+    /// Calls `f` with each application in turn (one decoded at a time).
+    pub fn visit_applications(
+        &self,
+        mut f: impl FnMut(Application) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for v in self.apps.iter().values() {
+            f(de(&v?)?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with each credential record in turn (one decoded at a time).
+    pub fn visit_credentials(
+        &self,
+        mut f: impl FnMut(CredentialRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for v in self.creds.iter().values() {
+            f(de(&v?)?)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces application `before` by `after` only if the stored record still equals
+    /// `before` (a compare-and-swap), with `offer` (and its code) when one is made and an
+    /// audit `event` whose details are `details` with the application's id, type and new
+    /// status; all in one transaction, durable when it returns. When the record changed
+    /// meanwhile nothing is written and the answer is [`StoreError::ApplicationChanged`] with
+    /// its current state: of two racing changes exactly one wins.
+    pub fn swap_application(
+        &self,
+        before: &Application,
+        after: &Application,
+        offer: Option<&Offer>,
+        time: i64,
+        event: &str,
+        details: Value,
+    ) -> Result<(), StoreError> {
+        let mut details = match details {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            other => Map::from_iter([("details".to_owned(), other)]),
+        };
+        details.insert("application_id".into(), after.id.clone().into());
+        details.insert("type".into(), after.credential_type.clone().into());
+        details.insert("status".into(), after.status.as_str().into());
+        let details = Value::Object(details);
+        (
+            &self.apps,
+            &self.pending,
+            &self.offers,
+            &self.codes,
+            &self.meta,
+            &self.audit,
+        )
+            .transaction(|(apps, p, o, c, m, a)| {
+                let raw = apps.get(before.id.as_bytes())?.ok_or_else(|| {
+                    abort(StoreError::NotFound {
+                        what: "application",
+                        id: before.id.clone(),
+                    })
+                })?;
+                let current: Application = de(&raw).map_err(abort)?;
+                if current != *before {
+                    return Err(abort(StoreError::ApplicationChanged {
+                        id: current.id,
+                        status: current.status,
+                    }));
+                }
+                apps.insert(after.id.as_bytes(), tser(after)?)?;
+                if after.status == AppStatus::AwaitingPrerequisites {
+                    p.insert(pending_key(after), after.id.as_bytes())?;
+                } else {
+                    p.remove(pending_key(after))?;
+                }
+                if let Some(offer) = offer {
+                    o.insert(offer.id.as_bytes(), tser(offer)?)?;
+                    c.insert(offer.code_hash.as_bytes(), offer.id.as_bytes())?;
+                }
+                audit_append(m, a, time, event, details.clone())?;
+                Ok(())
+            })?;
+        self.flush()
     }
 
     /// Records an offer for an application, durably.
@@ -1347,14 +1558,19 @@ impl Store {
         self.flush()
     }
 
-    /// Changes a credential's status (durable before it returns).
+    /// Changes a credential's status, recording who and why in its history and the audit
+    /// log, and its list's bits, in one transaction (durable before it returns). Answers the
+    /// record and the version of its list's bits that holds the change. A revoked credential
+    /// only stays revoked ([`StoreError::RevokedIsFinal`]).
     pub fn set_status(
         &self,
         id: &str,
         status: CredentialStatus,
+        actor: &Actor,
+        reason: Option<&str>,
         now: i64,
-    ) -> Result<CredentialRecord, StoreError> {
-        let rec = (&self.creds, &self.status_bits, &self.meta, &self.audit).transaction(
+    ) -> Result<(CredentialRecord, u64), StoreError> {
+        let out = (&self.creds, &self.status_bits, &self.meta, &self.audit).transaction(
             |(c, b, m, a)| {
                 let mut rec: CredentialRecord = de(&c.get(id)?.ok_or_else(|| {
                     abort(StoreError::NotFound {
@@ -1368,6 +1584,14 @@ impl Store {
                 }
                 let from = rec.status;
                 rec.status = status;
+                rec.history.push(StatusChange {
+                    time: now,
+                    status,
+                    actor: actor.clone(),
+                    reason: reason.map(str::to_owned),
+                });
+                let over = rec.history.len().saturating_sub(MAX_STATUS_HISTORY);
+                rec.history.drain(..over);
                 c.insert(id.as_bytes(), tser(&rec)?)?;
                 // The list's bits change with the record, in this transaction.
                 let list = rec.status_list.to_be_bytes();
@@ -1380,21 +1604,20 @@ impl Store {
                 }
                 let version =
                     u64::from_be_bytes(be8("status list version", &bits[..8]).map_err(abort)?);
-                bits[..8].copy_from_slice(&version.saturating_add(1).to_be_bytes());
+                let version = version.saturating_add(1);
+                bits[..8].copy_from_slice(&version.to_be_bytes());
                 put_bits(&mut bits[8..], rec.status_idx, status_value(status)).map_err(abort)?;
                 b.insert(&list, bits)?;
-                audit_append(
-                    m,
-                    a,
-                    now,
-                    "status_changed",
-                    json!({"credential_id": id, "from": from, "to": status}),
-                )?;
-                Ok(rec)
+                let mut details = json!({"credential_id": id, "from": from, "to": status, "actor": actor.audit()});
+                if let Some(r) = reason {
+                    details["reason"] = r.into();
+                }
+                audit_append(m, a, now, "status_changed", details)?;
+                Ok((rec, version))
             },
         )?;
         self.flush()?;
-        Ok(rec)
+        Ok(out)
     }
 
     /// A credential record.
@@ -1600,6 +1823,7 @@ mod tests {
             issued_at: 1_000,
             kid: "did:example:cra#key-1".into(),
             credential_sha256: "00".repeat(32),
+            history: Vec::new(),
         }
     }
 
@@ -1630,7 +1854,13 @@ mod tests {
             Err(StoreError::Corrupt { what: "record", .. })
         ));
         assert!(matches!(
-            store.set_status("cred-2", CredentialStatus::Revoked, 1_001),
+            store.set_status(
+                "cred-2",
+                CredentialStatus::Revoked,
+                &Actor::Automation,
+                None,
+                1_001
+            ),
             Err(StoreError::Corrupt { .. })
         ));
     }
@@ -1744,6 +1974,7 @@ mod tests {
             verification: None,
             offer_id: None,
             created,
+            history: Vec::new(),
         }
     }
 
@@ -1856,6 +2087,41 @@ mod tests {
         }
         assert_eq!(store.sweep(1_000, 1_000, 2).expect("bounded").nonces, 2);
         assert_eq!(store.nonces.len(), 3);
+    }
+
+    #[test]
+    fn a_swap_over_a_record_that_changed_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let before = app("a1", AppStatus::AwaitingApproval, 100);
+        store.put_application(&before, 100, None).expect("app");
+        let mut first = before.clone();
+        first.status = AppStatus::Refused;
+        let mut second = before.clone();
+        second.status = AppStatus::Offered;
+        store
+            .swap_application(&before, &first, None, 101, "application_refused", json!({}))
+            .expect("first wins");
+        // The second was decided on the record as it was before the first: refused whole.
+        let o = offer("o1", "a1", 1_000);
+        assert!(matches!(
+            store.swap_application(&before, &second, Some(&o), 102, "offer_created", json!({})),
+            Err(StoreError::ApplicationChanged {
+                status: AppStatus::Refused,
+                ..
+            })
+        ));
+        assert_eq!(
+            store.application("a1").expect("a1").status,
+            AppStatus::Refused
+        );
+        assert!(matches!(
+            store.offer("o1"),
+            Err(StoreError::NotFound { .. })
+        ));
+        let entries = store.audit_entries().expect("audit");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0]["details"]["status"], "refused");
     }
 
     #[test]

@@ -334,13 +334,33 @@ async fn issuance_end_to_end_and_status_changes() {
     let id = list[0]["id"].as_str().expect("id");
     let idx = list[0]["status_idx"].as_u64().expect("idx");
     assert_eq!(vc.status.as_ref().map(|s| s.idx), Some(idx));
+    // Revoking or suspending needs a reason.
+    for action in ["suspend", "revoke"] {
+        for body in [json!({}), json!({"reason": "  "})] {
+            let (s, e, _) = call(
+                &f,
+                admin(&format!("/admin/credentials/{id}/{action}"), body),
+            )
+            .await;
+            assert_eq!(
+                (s, e["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("REASON_REQUIRED")),
+                "{e}"
+            );
+        }
+    }
     for (action, want) in [("suspend", 2u8), ("reinstate", 0), ("revoke", 1)] {
         let (s, rec, _) = call(
             &f,
-            admin(&format!("/admin/credentials/{id}/{action}"), json!({})),
+            admin(
+                &format!("/admin/credentials/{id}/{action}"),
+                json!({"reason": format!("{action} for the test")}),
+            ),
         )
         .await;
         assert_eq!(s, StatusCode::OK, "{rec}");
+        let last = &rec["history"][rec["history"].as_array().map_or(0, Vec::len) - 1];
+        assert_eq!(last["actor"], json!({"kind": "automation"}), "{rec}");
         let (_, token, _) = call(&f, get("/status/1")).await;
         let v = bizcred_core::status_list::verify_token(
             token.as_str().expect("t"),
@@ -623,6 +643,68 @@ async fn admin_refusals() {
             && msg.contains("/registered_office_address/postal_code"),
         "{msg}"
     );
+    // Automation sends an application back for changes and refuses it, with a reason.
+    for (decision, body) in [
+        ("request-changes", json!({})),
+        ("refuse", json!({"reason": ""})),
+    ] {
+        let (s, e, _) = call(
+            &f,
+            admin(&format!("/admin/applications/{id}/{decision}"), body),
+        )
+        .await;
+        assert_eq!(
+            (s, e["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("REASON_REQUIRED")),
+            "{decision}: {e}"
+        );
+    }
+    let (s, app, _) = call(
+        &f,
+        admin(
+            &format!("/admin/applications/{id}/request-changes"),
+            json!({"reason": "the corporation number has 7 to 10 digits"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, app["status"].as_str()),
+        (StatusCode::OK, Some("changes_requested"))
+    );
+    let (s, app, _) = call(
+        &f,
+        admin(
+            &format!("/admin/applications/{id}/refuse"),
+            json!({"reason": "not corrected"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, app["status"].as_str()),
+        (StatusCode::OK, Some("refused"))
+    );
+    assert_eq!(app["history"][1]["actor"]["kind"], "automation", "{app}");
+    let (s, e, _) = call(
+        &f,
+        admin(
+            &format!("/admin/applications/{id}/refuse"),
+            json!({"reason": "again"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("APPLICATION_NOT_AWAITING_APPROVAL")
+        )
+    );
+    let (s, _, _) = call(
+        &f,
+        admin(&format!("/admin/applications/{id}/decide"), json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     // A type with prerequisites starts with an OpenID4VP request for them.
     let (_, app, _) = call(
         &f,

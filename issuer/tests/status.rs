@@ -220,7 +220,10 @@ async fn issue(issuer: &Arc<Issuer>, key: &PublicKey) -> (String, sd_jwt_vc::Sta
 async fn change(issuer: &Arc<Issuer>, id: &str, action: &str) {
     let (s, r) = call(
         issuer,
-        admin(&format!("/admin/credentials/{id}/{action}"), json!({})),
+        admin(
+            &format!("/admin/credentials/{id}/{action}"),
+            json!({"reason": "test"}),
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{r}");
@@ -343,11 +346,13 @@ async fn after_a_burst_and_a_restart_a_revocation_reaches_the_registry_within_on
     let mut iats = Vec::new();
     for i in 0..30 {
         let to = if i % 2 == 0 {
-            bizcred_issuer::store::CredentialStatus::Suspended
+            bizcred_issuer::StatusAction::Suspend
         } else {
-            bizcred_issuer::store::CredentialStatus::Valid
+            bizcred_issuer::StatusAction::Reinstate
         };
-        issuer.set_status(&a, to).expect("status");
+        issuer
+            .set_status(&bizcred_issuer::Actor::Automation, &a, to, Some("burst"))
+            .expect("status");
         issuer.push_status_list().await.expect("push");
         iats.push(
             status_list::peek(&issuer.status_list(1).expect("list"))

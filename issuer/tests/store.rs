@@ -21,6 +21,7 @@ fn application(id: &str) -> Application {
         verification: None,
         offer_id: None,
         created: 1_000,
+        history: Vec::new(),
     }
 }
 
@@ -66,6 +67,7 @@ fn record(n: usize, idx: u64) -> CredentialRecord {
         issued_at: 1_002,
         kid: "did:example:cra#key-1".into(),
         credential_sha256: "00".repeat(32),
+        history: Vec::new(),
     }
 }
 

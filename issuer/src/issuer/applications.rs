@@ -11,6 +11,7 @@ use bizcred_verifier::policy::{CredentialRequirement, Policy, Rules};
 use bizcred_verifier::request::Pending;
 use bizcred_verifier::{Context, Presentation, Verdict};
 
+use super::staff::{Actor, Permission};
 use super::{random_id, random_token, read, Error, Issuer};
 use crate::store::{AppStatus, Application, Swept};
 
@@ -19,12 +20,15 @@ pub const MAX_SWEEP: usize = 1000;
 
 impl Issuer {
     /// Opens an application. For a type with prerequisites, returns the OpenID4VP request URI
-    /// the applicant's wallet answers; otherwise the application waits for approval.
+    /// the applicant's wallet answers; otherwise the application waits for approval. Clerks
+    /// and above; the audit event names the actor.
     pub fn create_application(
         &self,
+        actor: &Actor,
         slug: &str,
         claims: Map<String, Value>,
     ) -> Result<(Application, Option<String>), Error> {
+        actor.require(Permission::OpenApplication)?;
         let (ty, prereq) = self
             .issues(slug)
             .ok_or_else(|| Error::UnknownConfiguration {
@@ -47,6 +51,7 @@ impl Issuer {
             verification: None,
             offer_id: None,
             created: now,
+            history: Vec::new(),
         };
         let uri = if prereq.is_empty() {
             None
@@ -57,8 +62,7 @@ impl Issuer {
                 &format!("{}/oid4vp/request/{}", self.config.public_url, app.id),
             ))
         };
-        self.store
-            .put_application(&app, now, Some("application_created"))?;
+        self.store.create_application(&app, actor, now)?;
         Ok((app, uri))
     }
 
@@ -188,10 +192,11 @@ impl Issuer {
         let (vp_token, state) =
             oid4vp::parse_response_body(body).map_err(Error::BadPresentation)?;
         let state = state.ok_or(Error::NoState)?;
-        let mut app = self.store.application(&state).map_err(|e| match e {
+        let before = self.store.application(&state).map_err(|e| match e {
             crate::store::StoreError::NotFound { .. } => Error::UnknownState,
             e => e.into(),
         })?;
+        let mut app = before.clone();
         if app.status != AppStatus::AwaitingPrerequisites || app.nonce_used {
             return Err(Error::PresentationReplay);
         }
@@ -240,15 +245,28 @@ impl Issuer {
             // not be tied to the holder, so that is an error, not an unbound application.
             app.holder_thumbprint = Some(report_holder(&vp_token).ok_or(Error::NoHolderKey)?);
             app.status = AppStatus::AwaitingApproval;
-            self.store
-                .put_application(&app, now, Some("prerequisites_verified"))?;
         } else {
             // A refused presentation does not consume the application: the applicant may try
             // again with a new request.
             app.nonce = Some(random_token(16));
             app.nonce_used = false;
-            self.store
-                .put_application(&app, now, Some("prerequisites_refused"))?;
+        }
+        let event = if report.verdict == Verdict::Accept {
+            "prerequisites_verified"
+        } else {
+            "prerequisites_refused"
+        };
+        // Only over the record the presentation was verified for: a withdrawal or another
+        // answer that landed meanwhile wins, and this answer is a replay.
+        match self
+            .store
+            .swap_application(&before, &app, None, now, event, Value::Null)
+        {
+            Ok(()) => {}
+            Err(crate::store::StoreError::ApplicationChanged { .. }) => {
+                return Err(Error::PresentationReplay)
+            }
+            Err(e) => return Err(e.into()),
         }
         Ok(json!({
             "application_id": app.id,

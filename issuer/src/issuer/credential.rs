@@ -166,6 +166,7 @@ impl Issuer {
                 issued_at: now,
                 kid,
                 credential_sha256: sha256_hex(text.as_bytes()),
+                history: Vec::new(),
             };
             match self.store.record_issuance(&rec, &token_hash, now) {
                 Ok(()) => return Ok(credential_response(&text, &rec.id)),

@@ -10,7 +10,33 @@ use bizcred_core::{oid4vci, oid4vp};
 use bizcred_schemas::ReasonCode;
 
 use super::keys::KeyStoreError;
+use super::staff::{Permission, StaffRole};
 use crate::store::{AppStatus, StoreError};
+
+/// One claim that breaks the type's schema, named so a page can show the message next to its
+/// field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// The claim, as a JSON Pointer into the claim set (`/legal_name`,
+    /// `/registered_office_address/postal_code`, `/directors/0/family_name`); a missing
+    /// required claim is named by its own pointer. `""` is the claim set as a whole.
+    pub field: String,
+    /// What is wrong, in English.
+    pub message: String,
+    /// The stable reason (`SCHEMA_REQUIRED`, `SCHEMA_PATTERN`, `BN_CHECK_DIGIT`, ...).
+    pub code: ReasonCode,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field = if self.field.is_empty() {
+            "(claims)"
+        } else {
+            &self.field
+        };
+        write!(f, "{field}: {} [{}]", self.message, self.code)
+    }
+}
 
 /// A refusal or failure of the issuance core.
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +105,9 @@ pub enum Error {
     /// The offer was redeemed or has expired.
     #[error("the offer was used or has expired")]
     OfferUsedOrExpired,
-    /// The application is not awaiting approval.
-    #[error("application {id} is {status:?}, not awaiting approval")]
+    /// The application is not awaiting approval (or review): another action decided it first,
+    /// or it waits for something else.
+    #[error("application {id} is {status}, not awaiting approval")]
     NotAwaitingApproval {
         /// The application.
         id: String,
@@ -93,13 +120,58 @@ pub enum Error {
         /// The claim.
         claim: String,
     },
-    /// The claims do not satisfy the type's schema.
-    #[error("the claims do not satisfy the {ty} schema: {}", violations.join("; "))]
+    /// The claims do not satisfy the type's schema (nothing was saved).
+    #[error("the claims do not satisfy the {ty} schema: {}", violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     ClaimsInvalid {
         /// The type's slug.
         ty: &'static str,
-        /// Every violation (JSON Pointer and reason).
-        violations: Vec<String>,
+        /// Every violation, by field.
+        violations: Vec<FieldError>,
+    },
+    /// The actor's role does not allow the action.
+    #[error("{name} is a {role} and may not {action}")]
+    Forbidden {
+        /// The staff member.
+        name: String,
+        /// Their role.
+        role: StaffRole,
+        /// What they tried.
+        action: Permission,
+    },
+    /// A name (staff role, application state, status action) nothing knows.
+    #[error("{name:?} is not a {what}")]
+    UnknownName {
+        /// What kind of name.
+        what: &'static str,
+        /// The name given (at most 64 characters of it).
+        name: String,
+    },
+    /// The action needs a reason and none (or only blanks) was given.
+    #[error("a reason is required to {action}")]
+    ReasonRequired {
+        /// The action.
+        action: Permission,
+    },
+    /// A reason or note longer than the issuer keeps.
+    #[error("a reason or note is at most {max} characters")]
+    ReasonTooLong {
+        /// The bound.
+        max: usize,
+    },
+    /// The application can no longer be withdrawn.
+    #[error("application {id} is {status}: it can no longer be withdrawn")]
+    NotWithdrawable {
+        /// The application.
+        id: String,
+        /// Where it stands.
+        status: AppStatus,
+    },
+    /// A status change is stored but its list was not signed in time (the next re-sign
+    /// publishes it).
+    #[error("the status change is recorded, but status list {list} was not re-signed in time; the next re-sign publishes it")]
+    StatusNotPublished {
+        /// The list.
+        list: u32,
     },
     /// An application names a type this agency no longer issues.
     #[error("application {id} is for {ty}, which this agency does not issue")]
@@ -205,6 +277,12 @@ impl Error {
             Error::NotAwaitingApproval { .. } => ReasonCode::ApplicationNotAwaitingApproval,
             Error::VerifiedClaimChanged { .. } => ReasonCode::VerifiedClaimChanged,
             Error::ClaimsInvalid { .. } => ReasonCode::ClaimsInvalid,
+            Error::Forbidden { .. } => ReasonCode::StaffForbidden,
+            Error::UnknownName { .. } => ReasonCode::NameUnknown,
+            Error::ReasonRequired { .. } => ReasonCode::ReasonRequired,
+            Error::ReasonTooLong { .. } => ReasonCode::ReasonTooLong,
+            Error::NotWithdrawable { .. } => ReasonCode::ApplicationNotWithdrawable,
+            Error::StatusNotPublished { .. } => ReasonCode::StatusNotPublished,
             Error::ApplicationTypeUnknown { .. } => ReasonCode::ApplicationTypeUnknown,
             Error::RequestAnswered => ReasonCode::RequestAlreadyAnswered,
             // The wallet declined or failed (its error answer), not a malformed presentation.

@@ -8,6 +8,7 @@ use bizcred_core::did;
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
 use bizcred_core::webvh;
 
+use super::staff::{Actor, Permission};
 use super::{read, refusal, verified_log, write, Error, Issuer};
 use crate::config::Config;
 use crate::store::Store;
@@ -31,6 +32,28 @@ pub struct KeyStoreError {
     /// Why.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The current signing key, for the desk's keys page (no secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyInfo {
+    /// The issuer's DID.
+    pub did: String,
+    /// The key's id (`{did}#key-{n}`).
+    pub kid: String,
+    /// `n`: keys are numbered from 1, one more at each rotation.
+    pub key_number: u32,
+    /// The public key (multibase, as the DID document lists it).
+    pub public_key: String,
+    /// The number of the DID version that introduced the key (`None` if the verified log does
+    /// not list it, which only a damaged store shows).
+    pub did_version: Option<u64>,
+    /// When that version was made (Unix seconds): the key signs nothing dated earlier.
+    pub created: Option<i64>,
+    /// The number of the DID's newest version.
+    pub newest_version: u64,
+    /// Its `versionId` (`n-entryHash`).
+    pub newest_version_id: String,
 }
 
 /// The signing key in use.
@@ -125,7 +148,9 @@ impl Issuer {
 
     /// Rotates the signing key: a new did:webvh version (signed with the pre-committed update
     /// key) replaces the assertion key; the registry must accept it before the new key signs.
-    pub async fn rotate_key(&self) -> Result<Value, Error> {
+    /// Administrators (and automation) only; the audit event names the actor.
+    pub async fn rotate_key(&self, actor: &Actor) -> Result<Value, Error> {
+        actor.require(Permission::RotateKey)?;
         let now = self.now();
         let n = key_number(&self.store, "assertion_n")?;
         let u = key_number(&self.store, "update_n")?;
@@ -168,7 +193,7 @@ impl Issuer {
         self.store.audit(
             now,
             "key_rotated",
-            json!({"from": format!("{}#key-{n}", self.did), "to": kid}),
+            json!({"from": format!("{}#key-{n}", self.did), "to": kid, "actor": actor.audit()}),
         )?;
         *write(&self.keys) = Keys {
             assertion,
@@ -179,6 +204,31 @@ impl Issuer {
         // that must wait is signed by the next re-sign).
         self.refresh_status_lists()?;
         Ok(json!({"kid": kid, "version_time": bizcred_core::time::format_utc(t)}))
+    }
+
+    /// The current signing key as the desk shows it: its id, the DID version that introduced
+    /// it and when, and the DID's newest version.
+    pub fn key_info(&self) -> Result<KeyInfo, Error> {
+        let (kid, public) = {
+            let keys = self.signing_key();
+            (keys.kid.clone(), keys.assertion.public_key())
+        };
+        let log = verified_log(&self.did_log()?, self.now() + 300)?;
+        let newest = log.versions.last().ok_or(Error::Metadata("DID log"))?;
+        let introduced = log
+            .versions
+            .iter()
+            .find(|v| v.methods.iter().any(|(id, _)| *id == kid));
+        Ok(KeyInfo {
+            did: self.did.clone(),
+            key_number: key_number(&self.store, "assertion_n")?,
+            public_key: did::multikey(&public),
+            did_version: introduced.map(|v| v.number),
+            created: introduced.map(|v| v.time),
+            newest_version: newest.number,
+            newest_version_id: newest.version_id.clone(),
+            kid,
+        })
     }
 
     /// The signing key's id and first second, read together.

@@ -7,13 +7,20 @@
 //! * `applications`: applications and their prerequisites (OpenID4VP);
 //! * `credential`: the token, nonce and credential endpoints;
 //! * `status`: status changes and the Token Status Lists (stored bits, roll-over);
-//! * `keys`: the signing keys, the did:webvh DID, key rotation.
+//! * `keys`: the signing keys, the did:webvh DID, key rotation;
+//! * `staff`: who acts ([`Actor`], [`StaffRole`]) and what each role may ([`Permission`]);
+//! * `lifecycle`: the desk's actions on an application (edit claims, request changes, refuse,
+//!   withdraw), each a compare-and-swap of the record, and the work queue;
+//! * `records`: credential search and views, the audit report.
 
 mod applications;
 mod credential;
 mod error;
 mod keys;
+mod lifecycle;
 mod offers;
+mod records;
+mod staff;
 mod status;
 
 use std::collections::BTreeMap;
@@ -33,9 +40,16 @@ use crate::store::{SignedList, Store};
 
 pub use applications::{prefill, MAX_SWEEP};
 pub use credential::MAX_REISSUES;
-pub use error::Error;
-pub use keys::{KeyStore, KeyStoreError};
-pub use status::{Resign, MAX_IAT_LEAD};
+pub use error::{Error, FieldError};
+pub use keys::{KeyInfo, KeyStore, KeyStoreError};
+pub use lifecycle::{field_errors, ApplicationFilter, ApplicationList, MAX_APPLICATION_LIST};
+pub use offers::Offered;
+pub use records::{
+    AuditChain, AuditEntry, AuditReport, CredentialView, KeyClaims, MAX_AUDIT_LISTED,
+    MAX_SEARCH_RESULTS,
+};
+pub use staff::{Actor, Permission, StaffRole, MAX_REASON_CHARS};
+pub use status::{Resign, StatusAction, MAX_IAT_LEAD, PUBLISH_WAIT};
 
 use keys::Keys;
 

@@ -5,10 +5,56 @@ use rand_core::{OsRng, RngCore};
 use serde_json::{json, Map, Value};
 
 use bizcred_core::oid4vci;
-use bizcred_schemas::{CredentialType, Lang};
+use bizcred_schemas::Lang;
 
+use super::lifecycle::{merge_claims, Change};
+use super::staff::{Actor, Permission};
 use super::{random_id, random_token, Error, Issuer};
-use crate::store::{sha256_hex, AppStatus, Offer};
+use crate::store::{sha256_hex, AppStatus, ApplicationEvent, Offer};
+
+/// The credential offer made by an approval: what the page shows (as a QR code and a link)
+/// and the transaction code staff hand over separately. Serialized as the admin API answers
+/// it (`expires_at` as a UTC timestamp). Its `Debug` hides the codes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Offered {
+    /// The application.
+    pub application_id: String,
+    /// The offer's id (its by-reference URL ends with it).
+    pub offer_id: String,
+    /// The offer by reference (`openid-credential-offer://?credential_offer_uri=...`): the
+    /// QR code and the link.
+    pub credential_offer_uri: String,
+    /// The offer by value (it holds the pre-authorized code).
+    pub credential_offer_by_value: String,
+    /// The 6-digit transaction code, handed over separately.
+    pub tx_code: String,
+    /// When the offer expires (Unix seconds).
+    pub expires: i64,
+}
+
+impl std::fmt::Debug for Offered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offered")
+            .field("application_id", &self.application_id)
+            .field("offer_id", &self.offer_id)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+impl serde::Serialize for Offered {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        json!({
+            "application_id": self.application_id,
+            "offer_id": self.offer_id,
+            "credential_offer_uri": self.credential_offer_uri,
+            "credential_offer_by_value": self.credential_offer_by_value,
+            "tx_code": self.tx_code,
+            "expires_at": bizcred_core::time::format_utc(self.expires),
+        })
+        .serialize(s)
+    }
+}
 
 fn tx_code() -> String {
     (0..6)
@@ -70,71 +116,79 @@ impl Issuer {
         })
     }
 
-    /// Approves an application with the remaining claims and makes the credential offer.
-    /// Returns `(offer URI by reference, offer URI by value, transaction code)`.
-    pub fn approve(&self, app_id: &str, claims: Map<String, Value>) -> Result<Value, Error> {
-        let mut app = self.store.application(app_id)?;
-        if app.status != AppStatus::AwaitingApproval {
-            return Err(Error::NotAwaitingApproval {
-                id: app_id.to_owned(),
-                status: app.status,
+    /// Approves an application awaiting approval with the remaining claims (merged as by
+    /// [`Issuer::update_claims`]: verified claims cannot change, every field is checked
+    /// against the schema) and makes the credential offer, in one compare-and-swap of the
+    /// application: of two approvals (or an approval and a refusal) racing, exactly one wins
+    /// and the other is `APPLICATION_NOT_AWAITING_APPROVAL` naming the state it left.
+    /// Approvers and above.
+    pub fn approve(
+        &self,
+        actor: &Actor,
+        app_id: &str,
+        claims: Map<String, Value>,
+    ) -> Result<Offered, Error> {
+        actor.require(Permission::Approve)?;
+        let (_, offered) = self.change_application(app_id, |app, now| {
+            if app.status != AppStatus::AwaitingApproval {
+                return Err(Error::NotAwaitingApproval {
+                    id: app.id.clone(),
+                    status: app.status,
+                });
+            }
+            let changed = merge_claims(app, claims.clone())?;
+            self.check_application_claims(app)?;
+            let ty = self.application_type(app)?;
+            let code = random_token(32);
+            let tx = tx_code();
+            let id = random_id();
+            let offer_obj = json!({
+                "credential_issuer": self.config.public_url,
+                "credential_configuration_ids": [ty.slug()],
+                "grants": {oid4vci::PRE_AUTHORIZED_GRANT: {
+                    "pre-authorized_code": code,
+                    "tx_code": {"input_mode": "numeric", "length": 6, "description": "The 6-digit code the agency gave you"},
+                }},
             });
-        }
-        for (k, v) in claims {
-            if app.verified_claims.contains(&k) && app.claims.get(&k) != Some(&v) {
-                return Err(Error::VerifiedClaimChanged { claim: k });
-            }
-            app.claims.insert(k, v);
-        }
-        let ty = CredentialType::from_slug(&app.credential_type).ok_or_else(|| {
-            Error::ApplicationTypeUnknown {
-                id: app.id.clone(),
-                ty: app.credential_type.clone(),
-            }
+            let offer = Offer {
+                id: id.clone(),
+                application_id: app.id.clone(),
+                configuration_id: ty.slug().to_owned(),
+                code_hash: sha256_hex(code.as_bytes()),
+                tx_hash: sha256_hex(tx.as_bytes()),
+                expires: now + self.config.offer_ttl,
+                attempts: 0,
+                used: false,
+                offer: offer_obj.clone(),
+            };
+            app.status = AppStatus::Offered;
+            app.offer_id = Some(id.clone());
+            app.record(ApplicationEvent {
+                time: now,
+                actor: actor.clone(),
+                action: "approved".to_owned(),
+                status: AppStatus::Offered,
+                note: None,
+            });
+            let offered = Offered {
+                application_id: app.id.clone(),
+                offer_id: id.clone(),
+                credential_offer_uri: oid4vci::offer_uri_by_reference(&format!(
+                    "{}/credential-offer/{id}",
+                    self.config.public_url
+                )),
+                credential_offer_by_value: oid4vci::offer_uri_by_value(&offer_obj),
+                tx_code: tx,
+                expires: offer.expires,
+            };
+            let change = Change {
+                event: "offer_created",
+                details: json!({"offer_id": id, "actor": actor.audit(), "claims": changed}),
+                offer: Some(offer),
+            };
+            Ok((offered, change))
         })?;
-        if let Err(v) = bizcred_schemas::parse_claims(ty, &Value::Object(app.claims.clone())) {
-            return Err(Error::ClaimsInvalid {
-                ty: ty.slug(),
-                violations: v.iter().map(ToString::to_string).collect(),
-            });
-        }
-        let now = self.now();
-        let code = random_token(32);
-        let tx = tx_code();
-        let id = random_id();
-        let offer_obj = json!({
-            "credential_issuer": self.config.public_url,
-            "credential_configuration_ids": [ty.slug()],
-            "grants": {oid4vci::PRE_AUTHORIZED_GRANT: {
-                "pre-authorized_code": code,
-                "tx_code": {"input_mode": "numeric", "length": 6, "description": "The 6-digit code the agency gave you"},
-            }},
-        });
-        let offer = Offer {
-            id: id.clone(),
-            application_id: app.id.clone(),
-            configuration_id: ty.slug().to_owned(),
-            code_hash: sha256_hex(code.as_bytes()),
-            tx_hash: sha256_hex(tx.as_bytes()),
-            expires: now + self.config.offer_ttl,
-            attempts: 0,
-            used: false,
-            offer: offer_obj.clone(),
-        };
-        app.status = AppStatus::Offered;
-        app.offer_id = Some(id.clone());
-        self.store.put_offer(&offer, &app, now)?;
-        let by_ref = oid4vci::offer_uri_by_reference(&format!(
-            "{}/credential-offer/{id}",
-            self.config.public_url
-        ));
-        Ok(json!({
-            "application_id": app.id,
-            "credential_offer_uri": by_ref,
-            "credential_offer_by_value": oid4vci::offer_uri_by_value(&offer_obj),
-            "tx_code": tx,
-            "expires_at": bizcred_core::time::format_utc(offer.expires),
-        }))
+        Ok(offered)
     }
 
     /// The offer object for the by-reference URL.

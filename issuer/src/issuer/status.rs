@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError};
 
 use bizcred_core::status_list::{self, Status, StatusList};
 
+use super::staff::{reason_text, required_reason, Actor, Permission};
 use super::{read, refusal, write, Error, Issuer};
 use crate::store::{CredentialRecord, CredentialStatus, SignedList, StoreError};
 
@@ -237,16 +238,172 @@ impl Issuer {
         });
     }
 
-    /// Changes a credential's status (the record and its list's bits in one durable
-    /// transaction) and re-signs that list if the clock allows; otherwise the change is
-    /// coalesced into the next list (see [`Issuer::schedule_status_push`]).
+    /// Changes a credential's status (the record with its history, and its list's bits, in
+    /// one durable transaction, audited with the actor and reason) and re-signs that list if
+    /// the clock allows; otherwise the change is coalesced into the next list (see
+    /// [`Issuer::schedule_status_push`]). Revoking and suspending need a reason
+    /// (`REASON_REQUIRED`); reinstating may carry one. A revoked credential stays revoked
+    /// (`REVOKED_IS_FINAL`). Approvers and above.
     pub fn set_status(
         &self,
+        actor: &Actor,
         id: &str,
-        status: CredentialStatus,
+        action: StatusAction,
+        reason: Option<&str>,
     ) -> Result<CredentialRecord, Error> {
-        let rec = self.store.set_status(id, status, self.now())?;
+        Ok(self.record_status(actor, id, action, reason)?.0)
+    }
+
+    /// [`Issuer::set_status`], answering also the version of the list's bits that holds the
+    /// change.
+    fn record_status(
+        &self,
+        actor: &Actor,
+        id: &str,
+        action: StatusAction,
+        reason: Option<&str>,
+    ) -> Result<(CredentialRecord, u64), Error> {
+        actor.require(action.permission())?;
+        let reason = if action.reason_required() {
+            Some(required_reason(reason, action.permission())?)
+        } else {
+            reason_text(reason)?
+        };
+        let (rec, version) =
+            self.store
+                .set_status(id, action.status(), actor, reason.as_deref(), self.now())?;
         self.refresh_list(rec.status_list)?;
+        Ok((rec, version))
+    }
+
+    /// Whether the newest signed token of `list` carries the bits of `version` or later.
+    fn published(&self, list: u32, version: u64) -> bool {
+        read(&self.status_tokens)
+            .get(&list)
+            .is_some_and(|s| s.version >= version)
+    }
+
+    /// [`Issuer::set_status`], returning only once the status list holding the credential has
+    /// been re-signed with the change and stored, so `/status/{n}` already serves it when a
+    /// page says done. When the clock does not yet allow the next list (a burst of changes,
+    /// see [`MAX_IAT_LEAD`]) it waits for it, at most [`PUBLISH_WAIT`]; past that the change
+    /// stays recorded and [`Error::StatusNotPublished`] says the next re-sign publishes it.
+    /// The push to the registry (for trust bundles) runs in the background.
+    pub async fn set_status_published(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: &str,
+        action: StatusAction,
+        reason: Option<&str>,
+    ) -> Result<CredentialRecord, Error> {
+        let (rec, version) = self.record_status(actor, id, action, reason)?;
+        let deadline = tokio::time::Instant::now() + PUBLISH_WAIT;
+        while !self.published(rec.status_list, version) {
+            let wait = match self.refresh_list(rec.status_list)? {
+                Resign::Coalesced { due } => {
+                    let secs = (due - self.now()).clamp(0, PUBLISH_WAIT.as_secs() as i64);
+                    std::time::Duration::from_secs(secs.unsigned_abs())
+                }
+                // Signed or current: the check above sees it (or another signer holds a newer
+                // token being recorded; look again shortly).
+                Resign::Signed | Resign::Current => std::time::Duration::ZERO,
+            };
+            if self.published(rec.status_list, version) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::StatusNotPublished {
+                    list: rec.status_list,
+                });
+            }
+            let wait = wait.max(std::time::Duration::from_millis(100));
+            tokio::time::sleep_until((tokio::time::Instant::now() + wait).min(deadline)).await;
+        }
+        let issuer = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = issuer.push_status_list().await {
+                tracing::warn!("status list not pushed to the registry: {e}");
+            }
+            // A change of another credential that waits for the clock is pushed when it may be.
+            issuer.schedule_status_push();
+        });
         Ok(rec)
+    }
+}
+
+/// Longest [`Issuer::set_status_published`] waits for the list to be signed.
+pub const PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A change of a credential's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusAction {
+    /// To revoked (final); needs a reason.
+    Revoke,
+    /// To suspended; needs a reason.
+    Suspend,
+    /// Back to valid (not from revoked); a reason is optional.
+    Reinstate,
+}
+
+impl StatusAction {
+    /// Every action.
+    pub const ALL: [StatusAction; 3] = [
+        StatusAction::Revoke,
+        StatusAction::Suspend,
+        StatusAction::Reinstate,
+    ];
+
+    /// Its name (`revoke`, `suspend`, `reinstate`), as in the admin API's paths.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusAction::Revoke => "revoke",
+            StatusAction::Suspend => "suspend",
+            StatusAction::Reinstate => "reinstate",
+        }
+    }
+
+    /// The status it sets.
+    pub fn status(self) -> CredentialStatus {
+        match self {
+            StatusAction::Revoke => CredentialStatus::Revoked,
+            StatusAction::Suspend => CredentialStatus::Suspended,
+            StatusAction::Reinstate => CredentialStatus::Valid,
+        }
+    }
+
+    /// What the actor must be allowed.
+    pub fn permission(self) -> Permission {
+        match self {
+            StatusAction::Revoke => Permission::Revoke,
+            StatusAction::Suspend => Permission::Suspend,
+            StatusAction::Reinstate => Permission::Reinstate,
+        }
+    }
+
+    /// Whether a reason is required.
+    pub fn reason_required(self) -> bool {
+        matches!(self, StatusAction::Revoke | StatusAction::Suspend)
+    }
+}
+
+impl std::fmt::Display for StatusAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StatusAction {
+    type Err = Error;
+
+    /// `revoke`, `suspend` or `reinstate`; anything else is [`Error::UnknownName`]
+    /// (`NAME_UNKNOWN`).
+    fn from_str(s: &str) -> Result<StatusAction, Error> {
+        StatusAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| Error::UnknownName {
+                what: "status action",
+                name: s.chars().take(64).collect(),
+            })
     }
 }

@@ -54,6 +54,7 @@ fn issued(store: &Store, n: usize, idx: u64, at: i64) -> String {
         verification: None,
         offer_id: None,
         created: at,
+        history: Vec::new(),
     };
     let offer = Offer {
         id: format!("offer-{n}"),
@@ -90,6 +91,7 @@ fn issued(store: &Store, n: usize, idx: u64, at: i64) -> String {
         issued_at: at,
         kid: "did:test#key-1".into(),
         credential_sha256: "00".repeat(32),
+        history: Vec::new(),
     };
     store.record_issuance(&rec, &token, at).expect("issue");
     rec.id
@@ -115,11 +117,13 @@ fn status_list_iat_is_monotonic_across_a_restart_and_bounded_by_the_clock() {
     let mut iats = Vec::new();
     for i in 0..40 {
         let to = if i % 2 == 0 {
-            CredentialStatus::Suspended
+            StatusAction::Suspend
         } else {
-            CredentialStatus::Valid
+            StatusAction::Reinstate
         };
-        issuer.set_status(&a, to).expect("status");
+        issuer
+            .set_status(&Actor::Automation, &a, to, Some("burst"))
+            .expect("status");
         let (_, iat, _) = status_list::peek(&issuer.status_list(1).expect("list")).expect("peek");
         // Before: iat reached t0 + 40.
         assert!(
@@ -138,7 +142,7 @@ fn status_list_iat_is_monotonic_across_a_restart_and_bounded_by_the_clock() {
     let issuer = Issuer::new(config, store, Box::new(keys), stepped).expect("reopen");
     CLOCK.store(t0 + 1, Ordering::SeqCst);
     issuer
-        .set_status(&b, CredentialStatus::Revoked)
+        .set_status(&Actor::Automation, &b, StatusAction::Revoke, Some("test"))
         .expect("revoke");
     let token = issuer.status_list(1).expect("list");
     let v = status_list::verify_token(&token, &uri, &key, t0 + 1).expect("verify");
@@ -157,7 +161,7 @@ fn status_list_iat_is_monotonic_across_a_restart_and_bounded_by_the_clock() {
     // A change when the list may not go further ahead is coalesced into the next list, signed
     // as soon as the clock allows.
     issuer
-        .set_status(&a, CredentialStatus::Suspended)
+        .set_status(&Actor::Automation, &a, StatusAction::Suspend, Some("test"))
         .expect("suspend");
     let held = status_list::peek(&issuer.status_list(1).expect("list")).expect("peek");
     assert_eq!(held.1, newest);
@@ -217,7 +221,7 @@ fn a_store_without_kept_bits_is_migrated_once_and_an_unknown_state_is_refused() 
     let a = issued(&issuer.store, 1, 5, now());
     issued(&issuer.store, 2, 6, now());
     issuer
-        .set_status(&a, CredentialStatus::Suspended)
+        .set_status(&Actor::Automation, &a, StatusAction::Suspend, Some("test"))
         .expect("suspend");
     let before = status_list::peek(&issuer.status_list(1).expect("list"))
         .expect("peek")
@@ -263,7 +267,7 @@ fn re_signing_reads_the_stored_bits_never_the_records() {
     let issuer = issuer(dir.path());
     let a = issued(&issuer.store, 1, 5, now());
     issuer
-        .set_status(&a, CredentialStatus::Revoked)
+        .set_status(&Actor::Automation, &a, StatusAction::Revoke, Some("test"))
         .expect("revoke");
     // A damaged record elsewhere: before, every re-sign read every record and was refused
     // (and took time in proportion to them).
@@ -279,7 +283,7 @@ fn re_signing_reads_the_stored_bits_never_the_records() {
     }
     let issuer = reopen(issuer, later);
     issuer
-        .set_status(&b, CredentialStatus::Suspended)
+        .set_status(&Actor::Automation, &b, StatusAction::Suspend, Some("test"))
         .expect("suspend");
     let token = issuer.status_list(1).expect("list");
     let key = issuer.signing_key().assertion.public_key();
