@@ -96,6 +96,7 @@ fn fill(issuer: &Issuer, n: u64, list_size: u64) -> String {
                     issued_at: clock(),
                     kid: kid.clone(),
                     credential_sha256: "ab".repeat(32),
+                    history: Vec::new(),
                 }
             })
             .collect();
@@ -154,7 +155,12 @@ fn run(n: u64, list_size: u64, reference: Duration) {
     CLOCK.fetch_add(interval, Ordering::SeqCst);
     let t = Instant::now();
     issuer
-        .set_status(&valid, CredentialStatus::Suspended)
+        .set_status(
+            &bizcred_issuer::Actor::Automation,
+            &valid,
+            bizcred_issuer::StatusAction::Suspend,
+            Some("benchmark"),
+        )
         .expect("suspend");
     let change = t.elapsed();
     // What every re-sign read before the bits were stored: every credential record.

@@ -1168,7 +1168,15 @@ pub fn restaurant_journey(out: &mut dyn FnMut(&str, Value)) -> Result<()> {
         .and_then(|c| c["id"].as_str())
         .unwrap_or_default()
         .to_owned();
-    world.admin("agco", &["suspend", &liquor_id])?;
+    world.admin(
+        "agco",
+        &[
+            "suspend",
+            &liquor_id,
+            "--reason",
+            "premises inspection pending",
+        ],
+    )?;
     bank.sync(&world)?;
     let r = bank.ask(&world, &wallet)?;
     if verdict(&r) != "REJECT" || !failures(&r).contains(&"SUSPENDED".to_owned()) {
@@ -1176,7 +1184,10 @@ pub fn restaurant_journey(out: &mut dyn FnMut(&str, Value)) -> Result<()> {
     }
     out("the AGCO suspended the liquor licence; after its next sync the bank REJECTED the same application as SUSPENDED", r);
 
-    world.admin("agco", &["reinstate", &liquor_id])?;
+    world.admin(
+        "agco",
+        &["reinstate", &liquor_id, "--reason", "inspection passed"],
+    )?;
     let rotated = world.admin("city", &["rotate-key"])?;
     bank.sync(&world)?;
     let r = bank.ask(&world, &wallet)?;

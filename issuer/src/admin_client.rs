@@ -27,20 +27,47 @@ pub enum AdminAction {
     },
     /// List issued credentials.
     List,
+    /// Refuse an application (final).
+    Refuse {
+        /// The application id.
+        id: String,
+        /// Why (required).
+        reason: String,
+    },
+    /// Send an application back for changes.
+    RequestChanges {
+        /// The application id.
+        id: String,
+        /// Which changes (required).
+        reason: String,
+    },
+    /// Record that the applicant withdrew an application.
+    Withdraw {
+        /// The application id.
+        id: String,
+        /// Why (required).
+        reason: String,
+    },
     /// Revoke a credential.
     Revoke {
         /// The credential id.
         id: String,
+        /// Why (required).
+        reason: String,
     },
     /// Suspend a credential.
     Suspend {
         /// The credential id.
         id: String,
+        /// Why (required).
+        reason: String,
     },
     /// Reinstate a suspended credential.
     Reinstate {
         /// The credential id.
         id: String,
+        /// Why, if said.
+        reason: Option<String>,
     },
     /// Rotate the signing key.
     RotateKey,
@@ -67,20 +94,35 @@ impl AdminAction {
                 (false, format!("/admin/applications/{}", segment(id)), None)
             }
             AdminAction::List => (false, "/admin/credentials".to_owned(), None),
-            AdminAction::Revoke { id } => (
+            AdminAction::Refuse { id, reason } => (
+                true,
+                format!("/admin/applications/{}/refuse", segment(id)),
+                Some(json!({"reason": reason})),
+            ),
+            AdminAction::RequestChanges { id, reason } => (
+                true,
+                format!("/admin/applications/{}/request-changes", segment(id)),
+                Some(json!({"reason": reason})),
+            ),
+            AdminAction::Withdraw { id, reason } => (
+                true,
+                format!("/admin/applications/{}/withdraw", segment(id)),
+                Some(json!({"reason": reason})),
+            ),
+            AdminAction::Revoke { id, reason } => (
                 true,
                 format!("/admin/credentials/{}/revoke", segment(id)),
-                None,
+                Some(json!({"reason": reason})),
             ),
-            AdminAction::Suspend { id } => (
+            AdminAction::Suspend { id, reason } => (
                 true,
                 format!("/admin/credentials/{}/suspend", segment(id)),
-                None,
+                Some(json!({"reason": reason})),
             ),
-            AdminAction::Reinstate { id } => (
+            AdminAction::Reinstate { id, reason } => (
                 true,
                 format!("/admin/credentials/{}/reinstate", segment(id)),
-                None,
+                Some(json!({"reason": reason})),
             ),
             AdminAction::RotateKey => (true, "/admin/keys/rotate".to_owned(), None),
         }
@@ -224,11 +266,13 @@ mod tests {
 
     #[test]
     fn ids_stay_one_path_segment() {
-        let (_, path, _) = AdminAction::Revoke {
+        let (_, path, body) = AdminAction::Revoke {
             id: "../keys/rotate".into(),
+            reason: "fraud".into(),
         }
         .request();
         assert_eq!(path, "/admin/credentials/..%2Fkeys%2Frotate/revoke");
+        assert_eq!(body, Some(json!({"reason": "fraud"})));
         let (post, path, body) = AdminAction::List.request();
         assert!(!post && path == "/admin/credentials" && body.is_none());
     }

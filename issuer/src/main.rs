@@ -102,12 +102,48 @@ enum AdminCmd {
     Show { id: String },
     /// List issued credentials.
     List,
-    /// Revoke a credential.
-    Revoke { id: String },
+    /// Refuse an application (final).
+    Refuse {
+        id: String,
+        /// Why (required; recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Send an application back for changes.
+    RequestChanges {
+        id: String,
+        /// Which changes (required; recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Record that the applicant withdrew an application not yet offered.
+    Withdraw {
+        id: String,
+        /// Why (required; recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Revoke a credential (final).
+    Revoke {
+        id: String,
+        /// Why (required; recorded in the credential's history and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
     /// Suspend a credential.
-    Suspend { id: String },
+    Suspend {
+        id: String,
+        /// Why (required; recorded in the credential's history and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
     /// Reinstate a suspended credential.
-    Reinstate { id: String },
+    Reinstate {
+        id: String,
+        /// Why (optional).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Rotate the signing key (publishes a new did:webvh version to the registry).
     RotateKey,
 }
@@ -151,9 +187,30 @@ async fn admin(
         },
         AdminCmd::Show { id } => AdminAction::Show { id: id.clone() },
         AdminCmd::List => AdminAction::List,
-        AdminCmd::Revoke { id } => AdminAction::Revoke { id: id.clone() },
-        AdminCmd::Suspend { id } => AdminAction::Suspend { id: id.clone() },
-        AdminCmd::Reinstate { id } => AdminAction::Reinstate { id: id.clone() },
+        AdminCmd::Refuse { id, reason } => AdminAction::Refuse {
+            id: id.clone(),
+            reason: reason.clone(),
+        },
+        AdminCmd::RequestChanges { id, reason } => AdminAction::RequestChanges {
+            id: id.clone(),
+            reason: reason.clone(),
+        },
+        AdminCmd::Withdraw { id, reason } => AdminAction::Withdraw {
+            id: id.clone(),
+            reason: reason.clone(),
+        },
+        AdminCmd::Revoke { id, reason } => AdminAction::Revoke {
+            id: id.clone(),
+            reason: reason.clone(),
+        },
+        AdminCmd::Suspend { id, reason } => AdminAction::Suspend {
+            id: id.clone(),
+            reason: reason.clone(),
+        },
+        AdminCmd::Reinstate { id, reason } => AdminAction::Reinstate {
+            id: id.clone(),
+            reason: reason.clone(),
+        },
         AdminCmd::RotateKey => AdminAction::RotateKey,
     };
     let client = AdminClient::new(url, token, reqwest::Client::new());

@@ -52,9 +52,11 @@ fn a_revocation_after_a_burst_and_a_kill_reaches_the_bank_within_one_resign_inte
 
     // A burst of status changes: each list is signed after the last, so the list's iat runs
     // ahead of the clock (at most 5 s).
-    for i in 0..20 {
+    for i in 0..20u32 {
         let action = if i.is_multiple_of(2) { "suspend" } else { "reinstate" };
-        world.admin("obr", &[action, &id]).expect(action);
+        world
+            .admin("obr", &[action, &id, "--reason", "burst"])
+            .expect(action);
     }
     // kill -9 and restart: the last signed iat comes back from the store, not from memory.
     let i = world
@@ -66,7 +68,9 @@ fn a_revocation_after_a_burst_and_a_kill_reaches_the_bank_within_one_resign_inte
     world.start_agency(i).expect("restart");
 
     let revoked_at = Instant::now();
-    world.admin("obr", &["revoke", &id]).expect("revoke");
+    world
+        .admin("obr", &["revoke", &id, "--reason", "test"])
+        .expect("revoke");
     let deadline = revoked_at + 2 * RESIGN_INTERVAL;
     loop {
         bank.sync(&world).expect("sync");

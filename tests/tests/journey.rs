@@ -193,7 +193,10 @@ fn negative_paths_with_real_processes() {
     let list = world.admin("agco", &["list"]).expect("list");
     for c in list.as_array().expect("array") {
         world
-            .admin("agco", &["revoke", c["id"].as_str().expect("id")])
+            .admin(
+                "agco",
+                &["revoke", c["id"].as_str().expect("id"), "--reason", "test"],
+            )
             .expect("revoke");
     }
     bank.sync(&world).expect("sync");
