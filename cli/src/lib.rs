@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 pub mod clock;
 pub mod passphrase;
+pub mod staff;
 
 pub use clock::SystemClock;
 pub use passphrase::PassphraseArgs;

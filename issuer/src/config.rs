@@ -50,6 +50,16 @@ struct Raw {
     #[serde(default)]
     status: RawStatus,
     admin: RawAdmin,
+    #[serde(default)]
+    desk: RawDesk,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDesk {
+    secure_cookies: Option<bool>,
+    idle_minutes: Option<i64>,
+    absolute_hours: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +155,19 @@ pub struct Config {
     pub status_validity: i64,
     /// SHA-256 hashes of the admin tokens.
     pub admin_token_hashes: Vec<[u8; 32]>,
+    /// The staff desk's sessions and cookies.
+    pub desk: DeskSettings,
+}
+
+/// The staff desk's settings (`[desk]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeskSettings {
+    /// Mark session cookies `Secure`: on by default when `public_url` is https.
+    pub secure_cookies: bool,
+    /// A session ends after this many seconds without a request (default 15 minutes).
+    pub idle_seconds: i64,
+    /// A session ends this many seconds after sign-in (default 8 hours).
+    pub absolute_seconds: i64,
 }
 
 fn parse_type(s: &str, what: &'static str) -> Result<CredentialType, ConfigError> {
@@ -282,6 +305,22 @@ impl Config {
                 "must exceed status.resign_interval_seconds, which must be positive",
             ));
         }
+        let idle = raw.desk.idle_minutes.unwrap_or(15);
+        if !(1..=24 * 60).contains(&idle) {
+            return Err(bad("desk.idle_minutes", "between 1 and 1440 (minutes)"));
+        }
+        let absolute = raw.desk.absolute_hours.unwrap_or(8);
+        if !(1..=72).contains(&absolute) {
+            return Err(bad("desk.absolute_hours", "between 1 and 72 (hours)"));
+        }
+        let desk = DeskSettings {
+            secure_cookies: raw
+                .desk
+                .secure_cookies
+                .unwrap_or(public_url.starts_with("https://")),
+            idle_seconds: idle * 60,
+            absolute_seconds: absolute * 3600,
+        };
         Ok(Config {
             name_en: raw.agency.name_en,
             name_fr: raw.agency.name_fr,
@@ -305,6 +344,7 @@ impl Config {
             resign_interval,
             status_validity,
             admin_token_hashes: hashes,
+            desk,
         })
     }
 }

@@ -14,9 +14,12 @@
 //!   starts with an OpenID4VP request; the presentation is verified offline against the
 //!   registry's trust bundle, and its claims pre-fill the application.
 //! * Every issuance, status change and key event lands in a hash-chained audit log.
+//! * The agency desk (`/desk`, module [`desk`]): clerks, approvers and administrators work the
+//!   queue, credentials, keys, the audit log and staff accounts in the browser.
 
 pub mod admin_client;
 pub mod config;
+pub mod desk;
 pub mod issuer;
 pub mod keyfiles;
 pub mod service;

@@ -61,6 +61,13 @@ enum Command {
         #[command(subcommand)]
         action: AuditCmd,
     },
+    /// The desk's staff accounts (works whether or not the service runs).
+    Staff {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: bizcred_cli::staff::StaffCmd,
+    },
     /// Staff actions against a running issuer.
     Admin {
         /// The issuer's URL.
@@ -345,9 +352,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Staff { config, action } => {
+            let cfg = load_config(&config)?;
+            let accounts = bizcred_web::Accounts::new(&cfg.storage, bizcred_issuer::desk::ROLES);
+            bizcred_cli::staff::run(&accounts, &action, clock.now(), &out)
+        }
         Command::Serve { config } => {
             let cfg = load_config(&config)?;
             let listen = cfg.listen;
+            let desk_settings = cfg.desk;
+            let storage = cfg.storage.clone();
+            let public_url = cfg.public_url.clone();
             let issuer =
                 Arc::new(Issuer::open(cfg, passphrase(&cli.pass)?, clock).map_err(|e| anyhow!(e))?);
             if let Err(e) = issuer.sync_trust().await {
@@ -386,15 +401,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ),
                 &json!({"listening": addr.to_string(), "did": issuer.did}),
             );
-            axum::serve(listener, service::app(issuer))
-                .with_graceful_shutdown(async {
-                    // Without a Ctrl-C handler, serve until killed rather than stop at once.
-                    if let Err(e) = tokio::signal::ctrl_c().await {
-                        tracing::warn!("no Ctrl-C handler ({e}): stop the service with a signal");
-                        std::future::pending::<()>().await;
-                    }
-                })
-                .await?;
+            let desk = bizcred_issuer::desk::new_desk(
+                &public_url,
+                &storage,
+                issuer.clock.clone(),
+                desk_settings.secure_cookies,
+                bizcred_web::SessionLimits {
+                    idle: desk_settings.idle_seconds,
+                    absolute: desk_settings.absolute_seconds,
+                    ..bizcred_web::SessionLimits::default()
+                },
+            )
+            .context("loading the desk's catalogues")?;
+            let app = service::app(issuer.clone())
+                .merge(bizcred_issuer::desk::routes(issuer, Arc::new(desk)));
+            // Peer addresses reach the desk's sign-in throttle.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                // Without a Ctrl-C handler, serve until killed rather than stop at once.
+                if let Err(e) = tokio::signal::ctrl_c().await {
+                    tracing::warn!("no Ctrl-C handler ({e}): stop the service with a signal");
+                    std::future::pending::<()>().await;
+                }
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin { url, token, action } => admin(&out, &url, &token, action).await,
