@@ -565,6 +565,28 @@ impl World {
         self.admin(key, &["approve", id])
     }
 
+    /// Creates a desk account `name` with `role` at agency `key` (`bizcred-issuer staff add`,
+    /// the password from a file in the world's directory).
+    pub fn add_staff(&self, key: &str, name: &str, role: &str, password: &str) -> Result<Value> {
+        let file = self.root.path().join(format!("{key}-{name}.password"));
+        write(&file, password)?;
+        let a = self.agency(key);
+        self.bins.ok(
+            "bizcred-issuer",
+            &[
+                "staff",
+                "--config",
+                &a.config.to_string_lossy(),
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-file",
+                &file.to_string_lossy(),
+            ],
+        )
+    }
+
     /// Writes `claims` to a file for `admin apply/approve`.
     pub fn claims_file(&self, name: &str, claims: &Value) -> Result<PathBuf> {
         let p = self.root.path().join(format!("{name}.json"));
@@ -984,6 +1006,32 @@ impl Bank {
             policy: policy_file,
             token,
         })
+    }
+
+    /// Creates a desk account `name` with `role` (`officer` or `administrator`) at the bank.
+    pub fn add_staff(
+        &self,
+        world: &World,
+        name: &str,
+        role: &str,
+        password: &str,
+    ) -> Result<Value> {
+        let file = world.root.path().join(format!("bank-{name}.password"));
+        write(&file, password)?;
+        world.bins.ok(
+            "bizcred-verifier",
+            &[
+                "--data-dir",
+                &self.dir.to_string_lossy(),
+                "staff",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-file",
+                &file.to_string_lossy(),
+            ],
+        )
     }
 
     /// Syncs the trust bundle from the registry.

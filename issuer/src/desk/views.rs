@@ -71,12 +71,16 @@ pub(super) fn claim_fields(ty: CredentialType) -> Vec<ClaimField> {
                 Some(d) => &defs[d],
                 None => p,
             };
-            let choices = resolved["enum"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            });
+            // `enum`, or a `const` (a choice of one).
+            let choices = resolved["enum"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .or_else(|| resolved["const"].as_str().map(|c| vec![c.to_owned()]));
             let kind = match (choices, resolved["type"].as_str()) {
                 (Some(c), _) if !c.is_empty() => FieldKind::Choice(c),
                 (_, Some("object" | "array")) => FieldKind::Json,
