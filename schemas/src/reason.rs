@@ -249,7 +249,7 @@ reasons! {
         ApplicationWithoutNonce = "APPLICATION_WITHOUT_NONCE", "issuer", "The application has no open presentation request.";
         KeyStoreFailed = "KEY_STORE_FAILED", "issuer", "The issuer's keys could not be read or written.";
         IssuerMetadataDamaged = "ISSUER_METADATA_DAMAGED", "issuer", "The issuer's stored metadata is damaged.";
-        StaffForbidden = "STAFF_FORBIDDEN", "issuer", "The staff member's role does not allow this action.";
+        StaffForbidden = "STAFF_FORBIDDEN", "issuer, verifier, web", "The staff member's role does not allow this action.";
         NameUnknown = "NAME_UNKNOWN", "issuer", "A staff role, application state or status action is not one the issuer knows.";
         ReasonRequired = "REASON_REQUIRED", "issuer", "This action needs a reason (refuse, request changes, withdraw, revoke, suspend).";
         ReasonTooLong = "REASON_TOO_LONG", "issuer", "A reason or note is longer than the issuer keeps.";

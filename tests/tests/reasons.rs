@@ -88,6 +88,7 @@ fn every_code_in_the_table_is_emitted_somewhere() {
         "registry",
         "holder-cli",
         "cli",
+        "web",
     ] {
         rust_files(&root().join(krate).join("src"), &mut files);
     }
