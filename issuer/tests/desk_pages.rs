@@ -367,6 +367,25 @@ async fn claims_are_checked_next_to_their_field_and_markup_is_escaped() {
         "{}",
         bad.body
     );
+    // In French, the field's error comes from the catalogue by its reason code.
+    let fr = send(
+        &f.app,
+        post(
+            &path,
+            Some(&format!("{c}; bizcred_lang=fr")),
+            &[
+                ("csrf", &token),
+                ("op", "save"),
+                ("claim.corporation_number", "12AB"),
+            ],
+        ),
+    )
+    .await;
+    assert!(
+        fr.body.contains("Cette valeur n’a pas la forme requise."),
+        "{}",
+        fr.body
+    );
     // Nothing was saved.
     let held = f.issuer.application(&id).expect("app");
     assert_ne!(held.claims["corporation_number"], "12AB");

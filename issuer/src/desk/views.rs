@@ -373,10 +373,10 @@ impl ApplicationPage {
         let may = |p: Permission| role.is_some_and(|r| r.may(p));
         let error_of = |name: &str| {
             let pointer = format!("/{name}");
-            let msgs: Vec<&str> = errors
+            let msgs: Vec<String> = errors
                 .iter()
                 .filter(|e| e.field == pointer || e.field.starts_with(&format!("{pointer}/")))
-                .map(|e| e.message.as_str())
+                .map(|e| field_message(t, e))
                 .collect();
             (!msgs.is_empty()).then(|| msgs.join("; "))
         };
@@ -444,7 +444,10 @@ impl ApplicationPage {
                     Some(ty) if !name.is_empty() => claim_label(ty, &name, t),
                     _ => t.get("application.all_claims"),
                 };
-                (format!("field-{name}"), format!("{label}: {}", e.message))
+                (
+                    format!("field-{name}"),
+                    format!("{label}: {}", field_message(t, e)),
+                )
             })
             .collect();
         let editable = matches!(
@@ -519,6 +522,20 @@ impl ApplicationPage {
             history,
             t: t.clone(),
         }
+    }
+}
+
+/// What is wrong with a field, for the page's language: the validator's own sentence (English,
+/// naming the value) on English pages; on French pages the catalogue's sentence for its reason
+/// code, or the validator's sentence for a code the catalogue does not translate.
+fn field_message(t: &Tr, e: &FieldError) -> String {
+    if t.lang == bizcred_web::Lang::En {
+        return e.message.clone();
+    }
+    let key = format!("field.{}", e.code.as_str().to_ascii_lowercase());
+    match t.get(&key) {
+        s if s.starts_with('⟦') => e.message.clone(),
+        s => s,
     }
 }
 
