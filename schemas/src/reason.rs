@@ -72,7 +72,7 @@ reasons! {
         AlgKeyMismatch = "ALG_KEY_MISMATCH", "core, verifier", "The algorithm does not belong to the key.";
         KeyInvalid = "KEY_INVALID", "core", "A key is not a valid Ed25519 or P-256 key.";
         KeyTypeUnsupported = "KEY_TYPE_UNSUPPORTED", "core", "A key is of a type other than Ed25519 or P-256.";
-        SigningFailed = "SIGNING_FAILED", "core, issuer, wallet, registry", "The signer could not sign.";
+        SigningFailed = "SIGNING_FAILED", "core, issuer, wallet, registry, verifier", "The signer could not sign.";
         MalformedJws = "MALFORMED_JWS", "core, verifier", "A JWS is not three base64url parts with a JSON header and payload.";
         UnknownCriticalHeader = "UNKNOWN_CRITICAL_HEADER", "core, verifier", "The JWS marks a header parameter critical that is not understood.";
         BadSignature = "BAD_SIGNATURE", "core, verifier", "The signature does not verify with the issuer's key.";
@@ -196,7 +196,7 @@ reasons! {
         IoError = "IO_ERROR", "verifier, registry", "A file could not be read or written.";
         NotInitialized = "NOT_INITIALIZED", "verifier, registry, issuer, wallet", "There is nothing here yet (run init first).";
         AlreadyInitialized = "ALREADY_INITIALIZED", "verifier, registry, issuer, wallet", "Init was asked where one already exists.";
-        ConfigInvalid = "CONFIG_INVALID", "registry, issuer", "A configuration file or setting is missing or wrong.";
+        ConfigInvalid = "CONFIG_INVALID", "registry, issuer, verifier", "A configuration file or setting is missing or wrong.";
         StoreCorrupt = "STORE_CORRUPT", "verifier, registry, issuer", "Stored data does not decode as what was written.";
         StorageFailed = "STORAGE_FAILED", "registry, issuer, wallet", "The storage engine failed.";
         StorageConflict = "STORAGE_CONFLICT", "registry", "A write raced another writer (nothing was written).";
@@ -208,8 +208,8 @@ reasons! {
         DidLogEmpty = "DID_LOG_EMPTY", "registry", "The agency's did:webvh log has no entry.";
         DidLogInvalid = "DID_LOG_INVALID", "issuer", "The agency's own did:webvh log does not verify.";
         HttpClientFailed = "HTTP_CLIENT_FAILED", "issuer, wallet", "The HTTP client could not be built (no fallback client is used).";
-        Unreachable = "UNREACHABLE", "issuer, wallet", "A service could not be reached.";
-        HttpError = "HTTP_ERROR", "wallet", "A service answered with an HTTP error.";
+        Unreachable = "UNREACHABLE", "issuer, wallet, verifier", "A service could not be reached.";
+        HttpError = "HTTP_ERROR", "wallet, verifier", "A service answered with an HTTP error.";
         RegistryRefused = "REGISTRY_REFUSED", "issuer", "The registry refused a submission.";
         RandomnessFailed = "RANDOMNESS_FAILED", "issuer", "The system's random number generator failed.";
     }
@@ -244,7 +244,7 @@ reasons! {
         RequestAlreadyAnswered = "REQUEST_ALREADY_ANSWERED", "issuer", "The prerequisite request was already answered.";
         PresentationMalformed = "PRESENTATION_MALFORMED", "issuer", "The prerequisite presentation is not well formed.";
         NoState = "NO_STATE", "issuer", "The response has no state.";
-        UnknownState = "UNKNOWN_STATE", "issuer", "The response's state names no open request.";
+        UnknownState = "UNKNOWN_STATE", "issuer, verifier", "The response's state names no open request.";
         PresentationReplay = "PRESENTATION_REPLAY", "issuer", "The presentation was already used.";
         ApplicationWithoutNonce = "APPLICATION_WITHOUT_NONCE", "issuer", "The application has no open presentation request.";
         KeyStoreFailed = "KEY_STORE_FAILED", "issuer", "The issuer's keys could not be read or written.";

@@ -1,6 +1,9 @@
 //! `bizcred-verifier`: what a bank or agency runs to check presentations offline.
 //!
 //! Exit codes: 0 accept (or done), 1 reject (or refused), 2 error, 3 indeterminate.
+//!
+//! What the commands do are library calls (`store`, `sync`, `service`, `staff`); this file
+//! parses arguments, reads passwords and passphrases, and prints.
 
 #[global_allocator]
 static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;
@@ -22,7 +25,8 @@ use bizcred_core::time::Clock;
 use bizcred_core::trust::bundle::{BundleError, TrustAnchor};
 use bizcred_core::trust::state::TrustState;
 use bizcred_verifier::request;
-use bizcred_verifier::service::{self, ServiceConfig, ServiceState};
+use bizcred_verifier::service::{self, PresentationFile, ServiceConfig, ServiceState};
+use bizcred_verifier::staff;
 use bizcred_verifier::store::{self, StoreError, VerifierDir};
 use bizcred_verifier::{Policy, Report, Verdict};
 
@@ -92,10 +96,12 @@ enum Command {
         #[arg(long)]
         policy: PathBuf,
     },
-    /// Serve OpenID4VP 1.0 verifier endpoints.
+    /// Serve OpenID4VP 1.0 verifier endpoints and the bank page (/desk).
     Serve {
-        #[arg(long)]
-        policy: PathBuf,
+        /// A policy file; repeat for several (the first is the default, for POST /requests
+        /// and the bank page).
+        #[arg(long, required = true)]
+        policy: Vec<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
         /// The public base URL (for request and response URIs).
@@ -107,6 +113,16 @@ enum Command {
         /// How many requests may wait for an answer at once.
         #[arg(long, default_value_t = store::DEFAULT_MAX_PENDING)]
         max_pending: usize,
+        /// The service is reached over TLS (a proxy in front of it terminates TLS): the bank
+        /// page's cookies are marked Secure.
+        #[arg(long)]
+        secure_cookies: bool,
+    },
+    /// Staff accounts of the bank page (/desk): roles officer (verify, upload, sync,
+    /// history) and administrator (also staff accounts).
+    Staff {
+        #[command(subcommand)]
+        action: bizcred_cli::staff::StaffCmd,
     },
 }
 
@@ -275,22 +291,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Sync { registry } => {
             let v = open_dir(&dir)?;
-            let url = registry.or(v.config().registry.clone()).ok_or_else(|| {
-                anyhow!("give the registry URL: bizcred-verifier sync <registry-url>")
-            })?;
-            let from = v.trust(clock.now())?.map_or(0, |s| s.size());
-            let resp = reqwest::get(format!("{}/bundle?from={from}", url.trim_end_matches('/')))
+            let synced = bizcred_verifier::sync::sync(&v, registry.as_deref(), clock.now())
                 .await
-                .with_context(|| format!("cannot reach the registry at {url}"))?;
-            let status = resp.status();
-            let body = resp.bytes().await?;
-            if !status.is_success() {
-                return Err(bizcred_cli::HttpError::from_body(status.as_u16(), &body))
-                    .with_context(|| format!("the registry at {url} refused the bundle request"));
-            }
-            let text = String::from_utf8(body.to_vec()).context("the bundle is not UTF-8")?;
-            let (human, data, code) =
-                bundle_outcome("trust bundle synced", v.store_bundle(&text, clock.now())?);
+                .map_err(|e| match e {
+                    bizcred_verifier::sync::SyncError::NoRegistry => {
+                        anyhow!("give the registry URL: bizcred-verifier sync <registry-url>")
+                    }
+                    e => e.into(),
+                })?;
+            let (human, data, code) = bundle_outcome("trust bundle synced", synced);
             say(&human, &data);
             Ok(code)
         }
@@ -364,14 +373,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let pol = load_policy(&policy)?;
             let raw = std::fs::read(&presentation)
                 .with_context(|| format!("reading {}", presentation.display()))?;
-            if raw.len() > 2 * bizcred_verifier::verify::MAX_PRESENTATION_LEN {
-                bail!("the presentation file is larger than the limit");
-            }
-            let doc: Value =
-                serde_json::from_slice(&raw).context("the presentation file is not JSON")?;
-            let state = doc["state"]
-                .as_str()
-                .ok_or_else(|| anyhow!("the presentation file has no state"))?;
+            let doc = PresentationFile::parse(&raw)?;
+            let state = doc.state.as_str();
             let now = clock.now();
             let pending = v.take_pending(state, now)?.ok_or_else(|| {
                 hinted(
@@ -389,7 +392,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 )
             })?;
             let k = key(&v, &cli.pass)?;
-            let o = service::evaluate(&v, &pol, &k, &doc["vp_token"], &pending, &raw, now)?;
+            let o = service::evaluate(&v, &pol, &k, &doc.vp_token, &pending, &raw, now)?;
             say(
                 &format!(
                     "{}\n  receipt: {}",
@@ -406,6 +409,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             public_url,
             request_ttl,
             max_pending,
+            secure_cookies,
         } => {
             let v = open_dir(&dir)?;
             if v.config().operator_token_sha256.is_none() {
@@ -422,16 +426,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if request_ttl <= 0 || max_pending == 0 {
                 bail!("--request-ttl and --max-pending must be positive");
             }
-            let pol = load_policy(&policy)?;
+            let policies = policy
+                .iter()
+                .map(|p| load_policy(p))
+                .collect::<Result<Vec<_>>>()?;
             let k = key(&v, &cli.pass)?;
             let state = Arc::new(ServiceState::new(
                 v,
-                pol,
+                policies,
                 k,
                 ServiceConfig {
                     public_url,
                     request_ttl,
                     max_pending,
+                    secure_cookies,
                 },
                 Arc::new(clock),
             )?);
@@ -441,15 +449,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .with_context(|| format!("binding {listen}"))?;
             let addr = listener.local_addr()?;
             say(
-                &format!("verifier serving on http://{addr}"),
-                &json!({"listening": addr.to_string()}),
+                &format!("verifier serving on http://{addr}; the bank page is /desk"),
+                &json!({"listening": addr.to_string(), "desk": format!("http://{addr}/desk")}),
             );
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Staff { action } => {
+            // The accounts live in an initialized data directory (a missing one hints at init).
+            open_dir(&dir)?;
+            bizcred_cli::staff::run(&staff::accounts(&dir), &action, clock.now(), &cli.out)
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The verifier's OpenID4VP 1.0 service (feature `service`), embeddable in another service or
 //! a bank's pages: `app(state)` is the router, tested without a socket.
 //!
-//! - `POST /requests` (operator token): a new request for the policy: its `openid4vp://` URI,
-//!   transaction id and expiry. Requests expire (`request_ttl`) and at most `max_pending` wait.
+//! - `POST /requests` (operator token): a new request for the default policy: its
+//!   `openid4vp://` URI, transaction id and expiry. Requests expire (`request_ttl`) and at
+//!   most `max_pending` wait.
 //! - `GET /oid4vp/request/{id}`: the signed request object (`oauth-authz-req+jwt`).
 //! - `POST /oid4vp/response`: the wallet's `direct_post` answer
 //!   (`application/x-www-form-urlencoded` only; anything else is `415`). An accepted
@@ -10,6 +11,11 @@
 //!   sentence: the detailed verdict goes to the relying party only, so the endpoint is no
 //!   oracle for the presenter.
 //! - `GET /transactions/{id}` (operator token): the report and the signed receipt.
+//! - `/desk/…`: the bank page for signed-in staff (see [`crate::desk`]).
+//!
+//! The handlers only translate HTTP: what they do is a method of [`ServiceState`] taking the
+//! [`Actor`] who asks (the operator for the bearer token, a member of staff on the bank page),
+//! which checks the actor's [`Permission`] itself.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -23,12 +29,17 @@ use axum::{Json, Router};
 use rand_core::OsRng;
 use serde_json::{json, Value};
 
-use bizcred_core::keys::SecretKey;
+use bizcred_core::keys::{SecretKey, SignError};
 use bizcred_core::oid4vp;
 use bizcred_core::time::Clock;
+use bizcred_core::ReasonCode;
+use bizcred_web::accounts::Accounts;
+use bizcred_web::Desk;
 
 use crate::request::{self, Pending};
-use crate::store::{PendingIndex, StoreError, VerifierDir};
+use crate::staff::{Actor, Forbidden, Permission, StaffError};
+use crate::store::{LastSync, PendingIndex, ReceiptEntry, StoreError, VerifierDir};
+use crate::sync::{SyncError, Synced};
 use crate::{receipt, Context, Policy, Presentation, Report, Verdict};
 
 /// How the service is set up.
@@ -40,6 +51,8 @@ pub struct ServiceConfig {
     pub request_ttl: i64,
     /// How many requests may wait at once (and how many results are kept).
     pub max_pending: usize,
+    /// Whether the service runs under TLS: the bank page's cookies are then `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// What a verdict left for the relying party.
@@ -51,80 +64,46 @@ pub struct Outcome {
     pub receipt: Value,
     /// Where the receipt was kept.
     pub receipt_file: std::path::PathBuf,
+    /// The receipt's id (its file name without `.json`): the verdict page's address.
+    pub receipt_id: String,
 }
 
 /// The service's state.
 pub struct ServiceState {
     dir: VerifierDir,
-    policy: Policy,
+    policies: Vec<Policy>,
     key: SecretKey,
     cfg: ServiceConfig,
     clock: Arc<dyn Clock>,
     pending: Mutex<PendingIndex>,
     results: Mutex<Results>,
+    sync_lock: tokio::sync::Mutex<()>,
+    accounts: Accounts,
+    desk: Arc<Desk>,
 }
 
 impl std::fmt::Debug for ServiceState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceState")
             .field("dir", &self.dir.path())
-            .field("policy", &self.policy.name)
+            .field(
+                "policies",
+                &self.policies.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            )
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
     }
 }
 
-/// Results kept for the relying party, oldest dropped first beyond the bound.
+/// Results kept for the relying party, oldest dropped first beyond the bound. They hold the
+/// disclosed claims, so they live in memory only; the receipts on disk hold digests.
 #[derive(Debug, Default)]
 struct Results {
-    by_id: HashMap<String, Value>,
+    by_state: HashMap<String, Arc<Outcome>>,
     order: VecDeque<String>,
 }
 
-impl ServiceState {
-    /// The state over an opened data directory, its policy, its request-signing key, settings
-    /// and clock. Expired requests left in the directory are removed.
-    pub fn new(
-        dir: VerifierDir,
-        policy: Policy,
-        key: SecretKey,
-        mut cfg: ServiceConfig,
-        clock: Arc<dyn Clock>,
-    ) -> Result<ServiceState, StoreError> {
-        cfg.public_url = cfg.public_url.trim_end_matches('/').to_owned();
-        let pending = PendingIndex::load(&dir, clock.now())?;
-        Ok(ServiceState {
-            dir,
-            policy,
-            key,
-            cfg,
-            clock,
-            pending: Mutex::new(pending),
-            results: Mutex::new(Results::default()),
-        })
-    }
-
-    /// Verifies `vp_token` answering `pending` (the raw body for the receipt's digest), keeps
-    /// the receipt, and returns the outcome.
-    pub fn evaluate(
-        &self,
-        vp_token: &Value,
-        pending: &Pending,
-        raw: &[u8],
-    ) -> Result<Outcome, ServiceError> {
-        evaluate(
-            &self.dir,
-            &self.policy,
-            &self.key,
-            vp_token,
-            pending,
-            raw,
-            self.clock.now(),
-        )
-    }
-}
-
-/// Why the service could not do what was asked (its own failures, not the presenter's).
+/// Why the service could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The data directory failed.
@@ -133,6 +112,529 @@ pub enum ServiceError {
     /// The receipt could not be signed.
     #[error("signing the receipt: {0}")]
     Receipt(#[from] bizcred_core::data_integrity::ProofError),
+    /// The request object could not be signed.
+    #[error("signing the request object: {0}")]
+    Sign(#[from] SignError),
+    /// The actor's role does not allow this.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// A staff account operation was refused or failed.
+    #[error(transparent)]
+    Staff(#[from] StaffError),
+    /// No configured policy has this name.
+    #[error("no policy named {0:?} is configured")]
+    UnknownPolicy(String),
+    /// The policies given to the service are not usable.
+    #[error("the service's policies: {0}")]
+    Policies(&'static str),
+    /// An uploaded presentation file was refused (nothing was stored).
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    /// The trust bundle could not be fetched or kept.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The bank page's message catalogue is incomplete.
+    #[error("the bank page's catalogue: {0}")]
+    Catalog(String),
+}
+
+impl ServiceError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            ServiceError::Store(e) => e.code(),
+            ServiceError::Receipt(e) => e.code(),
+            ServiceError::Sign(e) => e.code(),
+            ServiceError::Forbidden(e) => e.code(),
+            ServiceError::Staff(e) => e.code(),
+            ServiceError::UnknownPolicy(_) | ServiceError::Policies(_) => ReasonCode::PolicyInvalid,
+            ServiceError::Upload(e) => e.code(),
+            ServiceError::Sync(e) => e.code(),
+            ServiceError::Catalog(_) => ReasonCode::PageFailed,
+        }
+    }
+}
+
+/// Why an uploaded presentation file was refused; nothing is stored and no request consumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// Larger than any presentation.
+    #[error("the presentation file is larger than {limit} bytes")]
+    TooLarge {
+        /// The bound.
+        limit: usize,
+    },
+    /// Not the JSON a wallet writes (`{"state", "vp_token", ...}`).
+    #[error("the presentation file is not a wallet's presentation: {0}")]
+    Malformed(&'static str),
+    /// Its state names no open request of this verifier.
+    #[error(
+        "the presentation answers no open request of this verifier: unknown, answered or expired"
+    )]
+    UnknownState,
+}
+
+impl UploadError {
+    /// The stable reason code.
+    pub fn code(&self) -> ReasonCode {
+        match self {
+            UploadError::TooLarge { .. } => ReasonCode::PresentationTooLarge,
+            UploadError::Malformed(_) => ReasonCode::RequestMalformed,
+            UploadError::UnknownState => ReasonCode::UnknownState,
+        }
+    }
+}
+
+/// Largest presentation file read (the `vp_token` bound and room for the rest).
+pub const MAX_PRESENTATION_FILE: usize = 2 * crate::verify::MAX_PRESENTATION_LEN;
+
+/// A presentation file of the offline exchange (what `bizcred-wallet present --out` writes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresentationFile {
+    /// The request it answers.
+    pub state: String,
+    /// The `vp_token`.
+    pub vp_token: Value,
+}
+
+impl PresentationFile {
+    /// Reads a presentation file: bounded JSON with a `state` string and a `vp_token` object.
+    pub fn parse(raw: &[u8]) -> Result<PresentationFile, UploadError> {
+        if raw.len() > MAX_PRESENTATION_FILE {
+            return Err(UploadError::TooLarge {
+                limit: MAX_PRESENTATION_FILE,
+            });
+        }
+        let mut doc: Value =
+            serde_json::from_slice(raw).map_err(|_| UploadError::Malformed("it is not JSON"))?;
+        let state = doc
+            .get("state")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or(UploadError::Malformed("it has no state"))?
+            .to_owned();
+        let vp_token = doc
+            .get_mut("vp_token")
+            .filter(|v| v.is_object())
+            .map(Value::take)
+            .ok_or(UploadError::Malformed("it has no vp_token object"))?;
+        Ok(PresentationFile { state, vp_token })
+    }
+}
+
+/// A verification just started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// Its transaction id (the request's `state`).
+    pub state: String,
+    /// The `openid4vp://` URI for the wallet (QR code or link).
+    pub request_uri: String,
+    /// The policy's name.
+    pub policy: String,
+    /// When the request expires (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// Where a started verification is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Waiting for the wallet.
+    Waiting {
+        /// The request's `openid4vp://` URI.
+        request_uri: String,
+        /// The policy's name.
+        policy: String,
+        /// When it expires.
+        expires_at: i64,
+    },
+    /// The wallet answered: the verdict page is the receipt's.
+    Answered {
+        /// The receipt's id.
+        receipt_id: String,
+        /// The verdict.
+        verdict: Verdict,
+    },
+    /// Unknown, expired, or answered too long ago to be held.
+    Gone,
+}
+
+/// What a wallet's `direct_post` answer came to.
+#[derive(Debug, Clone)]
+pub enum Responded {
+    /// Verified (accepted or not).
+    Verified(Arc<Outcome>),
+    /// Not a well-formed response.
+    Malformed(String),
+    /// No `state`.
+    NoState,
+    /// Its `state` names no open request.
+    UnknownState,
+}
+
+/// A kept verification: its signed receipt, and while the service still holds it the full
+/// report (checks, failures' sentences, disclosed claims).
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// The receipt's id.
+    pub id: String,
+    /// The signed receipt.
+    pub receipt: Value,
+    /// The full outcome, if still held in memory.
+    pub outcome: Option<Arc<Outcome>>,
+}
+
+/// How fresh one policy's trust data is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFreshness {
+    /// The policy's name.
+    pub policy: String,
+    /// How old the registry data may be for it (seconds).
+    pub limit: i64,
+    /// Whether the data held is within it (false without data).
+    pub fresh: bool,
+}
+
+/// The trust bundle held: when it was synced and how fresh it is for each policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustStatus {
+    /// The registry URL `sync` uses.
+    pub registry: Option<String>,
+    /// The last accepted bundle.
+    pub last_sync: Option<LastSync>,
+    /// The registry data's signed time.
+    pub registry_as_of: Option<i64>,
+    /// Its age now (seconds).
+    pub age: Option<i64>,
+    /// Entries held.
+    pub size: u64,
+    /// Registered issuers.
+    pub issuers: usize,
+    /// Each policy's limit.
+    pub policies: Vec<PolicyFreshness>,
+}
+
+impl ServiceState {
+    /// The state over an opened data directory, its policies (the first is the default, for
+    /// `POST /requests` and the bank page), its request-signing key, settings and clock.
+    /// Expired requests left in the directory are removed. The bank page's staff accounts are
+    /// `staff.json` in the directory.
+    pub fn new(
+        dir: VerifierDir,
+        policies: Vec<Policy>,
+        key: SecretKey,
+        mut cfg: ServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ServiceState, ServiceError> {
+        if policies.is_empty() {
+            return Err(ServiceError::Policies("at least one policy is needed"));
+        }
+        if policies
+            .iter()
+            .enumerate()
+            .any(|(i, p)| policies[..i].iter().any(|q| q.name == p.name))
+        {
+            return Err(ServiceError::Policies("two policies have the same name"));
+        }
+        cfg.public_url = cfg.public_url.trim_end_matches('/').to_owned();
+        let pending = PendingIndex::load(&dir, clock.now())?;
+        let accounts = crate::staff::accounts(dir.path());
+        let desk = crate::desk::desk(accounts.clone(), clock.clone(), cfg.secure_cookies)
+            .map_err(|e| ServiceError::Catalog(e.to_string()))?;
+        Ok(ServiceState {
+            dir,
+            policies,
+            key,
+            cfg,
+            clock,
+            pending: Mutex::new(pending),
+            results: Mutex::new(Results::default()),
+            sync_lock: tokio::sync::Mutex::new(()),
+            accounts,
+            desk: Arc::new(desk),
+        })
+    }
+
+    /// The current time.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &VerifierDir {
+        &self.dir
+    }
+
+    /// The configured policies, the default first.
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// The policy named `name` (`None`: the default).
+    pub fn policy(&self, name: Option<&str>) -> Result<&Policy, ServiceError> {
+        match name {
+            None => Ok(&self.policies[0]),
+            Some(n) => self
+                .policies
+                .iter()
+                .find(|p| p.name == n)
+                .ok_or_else(|| ServiceError::UnknownPolicy(n.chars().take(100).collect())),
+        }
+    }
+
+    /// The staff accounts.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// The bank page's desk (sessions, catalogue).
+    pub fn desk(&self) -> &Arc<Desk> {
+        &self.desk
+    }
+
+    fn request_uri(&self, state: &str) -> String {
+        oid4vp::request_uri(
+            &self.dir.config().client_id,
+            &format!("{}/oid4vp/request/{state}", self.cfg.public_url),
+        )
+    }
+
+    /// Starts a verification under the policy `policy` (`None`: the default): a pending
+    /// request the wallet fetches by its URI. At most `max_pending` wait.
+    pub fn start(&self, actor: &Actor, policy: Option<&str>) -> Result<Started, ServiceError> {
+        actor.check(Permission::Verify)?;
+        let policy = self.policy(policy)?;
+        // The index only mirrors the files; after a panic elsewhere it is still sound.
+        let mut idx = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let p = idx.create(
+            &self.dir,
+            &format!("{}/oid4vp/response", self.cfg.public_url),
+            Some(&policy.name),
+            self.clock.now(),
+            self.cfg.request_ttl,
+            self.cfg.max_pending,
+            &mut OsRng,
+        )?;
+        tracing::info!(by = actor.name(), policy = %policy.name, "verification started");
+        Ok(Started {
+            request_uri: self.request_uri(&p.state),
+            state: p.state,
+            policy: policy.name.clone(),
+            expires_at: p.expires_at,
+        })
+    }
+
+    /// The signed request object of the open request `state` (`None`: unknown, answered or
+    /// expired). Served to wallets without authentication: it holds nothing secret.
+    pub fn request_object(&self, state: &str) -> Result<Option<String>, ServiceError> {
+        let now = self.clock.now();
+        let Some(open) = self.dir.request(state, now)? else {
+            return Ok(None);
+        };
+        let policy = self.policy(open.policy.as_deref())?;
+        let claims = request::request_object(policy, &open.pending, now);
+        Ok(Some(oid4vp::sign_request_object(
+            &claims,
+            &self.dir.config().kid,
+            &self.key,
+        )?))
+    }
+
+    /// The request object of `state` as a file for the offline exchange (staff only).
+    pub fn request_file(&self, actor: &Actor, state: &str) -> Result<Option<String>, ServiceError> {
+        actor.check(Permission::Verify)?;
+        self.request_object(state)
+    }
+
+    /// Where the verification `state` is.
+    pub fn progress(&self, actor: &Actor, state: &str) -> Result<Progress, ServiceError> {
+        actor.check(Permission::Verify)?;
+        if let Some(o) = self.held(state) {
+            return Ok(Progress::Answered {
+                receipt_id: o.receipt_id.clone(),
+                verdict: o.report.verdict,
+            });
+        }
+        match self.dir.request(state, self.clock.now())? {
+            Some(open) => Ok(Progress::Waiting {
+                request_uri: self.request_uri(&open.pending.state),
+                policy: self.policy(open.policy.as_deref())?.name.clone(),
+                expires_at: open.pending.expires_at,
+            }),
+            None => Ok(Progress::Gone),
+        }
+    }
+
+    fn held(&self, state: &str) -> Option<Arc<Outcome>> {
+        self.results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_state
+            .get(state)
+            .cloned()
+    }
+
+    fn keep(&self, state: String, outcome: Outcome) -> Arc<Outcome> {
+        let outcome = Arc::new(outcome);
+        let mut r = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        if r.by_state.insert(state.clone(), outcome.clone()).is_none() {
+            r.order.push_back(state);
+        }
+        while r.order.len() > self.cfg.max_pending.max(1) {
+            if let Some(old) = r.order.pop_front() {
+                r.by_state.remove(&old);
+            }
+        }
+        outcome
+    }
+
+    /// Verifies `vp_token` answering the open request (taken, so answered once) and keeps the
+    /// outcome.
+    fn answer(
+        &self,
+        state: &str,
+        vp_token: &Value,
+        raw: &[u8],
+    ) -> Result<Option<Arc<Outcome>>, ServiceError> {
+        let now = self.clock.now();
+        let taken = self.dir.take_request(state, now)?;
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(state);
+        let Some(open) = taken else {
+            return Ok(None);
+        };
+        let policy = self.policy(open.policy.as_deref())?;
+        let outcome = evaluate(
+            &self.dir,
+            policy,
+            &self.key,
+            vp_token,
+            &open.pending,
+            raw,
+            now,
+        )?;
+        tracing::info!(verdict = ?outcome.report.verdict, policy = %policy.name, "presentation verified");
+        Ok(Some(self.keep(state.to_owned(), outcome)))
+    }
+
+    /// A wallet's `direct_post` body (`vp_token` and `state`): verified when it answers an
+    /// open request.
+    pub fn respond(&self, body: &[u8]) -> Result<Responded, ServiceError> {
+        let (vp, state) = match oid4vp::parse_response_body(body) {
+            Ok((vp, Some(state))) => (vp, state),
+            Ok((_, None)) => return Ok(Responded::NoState),
+            Err(e) => return Ok(Responded::Malformed(e.to_string())),
+        };
+        Ok(match self.answer(&state, &vp, body)? {
+            Some(o) => Responded::Verified(o),
+            None => Responded::UnknownState,
+        })
+    }
+
+    /// Verifies an uploaded presentation file (the offline exchange). A file that is not a
+    /// wallet's presentation, or answers no open request, is refused before anything is
+    /// stored or any request consumed.
+    pub fn upload(&self, actor: &Actor, raw: &[u8]) -> Result<Arc<Outcome>, ServiceError> {
+        actor.check(Permission::Upload)?;
+        let file = PresentationFile::parse(raw)?;
+        if self.dir.request(&file.state, self.clock.now())?.is_none() {
+            return Err(UploadError::UnknownState.into());
+        }
+        self.answer(&file.state, &file.vp_token, raw)?
+            .ok_or_else(|| UploadError::UnknownState.into())
+    }
+
+    /// The outcome of the verification `state`, while the service holds it.
+    pub fn result(&self, actor: &Actor, state: &str) -> Result<Option<Arc<Outcome>>, ServiceError> {
+        actor.check(Permission::Verify)?;
+        Ok(self.held(state))
+    }
+
+    /// The kept verification `id` (a receipt id).
+    pub fn verification(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<Option<Verification>, ServiceError> {
+        actor.check(Permission::History)?;
+        let Some(receipt) = self.dir.receipt(id)? else {
+            return Ok(None);
+        };
+        let outcome = id
+            .split_once('-')
+            .and_then(|(_, state)| self.held(state))
+            .filter(|o| o.receipt_id == id);
+        Ok(Some(Verification {
+            id: id.to_owned(),
+            receipt,
+            outcome,
+        }))
+    }
+
+    /// The most recent verifications (from the kept receipts), newest first, older than
+    /// `before` when given.
+    pub fn history(
+        &self,
+        actor: &Actor,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<ReceiptEntry>, ServiceError> {
+        actor.check(Permission::History)?;
+        Ok(self.dir.receipts(limit, before)?)
+    }
+
+    /// The trust bundle held and its freshness for each policy.
+    pub fn trust_status(&self, actor: &Actor) -> Result<TrustStatus, ServiceError> {
+        actor.check(Permission::Verify)?;
+        let now = self.clock.now();
+        let trust = self.dir.trust(now)?;
+        let at = trust.as_ref().and_then(|t| t.registry_as_of);
+        let age = at.map(|a| now - a);
+        let policies = self
+            .policies
+            .iter()
+            .map(|p| {
+                let limit = trust.as_ref().map_or(
+                    p.max_registry_age.unwrap_or(crate::verify::HARD_LIMIT),
+                    |t| crate::verify::registry_age_limit(p, t),
+                );
+                PolicyFreshness {
+                    policy: p.name.clone(),
+                    limit,
+                    fresh: age.is_some_and(|a| a <= limit && a >= -300),
+                }
+            })
+            .collect();
+        Ok(TrustStatus {
+            registry: self.dir.config().registry.clone(),
+            last_sync: self.dir.last_sync()?,
+            registry_as_of: at,
+            age,
+            size: trust.as_ref().map_or(0, |t| t.size()),
+            issuers: trust.as_ref().map_or(0, |t| t.issuers.len()),
+            policies,
+        })
+    }
+
+    /// Syncs the trust bundle from the configured registry (one sync at a time).
+    pub async fn sync(&self, actor: &Actor) -> Result<Synced, ServiceError> {
+        actor.check(Permission::Sync)?;
+        let _one = self.sync_lock.lock().await;
+        let synced = crate::sync::sync(&self.dir, None, self.clock.now()).await?;
+        match &synced {
+            Ok((s, added)) => {
+                tracing::info!(
+                    by = actor.name(),
+                    size = s.size(),
+                    added,
+                    "trust bundle synced"
+                )
+            }
+            Err(e) => tracing::warn!(by = actor.name(), code = %e.code(), "trust bundle refused"),
+        }
+        Ok(synced)
+    }
 }
 
 /// Verifies a presentation against the directory's trust state and signs the receipt (saved in
@@ -162,14 +664,16 @@ pub fn evaluate(
     );
     let receipt = receipt::sign(&report, raw, &dir.config().client_id, key)?;
     let receipt_file = dir.save_receipt(&pending.state, &receipt, now)?;
+    let receipt_id = crate::store::receipt_id(&receipt_file).unwrap_or_default();
     Ok(Outcome {
         report,
         receipt,
         receipt_file,
+        receipt_id,
     })
 }
 
-/// The router.
+/// The router: the OpenID4VP endpoints and the bank page under `/desk`.
 pub fn app(state: Arc<ServiceState>) -> Router {
     Router::new()
         .route("/requests", post(new_request))
@@ -180,7 +684,17 @@ pub fn app(state: Arc<ServiceState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             2 * crate::verify::MAX_PRESENTATION_LEN,
         ))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::desk::routes(state))
+}
+
+/// Runs `f` on the state off the async workers (it reads and writes files).
+pub(crate) async fn blocking<T: Send + 'static>(
+    s: &Arc<ServiceState>,
+    f: impl FnOnce(&ServiceState) -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || f(&s)).await
 }
 
 fn err(status: StatusCode, code: &str, msg: impl Into<String>) -> Response {
@@ -222,71 +736,43 @@ async fn new_request(State(s): State<Arc<ServiceState>>, headers: HeaderMap) -> 
     if !is_operator(&s, &headers) {
         return unauthorized();
     }
-    let s2 = s.clone();
-    let made = tokio::task::spawn_blocking(move || {
-        // The index only mirrors the files; after a panic elsewhere it is still sound.
-        let mut idx = s2.pending.lock().unwrap_or_else(|p| p.into_inner());
-        idx.create(
-            &s2.dir,
-            &format!("{}/oid4vp/response", s2.cfg.public_url),
-            s2.clock.now(),
-            s2.cfg.request_ttl,
-            s2.cfg.max_pending,
-            &mut OsRng,
+    match blocking(&s, |s| s.start(&Actor::Operator, None)).await {
+        Ok(Ok(started)) => (
+            StatusCode::CREATED,
+            Json(json!({
+                "transaction_id": started.state,
+                "request_uri": started.request_uri,
+                "policy": started.policy,
+                "expires_at": bizcred_core::time::format_utc(started.expires_at),
+            })),
         )
-    })
-    .await;
-    let p = match made {
-        Ok(Ok(p)) => p,
-        Ok(Err(e @ StoreError::TooManyPending(_))) => {
-            return err(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                e.to_string(),
-            )
-        }
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
-    };
-    let uri = oid4vp::request_uri(
-        &s.dir.config().client_id,
-        &format!("{}/oid4vp/request/{}", s.cfg.public_url, p.state),
-    );
-    (
-        StatusCode::CREATED,
-        Json(json!({
-            "transaction_id": p.state,
-            "request_uri": uri,
-            "policy": s.policy.name,
-            "expires_at": bizcred_core::time::format_utc(p.expires_at),
-        })),
-    )
-        .into_response()
+            .into_response(),
+        Ok(Err(ServiceError::Store(e @ StoreError::TooManyPending(_)))) => err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            e.to_string(),
+        ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
 }
 
 async fn request_object(
     State(s): State<Arc<ServiceState>>,
     UrlPath(state): UrlPath<String>,
 ) -> Response {
-    let now = s.clock.now();
-    let p = match s.dir.pending(&state, now) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return err(
-                StatusCode::NOT_FOUND,
-                "invalid_request_uri",
-                "no such request, or it was answered or has expired",
-            )
-        }
-        Err(e) => return internal(e),
-    };
-    let claims = request::request_object(&s.policy, &p, now);
-    match oid4vp::sign_request_object(&claims, &s.dir.config().kid, &s.key) {
-        Ok(jwt) => (
+    match blocking(&s, move |s| s.request_object(&state)).await {
+        Ok(Ok(Some(jwt))) => (
             [(header::CONTENT_TYPE, "application/oauth-authz-req+jwt")],
             jwt,
         )
             .into_response(),
+        Ok(Ok(None)) => err(
+            StatusCode::NOT_FOUND,
+            "invalid_request_uri",
+            "no such request, or it was answered or has expired",
+        ),
+        Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
 }
@@ -310,55 +796,22 @@ async fn response(State(s): State<Arc<ServiceState>>, headers: HeaderMap, body: 
             "the response must be sent as application/x-www-form-urlencoded (direct_post)",
         );
     }
-    let (vp, state) = match oid4vp::parse_response_body(&body) {
-        Ok((vp, Some(state))) => (vp, state),
-        Ok((_, None)) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the response has no state",
-            )
-        }
-        Err(e) => return err(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
-    };
-    let s2 = s.clone();
-    let done = tokio::task::spawn_blocking(move || -> Result<Option<Outcome>, ServiceError> {
-        let now = s2.clock.now();
-        let taken = s2.dir.take_pending(&state, now)?;
-        s2.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .forget(&state);
-        let Some(pending) = taken else {
-            return Ok(None);
-        };
-        let outcome = s2.evaluate(&vp, &pending, &body)?;
-        {
-            let mut r = s2.results.lock().unwrap_or_else(|p| p.into_inner());
-            r.by_id.insert(
-                state.clone(),
-                json!({"report": outcome.report, "receipt": outcome.receipt}),
-            );
-            r.order.push_back(state);
-            while r.order.len() > s2.cfg.max_pending.max(1) {
-                if let Some(old) = r.order.pop_front() {
-                    r.by_id.remove(&old);
-                }
-            }
-        }
-        Ok(Some(outcome))
-    })
-    .await;
-    match done {
-        Ok(Ok(Some(o))) if o.report.verdict == Verdict::Accept => {
+    match blocking(&s, move |s| s.respond(&body)).await {
+        Ok(Ok(Responded::Verified(o))) if o.report.verdict == Verdict::Accept => {
             (StatusCode::OK, Json(json!({}))).into_response()
         }
-        Ok(Ok(Some(_))) => err(
+        Ok(Ok(Responded::Verified(_))) => err(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "the presentation was not accepted; the verifier's staff have the details",
         ),
-        Ok(Ok(None)) => err(
+        Ok(Ok(Responded::Malformed(m))) => err(StatusCode::BAD_REQUEST, "invalid_request", m),
+        Ok(Ok(Responded::NoState)) => err(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the response has no state",
+        ),
+        Ok(Ok(Responded::UnknownState)) => err(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "unknown, answered or expired request (state)",
@@ -376,19 +829,13 @@ async fn result(
     if !is_operator(&s, &headers) {
         return unauthorized();
     }
-    let found = s
-        .results
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .by_id
-        .get(&state)
-        .cloned();
-    match found {
-        Some(v) => Json(v).into_response(),
-        None => err(
+    match s.result(&Actor::Operator, &state) {
+        Ok(Some(o)) => Json(json!({"report": o.report, "receipt": o.receipt})).into_response(),
+        Ok(None) => err(
             StatusCode::NOT_FOUND,
             "not_found",
             "no result for this transaction (yet)",
         ),
+        Err(e) => internal(e),
     }
 }

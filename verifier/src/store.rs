@@ -8,7 +8,9 @@
 //! bundles/NNNNNN.json  every accepted bundle, in the order accepted
 //! evidence/            fork evidence from refused bundles
 //! requests/STATE.json  pending requests, removed when answered or expired
-//! receipts/            signed receipts (digests, no personal data)
+//! receipts/            signed receipts (digests, no personal data), AT-STATE.json
+//! synced.json          when a bundle was last accepted (sync or import)
+//! staff.json           staff accounts of the bank page (feature `service`)
 //! ```
 //!
 //! The time is always passed in; this module reads no clock and no environment.
@@ -332,6 +334,7 @@ impl VerifierDir {
                 if let Ok(mut cache) = self.trust_cache.lock() {
                     *cache = Some((n + 1, imported.state.clone()));
                 }
+                self.record_sync(now, &imported.state, imported.added)?;
                 Ok(Ok((imported.state, imported.added)))
             }
             Err(e) => {
@@ -396,6 +399,20 @@ impl VerifierDir {
         ttl: i64,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Pending, StoreError> {
+        self.new_request(response_uri, None, now, ttl, rng)
+    }
+
+    /// A new pending request, as [`VerifierDir::new_pending`], made for the policy named
+    /// `policy` (kept with the request, so its answer is verified under that policy; `None`
+    /// is the service's default policy).
+    pub fn new_request(
+        &self,
+        response_uri: &str,
+        policy: Option<&str>,
+        now: i64,
+        ttl: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Pending, StoreError> {
         let mut b = [0u8; 16];
         rng.fill_bytes(&mut b);
         let state = bizcred_core::base64url_encode(b);
@@ -409,12 +426,25 @@ impl VerifierDir {
         };
         let rdir = self.requests_dir();
         std::fs::create_dir_all(&rdir).map_err(io(&rdir))?;
-        write_json(&rdir.join(format!("{}.json", p.state)), &p)?;
-        Ok(p)
+        let stored = OpenRequest {
+            pending: p,
+            policy: policy.map(str::to_owned),
+        };
+        write_json(
+            &rdir.join(format!("{}.json", stored.pending.state)),
+            &stored,
+        )?;
+        Ok(stored.pending)
     }
 
     /// The pending request `state`, if it exists and has not expired (not consumed).
     pub fn pending(&self, state: &str, now: i64) -> Result<Option<Pending>, StoreError> {
+        Ok(self.request(state, now)?.map(|r| r.pending))
+    }
+
+    /// The pending request `state` with the policy it was made for, if it exists and has not
+    /// expired (not consumed).
+    pub fn request(&self, state: &str, now: i64) -> Result<Option<OpenRequest>, StoreError> {
         let Some(p) = self.pending_path(state) else {
             return Ok(None);
         };
@@ -423,22 +453,28 @@ impl VerifierDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&p)(e)),
         };
-        let pending: Pending =
+        let open: OpenRequest =
             serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
                 path: p.clone(),
                 source,
             })?;
-        Ok((pending.expires_at > now).then_some(pending))
+        Ok((open.pending.expires_at > now).then_some(open))
     }
 
     /// Takes the pending request `state`: it is removed whether or not it has expired, and
     /// returned only when it has not (one answer per nonce).
     pub fn take_pending(&self, state: &str, now: i64) -> Result<Option<Pending>, StoreError> {
-        let found = self.pending(state, i64::MIN)?;
+        Ok(self.take_request(state, now)?.map(|r| r.pending))
+    }
+
+    /// Takes the pending request `state` with the policy it was made for (see
+    /// [`VerifierDir::take_pending`]).
+    pub fn take_request(&self, state: &str, now: i64) -> Result<Option<OpenRequest>, StoreError> {
+        let found = self.request(state, i64::MIN)?;
         if let (Some(_), Some(p)) = (&found, self.pending_path(state)) {
             remove(&p)?;
         }
-        Ok(found.filter(|p| p.expires_at > now))
+        Ok(found.filter(|r| r.pending.expires_at > now))
     }
 
     /// Writes a signed receipt; returns its file.
@@ -459,6 +495,176 @@ impl VerifierDir {
         write_json(&p, receipt)?;
         Ok(p)
     }
+
+    /// The kept receipts, newest first: at most `limit`, and only those older than the
+    /// receipt `before` when it is given (the next page of a history).
+    pub fn receipts(
+        &self,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<ReceiptEntry>, StoreError> {
+        let rdir = self.dir.join("receipts");
+        let rd = match std::fs::read_dir(&rdir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&rdir)(e)),
+        };
+        let before = before.and_then(ReceiptId::parse);
+        let mut ids = Vec::new();
+        for e in rd {
+            let name = e.map_err(io(&rdir))?.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(ReceiptId::parse)
+            else {
+                continue;
+            };
+            if before.as_ref().is_none_or(|b| id < *b) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.truncate(limit);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = self.receipt(&id.to_string())? {
+                let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+                out.push(ReceiptEntry {
+                    at: id.at,
+                    id: id.to_string(),
+                    policy: text("policy"),
+                    verdict: text("verdict"),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The receipt `id` (a receipt file's name without `.json`), if it is kept.
+    pub fn receipt(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let Some(id) = ReceiptId::parse(id) else {
+            return Ok(None);
+        };
+        let p = self.dir.join("receipts").join(format!("{id}.json"));
+        let meta = match std::fs::metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&p)(e)),
+        };
+        if meta.len() > MAX_RECEIPT_LEN {
+            return Err(StoreError::Io {
+                path: p,
+                source: std::io::Error::other("the receipt is larger than any receipt written"),
+            });
+        }
+        let text = std::fs::read(&p).map_err(io(&p))?;
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt { path: p, source })
+    }
+
+    /// Records that a bundle was accepted at `now` (shown as the last sync).
+    fn record_sync(&self, now: i64, state: &TrustState, added: u64) -> Result<(), StoreError> {
+        write_json(
+            &self.dir.join("synced.json"),
+            &LastSync {
+                at: now,
+                size: state.size(),
+                added,
+            },
+        )
+    }
+
+    /// When a bundle was last accepted (by `sync` or `bundle import`), if this directory
+    /// recorded it.
+    pub fn last_sync(&self) -> Result<Option<LastSync>, StoreError> {
+        let p = self.dir.join("synced.json");
+        match std::fs::read_to_string(&p) {
+            Ok(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt { path: p, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+}
+
+/// Largest receipt file read back.
+const MAX_RECEIPT_LEN: u64 = 1 << 20;
+
+/// A pending request as kept on disk: the request, and the policy it was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    /// The request.
+    #[serde(flatten)]
+    pub pending: Pending,
+    /// The name of the policy it was made for (`None`: the service's default policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// A kept receipt, as a history lists it: no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiptEntry {
+    /// The receipt's id (`AT-STATE`).
+    pub id: String,
+    /// When it was made (Unix seconds).
+    pub at: i64,
+    /// The policy's name.
+    pub policy: String,
+    /// `ACCEPT`, `REJECT` or `INDETERMINATE`.
+    pub verdict: String,
+}
+
+/// The last accepted bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSync {
+    /// When it was accepted (Unix seconds).
+    pub at: i64,
+    /// The trust state's size (entries) after it.
+    pub size: u64,
+    /// Entries it added.
+    pub added: u64,
+}
+
+/// A receipt's id: the time it was made and its request's state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ReceiptId {
+    at: i64,
+    state: String,
+}
+
+impl ReceiptId {
+    fn parse(s: &str) -> Option<ReceiptId> {
+        let (at, state) = s.split_once('-')?;
+        let ok = !at.is_empty()
+            && at.len() <= 19
+            && at.bytes().all(|b| b.is_ascii_digit())
+            && state.len() <= 64
+            && state
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| ReceiptId {
+            at: at.parse().unwrap_or(0),
+            state: state.to_owned(),
+        })
+        .filter(|id| id.at.to_string() == at)
+    }
+}
+
+impl std::fmt::Display for ReceiptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.at, self.state)
+    }
+}
+
+/// The id of the receipt kept in `file` (its name without `.json`).
+pub fn receipt_id(file: &Path) -> Option<String> {
+    file.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(ReceiptId::parse)
+        .map(|id| id.to_string())
 }
 
 /// The service's count of waiting requests, so that creating one does not read every file:
@@ -502,11 +708,14 @@ impl PendingIndex {
         Ok(gone.len())
     }
 
-    /// Makes a request (see [`VerifierDir::new_pending`]) unless `max` already wait.
+    /// Makes a request for `policy` (see [`VerifierDir::new_request`]) unless `max` already
+    /// wait.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         &mut self,
         dir: &VerifierDir,
         response_uri: &str,
+        policy: Option<&str>,
         now: i64,
         ttl: i64,
         max: usize,
@@ -516,7 +725,7 @@ impl PendingIndex {
         if self.expiry.len() >= max {
             return Err(StoreError::TooManyPending(self.expiry.len()));
         }
-        let p = dir.new_pending(response_uri, now, ttl, rng)?;
+        let p = dir.new_request(response_uri, policy, now, ttl, rng)?;
         self.expiry.insert(p.state.clone(), p.expires_at);
         Ok(p)
     }
@@ -601,17 +810,17 @@ mod tests {
         let (_t, d, _) = dir();
         let mut idx = PendingIndex::load(&d, 1000).expect("load");
         let a = idx
-            .create(&d, "http://x/r", 1000, 600, 2, &mut OsRng)
+            .create(&d, "http://x/r", None, 1000, 600, 2, &mut OsRng)
             .expect("a");
-        idx.create(&d, "http://x/r", 1000, 600, 2, &mut OsRng)
+        idx.create(&d, "http://x/r", None, 1000, 600, 2, &mut OsRng)
             .expect("b");
-        let full = idx.create(&d, "http://x/r", 1001, 600, 2, &mut OsRng);
+        let full = idx.create(&d, "http://x/r", None, 1001, 600, 2, &mut OsRng);
         assert_eq!(
             full.map(|_| ()).map_err(|e| e.code()),
             Err(ReasonCode::TooManyPending)
         );
         // Both expire: they are removed, from the index and from disk, and room is made.
-        idx.create(&d, "http://x/r", 1600, 600, 2, &mut OsRng)
+        idx.create(&d, "http://x/r", None, 1600, 600, 2, &mut OsRng)
             .expect("after expiry");
         assert_eq!(idx.len(), 1);
         assert_eq!(d.sweep(1600).expect("sweep").len(), 1);

@@ -29,6 +29,30 @@ pub const MAX_PRESENTATION_LEN: usize = 1024 * 1024;
 /// Registry data older than this is never used (registry design §4.10 `hardLimit`).
 pub const HARD_LIMIT: i64 = 7 * 86_400;
 
+/// The name of every check the pipeline runs (`Check::check`), in the order it runs them.
+pub const CHECKS: [&str; 20] = [
+    "size",
+    "format",
+    "registry_freshness",
+    "present",
+    "algorithm",
+    "issuer_key",
+    "key_status",
+    "signature_and_disclosures",
+    "type",
+    "authorization",
+    "schema",
+    "claims",
+    "claim_values",
+    "licence_dates",
+    "status",
+    "same_business",
+    "same_corporation",
+    "same_premises",
+    "same_legal_name",
+    "same_holder",
+];
+
 /// The verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -340,6 +364,24 @@ fn json_size(v: &Value) -> usize {
     }
 }
 
+/// How old (seconds) the registry data may be for `policy`: the registry's limit for the
+/// requested types (the hard limit when it defines none), tightened by the policy's own.
+pub fn registry_age_limit(policy: &Policy, trust: &TrustState) -> i64 {
+    let registry_limit = policy
+        .credentials
+        .iter()
+        .filter_map(|c| {
+            trust
+                .type_definition(c.credential_type.vct())
+                .map(|t| t.max_registry_age)
+        })
+        .min()
+        .unwrap_or(HARD_LIMIT);
+    policy
+        .max_registry_age
+        .map_or(registry_limit, |p| p.min(registry_limit))
+}
+
 fn registry_freshness(run: &mut Run<'_>, as_of: &mut AsOf) {
     let now = run.ctx.now;
     let Some(trust) = run.ctx.trust else {
@@ -362,22 +404,7 @@ fn registry_freshness(run: &mut Run<'_>, as_of: &mut AsOf) {
     };
     as_of.registry = Some(time::format_utc(at));
     let age = now - at;
-    // The registry's limit for the requested types, tightened by the policy.
-    let registry_limit = run
-        .policy
-        .credentials
-        .iter()
-        .filter_map(|c| {
-            trust
-                .type_definition(c.credential_type.vct())
-                .map(|t| t.max_registry_age)
-        })
-        .min()
-        .unwrap_or(HARD_LIMIT);
-    let limit = run
-        .policy
-        .max_registry_age
-        .map_or(registry_limit, |p| p.min(registry_limit));
+    let limit = registry_age_limit(run.policy, trust);
     if age < -300 {
         run.fail(
             None,

@@ -56,12 +56,13 @@ fn setup(ttl: i64, max_pending: usize) -> Setup {
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
     let state = ServiceState::new(
         dir,
-        policy,
+        vec![policy],
         key,
         ServiceConfig {
             public_url: "http://bank.test/".into(),
             request_ttl: ttl,
             max_pending,
+            secure_cookies: false,
         },
         clock.clone(),
     )
