@@ -538,9 +538,12 @@ impl ServiceState {
     pub fn upload(&self, actor: &Actor, raw: &[u8]) -> Result<Arc<Outcome>, ServiceError> {
         actor.check(Permission::Upload)?;
         let file = PresentationFile::parse(raw)?;
-        if self.dir.request(&file.state, self.clock.now())?.is_none() {
+        let Some(open) = self.dir.request(&file.state, self.clock.now())? else {
             return Err(UploadError::UnknownState.into());
-        }
+        };
+        // A request made for a policy this service no longer has is refused before it is
+        // consumed.
+        self.policy(open.policy.as_deref())?;
         self.answer(&file.state, &file.vp_token, raw)?
             .ok_or_else(|| UploadError::UnknownState.into())
     }

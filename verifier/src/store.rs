@@ -842,6 +842,57 @@ mod tests {
     }
 
     #[test]
+    fn receipts_are_listed_newest_first_in_pages() {
+        let (_t, d, _) = dir();
+        assert!(d.receipts(10, None).expect("none yet").is_empty());
+        for (at, verdict) in [(1000, "ACCEPT"), (3000, "REJECT"), (2000, "INDETERMINATE")] {
+            let p = d
+                .save_receipt(
+                    &format!("state{at}"),
+                    &serde_json::json!({"policy": "loan", "verdict": verdict}),
+                    at,
+                )
+                .expect("save");
+            assert_eq!(receipt_id(&p), Some(format!("{at}-state{at}")));
+        }
+        // Not receipts: a temporary file, a name that is no id.
+        std::fs::write(d.path().join("receipts/.9-x.json.tmp"), "{}").expect("tmp");
+        std::fs::write(d.path().join("receipts/notes.json"), "{}").expect("other");
+        let first = d.receipts(2, None).expect("list");
+        let ids: Vec<&str> = first.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["3000-state3000", "2000-state2000"]);
+        assert_eq!(first[0].verdict, "REJECT");
+        assert_eq!(first[0].at, 3000);
+        let next = d.receipts(2, Some(&first[1].id)).expect("next page");
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].id, "1000-state1000");
+        assert!(d.receipt("1000-state1000").expect("read").is_some());
+        for bad in ["../verifier", "01000-state1000", "1000-../x", "x-y"] {
+            assert!(d.receipt(bad).expect("no path").is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_request_keeps_its_policy_and_old_files_still_read() {
+        let (_t, d, _) = dir();
+        let p = d
+            .new_request("http://x/r", Some("loan"), 1000, 600, &mut OsRng)
+            .expect("request");
+        let open = d.request(&p.state, 1000).expect("read").expect("open");
+        assert_eq!(open.policy.as_deref(), Some("loan"));
+        assert_eq!(d.pending(&p.state, 1000).expect("read"), Some(p.clone()));
+        // A request written before policies were kept: the default policy.
+        let old = serde_json::to_vec(&p).expect("json");
+        std::fs::write(d.path().join(format!("requests/{}.json", p.state)), old).expect("write");
+        let taken = d.take_request(&p.state, 1000).expect("take").expect("open");
+        assert_eq!(taken.policy, None);
+        assert!(
+            d.request(&p.state, 1000).expect("read").is_none(),
+            "answered once"
+        );
+    }
+
+    #[test]
     fn a_directory_without_verifier_says_so() {
         let t = tempfile::tempdir().expect("tempdir");
         let e = VerifierDir::open(t.path()).expect_err("empty");
