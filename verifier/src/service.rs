@@ -251,10 +251,8 @@ pub enum Progress {
     Answered {
         /// The receipt's id.
         receipt_id: String,
-        /// The verdict.
-        verdict: Verdict,
     },
-    /// Unknown, expired, or answered too long ago to be held.
+    /// Unknown, or expired without an answer.
     Gone,
 }
 
@@ -451,17 +449,20 @@ impl ServiceState {
         if let Some(o) = self.held(state) {
             return Ok(Progress::Answered {
                 receipt_id: o.receipt_id.clone(),
-                verdict: o.report.verdict,
             });
         }
-        match self.dir.request(state, self.clock.now())? {
-            Some(open) => Ok(Progress::Waiting {
+        if let Some(open) = self.dir.request(state, self.clock.now())? {
+            return Ok(Progress::Waiting {
                 request_uri: self.request_uri(&open.pending.state),
                 policy: self.policy(open.policy.as_deref())?.name.clone(),
                 expires_at: open.pending.expires_at,
-            }),
-            None => Ok(Progress::Gone),
+            });
         }
+        // Answered before this service started, or longer ago than it holds results.
+        Ok(match self.dir.receipt_of(state)? {
+            Some(receipt_id) => Progress::Answered { receipt_id },
+            None => Progress::Gone,
+        })
     }
 
     fn held(&self, state: &str) -> Option<Arc<Outcome>> {

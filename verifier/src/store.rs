@@ -541,6 +541,28 @@ impl VerifierDir {
         Ok(out)
     }
 
+    /// The id of the receipt kept for the request `state`, if any (a scan of the receipts'
+    /// names: for a request answered longer ago than a service holds its results).
+    pub fn receipt_of(&self, state: &str) -> Result<Option<String>, StoreError> {
+        let rdir = self.dir.join("receipts");
+        let rd = match std::fs::read_dir(&rdir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&rdir)(e)),
+        };
+        for e in rd {
+            let name = e.map_err(io(&rdir))?.file_name();
+            let id = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(ReceiptId::parse);
+            if let Some(id) = id.filter(|id| id.state == state) {
+                return Ok(Some(id.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
     /// The receipt `id` (a receipt file's name without `.json`), if it is kept.
     pub fn receipt(&self, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let Some(id) = ReceiptId::parse(id) else {
@@ -867,6 +889,11 @@ mod tests {
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].id, "1000-state1000");
         assert!(d.receipt("1000-state1000").expect("read").is_some());
+        assert_eq!(
+            d.receipt_of("state2000").expect("scan").as_deref(),
+            Some("2000-state2000")
+        );
+        assert_eq!(d.receipt_of("state9").expect("scan"), None);
         for bad in ["../verifier", "01000-state1000", "1000-../x", "x-y"] {
             assert!(d.receipt(bad).expect("no path").is_none(), "{bad}");
         }

@@ -167,8 +167,20 @@ async fn bank_with(world: World, registry: Option<String>, synced: bool) -> Bank
         NOW,
     )
     .expect("olu");
-    let key = dir.key(b"test pass").expect("key");
     let clock = Arc::new(TestClock(AtomicI64::new(NOW)));
+    let base = serve(dir, clock.clone()).await;
+    Bank {
+        dir: tmp.path().to_owned(),
+        _tmp: tmp,
+        base,
+        clock,
+        world,
+    }
+}
+
+/// Serves the verifier in `dir` on a loopback port; answers its base URL.
+async fn serve(dir: VerifierDir, clock: Arc<TestClock>) -> String {
+    let key = dir.key(b"test pass").expect("key");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -184,7 +196,7 @@ async fn bank_with(world: World, registry: Option<String>, synced: bool) -> Bank
             max_pending: 100,
             secure_cookies: false,
         },
-        clock.clone(),
+        clock,
     )
     .expect("state");
     let router = app(Arc::new(state));
@@ -195,13 +207,7 @@ async fn bank_with(world: World, registry: Option<String>, synced: bool) -> Bank
         )
         .await;
     });
-    Bank {
-        dir: tmp.path().to_owned(),
-        _tmp: tmp,
-        base,
-        clock,
-        world,
-    }
+    base
 }
 
 async fn bank() -> Bank {
@@ -922,6 +928,49 @@ async fn an_uploaded_presentation_file_gets_the_same_verdict_page() {
     let p = br.send(r).await;
     assert_eq!(p.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(p.body.contains("PRESENTATION_TOO_LARGE"));
+}
+
+#[tokio::test]
+async fn after_a_restart_the_verdict_page_is_the_receipt() {
+    let b = bank().await;
+    let mut br = Browser::new(&b.base);
+    let csrf = br.signed_in("olu", OFFICER_PW).await;
+    let p = br
+        .post(
+            "/desk/start",
+            &[("csrf", &csrf), ("policy", "loan-application")],
+        )
+        .await;
+    let wait = p.location().to_owned();
+    let state = wait.rsplit('/').next().expect("state").to_owned();
+    let jwt = br.get(&format!("{wait}/request.jwt")).await.body;
+    let (nonce, aud) = nonce_of(&jwt);
+    let vp = b.world.vp_token(&loan_policy(), &aud, &nonce);
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("vp_token", &vp.to_string())
+        .append_pair("state", &state)
+        .finish();
+    reqwest::Client::new()
+        .post(format!("{}/oid4vp/response", b.base))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    // Another service over the same directory: the results held in memory are gone, the
+    // receipts are not.
+    let base = serve(VerifierDir::open(&b.dir).expect("open"), b.clock.clone()).await;
+    let mut br = Browser::new(&base);
+    br.signed_in("olu", OFFICER_PW).await;
+    let p = br.get(&wait).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let v = br.get(p.location()).await;
+    assert_eq!(v.status, StatusCode::OK);
+    assert!(v.body.contains("data-verdict=\"ACCEPT\""), "{}", v.body);
+    assert!(v.body.contains("The service keeps the signed receipt"));
+    assert!(v.body.contains("Liquor sales licence"), "{}", v.body);
+    assert!(!v.body.contains("812345676"), "no claims from a receipt");
+    assert!(v.body.contains("id=\"receipt\""));
 }
 
 #[tokio::test]

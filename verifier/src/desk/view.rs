@@ -663,9 +663,13 @@ impl TrustPage {
         TrustPage {
             csrf,
             registry: s.registry.clone(),
-            last_sync: s
-                .last_sync
-                .map(|l| format!("{} ({})", t.time(l.at), t.age(now - l.at))),
+            last_sync: s.last_sync.map(|l| {
+                format!(
+                    "{} ({})",
+                    t.time(l.at),
+                    t.fill("trust.ago", &[("age", &t.age(now - l.at))])
+                )
+            }),
             as_of: s.registry_as_of.map(|a| t.time(a)),
             age: s.age.map(|a| t.age(a)),
             entries: t.number(s.size),
