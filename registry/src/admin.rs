@@ -8,8 +8,12 @@
 //! registry.json   origin, SHA-256 of the admin tokens
 //! authority.key   signs governance entries (sealed with the operator's passphrase)
 //! log.key         signs checkpoints and bundles (sealed likewise)
-//! db/             the sled store: entries and status lists
+//! db/             the sled store: entries and status lists (unless the log is on PostgreSQL)
 //! ```
+//!
+//! With [`Storage::Postgres`], the entries and status lists live in a PostgreSQL database
+//! shared by every instance, and each instance's data directory holds only the
+//! configuration and keys. [`DataDir::move_to_postgres`] moves a sled registry's log there.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +31,7 @@ use bizcred_core::webvh;
 use bizcred_core::ReasonCode;
 use bizcred_schemas::CredentialType;
 
+use crate::store::pg::PgStore;
 use crate::store::{SledStore, Store, StoreError};
 use crate::{Registry, RegistryError};
 
@@ -87,6 +92,13 @@ pub enum AdminError {
     /// The agency's did:webvh log has no entry.
     #[error("the agency's did:webvh log is empty")]
     EmptyDidLog,
+    /// The target storage holds another log (`init`, or `migrate --from` onto a database that
+    /// holds a different log); nothing was written.
+    #[error("{0} already holds a registry log; nothing was written")]
+    StorageNotEmpty(String),
+    /// The moved log does not replay to what the original does.
+    #[error("the log moved to PostgreSQL does not match the sled store: {0}")]
+    MoveVerifyFailed(String),
 }
 
 impl AdminError {
@@ -103,6 +115,8 @@ impl AdminError {
             AdminError::Store(e) => e.code(),
             AdminError::DidLog(e) => e.code(),
             AdminError::EmptyDidLog => ReasonCode::DidLogEmpty,
+            AdminError::StorageNotEmpty(_) => ReasonCode::StorageNotEmpty,
+            AdminError::MoveVerifyFailed(_) => ReasonCode::MoveVerifyFailed,
         }
     }
 }
@@ -159,6 +173,80 @@ impl std::fmt::Debug for Initialized {
     }
 }
 
+/// Where a registry's log and status lists are stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// The sled store in the data directory (`db/`): the default.
+    Sled,
+    /// A PostgreSQL database, by its URL, which any number of instances share.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Storage {
+    /// `sled`, or `PostgreSQL <URL without its password or parameters>`.
+    pub fn describe(&self) -> String {
+        match self {
+            Storage::Sled => "sled".to_owned(),
+            Storage::Postgres(url) => format!("PostgreSQL {}", redact_url(url)),
+        }
+    }
+}
+
+/// A database URL without its password and parameters (which may hold one), for messages.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or("");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<a database URL>".to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or("");
+            format!("{user}@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{host}{path}")
+}
+
+/// What [`DataDir::move_to_postgres`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// Entries moved (the log's size).
+    pub entries: u64,
+    /// Named blobs (status lists) moved.
+    pub blobs: usize,
+    /// The checkpoint body (origin, size, root) before and after the move.
+    pub checkpoint: String,
+    /// The database already held exactly this log (an earlier move): nothing was written.
+    pub already: bool,
+}
+
+/// The checkpoint body (origin, size, root) `entries` replay to.
+fn replayed_checkpoint(origin: &str, entries: &[Vec<u8>], now: i64) -> Result<String, AdminError> {
+    let mut state = bizcred_core::trust::state::TrustState::empty(origin);
+    for (i, bytes) in entries.iter().enumerate() {
+        let e: Value = serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("stored entry {i} is not JSON: {e}")))?;
+        state.apply(&e, now).map_err(RegistryError::Entry)?;
+    }
+    Ok(bizcred_core::trust::note::Checkpoint {
+        origin: origin.to_owned(),
+        size: state.size(),
+        root: state.root(),
+    }
+    .body())
+}
+
 /// A registry's data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -203,18 +291,27 @@ impl DataDir {
 
     /// Creates the registry: authority and log keys sealed with `passphrase`, an admin token,
     /// the genesis entry and the four credential types with their freshness limits.
+    ///
+    /// With [`Storage::Postgres`], the database must be migrated and hold no log yet.
     pub fn init(
         &self,
         origin: &str,
         passphrase: &[u8],
         now: i64,
         rng: &mut impl CryptoRngCore,
+        storage: &Storage,
     ) -> Result<Initialized, AdminError> {
         let cfg_path = self.path.join("registry.json");
         if cfg_path.exists() {
             return Err(AdminError::AlreadyInitialized(self.path.clone()));
         }
         std::fs::create_dir_all(&self.path).map_err(io(&self.path))?;
+        // The store first: a database holding another registry's log refuses before any key
+        // is written.
+        let store = self.store(storage)?;
+        if store.head()? != crate::store::Head::default() {
+            return Err(AdminError::StorageNotEmpty(storage.describe()));
+        }
         let authority = SecretKey::generate(Algorithm::EdDSA, rng);
         let log_key = SecretKey::generate(Algorithm::EdDSA, rng);
         for (name, key) in [(KeyName::Authority, &authority), (KeyName::Log, &log_key)] {
@@ -260,7 +357,6 @@ impl DataDir {
                 rng,
             )?);
         }
-        let store: Box<dyn Store> = Box::new(SledStore::open(&self.path.join("db"))?);
         let mut registry = Registry::open(store, origin, log_key, now)?;
         registry.append_all(entries, now)?;
         // The configuration is written last: a directory without it is not a registry yet.
@@ -314,12 +410,116 @@ impl DataDir {
         keyfile::open(&text, passphrase).map_err(|source| AdminError::Key { path, source })
     }
 
-    /// Opens the registry (replaying and re-validating every stored entry).
-    pub fn open(&self, passphrase: &[u8], now: i64) -> Result<AnyRegistry, AdminError> {
+    /// Opens the registry on `storage` (replaying and re-validating every stored entry).
+    pub fn open(
+        &self,
+        passphrase: &[u8],
+        now: i64,
+        storage: &Storage,
+    ) -> Result<AnyRegistry, AdminError> {
         let cfg = self.config()?;
         let log_key = self.key(KeyName::Log, passphrase)?;
-        let store: Box<dyn Store> = Box::new(SledStore::open(&self.path.join("db"))?);
-        Ok(Registry::open(store, &cfg.origin, log_key, now)?)
+        Ok(Registry::open(
+            self.store(storage)?,
+            &cfg.origin,
+            log_key,
+            now,
+        )?)
+    }
+
+    /// The store: sled in `db/` (refused once moved to PostgreSQL), or the PostgreSQL
+    /// database (refused unless its schema is this binary's).
+    pub fn store(&self, storage: &Storage) -> Result<Box<dyn Store>, AdminError> {
+        Ok(match storage {
+            Storage::Sled => Box::new(SledStore::open(&self.sled_path())?),
+            Storage::Postgres(url) => Box::new(PgStore::connect(url)?),
+        })
+    }
+
+    fn sled_path(&self) -> PathBuf {
+        self.path.join("db")
+    }
+
+    /// Moves this registry's sled log (every entry and named blob) into the PostgreSQL
+    /// database at `url` (migrated, see [`crate::store::pg::migrate`]), in one transaction,
+    /// then verifies it: the entries and blobs read back are the same bytes, and both replay
+    /// to the same checkpoint (origin, size, Merkle root; the log key signs equal bodies
+    /// into equal notes). The sled store is then marked moved, so it is never served again
+    /// (a second log would fork the first).
+    ///
+    /// Idempotent: a database that already holds exactly this log is verified and left as
+    /// it is (`already`); one holding anything else is refused, untouched
+    /// ([`AdminError::StorageNotEmpty`]). The sled store must not be served meanwhile (sled
+    /// refuses a second process).
+    pub fn move_to_postgres(&self, url: &str, now: i64) -> Result<Moved, AdminError> {
+        let cfg = self.config()?;
+        let sled_path = self.sled_path();
+        if !sled_path.is_dir() {
+            return Err(AdminError::NotInitialized(self.path.clone()));
+        }
+        let sled = SledStore::open_moved(&sled_path)?;
+        let entries = sled.load()?;
+        let blobs: Vec<(String, Vec<u8>)> = sled
+            .blobs()?
+            .into_iter()
+            .map(|b| (b.name, b.value))
+            .collect();
+        let checkpoint = replayed_checkpoint(&cfg.origin, &entries, now)?;
+        let target = Storage::Postgres(url.to_owned());
+        let pg = PgStore::connect(url)?;
+        let sorted = |mut v: Vec<(String, Vec<u8>)>| {
+            v.sort();
+            v
+        };
+        let already = !pg.is_empty()?;
+        if already {
+            let held: Vec<(String, Vec<u8>)> =
+                pg.blobs()?.into_iter().map(|b| (b.name, b.value)).collect();
+            if pg.load()? != entries || sorted(held) != sorted(blobs.clone()) {
+                return Err(AdminError::StorageNotEmpty(target.describe()));
+            }
+        } else {
+            pg.fill(&entries, &blobs).map_err(|e| match e {
+                // Another writer filled it meanwhile.
+                StoreError::NotAtEnd { .. } => AdminError::StorageNotEmpty(target.describe()),
+                e => e.into(),
+            })?;
+        }
+        // Verify what the database holds now, read back from it.
+        let moved = pg.load()?;
+        let moved_blobs: Vec<(String, Vec<u8>)> =
+            pg.blobs()?.into_iter().map(|b| (b.name, b.value)).collect();
+        if moved != entries {
+            return Err(AdminError::MoveVerifyFailed(format!(
+                "{} entries read back, {} moved, or their bytes differ",
+                moved.len(),
+                entries.len()
+            )));
+        }
+        if sorted(moved_blobs) != sorted(blobs.clone()) {
+            return Err(AdminError::MoveVerifyFailed("the blobs differ".into()));
+        }
+        let after = replayed_checkpoint(&cfg.origin, &moved, now)?;
+        if after != checkpoint {
+            return Err(AdminError::MoveVerifyFailed(format!(
+                "checkpoint before:\n{checkpoint}after:\n{after}"
+            )));
+        }
+        SledStore::mark_moved(
+            &sled_path,
+            &format!(
+                "moved to {} at {} ({} entries)",
+                target.describe(),
+                bizcred_core::time::format_utc(now),
+                entries.len()
+            ),
+        )?;
+        Ok(Moved {
+            entries: entries.len() as u64,
+            blobs: blobs.len(),
+            checkpoint,
+            already,
+        })
     }
 }
 
@@ -520,6 +720,20 @@ mod tests {
     }
 
     #[test]
+    fn database_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://reg:s3cret@db.example:5432/registry?sslmode=require&password=x"),
+            "postgres://reg@db.example:5432/registry"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url("not a url s3cret"), "<a database URL>");
+        assert!(!format!("{:?}", Storage::Postgres("postgres://a:pw@h/d".into())).contains("pw"));
+    }
+
+    #[test]
     fn init_open_and_refusals() {
         let t = tempfile::tempdir().expect("tempdir");
         let d = DataDir::new(t.path().join("reg"));
@@ -528,12 +742,24 @@ mod tests {
             Err(ReasonCode::NotInitialized)
         );
         let made = d
-            .init("registry.test/log", b"pass", 1_800_000_000, &mut OsRng)
+            .init(
+                "registry.test/log",
+                b"pass",
+                1_800_000_000,
+                &mut OsRng,
+                &Storage::Sled,
+            )
             .expect("init");
         assert_eq!(made.registry.state().size(), 5);
         assert!(made.admin_token.len() == 64);
         drop(made);
-        let again = d.init("registry.test/log", b"pass", 1_800_000_000, &mut OsRng);
+        let again = d.init(
+            "registry.test/log",
+            b"pass",
+            1_800_000_000,
+            &mut OsRng,
+            &Storage::Sled,
+        );
         assert_eq!(
             again.map(|_| ()).map_err(|e| e.code()),
             Err(ReasonCode::AlreadyInitialized)

@@ -18,8 +18,11 @@ use zeroize::Zeroizing;
 
 use bizcred_cli::{hinted, HttpError, PassphraseArgs, SystemClock};
 use bizcred_core::time::{self, Clock};
-use bizcred_registry::admin::{self, AdminError, AuthorizationStatus, DataDir, KeyName, Planned};
+use bizcred_registry::admin::{
+    self, AdminError, AuthorizationStatus, DataDir, KeyName, Planned, Storage,
+};
 use bizcred_registry::service::{self, AppState};
+use bizcred_registry::store::{pg, StoreError};
 use bizcred_registry::RegistryError;
 use bizcred_schemas::CredentialType;
 
@@ -44,6 +47,12 @@ struct Data {
     /// The key passphrase: --passphrase-file, else $BIZCRED_REGISTRY_PASSPHRASE, else a prompt.
     #[command(flatten)]
     pass: PassphraseArgs,
+    /// Keep the log on PostgreSQL (postgres://user@host/database; else
+    /// $BIZCRED_REGISTRY_DATABASE_URL, which keeps a password out of the process list)
+    /// instead of sled in the data directory. Any number of instances may share it; each
+    /// keeps its configuration and keys in its data directory.
+    #[arg(long, env = "BIZCRED_REGISTRY_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -155,6 +164,19 @@ enum Command {
         #[command(flatten)]
         data: Data,
     },
+    /// Apply this binary's PostgreSQL migrations (serve refuses a database without them);
+    /// with --from, move a sled registry's log there, verified.
+    Migrate {
+        /// The PostgreSQL database (else $BIZCRED_REGISTRY_DATABASE_URL).
+        #[arg(long, env = "BIZCRED_REGISTRY_DATABASE_URL", hide_env_values = true)]
+        database: String,
+        /// A registry data directory on sled: its log (every entry and status list) moves to
+        /// the database in one transaction, is verified (same entries, same checkpoint), and
+        /// its sled store is marked moved. Stop the registry serving it first; afterwards
+        /// serve with --data-dir <it> --database <URL>.
+        #[arg(long, value_name = "DATA_DIR")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -178,9 +200,21 @@ enum BundleCmd {
 const PASS_VAR: &str = "BIZCRED_REGISTRY_PASSPHRASE";
 const PASS_PROMPT: &str = "Registry key passphrase";
 
+/// Runs blocking work (a sled flush, a PostgreSQL call) without holding an async worker.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 impl Data {
     fn dir(&self) -> DataDir {
         DataDir::new(&self.data_dir)
+    }
+
+    fn storage(&self) -> Storage {
+        match &self.database {
+            Some(url) => Storage::Postgres(url.clone()),
+            None => Storage::Sled,
+        }
     }
 
     fn passphrase(&self) -> Result<Zeroizing<String>> {
@@ -200,15 +234,37 @@ impl Data {
                     &self.data_dir.to_string_lossy(),
                 ]),
             ),
+            AdminError::Store(e) => store_hint(e, self.database.as_deref()),
+            AdminError::Registry(RegistryError::Store(e)) => {
+                store_hint(e, self.database.as_deref())
+            }
             e => e.into(),
         }
     }
 
     fn open(&self, now: i64) -> Result<admin::AnyRegistry> {
         let pass = self.passphrase()?;
-        self.dir()
-            .open(pass.as_bytes(), now)
+        blocking(|| self.dir().open(pass.as_bytes(), now, &self.storage()))
             .map_err(|e| self.hint(e))
+    }
+}
+
+/// A storage error, with the command that fixes it when there is one.
+fn store_hint(e: StoreError, database: Option<&str>) -> anyhow::Error {
+    match (e, database) {
+        (e @ StoreError::SchemaBehind { .. }, Some(url)) => {
+            // The URL itself when it holds no secret, else the variable that should hold it.
+            let url = if admin::redact_url(url) == url {
+                bizcred_cli::command_line(&[url])
+            } else {
+                "\"$BIZCRED_REGISTRY_DATABASE_URL\"".to_owned()
+            };
+            hinted(
+                e.to_string(),
+                format!("bizcred-registry migrate --database {url}"),
+            )
+        }
+        (e, _) => e.into(),
     }
 }
 
@@ -253,11 +309,9 @@ async fn governance(
     let entries: Vec<Value> = planned.into_iter().map(|p| p.entry).collect();
     let outcome: std::result::Result<u64, (String, String)> = match &target.url {
         None => {
-            let mut reg = data
-                .dir()
-                .open(pass.as_bytes(), now)
+            let mut reg = blocking(|| data.dir().open(pass.as_bytes(), now, &data.storage()))
                 .map_err(|e| data.hint(e))?;
-            match reg.append_all(entries, now) {
+            match blocking(|| reg.append_all(entries, now)) {
                 Ok(r) => Ok(r.start),
                 Err(e @ RegistryError::Entry(_)) => {
                     Err((e.code().as_str().to_owned(), e.to_string()))
@@ -325,7 +379,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init { data, origin } => {
             let pass = data.passphrase()?;
-            let made = data.dir().init(&origin, pass.as_bytes(), now, &mut OsRng)?;
+            let made = blocking(|| {
+                data.dir()
+                    .init(&origin, pass.as_bytes(), now, &mut OsRng, &data.storage())
+            })
+            .map_err(|e| data.hint(e))?;
             let size = made.registry.state().size();
             out.say(
                 &format!(
@@ -334,7 +392,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     made.admin_token.as_str(),
                     serde_json::to_string(&made.anchor)?
                 ),
-                &json!({"origin": origin, "admin_token": made.admin_token.as_str(), "anchor": made.anchor, "size": size}),
+                &json!({"origin": origin, "admin_token": made.admin_token.as_str(), "anchor": made.anchor, "size": size, "storage": data.storage().describe()}),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -352,12 +410,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let addr = listener.local_addr()?;
+            let storage = data.storage().describe();
             out.say(
                 &format!(
-                    "registry {} serving on http://{addr} ({size} entries)",
+                    "registry {} serving on http://{addr} ({size} entries, storage: {storage})",
                     cfg.origin
                 ),
-                &json!({"listening": addr.to_string(), "origin": cfg.origin, "size": size}),
+                &json!({"listening": addr.to_string(), "origin": cfg.origin, "size": size, "storage": storage}),
             );
             axum::serve(listener, service::app(state))
                 .with_graceful_shutdown(async {
@@ -489,7 +548,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     resp.text().await?
                 }
-                None => data.open(now)?.bundle(from, now)?,
+                None => {
+                    let reg = data.open(now)?;
+                    blocking(|| reg.bundle(from, now))?
+                }
             };
             std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
             let b = bizcred_core::trust::bundle::parse(&text)?;
@@ -500,6 +562,47 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     file.display()
                 ),
                 &json!({"file": file, "entries": b.entries.len(), "from": from}),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { database, from } => {
+            let shown = Storage::Postgres(database.clone()).describe();
+            let migrated = blocking(|| pg::migrate(&database)).map_err(|e| store_hint(e, None))?;
+            let applied = if migrated.applied.is_empty() {
+                format!("{shown} is current (migrations {:?})", migrated.versions)
+            } else {
+                format!("{shown}: applied migrations {:?}", migrated.applied)
+            };
+            let Some(dir) = from else {
+                out.say(
+                    &applied,
+                    &json!({"database": shown, "applied": migrated.applied, "versions": migrated.versions}),
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            let data_dir = DataDir::new(&dir);
+            let moved =
+                blocking(|| data_dir.move_to_postgres(&database, now)).map_err(|e| match e {
+                    AdminError::Store(e @ StoreError::Sled(_)) => anyhow!(
+                        "{e}\nhint: stop the registry serving {} first (sled allows one process)",
+                        dir.display()
+                    ),
+                    e => e.into(),
+                })?;
+            let size_line = moved.checkpoint.lines().nth(1).unwrap_or("");
+            let root_line = moved.checkpoint.lines().nth(2).unwrap_or("");
+            out.say(
+                &format!(
+                    "{applied}\n{} {} entries and {} status lists from {} to {shown}; verified: the same entries, the same checkpoint (size {size_line}, root {root_line}); the sled store is marked moved\nserve it with: bizcred-registry serve --data-dir {} --database <URL>",
+                    if moved.already { "already moved:" } else { "moved" },
+                    moved.entries,
+                    moved.blobs,
+                    dir.display(),
+                    dir.display(),
+                ),
+                &json!({"database": shown, "applied": migrated.applied, "versions": migrated.versions,
+                        "moved": {"from": dir, "entries": moved.entries, "blobs": moved.blobs,
+                                  "checkpoint": moved.checkpoint, "already": moved.already, "verified": true}}),
             );
             Ok(ExitCode::SUCCESS)
         }

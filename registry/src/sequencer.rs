@@ -67,6 +67,10 @@ impl RegistryError {
 }
 
 /// The registry: replayed state, the entries, the log key and durable storage.
+///
+/// Several registries (one per instance) may share one store ([`crate::store::pg`]): each
+/// appends through the store's write lock, validating against what is stored then
+/// ([`Registry::append_all`]), and calls [`Registry::refresh`] before it answers a read.
 pub struct Registry<S: Store> {
     store: S,
     state: TrustState,
@@ -74,6 +78,28 @@ pub struct Registry<S: Store> {
     log_signer: SecretKey,
     checkpoint: String,
     status_lists: Vec<StatusListCopy>,
+    /// The newest blob version read from the store.
+    blob_version: u64,
+}
+
+/// The status list a blob holds, if it is one (`status:<uri>`).
+fn status_list_of(name: &str, value: &[u8]) -> Option<StatusListCopy> {
+    name.strip_prefix("status:").map(|uri| StatusListCopy {
+        uri: uri.to_owned(),
+        token: String::from_utf8_lossy(value).into_owned(),
+    })
+}
+
+/// A stored entry's JSON, replayed onto `state` (refused as corruption: it was validated
+/// when it was appended).
+fn replay(state: &mut TrustState, bytes: &[u8], now: i64) -> Result<Value, StoreError> {
+    let at = state.size();
+    let e: Value = serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("stored entry {at} is not JSON: {e}")))?;
+    state
+        .apply(&e, now)
+        .map_err(|err| StoreError::Corrupt(format!("stored entry {at} does not apply: {err}")))?;
+    Ok(e)
 }
 
 impl<S: Store> std::fmt::Debug for Registry<S> {
@@ -101,25 +127,65 @@ impl<S: Store> Registry<S> {
             state.apply(&e, now)?;
             entries.push(e);
         }
-        let mut status_lists = Vec::new();
-        for (k, v) in store.blobs()? {
-            if let Some(uri) = k.strip_prefix("status:") {
-                status_lists.push(StatusListCopy {
-                    uri: uri.to_owned(),
-                    token: String::from_utf8_lossy(&v).into_owned(),
-                });
-            }
-        }
         let mut r = Registry {
             store,
             state,
             entries,
             log_signer,
             checkpoint: String::new(),
-            status_lists,
+            status_lists: Vec::new(),
+            blob_version: 0,
         };
+        r.read_blobs()?;
         r.sign_checkpoint()?;
         Ok(r)
+    }
+
+    /// Reads the blobs written since the last look.
+    fn read_blobs(&mut self) -> Result<(), RegistryError> {
+        for b in self.store.blobs_since(self.blob_version)? {
+            if let Some(list) = status_list_of(&b.name, &b.value) {
+                self.status_lists.retain(|s| s.uri != list.uri);
+                self.status_lists.push(list);
+            }
+            self.blob_version = self.blob_version.max(b.version);
+        }
+        Ok(())
+    }
+
+    /// Catches up with the store: replays the entries other instances appended since the last
+    /// look and reads the blobs they wrote, re-signing the checkpoint when the log grew. One
+    /// cheap query ([`Store::head`]) when nothing changed. Returns whether anything did.
+    ///
+    /// A registry that shares its store calls this before every answer, so an answer reflects
+    /// every append committed before it was asked for, on any instance.
+    pub fn refresh(&mut self, now: i64) -> Result<bool, RegistryError> {
+        let head = self.store.head()?;
+        let size = self.state.size();
+        if head.size < size {
+            return Err(StoreError::Corrupt(format!(
+                "the stored log has {} entries, fewer than the {size} already replayed",
+                head.size
+            ))
+            .into());
+        }
+        let mut changed = false;
+        if head.size > size {
+            let mut next = self.state.clone();
+            let mut newer = Vec::new();
+            for bytes in self.store.entries_from(size)? {
+                newer.push(replay(&mut next, &bytes, now)?);
+            }
+            self.state = next;
+            self.entries.extend(newer);
+            self.sign_checkpoint()?;
+            changed = true;
+        }
+        if head.blob_version > self.blob_version {
+            self.read_blobs()?;
+            changed = true;
+        }
+        Ok(changed)
     }
 
     fn sign_checkpoint(&mut self) -> Result<(), RegistryError> {
@@ -164,6 +230,10 @@ impl<S: Store> Registry<S> {
     /// Validates `batch` in order against the state (each entry after the ones before it) and
     /// appends all of them durably in one write, or none: onboarding an issuer (its
     /// registration and its authorizations) can never stop half-way. Returns their indices.
+    ///
+    /// The validation runs under the store's write lock, against the state replayed from
+    /// what is stored then: the entries other instances appended since this registry's last
+    /// look are replayed first (and kept), so a batch is never validated against a stale copy.
     pub fn append_all(
         &mut self,
         batch: Vec<Value>,
@@ -176,15 +246,55 @@ impl<S: Store> Registry<S> {
                 batch.len()
             )));
         }
-        let mut next = self.state.clone();
-        let mut bytes = Vec::with_capacity(batch.len());
-        for e in &batch {
-            next.apply(e, now)?;
-            bytes.push(entry::canonical(e).map_err(EntryError::Malformed)?);
+        // Cloned before the lock is taken; only the replay and the validation run under it.
+        let mut base = Some(self.state.clone());
+        let mut outcome: Option<Result<(TrustState, Vec<Value>), RegistryError>> = None;
+        let written = self.store.append_with(self.state.size(), &mut |stored| {
+            let mut next = base.take()?;
+            let mut newer = Vec::with_capacity(stored.len());
+            for bytes in stored {
+                match replay(&mut next, bytes, now) {
+                    Ok(e) => newer.push(e),
+                    Err(err) => {
+                        outcome = Some(Err(err.into()));
+                        return None;
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(batch.len());
+            for e in &batch {
+                let applied = next
+                    .apply(e, now)
+                    .and_then(|()| entry::canonical(e).map_err(EntryError::Malformed));
+                match applied {
+                    Ok(bytes) => out.push(bytes),
+                    Err(err) => {
+                        outcome = Some(Err(err.into()));
+                        return None;
+                    }
+                }
+            }
+            outcome = Some(Ok((next, newer)));
+            Some(out)
+        })?;
+        let (next, newer) = match (written, outcome) {
+            (Some(_), Some(Ok(done))) => done,
+            (None, Some(Err(e))) => return Err(e),
+            _ => {
+                return Err(
+                    StoreError::Corrupt("the store did not run the append plan".into()).into(),
+                )
+            }
+        };
+        let start = self.state.size() + newer.len() as u64;
+        if written != Some(start) {
+            return Err(StoreError::Corrupt(format!(
+                "the batch landed at {written:?}, not at {start}"
+            ))
+            .into());
         }
-        let start = self.state.size();
-        self.store.append_all(start, &bytes)?;
         self.state = next;
+        self.entries.extend(newer);
         let end = start + batch.len() as u64;
         self.entries.extend(batch);
         self.sign_checkpoint()?;
@@ -355,23 +465,32 @@ impl<S: Store> Registry<S> {
             .issuer_key(did, kid, iat)
             .map_err(|e| bad(&e.to_string()))?;
         jws.verify(&key).map_err(|e| bad(&e.to_string()))?;
-        // Never replace a newer list with an older one.
-        if let Some(old) = self.status_lists.iter().find(|s| s.uri == uri) {
-            let old_iat = Jws::decode(&old.token)
-                .ok()
-                .and_then(|j| j.claims().ok())
-                .and_then(|c| c.get("iat").and_then(Value::as_i64));
-            if old_iat.is_some_and(|o| o > iat) {
-                return Err(bad("a newer list for this URI is already held"));
-            }
+        // Never replace a newer list with an older one: checked under the store's write lock
+        // against the list stored then (another instance may have stored a newer one).
+        let version = self
+            .store
+            .put_blob_with(&format!("status:{uri}"), &mut |current| {
+                let held_iat = current
+                    .and_then(|old| Jws::decode(&String::from_utf8_lossy(old)).ok())
+                    .and_then(|j| j.claims().ok())
+                    .and_then(|c| c.get("iat").and_then(Value::as_i64));
+                held_iat
+                    .is_none_or(|o| o <= iat)
+                    .then(|| token.as_bytes().to_vec())
+            })?;
+        if version.is_none() {
+            return Err(bad("a newer list for this URI is already held"));
         }
-        self.store
-            .put_blob(&format!("status:{uri}"), token.as_bytes())?;
         self.status_lists.retain(|s| s.uri != uri);
         self.status_lists.push(StatusListCopy {
             uri: uri.clone(),
             token: token.to_owned(),
         });
+        // Only the next version is this write for sure; past a gap, the next refresh reads
+        // the blobs between (this one again among them).
+        if version == Some(self.blob_version + 1) {
+            self.blob_version += 1;
+        }
         Ok(uri)
     }
 

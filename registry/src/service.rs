@@ -16,6 +16,15 @@
 //! | GET | `/bundle?from=` | the signed trust bundle |
 //!
 //! Errors are JSON `{"error": <stable code>, "error_description": <sentence>}`.
+//!
+//! # Threads and freshness
+//!
+//! Every handler runs its registry call on tokio's blocking pool ([`call`]): the sequencer is
+//! synchronous, its storage calls block (a sled flush, a PostgreSQL round trip or a wait for
+//! the append lock) and a large bundle is CPU work, none of which may hold an async worker.
+//! Before it answers, a handler refreshes the registry from its store
+//! ([`Registry::refresh`]): with several instances on one PostgreSQL database, every answer
+//! reflects every append committed before the request, whichever instance made it.
 
 use std::sync::{Arc, Mutex};
 
@@ -52,21 +61,6 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-impl Store for Box<dyn Store> {
-    fn load(&self) -> Result<Vec<Vec<u8>>, crate::store::StoreError> {
-        (**self).load()
-    }
-    fn append_all(&self, index: u64, entries: &[Vec<u8>]) -> Result<(), crate::store::StoreError> {
-        (**self).append_all(index, entries)
-    }
-    fn put_blob(&self, key: &str, value: &[u8]) -> Result<(), crate::store::StoreError> {
-        (**self).put_blob(key, value)
-    }
-    fn blobs(&self) -> Result<Vec<(String, Vec<u8>)>, crate::store::StoreError> {
-        (**self).blobs()
-    }
-}
-
 /// The SHA-256 of a token, as stored in configuration.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -87,6 +81,10 @@ impl IntoResponse for ApiError {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> ApiError {
         let status = match &e {
+            // The database is down or unreachable: another instance, or a retry, may answer.
+            RegistryError::Store(crate::store::StoreError::Postgres(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             RegistryError::Store(_) | RegistryError::Sign(_) | RegistryError::Checkpoint(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -105,14 +103,31 @@ impl From<RegistryError> for ApiError {
 
 type Shared = Arc<AppState>;
 
-fn lock(s: &AppState) -> Result<std::sync::MutexGuard<'_, Registry<Box<dyn Store>>>, ApiError> {
-    s.registry.lock().map_err(|_| {
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "registry lock poisoned".into(),
-        )
+fn internal(what: &str) -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        what.to_owned(),
+    )
+}
+
+/// Runs `f` on the registry, refreshed from its store, on the blocking pool.
+async fn call<T: Send + 'static>(
+    s: &Shared,
+    f: impl FnOnce(&mut Registry<Box<dyn Store>>, i64) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut reg = s
+            .registry
+            .lock()
+            .map_err(|_| internal("registry lock poisoned"))?;
+        let now = s.clock.now();
+        reg.refresh(now)?;
+        f(&mut reg, now)
     })
+    .await
+    .map_err(|_| internal("a registry call panicked"))?
 }
 
 /// The router.
@@ -134,7 +149,7 @@ pub fn app(state: Shared) -> Router {
 }
 
 async fn checkpoint(State(s): State<Shared>) -> Result<Response, ApiError> {
-    let cp = lock(&s)?.checkpoint().to_owned();
+    let cp = call(&s, |reg, _| Ok(reg.checkpoint().to_owned())).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp).into_response())
 }
 
@@ -145,8 +160,8 @@ struct Range {
 }
 
 async fn entries(State(s): State<Shared>, Query(r): Query<Range>) -> Result<Json<Value>, ApiError> {
-    let reg = lock(&s)?;
-    Ok(Json(Value::Array(reg.entries(r.start, r.end)?.to_vec())))
+    let page = call(&s, move |reg, _| Ok(reg.entries(r.start, r.end)?.to_vec())).await?;
+    Ok(Json(Value::Array(page)))
 }
 
 #[derive(Deserialize)]
@@ -159,7 +174,9 @@ async fn inclusion(
     State(s): State<Shared>,
     Query(q): Query<Incl>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(lock(&s)?.inclusion_proof(q.index, q.size)?))
+    Ok(Json(
+        call(&s, move |reg, _| Ok(reg.inclusion_proof(q.index, q.size)?)).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -172,7 +189,12 @@ async fn consistency(
     State(s): State<Shared>,
     Query(q): Query<Cons>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(lock(&s)?.consistency_proof(q.first, q.second)?))
+    Ok(Json(
+        call(&s, move |reg, _| {
+            Ok(reg.consistency_proof(q.first, q.second)?)
+        })
+        .await?,
+    ))
 }
 
 async fn resolve(
@@ -184,20 +206,23 @@ async fn resolve(
         Some(q) => format!("{did}?{q}"),
         None => did,
     };
-    let r = lock(&s)?.resolve(&url)?;
+    let r = call(&s, move |reg, _| Ok(reg.resolve(&url)?)).await?;
     Ok(Json(
         json!({"didDocument": r.document, "didDocumentMetadata": r.metadata, "didResolutionMetadata": {"contentType": "application/did+ld+json"}}),
     ))
 }
 
 async fn did_log(State(s): State<Shared>, Path(did): Path<String>) -> Result<Response, ApiError> {
-    let log = lock(&s)?.did_log(&did).ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            "notFound",
-            format!("{did} is not registered"),
-        )
-    })?;
+    let log = call(&s, move |reg, _| {
+        reg.did_log(&did).ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "notFound",
+                format!("{did} is not registered"),
+            )
+        })
+    })
+    .await?;
     Ok(([(header::CONTENT_TYPE, "text/jsonl")], log).into_response())
 }
 
@@ -206,23 +231,26 @@ async fn did_lines(
     Path(did): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let text = std::str::from_utf8(&body).map_err(|_| {
+    let text = String::from_utf8(body.to_vec()).map_err(|_| {
         ApiError(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "body is not UTF-8".into(),
         )
     })?;
-    let now = s.clock.now();
-    let index = lock(&s)?.submit_did_lines(&did, text, now, &mut rand_core::OsRng)?;
+    let index = call(&s, move |reg, now| {
+        Ok(reg.submit_did_lines(&did, &text, now, &mut rand_core::OsRng)?)
+    })
+    .await?;
     Ok(Json(json!({"index": index})))
 }
 
 async fn trqp(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
-    let now = s.clock.now();
-    Ok(Json(lock(&s)?.authorization_query(&req, now)?))
+    Ok(Json(
+        call(&s, move |reg, now| Ok(reg.authorization_query(&req, now)?)).await?,
+    ))
 }
 
 fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -273,31 +301,32 @@ async fn submit_entry(
     }
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
-    let now = s.clock.now();
-    let mut reg = lock(&s)?;
     // An array is one batch: every entry applies, or none is appended.
-    let answer = match body {
-        Value::Array(batch) => {
-            let r = reg.append_all(batch, now)?;
-            json!({"index": r.start, "indices": r.collect::<Vec<u64>>(), "checkpoint": reg.checkpoint()})
-        }
-        entry => {
-            let index = reg.append(entry, now)?;
-            json!({"index": index, "checkpoint": reg.checkpoint()})
-        }
-    };
+    let answer = call(&s, move |reg, now| {
+        Ok(match body {
+            Value::Array(batch) => {
+                let r = reg.append_all(batch, now)?;
+                json!({"index": r.start, "indices": r.collect::<Vec<u64>>(), "checkpoint": reg.checkpoint()})
+            }
+            entry => {
+                let index = reg.append(entry, now)?;
+                json!({"index": index, "checkpoint": reg.checkpoint()})
+            }
+        })
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn status_list(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let token = std::str::from_utf8(&body).map_err(|_| {
+    let token = String::from_utf8(body.to_vec()).map_err(|_| {
         ApiError(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "body is not UTF-8".into(),
         )
     })?;
-    let uri = lock(&s)?.put_status_list(token.trim())?;
+    let uri = call(&s, move |reg, _| Ok(reg.put_status_list(token.trim())?)).await?;
     Ok(Json(json!({"uri": uri})))
 }
 
@@ -308,8 +337,7 @@ struct FromSize {
 }
 
 async fn bundle(State(s): State<Shared>, Query(q): Query<FromSize>) -> Result<Response, ApiError> {
-    let now = s.clock.now();
-    let b = lock(&s)?.bundle(q.from, now)?;
+    let b = call(&s, move |reg, now| Ok(reg.bundle(q.from, now)?)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,

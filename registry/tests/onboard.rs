@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
 use bizcred_core::trust::entry::build;
 use bizcred_registry::admin;
-use bizcred_registry::store::{MemoryStore, Store, StoreError};
+use bizcred_registry::store::{AppendPlan, Blob, BlobPlan, Head, MemoryStore, Store, StoreError};
 use bizcred_registry::Registry;
 use bizcred_schemas::CredentialType;
 use bizcred_test_support::{founding_entries, Agency};
@@ -28,20 +28,23 @@ struct FailPoint {
 }
 
 impl Store for FailPoint {
-    fn load(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.load()
+    fn head(&self) -> Result<Head, StoreError> {
+        self.inner.head()
     }
-    fn append_all(&self, index: u64, entries: &[Vec<u8>]) -> Result<(), StoreError> {
+    fn entries_from(&self, from: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.entries_from(from)
+    }
+    fn append_with(&self, from: u64, plan: AppendPlan<'_>) -> Result<Option<u64>, StoreError> {
         if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
             return Err(StoreError::Injected("killed before this write"));
         }
-        self.inner.append_all(index, entries)
+        self.inner.append_with(from, plan)
     }
-    fn put_blob(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.inner.put_blob(key, value)
+    fn blobs_since(&self, after: u64) -> Result<Vec<Blob>, StoreError> {
+        self.inner.blobs_since(after)
     }
-    fn blobs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.blobs()
+    fn put_blob_with(&self, name: &str, plan: BlobPlan<'_>) -> Result<Option<u64>, StoreError> {
+        self.inner.put_blob_with(name, plan)
     }
 }
 

@@ -200,6 +200,12 @@ reasons! {
         StoreCorrupt = "STORE_CORRUPT", "verifier, registry, issuer", "Stored data does not decode as what was written.";
         StorageFailed = "STORAGE_FAILED", "registry, issuer, wallet", "The storage engine failed.";
         StorageConflict = "STORAGE_CONFLICT", "registry", "A write raced another writer (nothing was written).";
+        DatabaseNotMigrated = "DATABASE_NOT_MIGRATED", "registry", "The database lacks migrations of this binary (run its migrate command); nothing is served.";
+        DatabaseSchemaNewer = "DATABASE_SCHEMA_NEWER", "registry", "The database was migrated by a newer binary; this one does not serve it.";
+        DatabaseSchemaMismatch = "DATABASE_SCHEMA_MISMATCH", "registry", "An applied database migration differs from this binary's, or failed half-way.";
+        StorageMoved = "STORAGE_MOVED", "registry", "The embedded store was moved to PostgreSQL; serving it would fork the log.";
+        StorageNotEmpty = "STORAGE_NOT_EMPTY", "registry", "The target storage already holds another log (nothing was written).";
+        MoveVerifyFailed = "MOVE_VERIFY_FAILED", "registry", "The moved log does not replay to the same state and checkpoint as the original.";
         StoreLockPoisoned = "STORE_LOCK_POISONED", "issuer", "A storage lock was poisoned by a failure elsewhere.";
         StoreEncodingFailed = "STORE_ENCODING_FAILED", "issuer", "A record could not be encoded (nothing was written).";
         CommitUnfinished = "COMMIT_UNFINISHED", "issuer", "A group commit ended without an outcome for this write.";
