@@ -40,8 +40,13 @@ pub struct Account {
     pub disabled: bool,
     /// Created (Unix seconds).
     pub created: i64,
-    /// Password, role or state last changed (sessions from before are ended).
+    /// Password, role or state last changed.
     pub changed: i64,
+    /// Counts the changes of password, role or state: a session keeps the generation it signed
+    /// in with and ends when it differs (a counter, so a change in the same second as a
+    /// sign-in still ends that session).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl std::fmt::Debug for Account {
@@ -52,6 +57,7 @@ impl std::fmt::Debug for Account {
             .field("disabled", &self.disabled)
             .field("created", &self.created)
             .field("changed", &self.changed)
+            .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
 }
@@ -294,6 +300,7 @@ impl Accounts {
                 disabled: false,
                 created: now,
                 changed: now,
+                generation: 0,
             };
             f.accounts.push(a.clone());
             Ok(a)
@@ -314,6 +321,7 @@ impl Accounts {
                 .ok_or_else(|| AccountError::Unknown(name.to_owned()))?;
             edit(a);
             a.changed = now;
+            a.generation = a.generation.wrapping_add(1);
             Ok(a.clone())
         })
     }
@@ -420,7 +428,13 @@ mod tests {
                 ReasonCode::LoginFailed
             );
         }
-        acc.reset("ana", "a new long password", 20).expect("reset");
+        let before = acc.get("ana").expect("read").expect("ana").generation;
+        acc.reset("ana", "a new long password", 10).expect("reset");
+        // A change in the same second as the sign-in still counts (sessions compare this).
+        assert_eq!(
+            acc.get("ana").expect("read").expect("ana").generation,
+            before + 1
+        );
         assert!(acc.authenticate("ana", "correct horse battery").is_err());
         acc.authenticate("ana", "a new long password")
             .expect("new password");

@@ -308,7 +308,7 @@ impl Desk {
             .touch(id, self.now())
             .ok_or(DeskError::SessionRequired)?;
         match self.accounts.get(&s.user)? {
-            Some(a) if !a.disabled && a.changed == s.account_changed => {}
+            Some(a) if !a.disabled && a.generation == s.account_generation => {}
             _ => {
                 self.sessions.end(id);
                 return Err(DeskError::SessionRequired);
@@ -524,9 +524,9 @@ impl Desk {
         match checked {
             Ok(account) => {
                 keys.iter().for_each(|k| self.throttle.clear(k));
-                let id = self
-                    .sessions
-                    .create(&account.name, &account.role, account.changed, now);
+                let id =
+                    self.sessions
+                        .create(&account.name, &account.role, account.generation, now);
                 tracing::info!(user = %account.name, "staff signed in");
                 let mut r = see_other(&safe_next(form.get("next")));
                 for c in [

@@ -51,8 +51,8 @@ pub struct Session {
     pub created: i64,
     /// Last request.
     pub last_seen: i64,
-    /// The account's `changed` time at sign-in (a later change ends the session).
-    pub account_changed: i64,
+    /// The account's generation at sign-in (a later change ends the session).
+    pub account_generation: u64,
     flash: Option<Flash>,
 }
 
@@ -134,7 +134,7 @@ impl Sessions {
     }
 
     /// Starts a session (a new id every sign-in); returns its id for the cookie.
-    pub fn create(&self, user: &str, role: &str, account_changed: i64, now: i64) -> String {
+    pub fn create(&self, user: &str, role: &str, account_generation: u64, now: i64) -> String {
         let id = random_token(32);
         let mut t = self.table();
         if t.len() >= self.limits.max {
@@ -157,7 +157,7 @@ impl Sessions {
                 csrf: random_token(32),
                 created: now,
                 last_seen: now,
-                account_changed,
+                account_generation,
                 flash: None,
             },
         );
