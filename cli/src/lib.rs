@@ -1,14 +1,17 @@
 //! Shared plumbing of the bizcred service binaries (`bizcred-registry`, `bizcred-issuer`,
-//! `bizcred-verifier`): logs on stderr (never stdout, which is data), the tokio runtime, and
-//! the error contract: a failed command prints `error: <cause chain>` on stderr, with `--json`
-//! also `{"error": ...}` on stdout, and exits 2. Each service binary declares [`Allocator`]
-//! as its global allocator.
+//! `bizcred-verifier`): logs on stderr (never stdout, which is data; text or, with
+//! `--log-format json` or `BIZCRED_LOG_FORMAT=json`, one JSON object a line), the tokio
+//! runtime, and the error contract: a failed command prints `error: <cause chain>` on stderr,
+//! with `--json` also `{"error": ...}` on stdout, and exits 2. Each service binary declares
+//! [`Allocator`] as its global allocator. [`serve`] is what every `serve` command shares: TLS,
+//! trusted proxies, `/healthz`, `/readyz`, `/metrics`, graceful shutdown.
 
 use std::future::Future;
 use std::process::ExitCode;
 
 pub mod clock;
 pub mod passphrase;
+pub mod serve;
 pub mod staff;
 
 pub use clock::SystemClock;
@@ -148,6 +151,28 @@ pub struct Output {
     /// More log output on stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The format of the logs on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = LOG_FORMAT_VAR,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+}
+
+/// The environment variable that chooses the log format (`--log-format` wins).
+pub const LOG_FORMAT_VAR: &str = "BIZCRED_LOG_FORMAT";
+
+/// How logs are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's
+    /// fields (never a request path beyond its route template, a query string or a body).
+    Json,
 }
 
 impl Output {
@@ -168,12 +193,20 @@ pub fn main(out: Output, command: impl Future<Output = anyhow::Result<ExitCode>>
     } else {
         ["warn", "info", "debug"][usize::from(out.verbose.min(2))]
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
-        )
-        .init();
+        );
+    match out.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -184,7 +217,11 @@ pub fn main(out: Output, command: impl Future<Output = anyhow::Result<ExitCode>>
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(command) {
+    let result = rt.block_on(command);
+    // Tasks still running (a background loop, a request past the shutdown grace) end here;
+    // blocking work is waited for, boundedly.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    match result {
         Ok(code) => code,
         Err(e) => {
             let hint = e
@@ -204,5 +241,29 @@ pub fn main(out: Output, command: impl Future<Output = anyhow::Result<ExitCode>>
             }
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        out: Output,
+    }
+
+    #[test]
+    fn log_format_is_text_unless_asked() {
+        let cli = Cli::try_parse_from(["x"]).expect("parse");
+        // The test environment may set the variable; the option wins over it.
+        if std::env::var_os(LOG_FORMAT_VAR).is_none() {
+            assert_eq!(cli.out.log_format, LogFormat::Text);
+        }
+        let cli = Cli::try_parse_from(["x", "--log-format", "json"]).expect("parse");
+        assert_eq!(cli.out.log_format, LogFormat::Json);
+        assert!(Cli::try_parse_from(["x", "--log-format", "xml"]).is_err());
     }
 }
