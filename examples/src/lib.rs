@@ -1251,3 +1251,103 @@ pub fn restaurant_journey(out: &mut dyn FnMut(&str, Value)) -> Result<()> {
     );
     Ok(())
 }
+
+/// The parties of [`desk_demo`], kept running while it is alive.
+#[derive(Debug)]
+pub struct DeskDemo {
+    /// The registry and the agencies.
+    pub world: World,
+    /// The bank.
+    pub bank: Bank,
+    /// The founder's wallet.
+    pub wallet: Wallet,
+}
+
+/// The journey for people at a browser: the business obtains its incorporation, business
+/// number and municipal licence; its liquor-licence application waits at the AGCO with the
+/// prerequisites presented; every agency and the bank get staff accounts sharing one random
+/// password. `out` receives what to open and type.
+pub fn desk_demo(out: &mut dyn FnMut(&str)) -> Result<DeskDemo> {
+    use rand_core::RngCore;
+    let world = World::start(&[])?;
+    let biz = Business::jennifer();
+    let wallet = Wallet::create(&world.bins, world.root.path(), "jennifer-wallet")?;
+    obtain(
+        &world,
+        &wallet,
+        "obr",
+        CredentialType::CertificateOfIncorporation,
+        Some(&biz.incorporation()),
+        &json!({}),
+    )?;
+    obtain(
+        &world,
+        &wallet,
+        "cra",
+        CredentialType::BusinessNumber,
+        None,
+        &biz.business_number_claims(),
+    )?;
+    obtain(
+        &world,
+        &wallet,
+        "city",
+        CredentialType::MunicipalBusinessLicence,
+        None,
+        &biz.municipal_claims(),
+    )?;
+    let app = world.admin("agco", &["apply", "--type", "liquor-sales-licence"])?;
+    let uri = app["presentation_request"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no prerequisite request: {app}"))?;
+    wallet.ok(&world.bins, &["present", uri, "--yes"])?;
+    let mut b = [0u8; 9];
+    rand_core::OsRng.fill_bytes(&mut b);
+    let password: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    for a in &world.agencies {
+        for (name, role) in [
+            ("clerk", "clerk"),
+            ("approver", "approver"),
+            ("admin", "administrator"),
+        ] {
+            world.add_staff(&a.spec.key, name, role, &password)?;
+        }
+    }
+    let bank = Bank::start(
+        &world,
+        include_str!("../../examples/config/policies/loan-application.toml"),
+    )?;
+    bank.sync(&world)?;
+    for (name, role) in [("officer", "officer"), ("admin", "administrator")] {
+        bank.add_staff(&world, name, role, &password)?;
+    }
+    out("The registry, four agencies and the bank are running on loopback.");
+    out("");
+    for a in &world.agencies {
+        out(&format!("  {:<44} {}/desk", a.spec.name_en, a.url));
+    }
+    out(&format!("  {:<44} {}/desk", "Bank", bank.service.url));
+    out("");
+    out(&format!(
+        "Accounts at every agency: clerk, approver, admin; at the bank: officer, admin. Password: {password}"
+    ));
+    out("Jennifer Ventures Inc.'s liquor-licence application is ready for review at the AGCO.");
+    use bizcred_cli::shell_quote;
+    let w = shell_quote(&wallet.dir.to_string_lossy());
+    let wallet_bin = shell_quote(&world.bins.dir().join("bizcred-wallet").to_string_lossy());
+    out("After approving it, receive the credential with the link and code the page shows:");
+    out(&format!(
+        "  BIZCRED_WALLET_PASSPHRASE={} {wallet_bin} --wallet-dir {w} receive '<offer link>' --tx-code <code>",
+        shell_quote(DEMO_PASSPHRASE)
+    ));
+    out("At the bank, start a verification and answer its request with:");
+    out(&format!(
+        "  BIZCRED_WALLET_PASSPHRASE={} {wallet_bin} --wallet-dir {w} present '<openid4vp:// link>'",
+        shell_quote(DEMO_PASSPHRASE)
+    ));
+    Ok(DeskDemo {
+        world,
+        bank,
+        wallet,
+    })
+}

@@ -15,6 +15,10 @@ struct Args {
     /// Print the full record of each step as a JSON line.
     #[arg(long)]
     json: bool,
+    /// Start every party with desk accounts, print the desk addresses and leave them running
+    /// for a person to click through in a browser (Enter stops them).
+    #[arg(long, conflicts_with = "json")]
+    desk: bool,
 }
 
 fn main() -> ExitCode {
@@ -25,6 +29,9 @@ fn main() -> ExitCode {
     if let Err(e) = bizcred_examples::Bins::build() {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
+    }
+    if args.desk {
+        return desk();
     }
     let result = bizcred_examples::restaurant_journey(&mut |line, record| {
         n += 1;
@@ -46,4 +53,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn desk() -> ExitCode {
+    let demo = match bizcred_examples::desk_demo(&mut |line| println!("{line}")) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    println!();
+    println!("Press Enter to stop every service (their data is deleted).");
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: reading the terminal: {e}");
+    }
+    drop(demo);
+    ExitCode::SUCCESS
 }
