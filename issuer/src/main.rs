@@ -44,10 +44,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Serve the issuer.
+    /// Serve the issuer (HTTPS with --tls-cert and --tls-key; /healthz, /readyz, /metrics;
+    /// SIGTERM or Ctrl-C stops it after the requests in flight).
     Serve {
         #[arg(long)]
         config: PathBuf,
+        #[command(flatten)]
+        serve: bizcred_cli::serve::ServeArgs,
     },
     /// Generate an admin token and the hash to put in `admin.token_sha256`.
     Token,
@@ -357,7 +360,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let accounts = bizcred_web::Accounts::new(&cfg.storage, bizcred_issuer::desk::ROLES);
             bizcred_cli::staff::run(&accounts, &action, clock.now(), &out)
         }
-        Command::Serve { config } => {
+        Command::Serve { config, serve } => {
             let cfg = load_config(&config)?;
             let listen = cfg.listen;
             let desk_settings = cfg.desk;
@@ -390,17 +393,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
             });
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let addr = listener.local_addr()?;
+            // TLS files are read and the SIGTERM / Ctrl-C handlers installed before the line
+            // that says the issuer listens.
+            let server = bizcred_cli::serve::Server::bind(listen, &serve).await?;
+            let (addr, url) = (server.local_addr()?, server.url()?);
             out.say(
                 &format!(
-                    "{} issuing as {} on http://{addr}",
+                    "{} issuing as {} on {url}",
                     issuer.config.name_en, issuer.did
                 ),
-                &json!({"listening": addr.to_string(), "did": issuer.did}),
+                &json!({"listening": addr.to_string(), "url": url, "did": issuer.did}),
             );
+            let health = service::health(&issuer);
+            let metrics = service::metrics(&issuer);
             let desk = bizcred_issuer::desk::new_desk(
                 &public_url,
                 &storage,
@@ -415,19 +420,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .context("loading the desk's catalogues")?;
             let app = service::app(issuer.clone())
                 .merge(bizcred_issuer::desk::routes(issuer, Arc::new(desk)));
-            // Peer addresses reach the desk's sign-in throttle.
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                // Without a Ctrl-C handler, serve until killed rather than stop at once.
-                if let Err(e) = tokio::signal::ctrl_c().await {
-                    tracing::warn!("no Ctrl-C handler ({e}): stop the service with a signal");
-                    std::future::pending::<()>().await;
-                }
-            })
-            .await?;
+            // Served with the connection info: client addresses (behind --trusted-proxy, the
+            // forwarded ones) reach the desk's sign-in throttle. Returns once SIGTERM or
+            // Ctrl-C came and the requests in flight finished (every issuance acknowledged
+            // was flushed before its response).
+            server.run(app, &health, &metrics).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin { url, token, action } => admin(&out, &url, &token, action).await,

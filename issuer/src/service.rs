@@ -12,6 +12,9 @@
 //! `/admin/applications/{id}/withdraw` (each of these three with `{"reason": ...}`),
 //! `/admin/credentials`, `/admin/credentials/{id}/{action}` (`revoke`, `suspend`, `reinstate`;
 //! `{"reason": ...}`, required to revoke or suspend), `/admin/keys/rotate`, `/admin/audit`.
+//!
+//! Operations (merged by `bizcred_cli::serve` when the binary serves): `/healthz`, `/readyz`
+//! with the checks of [`health`], `/metrics` with the issuer's metrics of [`metrics`].
 
 use std::sync::Arc;
 
@@ -25,6 +28,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use bizcred_cli::serve::{Health, Metrics};
 use bizcred_schemas::ReasonCode;
 
 use crate::issuer::{Actor, Error, Issuer, StatusAction};
@@ -218,9 +222,102 @@ pub fn app(issuer: Shared) -> Router {
         .route("/admin/credentials/{id}/{action}", post(change_status))
         .route("/admin/keys/rotate", post(rotate))
         .route("/admin/audit", get(audit))
-        .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(issuer)
+}
+
+/// The issuer's readiness checks (`/readyz`): `storage` (the store answers a read of the
+/// issuer's DID) and `keys` (the signing key is loaded and the DID log the issuer serves
+/// names it).
+pub fn health(issuer: &Shared) -> Health {
+    let (s, k) = (issuer.clone(), issuer.clone());
+    Health::new()
+        .check("storage", move || match s.store.meta_get("did") {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("the store holds no DID".to_owned()),
+            Err(e) => Err(e.to_string()),
+        })
+        .check("keys", move || match k.key_info() {
+            Ok(info) if info.did_version.is_some() => Ok(()),
+            Ok(info) => Err(format!(
+                "the signing key {} is not in the DID log",
+                info.kid
+            )),
+            Err(e) => Err(e.to_string()),
+        })
+}
+
+/// The issuer's metrics (`/metrics`, besides the HTTP ones), read from the store at each
+/// scrape, so they count every path (wallets, the admin API, the desk) and survive restarts:
+/// * `bizcred_issuer_credentials_issued_total`: status list indices allocated, one per
+///   credential issued (or imported) since the store was created;
+/// * `bizcred_issuer_status_changes_total`: the sum of the versions of the status lists' bits,
+///   which every recorded change of an entry (revoke, suspend, reinstate, an import of such a
+///   credential) increments: its increase is the number of status changes (its starting
+///   value is not: a list's bits may start at version 1), so read it with `increase()` or
+///   `rate()`;
+/// * `bizcred_issuer_status_list_age_seconds`: seconds since the stalest of the status lists
+///   was last signed (what a verifier fetching it sees; the re-sign interval bounds it).
+///
+/// Several instances on one store each report the store's figures: aggregate with `max`,
+/// not `sum`.
+pub fn metrics(issuer: &Shared) -> Metrics {
+    let m = Metrics::new("issuer");
+    let warn = |what: &str, e: &dyn std::fmt::Display| {
+        tracing::warn!("metrics: reading {what}: {e}");
+    };
+    let s = issuer.clone();
+    m.counter_fn(
+        "credentials_issued",
+        "Credentials issued (status list indices allocated) since the store was created",
+        move || match s.store.status_lists() {
+            Ok(lists) => Some(lists.iter().map(|l| l.allocated).sum()),
+            Err(e) => {
+                warn("the status lists", &e);
+                None
+            }
+        },
+    );
+    let s = issuer.clone();
+    m.counter_fn(
+        "status_changes",
+        "Status changes (revoke, suspend, reinstate) recorded in the store; read its increase",
+        move || {
+            let total = s.store.status_lists().and_then(|lists| {
+                lists.iter().try_fold(0u64, |sum, l| {
+                    Ok(sum.saturating_add(s.store.status_version(l.list)?))
+                })
+            });
+            match total {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    warn("the status list versions", &e);
+                    None
+                }
+            }
+        },
+    );
+    let s = issuer.clone();
+    m.gauge_fn(
+        "status_list_age_seconds",
+        "Seconds since the stalest status list was last signed",
+        move || match s.store.signed_status_lists() {
+            Ok(lists) => {
+                let now = s.clock.now();
+                lists
+                    .values()
+                    .map(|l| now.saturating_sub(l.iat).max(0))
+                    .max()
+                    // i64 seconds to f64: exact below 2^53 seconds.
+                    .map(|age| age as f64)
+            }
+            Err(e) => {
+                warn("the signed status lists", &e);
+                None
+            }
+        },
+    );
+    m
 }
 
 async fn did_log(State(s): State<Shared>) -> Result<Response, ApiError> {
