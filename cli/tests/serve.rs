@@ -89,6 +89,12 @@ fn trusting(pem: &str) -> reqwest::Client {
 }
 
 fn app() -> Router {
+    app_noting(Arc::new(tokio::sync::Notify::new()))
+}
+
+/// The test app; `entered` is notified when `/slow` or `/forever` starts.
+fn app_noting(entered: Arc<tokio::sync::Notify>) -> Router {
+    let (e1, e2) = (entered.clone(), entered);
     Router::new()
         .route("/items/{id}", get(|| async { "item" }))
         .route(
@@ -107,14 +113,16 @@ fn app() -> Router {
         )
         .route(
             "/slow",
-            get(|| async {
+            get(move || async move {
+                e1.notify_one();
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 "finished"
             }),
         )
         .route(
             "/forever",
-            get(|| async {
+            get(move || async move {
+                e2.notify_one();
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 "never"
             }),
@@ -335,21 +343,25 @@ async fn readyz_is_503_naming_the_failing_check() {
     server.join().await.expect("clean stop");
 }
 
-/// Starts `/slow`, asks the server to stop while it runs, and checks that it finishes, that
-/// the server then stops cleanly, and that the port no longer accepts connections.
+/// Starts `/slow`, asks the server to stop while the request is in its handler, and checks
+/// that it finishes, that the server waited for it and then stopped cleanly, and that the port
+/// no longer accepts connections.
 async fn slow_request_finishes_after_shutdown(
     args: ServeArgs,
     client: reqwest::Client,
     scheme: &str,
 ) {
-    let mut server = Running::start(app(), Health::new(), Metrics::new("test"), &args).await;
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let app = app_noting(entered.clone());
+    let mut server = Running::start(app, Health::new(), Metrics::new("test"), &args).await;
     let url = server.url(scheme, "/slow");
     let c = client.clone();
     let slow = tokio::spawn(async move {
         let r = c.get(url).send().await?;
         Ok::<_, reqwest::Error>((r.status(), r.text().await?))
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stop while the request is in its handler.
+    entered.notified().await;
     let asked = Instant::now();
     server.shut_down();
     let (status, body) = slow
@@ -359,7 +371,7 @@ async fn slow_request_finishes_after_shutdown(
     assert_eq!((status.as_u16(), body.as_str()), (200, "finished"));
     let port = server.addr.port();
     server.join().await.expect("clean stop");
-    // The server waited for the request (1.2 s more) before it returned, and no longer.
+    // The server waited for the request (about 1.5 s more) before it returned, and no longer.
     let waited = asked.elapsed();
     assert!(
         waited >= Duration::from_millis(1000) && waited < Duration::from_secs(10),
@@ -392,10 +404,12 @@ async fn shutdown_waits_no_longer_than_the_grace() {
         shutdown_grace: 1,
         ..ServeArgs::default()
     };
-    let mut server = Running::start(app(), Health::new(), Metrics::new("test"), &args).await;
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let app = app_noting(entered.clone());
+    let mut server = Running::start(app, Health::new(), Metrics::new("test"), &args).await;
     let url = server.url("http", "/forever");
     let stuck = tokio::spawn(async move { reqwest::get(url).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    entered.notified().await;
     let asked = Instant::now();
     server.shut_down();
     server
