@@ -27,6 +27,7 @@ use bizcred_core::trust::state::TrustState;
 use bizcred_verifier::request;
 use bizcred_verifier::service::{self, PresentationFile, ServiceConfig, ServiceState};
 use bizcred_verifier::staff;
+use bizcred_verifier::store::pg::{self, PgShared};
 use bizcred_verifier::store::{self, StoreError, VerifierDir};
 use bizcred_verifier::{Policy, Report, Verdict};
 
@@ -117,6 +118,24 @@ enum Command {
         /// page's cookies are marked Secure.
         #[arg(long)]
         secure_cookies: bool,
+        /// Share pending requests, outcomes and receipts with other instances through
+        /// PostgreSQL (postgres://user@host/database; else $BIZCRED_VERIFIER_DATABASE_URL,
+        /// which keeps a password out of the process list). Each instance keeps its own copy
+        /// of the data directory (anchor, bundles, key, staff accounts).
+        #[arg(long, env = DATABASE_VAR, hide_env_values = true)]
+        database: Option<String>,
+    },
+    /// Apply this binary's PostgreSQL migrations (serve refuses a database without them);
+    /// with --from, move a data directory's pending requests and receipts there.
+    Migrate {
+        /// The PostgreSQL database (else $BIZCRED_VERIFIER_DATABASE_URL).
+        #[arg(long, env = DATABASE_VAR, hide_env_values = true)]
+        database: String,
+        /// A verifier data directory: its unexpired pending requests move to the database
+        /// (removed from the directory) and its receipts are copied, in one transaction,
+        /// verified. Stop the verifier serving it first.
+        #[arg(long, value_name = "DATA_DIR")]
+        from: Option<PathBuf>,
     },
     /// Staff accounts of the bank page (/desk): roles officer (verify, upload, sync,
     /// history) and administrator (also staff accounts).
@@ -133,6 +152,7 @@ enum BundleCmd {
 }
 
 const PASS_VAR: &str = "BIZCRED_VERIFIER_PASSPHRASE";
+const DATABASE_VAR: &str = "BIZCRED_VERIFIER_DATABASE_URL";
 const PASS_PROMPT: &str = "Verifier key passphrase";
 
 fn open_dir(dir: &Path) -> Result<VerifierDir> {
@@ -392,14 +412,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 )
             })?;
             let k = key(&v, &cli.pass)?;
-            let o = service::evaluate(&v, &pol, &k, &doc.vp_token, &pending, &raw, now)?;
+            let (o, receipt_file) =
+                service::evaluate(&v, &pol, &k, &doc.vp_token, &pending, &raw, now)?;
             say(
                 &format!(
                     "{}\n  receipt: {}",
                     human_report(&o.report),
-                    o.receipt_file.display()
+                    receipt_file.display()
                 ),
-                &json!({"report": o.report, "receipt": o.receipt, "receipt_file": o.receipt_file}),
+                &json!({"report": o.report, "receipt": o.receipt, "receipt_file": receipt_file}),
             );
             Ok(exit_for(o.report.verdict))
         }
@@ -410,6 +431,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             request_ttl,
             max_pending,
             secure_cookies,
+            database,
         } => {
             let v = open_dir(&dir)?;
             if v.config().operator_token_sha256.is_none() {
@@ -431,8 +453,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .map(|p| load_policy(p))
                 .collect::<Result<Vec<_>>>()?;
             let k = key(&v, &cli.pass)?;
-            let state = Arc::new(ServiceState::new(
+            let state = Arc::new(service_state(
                 v,
+                database.as_deref(),
                 policies,
                 k,
                 ServiceConfig {
@@ -441,7 +464,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     max_pending,
                     secure_cookies,
                 },
-                Arc::new(clock),
+                clock,
             )?);
             let app = service::app(state);
             let listener = tokio::net::TcpListener::bind(listen)
@@ -462,12 +485,96 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate { database, from } => migrate(&database, from.as_deref(), clock, &cli.out),
         Command::Staff { action } => {
             // The accounts live in an initialized data directory (a missing one hints at init).
             open_dir(&dir)?;
             bizcred_cli::staff::run(&staff::accounts(&dir), &action, clock.now(), &cli.out)
         }
     }
+}
+
+/// The service's state: what instances share in the data directory and memory, or in the
+/// PostgreSQL database at `database` (its schema checked first).
+fn service_state(
+    dir: VerifierDir,
+    database: Option<&str>,
+    policies: Vec<Policy>,
+    key: SecretKey,
+    cfg: ServiceConfig,
+    clock: SystemClock,
+) -> Result<ServiceState> {
+    let clock: Arc<dyn Clock> = Arc::new(clock);
+    Ok(match database {
+        None => ServiceState::new(dir, policies, key, cfg, clock)?,
+        Some(url) => {
+            let shared = tokio::task::block_in_place(|| PgShared::connect(url))
+                .map_err(|e| db_error(e, Some(url)))?;
+            ServiceState::with_shared(dir, Arc::new(shared), policies, key, cfg, clock)?
+        }
+    })
+}
+
+/// A storage error with its reason code, and the command that fixes it when there is one.
+fn db_error(e: StoreError, database: Option<&str>) -> anyhow::Error {
+    let message = format!("{}: {e}", e.code());
+    match (&e, database) {
+        (StoreError::SchemaBehind { .. }, Some(url)) => {
+            // The URL itself when it holds no secret, else the variable that should hold it.
+            let url = if pg::redact_url(url) == url {
+                bizcred_cli::command_line(&[url])
+            } else {
+                format!("\"${DATABASE_VAR}\"")
+            };
+            hinted(
+                message,
+                format!("bizcred-verifier migrate --database {url}"),
+            )
+        }
+        _ => anyhow!(message),
+    }
+}
+
+/// `migrate`: the database's migrations, and with `from` the move of a data directory.
+fn migrate(
+    database: &str,
+    from: Option<&Path>,
+    clock: SystemClock,
+    out: &bizcred_cli::Output,
+) -> Result<ExitCode> {
+    let shown = pg::redact_url(database);
+    let migrated =
+        tokio::task::block_in_place(|| pg::migrate(database)).map_err(|e| db_error(e, None))?;
+    let applied = if migrated.applied.is_empty() {
+        format!("{shown} is current (migrations {:?})", migrated.versions)
+    } else {
+        format!("{shown}: applied migrations {:?}", migrated.applied)
+    };
+    let Some(dir) = from else {
+        out.say(
+            &applied,
+            &json!({"database": shown, "applied": migrated.applied, "versions": migrated.versions}),
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let v = open_dir(dir)?;
+    let moved =
+        tokio::task::block_in_place(|| PgShared::connect(database)?.move_from(&v, clock.now()))
+            .map_err(|e| db_error(e, Some(database)))?;
+    out.say(
+        &format!(
+            "{applied}\nmoved {} pending requests and copied {} receipts ({} already there) from {} to {shown}\nserve with: bizcred-verifier --data-dir {} serve --database <URL> ...",
+            moved.requests,
+            moved.receipts,
+            moved.already,
+            dir.display(),
+            dir.display(),
+        ),
+        &json!({"database": shown, "applied": migrated.applied, "versions": migrated.versions,
+                "moved": {"from": dir, "requests": moved.requests, "receipts": moved.receipts,
+                          "already": moved.already}}),
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn form_query(pairs: &[(&str, &str)]) -> String {

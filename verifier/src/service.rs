@@ -9,16 +9,28 @@
 //!   (`application/x-www-form-urlencoded` only; anything else is `415`). An accepted
 //!   presentation is answered `200 {}`; a refused one `400 invalid_request` with a generic
 //!   sentence: the detailed verdict goes to the relying party only, so the endpoint is no
-//!   oracle for the presenter.
+//!   oracle for the presenter. An answer to a request that is unknown, already answered or
+//!   expired is `400` with the code `UNKNOWN_STATE`.
 //! - `GET /transactions/{id}` (operator token): the report and the signed receipt.
 //! - `/desk/…`: the bank page for signed-in staff (see [`crate::desk`]).
+//!
+//! # Several instances
+//!
+//! What instances must agree on is behind [`SharedStore`]: pending requests, the outcome of
+//! each transaction and the receipts. [`ServiceState::new`] keeps them in the data directory
+//! and memory (one instance); [`ServiceState::with_shared`] with `store::pg::PgShared` keeps
+//! them in PostgreSQL, so a request made on one instance may be answered on another (verified
+//! once: taking a request is atomic across instances), and its outcome, the verdict page and
+//! the history are the same on every instance. The rest stays in each instance's copy of the
+//! data directory: the pinned anchor, the accepted bundles, the request-signing key, the
+//! operator token's hash and the staff accounts; the bank page's sign-in sessions are each
+//! instance's own (a proxy in front keeps a member of staff on one instance).
 //!
 //! The handlers only translate HTTP: what they do is a method of [`ServiceState`] taking the
 //! [`Actor`] who asks (the operator for the bearer token, a member of staff on the bank page),
 //! which checks the actor's [`Permission`] itself.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -38,7 +50,8 @@ use bizcred_web::Desk;
 
 use crate::request::{self, Pending};
 use crate::staff::{Actor, Forbidden, Permission, StaffError};
-use crate::store::{LastSync, PendingIndex, ReceiptEntry, StoreError, VerifierDir};
+use crate::store::shared::{DirShared, SharedStore};
+use crate::store::{LastSync, OpenRequest, ReceiptEntry, StoreError, VerifierDir};
 use crate::sync::{SyncError, Synced};
 use crate::{receipt, Context, Policy, Presentation, Report, Verdict};
 
@@ -49,34 +62,24 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// Seconds a request waits for its answer.
     pub request_ttl: i64,
-    /// How many requests may wait at once (and how many results are kept).
+    /// How many requests may wait at once (and how many reports are kept), across every
+    /// instance sharing the storage.
     pub max_pending: usize,
     /// Whether the service runs under TLS: the bank page's cookies are then `Secure`.
     pub secure_cookies: bool,
 }
 
-/// What a verdict left for the relying party.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The full report.
-    pub report: Report,
-    /// The signed receipt.
-    pub receipt: Value,
-    /// Where the receipt was kept.
-    pub receipt_file: std::path::PathBuf,
-    /// The receipt's id (its file name without `.json`): the verdict page's address.
-    pub receipt_id: String,
-}
+pub use crate::store::shared::Outcome;
 
-/// The service's state.
+/// The service's state: the instance's data directory (anchor, bundles, key, staff accounts)
+/// and the storage it shares with other instances (pending requests, outcomes, receipts).
 pub struct ServiceState {
     dir: VerifierDir,
+    shared: Arc<dyn SharedStore>,
     policies: Vec<Policy>,
     key: SecretKey,
     cfg: ServiceConfig,
     clock: Arc<dyn Clock>,
-    pending: Mutex<PendingIndex>,
-    results: Mutex<Results>,
     sync_lock: tokio::sync::Mutex<()>,
     accounts: Accounts,
     desk: Arc<Desk>,
@@ -91,16 +94,9 @@ impl std::fmt::Debug for ServiceState {
                 &self.policies.iter().map(|p| &p.name).collect::<Vec<_>>(),
             )
             .field("cfg", &self.cfg)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
-}
-
-/// Results kept for the relying party, oldest dropped first beyond the bound. They hold the
-/// disclosed claims, so they live in memory only; the receipts on disk hold digests.
-#[derive(Debug, Default)]
-struct Results {
-    by_state: HashMap<String, Arc<Outcome>>,
-    order: VecDeque<String>,
 }
 
 /// Why the service could not do what was asked.
@@ -314,10 +310,26 @@ pub struct TrustStatus {
 impl ServiceState {
     /// The state over an opened data directory, its policies (the first is the default, for
     /// `POST /requests` and the bank page), its request-signing key, settings and clock.
-    /// Expired requests left in the directory are removed. The bank page's staff accounts are
-    /// `staff.json` in the directory.
+    /// Pending requests and receipts are kept in the directory and reports in memory
+    /// ([`DirShared`]: one instance); expired requests left in the directory are removed. The
+    /// bank page's staff accounts are `staff.json` in the directory.
     pub fn new(
         dir: VerifierDir,
+        policies: Vec<Policy>,
+        key: SecretKey,
+        cfg: ServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ServiceState, ServiceError> {
+        let shared = Arc::new(DirShared::open(&dir, clock.now())?);
+        ServiceState::with_shared(dir, shared, policies, key, cfg, clock)
+    }
+
+    /// The state as [`ServiceState::new`], keeping what instances share in `shared` (e.g.
+    /// PostgreSQL: every instance on the same database, each with a copy of the data
+    /// directory).
+    pub fn with_shared(
+        dir: VerifierDir,
+        shared: Arc<dyn SharedStore>,
         policies: Vec<Policy>,
         key: SecretKey,
         mut cfg: ServiceConfig,
@@ -334,18 +346,16 @@ impl ServiceState {
             return Err(ServiceError::Policies("two policies have the same name"));
         }
         cfg.public_url = cfg.public_url.trim_end_matches('/').to_owned();
-        let pending = PendingIndex::load(&dir, clock.now())?;
         let accounts = crate::staff::accounts(dir.path());
         let desk = crate::desk::desk(accounts.clone(), clock.clone(), cfg.secure_cookies)
             .map_err(|e| ServiceError::Catalog(e.to_string()))?;
         Ok(ServiceState {
             dir,
+            shared,
             policies,
             key,
             cfg,
             clock,
-            pending: Mutex::new(pending),
-            results: Mutex::new(Results::default()),
             sync_lock: tokio::sync::Mutex::new(()),
             accounts,
             desk: Arc::new(desk),
@@ -360,6 +370,17 @@ impl ServiceState {
     /// The data directory.
     pub fn dir(&self) -> &VerifierDir {
         &self.dir
+    }
+
+    /// The storage shared with other instances.
+    pub fn shared(&self) -> &Arc<dyn SharedStore> {
+        &self.shared
+    }
+
+    /// Whether the shared storage can serve (for a readiness check): reachable and, a
+    /// database, migrated to this binary's schema. Blocks: call it off the async workers.
+    pub fn storage_ready(&self) -> Result<(), ServiceError> {
+        Ok(self.shared.ready()?)
     }
 
     /// The configured policies, the default first.
@@ -401,17 +422,17 @@ impl ServiceState {
     pub fn start(&self, actor: &Actor, policy: Option<&str>) -> Result<Started, ServiceError> {
         actor.check(Permission::Verify)?;
         let policy = self.policy(policy)?;
-        // The index only mirrors the files; after a panic elsewhere it is still sound.
-        let mut idx = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let p = idx.create(
-            &self.dir,
+        let now = self.clock.now();
+        let request = OpenRequest::generate(
+            &self.dir.config().client_id,
             &format!("{}/oid4vp/response", self.cfg.public_url),
             Some(&policy.name),
-            self.clock.now(),
+            now,
             self.cfg.request_ttl,
-            self.cfg.max_pending,
             &mut OsRng,
-        )?;
+        );
+        self.shared.create(&request, now, self.cfg.max_pending)?;
+        let p = request.pending;
         tracing::info!(by = actor.name(), policy = %policy.name, "verification started");
         Ok(Started {
             request_uri: self.request_uri(&p.state),
@@ -425,7 +446,7 @@ impl ServiceState {
     /// expired). Served to wallets without authentication: it holds nothing secret.
     pub fn request_object(&self, state: &str) -> Result<Option<String>, ServiceError> {
         let now = self.clock.now();
-        let Some(open) = self.dir.request(state, now)? else {
+        let Some(open) = self.waiting(state, now)? else {
             return Ok(None);
         };
         let policy = self.policy(open.policy.as_deref())?;
@@ -446,46 +467,34 @@ impl ServiceState {
     /// Where the verification `state` is.
     pub fn progress(&self, actor: &Actor, state: &str) -> Result<Progress, ServiceError> {
         actor.check(Permission::Verify)?;
-        if let Some(o) = self.held(state) {
+        if let Some(o) = self.shared.outcome(state)? {
             return Ok(Progress::Answered {
                 receipt_id: o.receipt_id.clone(),
             });
         }
-        if let Some(open) = self.dir.request(state, self.clock.now())? {
+        // Waiting, or taken by an answer being verified (on this or another instance).
+        if let Some(w) = self.shared.lookup(state, self.clock.now())? {
+            let open = w.request;
             return Ok(Progress::Waiting {
                 request_uri: self.request_uri(&open.pending.state),
                 policy: self.policy(open.policy.as_deref())?.name.clone(),
                 expires_at: open.pending.expires_at,
             });
         }
-        // Answered before this service started, or longer ago than it holds results.
-        Ok(match self.dir.receipt_of(state)? {
+        // Answered longer ago than reports are held (or, on one instance, before it started).
+        Ok(match self.shared.receipt_of(state)? {
             Some(receipt_id) => Progress::Answered { receipt_id },
             None => Progress::Gone,
         })
     }
 
-    fn held(&self, state: &str) -> Option<Arc<Outcome>> {
-        self.results
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_state
-            .get(state)
-            .cloned()
-    }
-
-    fn keep(&self, state: String, outcome: Outcome) -> Arc<Outcome> {
-        let outcome = Arc::new(outcome);
-        let mut r = self.results.lock().unwrap_or_else(|p| p.into_inner());
-        if r.by_state.insert(state.clone(), outcome.clone()).is_none() {
-            r.order.push_back(state);
-        }
-        while r.order.len() > self.cfg.max_pending.max(1) {
-            if let Some(old) = r.order.pop_front() {
-                r.by_state.remove(&old);
-            }
-        }
-        outcome
+    /// The request `state` if it waits for its answer (not taken, not expired).
+    fn waiting(&self, state: &str, now: i64) -> Result<Option<OpenRequest>, ServiceError> {
+        Ok(self
+            .shared
+            .lookup(state, now)?
+            .filter(|w| !w.answering)
+            .map(|w| w.request))
     }
 
     /// Verifies `vp_token` answering the open request (taken, so answered once) and keeps the
@@ -497,16 +506,12 @@ impl ServiceState {
         raw: &[u8],
     ) -> Result<Option<Arc<Outcome>>, ServiceError> {
         let now = self.clock.now();
-        let taken = self.dir.take_request(state, now)?;
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .forget(state);
-        let Some(open) = taken else {
+        // Taken once, across every instance sharing the storage.
+        let Some(open) = self.shared.take(state, now)? else {
             return Ok(None);
         };
         let policy = self.policy(open.policy.as_deref())?;
-        let outcome = evaluate(
+        let (report, receipt) = assess(
             &self.dir,
             policy,
             &self.key,
@@ -515,8 +520,15 @@ impl ServiceState {
             raw,
             now,
         )?;
-        tracing::info!(verdict = ?outcome.report.verdict, policy = %policy.name, "presentation verified");
-        Ok(Some(self.keep(state.to_owned(), outcome)))
+        tracing::info!(verdict = ?report.verdict, policy = %policy.name, "presentation verified");
+        let outcome = self.shared.finish(
+            &open.pending.state,
+            report,
+            receipt,
+            now,
+            self.cfg.max_pending,
+        )?;
+        Ok(Some(outcome))
     }
 
     /// A wallet's `direct_post` body (`vp_token` and `state`): verified when it answers an
@@ -539,7 +551,7 @@ impl ServiceState {
     pub fn upload(&self, actor: &Actor, raw: &[u8]) -> Result<Arc<Outcome>, ServiceError> {
         actor.check(Permission::Upload)?;
         let file = PresentationFile::parse(raw)?;
-        let Some(open) = self.dir.request(&file.state, self.clock.now())? else {
+        let Some(open) = self.waiting(&file.state, self.clock.now())? else {
             return Err(UploadError::UnknownState.into());
         };
         // A request made for a policy this service no longer has is refused before it is
@@ -549,10 +561,11 @@ impl ServiceState {
             .ok_or_else(|| UploadError::UnknownState.into())
     }
 
-    /// The outcome of the verification `state`, while the service holds it.
+    /// The outcome of the verification `state`, while its report is held (on any instance
+    /// sharing the storage).
     pub fn result(&self, actor: &Actor, state: &str) -> Result<Option<Arc<Outcome>>, ServiceError> {
         actor.check(Permission::Verify)?;
-        Ok(self.held(state))
+        Ok(self.shared.outcome(state)?)
     }
 
     /// The kept verification `id` (a receipt id).
@@ -562,13 +575,13 @@ impl ServiceState {
         id: &str,
     ) -> Result<Option<Verification>, ServiceError> {
         actor.check(Permission::History)?;
-        let Some(receipt) = self.dir.receipt(id)? else {
+        let Some(receipt) = self.shared.receipt(id)? else {
             return Ok(None);
         };
-        let outcome = id
-            .split_once('-')
-            .and_then(|(_, state)| self.held(state))
-            .filter(|o| o.receipt_id == id);
+        let outcome = match id.split_once('-') {
+            Some((_, state)) => self.shared.outcome(state)?.filter(|o| o.receipt_id == id),
+            None => None,
+        };
         Ok(Some(Verification {
             id: id.to_owned(),
             receipt,
@@ -585,7 +598,7 @@ impl ServiceState {
         before: Option<&str>,
     ) -> Result<Vec<ReceiptEntry>, ServiceError> {
         actor.check(Permission::History)?;
-        Ok(self.dir.receipts(limit, before)?)
+        Ok(self.shared.receipts(limit, before)?)
     }
 
     /// The trust bundle held and its freshness for each policy.
@@ -641,9 +654,9 @@ impl ServiceState {
     }
 }
 
-/// Verifies a presentation against the directory's trust state and signs the receipt (saved in
-/// the directory). Shared by `serve` and `verify`.
-pub fn evaluate(
+/// Verifies a presentation against the directory's trust state and signs the receipt, for the
+/// request `pending` (already taken): the report and the receipt, kept nowhere yet.
+pub fn assess(
     dir: &VerifierDir,
     policy: &Policy,
     key: &SecretKey,
@@ -651,7 +664,7 @@ pub fn evaluate(
     pending: &Pending,
     raw: &[u8],
     now: i64,
-) -> Result<Outcome, ServiceError> {
+) -> Result<(Report, Value), ServiceError> {
     let trust = dir.trust(now)?;
     let report = crate::verify(
         &Presentation {
@@ -667,14 +680,32 @@ pub fn evaluate(
         },
     );
     let receipt = receipt::sign(&report, raw, &dir.config().client_id, key)?;
+    Ok((report, receipt))
+}
+
+/// [`assess`], then the receipt saved in the directory and the taken request forgotten
+/// (`bizcred-verifier verify`): the outcome and the receipt's file.
+pub fn evaluate(
+    dir: &VerifierDir,
+    policy: &Policy,
+    key: &SecretKey,
+    vp_token: &Value,
+    pending: &Pending,
+    raw: &[u8],
+    now: i64,
+) -> Result<(Outcome, std::path::PathBuf), ServiceError> {
+    let (report, receipt) = assess(dir, policy, key, vp_token, pending, raw, now)?;
     let receipt_file = dir.save_receipt(&pending.state, &receipt, now)?;
+    dir.forget_request(&pending.state)?;
     let receipt_id = crate::store::receipt_id(&receipt_file).unwrap_or_default();
-    Ok(Outcome {
-        report,
-        receipt,
+    Ok((
+        Outcome {
+            report,
+            receipt,
+            receipt_id,
+        },
         receipt_file,
-        receipt_id,
-    })
+    ))
 }
 
 /// The router: the OpenID4VP endpoints and the bank page under `/desk`.
@@ -692,7 +723,7 @@ pub fn app(state: Arc<ServiceState>) -> Router {
         .merge(crate::desk::routes(state))
 }
 
-/// Runs `f` on the state off the async workers (it reads and writes files).
+/// Runs `f` on the state off the async workers (it reads and writes files or the database).
 pub(crate) async fn blocking<T: Send + 'static>(
     s: &Arc<ServiceState>,
     f: impl FnOnce(&ServiceState) -> T + Send + 'static,
@@ -705,6 +736,15 @@ fn err(status: StatusCode, code: &str, msg: impl Into<String>) -> Response {
     (
         status,
         Json(json!({"error": code, "error_description": msg.into()})),
+    )
+        .into_response()
+}
+
+/// An error body with its reason code (`code`), as the other services answer.
+fn coded(status: StatusCode, error: &str, code: ReasonCode, msg: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": msg.into(), "code": code.as_str()})),
     )
         .into_response()
 }
@@ -751,9 +791,10 @@ async fn new_request(State(s): State<Arc<ServiceState>>, headers: HeaderMap) -> 
             })),
         )
             .into_response(),
-        Ok(Err(ServiceError::Store(e @ StoreError::TooManyPending(_)))) => err(
+        Ok(Err(ServiceError::Store(e @ StoreError::TooManyPending(_)))) => coded(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
+            e.code(),
             e.to_string(),
         ),
         Ok(Err(e)) => internal(e),
@@ -815,9 +856,12 @@ async fn response(State(s): State<Arc<ServiceState>>, headers: HeaderMap, body: 
             "invalid_request",
             "the response has no state",
         ),
-        Ok(Ok(Responded::UnknownState)) => err(
+        // Answered already (on this or another instance), expired or never made: the same
+        // answer for all three.
+        Ok(Ok(Responded::UnknownState)) => coded(
             StatusCode::BAD_REQUEST,
             "invalid_request",
+            ReasonCode::UnknownState,
             "unknown, answered or expired request (state)",
         ),
         Ok(Err(e)) => internal(e),
@@ -833,13 +877,14 @@ async fn result(
     if !is_operator(&s, &headers) {
         return unauthorized();
     }
-    match s.result(&Actor::Operator, &state) {
-        Ok(Some(o)) => Json(json!({"report": o.report, "receipt": o.receipt})).into_response(),
-        Ok(None) => err(
+    match blocking(&s, move |s| s.result(&Actor::Operator, &state)).await {
+        Ok(Ok(Some(o))) => Json(json!({"report": o.report, "receipt": o.receipt})).into_response(),
+        Ok(Ok(None)) => err(
             StatusCode::NOT_FOUND,
             "not_found",
             "no result for this transaction (yet)",
         ),
+        Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
 }

@@ -8,12 +8,23 @@
 //! bundles/NNNNNN.json  every accepted bundle, in the order accepted
 //! evidence/            fork evidence from refused bundles
 //! requests/STATE.json  pending requests, removed when answered or expired
+//! requests/STATE.answering  a request taken by its answer, until the receipt is kept
 //! receipts/            signed receipts (digests, no personal data), AT-STATE.json
 //! synced.json          when a bundle was last accepted (sync or import)
 //! staff.json           staff accounts of the bank page (feature `service`)
 //! ```
 //!
 //! The time is always passed in; this module reads no clock and no environment.
+//!
+//! What the instances of a verifier service share (pending requests, the outcome of each
+//! transaction, the receipts' history) is behind the [`shared::SharedStore`] trait: in this
+//! directory and the service's memory ([`shared::DirShared`], one instance), or in PostgreSQL
+//! (`pg::PgShared`, feature `postgres`: any number of instances on one database).
+
+pub mod shared;
+
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -81,6 +92,53 @@ pub enum StoreError {
         "{0} requests are already waiting for an answer; wait until some are answered or expire"
     )]
     TooManyPending(usize),
+    /// The PostgreSQL database failed or could not be reached.
+    #[cfg(feature = "postgres")]
+    #[error("verifier storage (PostgreSQL): {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// A PostgreSQL database URL that does not parse (the URL itself is not repeated: it may
+    /// hold a password).
+    #[error("the database URL is not a PostgreSQL URL: {0}")]
+    DatabaseUrl(String),
+    /// The database's schema is older than this binary's migrations.
+    #[error(
+        "the database is not migrated to this version of bizcred-verifier (migrations {missing:?} \
+         are not applied); run `bizcred-verifier migrate --database <URL>`"
+    )]
+    SchemaBehind {
+        /// The versions of this binary's migrations the database lacks.
+        missing: Vec<i64>,
+    },
+    /// The database was migrated by a newer binary (or for another service).
+    #[error(
+        "the database was migrated by a newer bizcred-verifier, or for another service \
+         (migrations {unknown:?} are not this binary's); run the newer binary, or give the \
+         verifier its own database"
+    )]
+    SchemaNewer {
+        /// The applied versions this binary does not know.
+        unknown: Vec<i64>,
+    },
+    /// An applied migration differs from this binary's, or failed half-way.
+    #[error("migration {version} in the database {problem}; the schema needs an operator")]
+    SchemaMismatch {
+        /// The migration.
+        version: i64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A database row does not read back as what was written.
+    #[error("the verifier's database is corrupt: {0}")]
+    CorruptRow(String),
+    /// `migrate --from`: the database already holds a different receipt under an id being
+    /// moved, or what was written does not read back the same (the move was rolled back).
+    #[error("moving {what} to the database: {problem}; nothing was moved")]
+    MoveDiffers {
+        /// The request or receipt.
+        what: String,
+        /// What differs.
+        problem: &'static str,
+    },
 }
 
 impl StoreError {
@@ -94,6 +152,14 @@ impl StoreError {
             StoreError::StoredBundle { .. } => ReasonCode::StoreCorrupt,
             StoreError::Key(e) => e.code(),
             StoreError::TooManyPending(_) => ReasonCode::TooManyPending,
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres(_) => ReasonCode::StorageFailed,
+            StoreError::DatabaseUrl(_) => ReasonCode::ConfigInvalid,
+            StoreError::SchemaBehind { .. } => ReasonCode::DatabaseNotMigrated,
+            StoreError::SchemaNewer { .. } => ReasonCode::DatabaseSchemaNewer,
+            StoreError::SchemaMismatch { .. } => ReasonCode::DatabaseSchemaMismatch,
+            StoreError::CorruptRow(_) => ReasonCode::StoreCorrupt,
+            StoreError::MoveDiffers { .. } => ReasonCode::MoveVerifyFailed,
         }
     }
 }
@@ -191,6 +257,11 @@ impl VerifierDir {
         };
         write_json(&cfg_path, &cfg)?;
         Ok((VerifierDir::with(dir, cfg), token))
+    }
+
+    /// Another handle on this directory (its own trust cache).
+    pub fn handle(&self) -> VerifierDir {
+        VerifierDir::with(&self.dir, self.cfg.clone())
     }
 
     fn with(dir: &Path, cfg: VerifierConfig) -> VerifierDir {
@@ -361,7 +432,8 @@ impl VerifierDir {
         ok.then(|| self.requests_dir().join(format!("{state}.json")))
     }
 
-    /// Every stored pending request: expired ones are removed, the others returned.
+    /// Every stored pending request (waiting, or taken by an answer whose receipt is not kept
+    /// yet): expired ones are removed, the others returned.
     pub fn sweep(&self, now: i64) -> Result<Vec<Pending>, StoreError> {
         let rdir = self.requests_dir();
         let rd = match std::fs::read_dir(&rdir) {
@@ -372,19 +444,16 @@ impl VerifierDir {
         let mut live = Vec::new();
         for e in rd {
             let p = e.map_err(io(&rdir))?.path();
-            if p.extension().is_none_or(|x| x != "json") {
+            if p.extension().is_none_or(|x| x != "json" && x != ANSWERING) {
                 continue;
             }
-            let text = std::fs::read_to_string(&p).map_err(io(&p))?;
-            let pending: Pending =
-                serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
-                    path: p.clone(),
-                    source,
-                })?;
-            if pending.expires_at <= now {
+            let Some(pending) = read_request(&p)? else {
+                continue;
+            };
+            if pending.pending.expires_at <= now {
                 remove(&p)?;
             } else {
-                live.push(pending);
+                live.push(pending.pending);
             }
         }
         Ok(live)
@@ -413,28 +482,23 @@ impl VerifierDir {
         ttl: i64,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Pending, StoreError> {
-        let mut b = [0u8; 16];
-        rng.fill_bytes(&mut b);
-        let state = bizcred_core::base64url_encode(b);
-        rng.fill_bytes(&mut b);
-        let p = Pending {
-            state,
-            nonce: bizcred_core::base64url_encode(b),
-            client_id: self.cfg.client_id.clone(),
-            response_uri: response_uri.to_owned(),
-            expires_at: now.saturating_add(ttl),
+        let stored =
+            OpenRequest::generate(&self.cfg.client_id, response_uri, policy, now, ttl, rng);
+        self.put_request(&stored)?;
+        Ok(stored.pending)
+    }
+
+    /// Keeps `request` as a pending request (replacing one with the same state).
+    pub fn put_request(&self, request: &OpenRequest) -> Result<(), StoreError> {
+        let Some(p) = self.pending_path(&request.pending.state) else {
+            return Err(StoreError::Io {
+                path: self.requests_dir(),
+                source: std::io::Error::other("a request's state is not a file name"),
+            });
         };
         let rdir = self.requests_dir();
         std::fs::create_dir_all(&rdir).map_err(io(&rdir))?;
-        let stored = OpenRequest {
-            pending: p,
-            policy: policy.map(str::to_owned),
-        };
-        write_json(
-            &rdir.join(format!("{}.json", stored.pending.state)),
-            &stored,
-        )?;
-        Ok(stored.pending)
+        write_json(&p, request)
     }
 
     /// The pending request `state`, if it exists and has not expired (not consumed).
@@ -442,23 +506,25 @@ impl VerifierDir {
         Ok(self.request(state, now)?.map(|r| r.pending))
     }
 
-    /// The pending request `state` with the policy it was made for, if it exists and has not
-    /// expired (not consumed).
+    /// The pending request `state` with the policy it was made for, if it waits for its answer
+    /// and has not expired (not consumed).
     pub fn request(&self, state: &str, now: i64) -> Result<Option<OpenRequest>, StoreError> {
         let Some(p) = self.pending_path(state) else {
             return Ok(None);
         };
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&p)(e)),
+        Ok(read_request(&p)?.filter(|open| open.pending.expires_at > now))
+    }
+
+    /// The request `state` taken by an answer whose receipt is not kept yet, if it has not
+    /// expired.
+    pub fn answering(&self, state: &str, now: i64) -> Result<Option<OpenRequest>, StoreError> {
+        let Some(p) = self.pending_path(state) else {
+            return Ok(None);
         };
-        let open: OpenRequest =
-            serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
-                path: p.clone(),
-                source,
-            })?;
-        Ok((open.pending.expires_at > now).then_some(open))
+        Ok(
+            read_request(&p.with_extension(ANSWERING))?
+                .filter(|open| open.pending.expires_at > now),
+        )
     }
 
     /// Takes the pending request `state`: it is removed whether or not it has expired, and
@@ -468,13 +534,33 @@ impl VerifierDir {
     }
 
     /// Takes the pending request `state` with the policy it was made for (see
-    /// [`VerifierDir::take_pending`]).
+    /// [`VerifierDir::take_pending`]). Taking is one rename of its file, so of two answers at
+    /// once only one takes it. A taken request stays as `STATE.answering` (counted as
+    /// pending, shown as being answered) until [`VerifierDir::forget_request`] or its expiry.
     pub fn take_request(&self, state: &str, now: i64) -> Result<Option<OpenRequest>, StoreError> {
-        let found = self.request(state, i64::MIN)?;
-        if let (Some(_), Some(p)) = (&found, self.pending_path(state)) {
-            remove(&p)?;
+        let Some(p) = self.pending_path(state) else {
+            return Ok(None);
+        };
+        let taken = p.with_extension(ANSWERING);
+        match std::fs::rename(&p, &taken) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&p)(e)),
         }
-        Ok(found.filter(|r| r.pending.expires_at > now))
+        let found = read_request(&taken)?;
+        if found.as_ref().is_none_or(|r| r.pending.expires_at <= now) {
+            remove(&taken)?;
+            return Ok(None);
+        }
+        Ok(found)
+    }
+
+    /// Forgets the taken request `state` (its receipt is kept).
+    pub fn forget_request(&self, state: &str) -> Result<(), StoreError> {
+        match self.pending_path(state) {
+            Some(p) => remove(&p.with_extension(ANSWERING)),
+            None => Ok(()),
+        }
     }
 
     /// Writes a signed receipt; returns its file.
@@ -486,12 +572,7 @@ impl VerifierDir {
     ) -> Result<PathBuf, StoreError> {
         let rdir = self.dir.join("receipts");
         std::fs::create_dir_all(&rdir).map_err(io(&rdir))?;
-        let safe: String = state
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .take(64)
-            .collect();
-        let p = rdir.join(format!("{now}-{safe}.json"));
+        let p = rdir.join(format!("{}.json", receipt_name(state, now)));
         write_json(&p, receipt)?;
         Ok(p)
     }
@@ -503,27 +584,12 @@ impl VerifierDir {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<ReceiptEntry>, StoreError> {
-        let rdir = self.dir.join("receipts");
-        let rd = match std::fs::read_dir(&rdir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&rdir)(e)),
-        };
         let before = before.and_then(ReceiptId::parse);
-        let mut ids = Vec::new();
-        for e in rd {
-            let name = e.map_err(io(&rdir))?.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(ReceiptId::parse)
-            else {
-                continue;
-            };
-            if before.as_ref().is_none_or(|b| id < *b) {
-                ids.push(id);
-            }
-        }
+        let mut ids: Vec<ReceiptId> = self
+            .receipt_ids()?
+            .into_iter()
+            .filter(|id| before.as_ref().is_none_or(|b| id < b))
+            .collect();
         ids.sort_unstable_by(|a, b| b.cmp(a));
         ids.truncate(limit);
         let mut out = Vec::with_capacity(ids.len());
@@ -539,6 +605,28 @@ impl VerifierDir {
             }
         }
         Ok(out)
+    }
+
+    /// The ids of every kept receipt, in no order.
+    pub(crate) fn receipt_ids(&self) -> Result<Vec<ReceiptId>, StoreError> {
+        let rdir = self.dir.join("receipts");
+        let rd = match std::fs::read_dir(&rdir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&rdir)(e)),
+        };
+        let mut ids = Vec::new();
+        for e in rd {
+            let name = e.map_err(io(&rdir))?.file_name();
+            if let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(ReceiptId::parse)
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     }
 
     /// The id of the receipt kept for the request `state`, if any (a scan of the receipts'
@@ -613,7 +701,36 @@ impl VerifierDir {
 }
 
 /// Largest receipt file read back.
-const MAX_RECEIPT_LEN: u64 = 1 << 20;
+pub(crate) const MAX_RECEIPT_LEN: u64 = 1 << 20;
+
+/// The extension of a request taken by its answer.
+const ANSWERING: &str = "answering";
+
+/// The request kept in `p`, if there is one.
+fn read_request(p: &Path) -> Result<Option<OpenRequest>, StoreError> {
+    let text = match std::fs::read_to_string(p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(p)(e)),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|source| StoreError::Corrupt {
+            path: p.to_owned(),
+            source,
+        })
+}
+
+/// The id of the receipt of the request `state` made at `at` (`AT-STATE`, the state cut to
+/// the characters and length of a file name).
+pub(crate) fn receipt_name(state: &str, at: i64) -> String {
+    let safe: String = state
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(64)
+        .collect();
+    format!("{at}-{safe}")
+}
 
 /// A pending request as kept on disk: the request, and the policy it was made for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -624,6 +741,34 @@ pub struct OpenRequest {
     /// The name of the policy it was made for (`None`: the service's default policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+}
+
+impl OpenRequest {
+    /// A new request of the verifier `client_id` answering at `response_uri`, for `policy`,
+    /// valid for `ttl` seconds from `now`: a random `state` and `nonce` (128 bits each).
+    pub fn generate(
+        client_id: &str,
+        response_uri: &str,
+        policy: Option<&str>,
+        now: i64,
+        ttl: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> OpenRequest {
+        let mut b = [0u8; 16];
+        rng.fill_bytes(&mut b);
+        let state = bizcred_core::base64url_encode(b);
+        rng.fill_bytes(&mut b);
+        OpenRequest {
+            pending: Pending {
+                state,
+                nonce: bizcred_core::base64url_encode(b),
+                client_id: client_id.to_owned(),
+                response_uri: response_uri.to_owned(),
+                expires_at: now.saturating_add(ttl),
+            },
+            policy: policy.map(str::to_owned),
+        }
+    }
 }
 
 /// A kept receipt, as a history lists it: no personal data.
@@ -652,13 +797,13 @@ pub struct LastSync {
 
 /// A receipt's id: the time it was made and its request's state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct ReceiptId {
-    at: i64,
-    state: String,
+pub(crate) struct ReceiptId {
+    pub(crate) at: i64,
+    pub(crate) state: String,
 }
 
 impl ReceiptId {
-    fn parse(s: &str) -> Option<ReceiptId> {
+    pub(crate) fn parse(s: &str) -> Option<ReceiptId> {
         let (at, state) = s.split_once('-')?;
         let ok = !at.is_empty()
             && at.len() <= 19
@@ -709,7 +854,7 @@ impl PendingIndex {
         })
     }
 
-    /// Removes the expired requests (files too); returns how many.
+    /// Removes the expired requests (files too, waiting or taken); returns how many.
     pub fn expire(&mut self, dir: &VerifierDir, now: i64) -> Result<usize, StoreError> {
         let gone: Vec<String> = self
             .expiry
@@ -719,11 +864,8 @@ impl PendingIndex {
             .collect();
         for s in &gone {
             if let Some(p) = dir.pending_path(s) {
-                match std::fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(&p)(e)),
-                }
+                remove(&p)?;
+                remove(&p.with_extension(ANSWERING))?;
             }
             self.expiry.remove(s);
         }
@@ -743,13 +885,28 @@ impl PendingIndex {
         max: usize,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Pending, StoreError> {
+        let request =
+            OpenRequest::generate(&dir.cfg.client_id, response_uri, policy, now, ttl, rng);
+        self.insert(dir, &request, now, max)?;
+        Ok(request.pending)
+    }
+
+    /// Keeps `request` unless `max` already wait (expired ones removed first).
+    pub fn insert(
+        &mut self,
+        dir: &VerifierDir,
+        request: &OpenRequest,
+        now: i64,
+        max: usize,
+    ) -> Result<(), StoreError> {
         self.expire(dir, now)?;
         if self.expiry.len() >= max {
             return Err(StoreError::TooManyPending(self.expiry.len()));
         }
-        let p = dir.new_request(response_uri, policy, now, ttl, rng)?;
-        self.expiry.insert(p.state.clone(), p.expires_at);
-        Ok(p)
+        dir.put_request(request)?;
+        self.expiry
+            .insert(request.pending.state.clone(), request.pending.expires_at);
+        Ok(())
     }
 
     /// Forgets `state` (answered).

@@ -9,7 +9,7 @@
 use bizcred_core::ReasonCode;
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use bizcred_core::jws::Jws;
@@ -54,7 +54,7 @@ pub const CHECKS: [&str; 20] = [
 ];
 
 /// The verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
     /// Every check passed on fresh enough data.
@@ -66,7 +66,7 @@ pub enum Verdict {
 }
 
 /// Whether a failure rejects, or leaves the answer undecided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Rejects.
@@ -76,7 +76,7 @@ pub enum Severity {
 }
 
 /// A failed check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// The credential query id, or `None` for the presentation as a whole.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,8 +101,33 @@ pub struct Check {
     pub outcome: &'static str,
 }
 
+/// A check as a stored report spells it, read back into the pipeline's names.
+#[derive(Deserialize)]
+struct StoredCheck {
+    credential: Option<String>,
+    check: String,
+    outcome: String,
+}
+
+impl<'de> Deserialize<'de> for Check {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Check, D::Error> {
+        let c = StoredCheck::deserialize(d)?;
+        let one_of =
+            |s: &str, names: &[&'static str]| {
+                names.iter().find(|n| **n == s).copied().ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown check or outcome {s:?}"))
+                })
+            };
+        Ok(Check {
+            credential: c.credential,
+            check: one_of(&c.check, &CHECKS)?,
+            outcome: one_of(&c.outcome, &["pass", "fail", "indeterminate"])?,
+        })
+    }
+}
+
 /// What was verified of one credential.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CredentialSummary {
     /// The credential query id.
     pub id: String,
@@ -122,7 +147,7 @@ pub struct CredentialSummary {
 }
 
 /// The times the decision rests on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct AsOf {
     /// Registry data as of (signed bundle time).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,7 +157,7 @@ pub struct AsOf {
 }
 
 /// The verification report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// ACCEPT, REJECT or INDETERMINATE.
     pub verdict: Verdict,
