@@ -9,6 +9,11 @@
 //! * [`Registry`] is the sequencer: it validates every entry against the replayed
 //!   [`TrustState`](bizcred_core::trust::state::TrustState) before it appends it, durably,
 //!   through a [`store::Store`].
+//! * [`store`] holds the log: sled in the data directory by default, or PostgreSQL
+//!   ([`store::pg`]), where any number of instances share one database: appends are
+//!   serialized by a transaction-scoped advisory lock and validated against the state
+//!   replayed from what is stored at that moment, and every instance refreshes from the
+//!   database before it answers.
 //! * [`service::app`] is the HTTP API (axum), testable without a socket.
 //!
 //! The sequencer takes time and randomness as parameters; the binary supplies the clock.

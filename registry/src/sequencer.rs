@@ -199,6 +199,11 @@ impl<S: Store> Registry<S> {
         Ok(())
     }
 
+    /// The store (e.g. for a readiness check: [`Store::head`] answers when it is reachable).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
     /// The replayed state.
     pub fn state(&self) -> &TrustState {
         &self.state

@@ -329,6 +329,12 @@ impl PgStore {
         Ok(PgStore { conn })
     }
 
+    /// Where the database's schema stands now (for a readiness check: reachable, and still
+    /// this binary's schema).
+    pub fn schema(&self) -> Result<Schema, StoreError> {
+        self.conn.run(async |pool| schema_of(pool).await)
+    }
+
     /// Whether the log and the blobs are empty (a target `migrate --from` may fill).
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         let h = self.head()?;
