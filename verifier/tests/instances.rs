@@ -5,7 +5,9 @@
 //! is read from A and C, and the bank page's verdict (with the disclosed claims) and history
 //! are the same on every instance. One answer posted to all three at once is verified once;
 //! `--max-pending` bounds the requests of all instances together. Before `migrate`, `serve`
-//! refuses the database (`DATABASE_NOT_MIGRATED`, with the command that fixes it).
+//! refuses the database (`DATABASE_NOT_MIGRATED`, with the command that fixes it). A data
+//! directory a service kept its requests and receipts in moves to the database with
+//! `migrate --from`, and its waiting request is answered there.
 //!
 //! Needs `BIZCRED_TEST_DATABASE_URL` (see `common`): without it this says SKIPPED loudly and
 //! passes; under `CI=true` it fails.
@@ -24,9 +26,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use bizcred_verifier::staff::{self, Actor, Role};
-use bizcred_verifier::store::VerifierDir;
+use bizcred_verifier::store::shared::{DirShared, SharedStore};
+use bizcred_verifier::store::{OpenRequest, VerifierDir};
 
-use common::world::{loan_policy, nonce_of, response_form, World, NOW};
+use common::world::{loan_policy, nonce_of, rejected_report, response_form, World, NOW};
 use common::TestDb;
 
 const PASS: &str = "verifier key passphrase";
@@ -421,4 +424,120 @@ async fn three_instances(world: &World, token: &str, [a, b, c]: [&Instance; 3]) 
         assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
         assert_eq!(v["code"], "TOO_MANY_PENDING", "{v}");
     }
+}
+
+#[test]
+fn a_data_directory_moves_to_postgres_with_one_command() {
+    let Some(server) = common::server("bizcred-verifier migrate --from") else {
+        return;
+    };
+    let db = TestDb::create(&server);
+    let world = World::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir_path = tmp.path().join("bank");
+    let (dir, token) = VerifierDir::init(
+        &dir_path,
+        world.reg.anchor(),
+        None,
+        PASS.as_bytes(),
+        &mut OsRng,
+    )
+    .expect("init");
+    let token = token.expose().to_owned();
+    dir.store_bundle(&world.bundle(), NOW)
+        .expect("store")
+        .expect("accepted");
+    staff::add(
+        &staff::accounts(&dir_path),
+        &Actor::Operator,
+        "olu",
+        Role::Officer,
+        OFFICER_PW,
+        NOW,
+    )
+    .expect("olu");
+    // What a service on the directory left: a request the wallet has not answered yet, and
+    // the receipt of one it answered.
+    let files = DirShared::open(&dir, NOW).expect("open");
+    let waiting = OpenRequest::generate(
+        &dir.config().client_id,
+        &format!("{PUBLIC}/oid4vp/response"),
+        Some("loan-application"),
+        NOW,
+        3600,
+        &mut OsRng,
+    );
+    files.create(&waiting, NOW, 10).expect("create");
+    let answered =
+        OpenRequest::generate(&dir.config().client_id, PUBLIC, None, NOW, 600, &mut OsRng);
+    files.create(&answered, NOW, 10).expect("create");
+    files
+        .take(&answered.pending.state, NOW)
+        .expect("take")
+        .expect("taken");
+    let receipt = serde_json::json!({"policy": "loan-application", "verdict": "REJECT"});
+    let kept = files
+        .finish(
+            &answered.pending.state,
+            rejected_report(&answered.pending.state),
+            receipt,
+            NOW + 5,
+            10,
+        )
+        .expect("finish");
+    drop(files);
+
+    let d = dir_path.as_path();
+    let (code, v, err) = run(
+        d,
+        &[
+            "migrate",
+            "--database",
+            &db.url,
+            "--from",
+            &d.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["applied"], serde_json::json!([1]), "{v}");
+    assert_eq!(v["moved"]["requests"], 1, "{v}");
+    assert_eq!(v["moved"]["receipts"], 1, "{v}");
+    // Again: nothing new.
+    let (code, v, _) = run(
+        d,
+        &[
+            "migrate",
+            "--database",
+            &db.url,
+            "--from",
+            &d.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(v["moved"]["requests"], 0, "{v}");
+    assert_eq!(v["moved"]["already"], 1, "{v}");
+    // Served from the database: the moved request is answered (ACCEPT), the history has the
+    // old receipt.
+    let a = serve(d, &db.url);
+    let b = serve(d, &db.url);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let tx = &waiting.pending.state;
+            let form = wallet(&world, &a, tx).await;
+            let (st, v) = answer(&b, &form).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            let (st, r) = transaction(&a, &token, tx).await;
+            assert_eq!(st, StatusCode::OK, "{r}");
+            assert_eq!(r["report"]["verdict"], "ACCEPT", "{r}");
+            let mut on_b = Browser::signed_in(&b.url).await;
+            let (_, _, history) = on_b.get("/desk/history").await;
+            assert!(
+                history.contains(&format!("/desk/verifications/{}", kept.receipt_id)),
+                "{history}"
+            );
+        });
 }

@@ -23,7 +23,7 @@ use bizcred_verifier::{Context, Presentation, Report, Verdict};
 use rand_core::OsRng;
 use serde_json::{json, Value};
 
-use common::world::{loan_policy, World, NOW};
+use common::world::{loan_policy, rejected_report, World, NOW};
 use common::TestDb;
 
 /// A storage under test, and handles on it as several instances would hold them.
@@ -98,22 +98,7 @@ fn request(now: i64, ttl: i64) -> OpenRequest {
 
 /// A small report (REJECT: the presentation is no SD-JWT) and a receipt stating it.
 fn rejected(state: &str) -> (Report, Value) {
-    let policy = loan_policy();
-    let vp = json!({"x": ["not-an-sd-jwt"]});
-    let report = bizcred_verifier::verify(
-        &Presentation {
-            vp_token: &vp,
-            nonce: state,
-            audience: "aud",
-        },
-        &policy,
-        &Context {
-            trust: None,
-            stapled_status_lists: &[],
-            now: NOW,
-        },
-    );
-    assert_eq!(report.verdict, Verdict::Reject);
+    let report = rejected_report(state);
     let receipt = json!({"policy": report.policy, "verdict": report.verdict, "state": state});
     (report, receipt)
 }

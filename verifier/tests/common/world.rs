@@ -103,6 +103,26 @@ pub fn loan_policy() -> Policy {
     .expect("policy")
 }
 
+/// A REJECT report (the presentation is no SD-JWT) for the request `nonce`.
+pub fn rejected_report(nonce: &str) -> bizcred_verifier::Report {
+    let vp = json!({"x": ["not-an-sd-jwt"]});
+    let report = bizcred_verifier::verify(
+        &bizcred_verifier::Presentation {
+            vp_token: &vp,
+            nonce,
+            audience: "aud",
+        },
+        &loan_policy(),
+        &bizcred_verifier::Context {
+            trust: None,
+            stapled_status_lists: &[],
+            now: NOW,
+        },
+    );
+    assert_eq!(report.verdict, bizcred_verifier::Verdict::Reject);
+    report
+}
+
 /// The `direct_post` form answering the request `state` with `vp_token`.
 pub fn response_form(vp_token: &Value, state: &str) -> String {
     form_urlencoded::Serializer::new(String::new())
