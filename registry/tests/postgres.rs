@@ -198,8 +198,9 @@ fn three_instances_one_log_kill_9_and_bundles_before_and_after() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("reg");
     let dir_s = dir.to_str().expect("path");
-    // Serving refuses a database without this binary's migrations, then migrate, then init.
-    let (code, _, err) = run(&[
+    // Serving refuses a database without this binary's migrations; the hint, run as printed
+    // by a POSIX shell, migrates it; migrating again applies nothing.
+    let (code, v, err) = run(&[
         "init",
         "--origin",
         ORIGIN,
@@ -210,12 +211,33 @@ fn three_instances_one_log_kill_9_and_bundles_before_and_after() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("not migrated"), "{err}");
+    let hint = v["hint"].as_str().expect("a hint");
     assert!(
-        err.contains("hint: bizcred-registry migrate --database"),
-        "{err}"
+        hint.starts_with("bizcred-registry migrate --database"),
+        "{hint}"
     );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_bizcred-registry"))
+        .parent()
+        .expect("bin dir");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(hint)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("BIZCRED_REGISTRY_DATABASE_URL")
+        .stdout(Stdio::null())
+        .status()
+        .expect("sh");
+    assert!(status.success(), "the hint {hint} runs");
     let migrated = ok(&["migrate", "--database", &db.url]);
-    assert_eq!(migrated["applied"], json!([1]));
+    assert_eq!(migrated["applied"], json!([]));
+    assert_eq!(migrated["versions"], json!([1]));
     let init = ok(&[
         "init",
         "--origin",
