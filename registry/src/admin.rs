@@ -96,6 +96,17 @@ pub enum AdminError {
     /// holds a different log); nothing was written.
     #[error("{0} already holds a registry log; nothing was written")]
     StorageNotEmpty(String),
+    /// A PostgreSQL database that holds no log, for a data directory that has a registry.
+    #[error(
+        "{database} holds no registry log{}",
+        if *sled { "; this data directory's log is still on sled (move it with migrate --from)" } else { "" }
+    )]
+    DatabaseEmpty {
+        /// The database, without its password.
+        database: String,
+        /// Whether the data directory has a sled store (whose log was not moved).
+        sled: bool,
+    },
     /// The moved log does not replay to what the original does.
     #[error("the log moved to PostgreSQL does not match the sled store: {0}")]
     MoveVerifyFailed(String),
@@ -116,6 +127,7 @@ impl AdminError {
             AdminError::DidLog(e) => e.code(),
             AdminError::EmptyDidLog => ReasonCode::DidLogEmpty,
             AdminError::StorageNotEmpty(_) => ReasonCode::StorageNotEmpty,
+            AdminError::DatabaseEmpty { .. } => ReasonCode::NotInitialized,
             AdminError::MoveVerifyFailed(_) => ReasonCode::MoveVerifyFailed,
         }
     }
@@ -419,12 +431,19 @@ impl DataDir {
     ) -> Result<AnyRegistry, AdminError> {
         let cfg = self.config()?;
         let log_key = self.key(KeyName::Log, passphrase)?;
-        Ok(Registry::open(
-            self.store(storage)?,
-            &cfg.origin,
-            log_key,
-            now,
-        )?)
+        let store = self.store(storage)?;
+        // An initialized registry's log is never empty (init appends the genesis before it
+        // writes its configuration): an empty database is one that was never filled, and
+        // serving it would hand verifiers an empty registry.
+        if let Storage::Postgres(_) = storage {
+            if store.head()?.size == 0 {
+                return Err(AdminError::DatabaseEmpty {
+                    database: storage.describe(),
+                    sled: self.sled_path().is_dir(),
+                });
+            }
+        }
+        Ok(Registry::open(store, &cfg.origin, log_key, now)?)
     }
 
     /// The store: sled in `db/` (refused once moved to PostgreSQL), or the PostgreSQL

@@ -234,6 +234,14 @@ impl Data {
                     &self.data_dir.to_string_lossy(),
                 ]),
             ),
+            AdminError::DatabaseEmpty { sled: true, .. } => hinted(
+                e.to_string(),
+                format!(
+                    "bizcred-registry migrate --from {} --database {}",
+                    bizcred_cli::command_line(&[self.data_dir.to_string_lossy()]),
+                    database_arg(self.database.as_deref().unwrap_or_default())
+                ),
+            ),
             AdminError::Store(e) => store_hint(e, self.database.as_deref()),
             AdminError::Registry(RegistryError::Store(e)) => {
                 store_hint(e, self.database.as_deref())
@@ -249,21 +257,23 @@ impl Data {
     }
 }
 
+/// A database URL for a hint: the URL itself when it holds no secret, else the variable that
+/// should hold it.
+fn database_arg(url: &str) -> String {
+    if admin::redact_url(url) == url {
+        bizcred_cli::command_line(&[url])
+    } else {
+        "\"$BIZCRED_REGISTRY_DATABASE_URL\"".to_owned()
+    }
+}
+
 /// A storage error, with the command that fixes it when there is one.
 fn store_hint(e: StoreError, database: Option<&str>) -> anyhow::Error {
     match (e, database) {
-        (e @ StoreError::SchemaBehind { .. }, Some(url)) => {
-            // The URL itself when it holds no secret, else the variable that should hold it.
-            let url = if admin::redact_url(url) == url {
-                bizcred_cli::command_line(&[url])
-            } else {
-                "\"$BIZCRED_REGISTRY_DATABASE_URL\"".to_owned()
-            };
-            hinted(
-                e.to_string(),
-                format!("bizcred-registry migrate --database {url}"),
-            )
-        }
+        (e @ StoreError::SchemaBehind { .. }, Some(url)) => hinted(
+            e.to_string(),
+            format!("bizcred-registry migrate --database {}", database_arg(url)),
+        ),
         (e, _) => e.into(),
     }
 }
@@ -406,6 +416,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 admin_token_hashes: hashes,
                 clock: Arc::new(clock),
             });
+            if let Storage::Postgres(_) = data.storage() {
+                // Other instances append too: catch up in the background every second.
+                tokio::spawn(service::keep_fresh(
+                    state.clone(),
+                    std::time::Duration::from_secs(1),
+                ));
+            }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;

@@ -130,6 +130,35 @@ async fn call<T: Send + 'static>(
     .map_err(|_| internal("a registry call panicked"))?
 }
 
+/// Keeps the registry caught up with its store, every `every`: with several instances on
+/// one database, the appends of the others are replayed in the background, so a request
+/// seldom finds many left to replay (it still refreshes before it answers, so this changes
+/// no answer, only when the replay's work is done). A failed refresh is logged and tried
+/// again at the next tick; the requests meanwhile fail with the storage's code.
+pub async fn keep_fresh(state: Arc<AppState>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut reg = s
+                .registry
+                .lock()
+                .map_err(|_| "the registry lock is poisoned".to_owned())?;
+            reg.refresh(s.clock.now()).map_err(|e| e.to_string())
+        })
+        .await;
+        match done {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "refreshing the registry from its store failed")
+            }
+            Err(_) => tracing::warn!("refreshing the registry from its store panicked"),
+        }
+    }
+}
+
 /// The router.
 pub fn app(state: Shared) -> Router {
     Router::new()

@@ -74,6 +74,33 @@ fn ok(args: &[&str]) -> Value {
     v
 }
 
+/// Runs a printed hint with `sh -c`, the binary first on the PATH.
+fn run_hint(hint: &str) -> std::process::Output {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_bizcred-registry"))
+        .parent()
+        .expect("bin dir");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(hint)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("BIZCRED_REGISTRY_DATABASE_URL")
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "the hint {hint} runs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A serving instance; killed (`kill -9`) when dropped.
 struct Instance {
     child: Child,
@@ -216,25 +243,7 @@ fn three_instances_one_log_kill_9_and_bundles_before_and_after() {
         hint.starts_with("bizcred-registry migrate --database"),
         "{hint}"
     );
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_bizcred-registry"))
-        .parent()
-        .expect("bin dir");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(hint)
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin_dir.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env_remove("BIZCRED_REGISTRY_DATABASE_URL")
-        .stdout(Stdio::null())
-        .status()
-        .expect("sh");
-    assert!(status.success(), "the hint {hint} runs");
+    run_hint(hint);
     let migrated = ok(&["migrate", "--database", &db.url]);
     assert_eq!(migrated["applied"], json!([]));
     assert_eq!(migrated["versions"], json!([1]));
@@ -621,15 +630,27 @@ fn a_sled_registry_moves_to_postgres_verified() {
     let checkpoint_before = text(&format!("{}/checkpoint", sled.url));
     drop(sled);
 
-    let moved = ok(&["migrate", "--database", &db.url, "--from", dir_s]);
-    assert_eq!(moved["applied"], json!([1]));
-    assert_eq!(
-        moved["moved"]["entries"],
-        json!(size_of(&checkpoint_before))
+    // The database, migrated but empty, is not served for this data directory: its log is
+    // still on sled, and the hint moves it.
+    ok(&["migrate", "--database", &db.url]);
+    let (code, v, err) = run(&["status", "--data-dir", dir_s, "--database", &db.url]);
+    assert_eq!(code, 2, "{v}");
+    assert!(err.contains("holds no registry log"), "{err}");
+    let hint = v["hint"].as_str().expect("a hint");
+    assert!(hint.contains("migrate --from"), "{hint}");
+    let out = String::from_utf8_lossy(&run_hint(hint).stdout).into_owned();
+    let size = size_of(&checkpoint_before);
+    assert!(
+        out.contains(&format!("moved {size} entries and 1 status lists")),
+        "{out}"
     );
+    assert!(out.contains("verified"), "{out}");
+    let moved = ok(&["migrate", "--database", &db.url, "--from", dir_s]);
+    assert_eq!(moved["applied"], json!([]));
+    assert_eq!(moved["moved"]["entries"], json!(size));
     assert_eq!(moved["moved"]["blobs"], json!(1));
     assert_eq!(moved["moved"]["verified"], json!(true));
-    assert_eq!(moved["moved"]["already"], json!(false));
+    assert_eq!(moved["moved"]["already"], json!(true));
     // Idempotent: again, nothing is written and the move is verified again.
     let again = ok(&["migrate", "--database", &db.url, "--from", dir_s]);
     assert_eq!(again["moved"]["already"], json!(true));

@@ -31,7 +31,9 @@
 //!   its [`Head`] (one query on two indexes) and reads only what changed since its last look
 //!   (see `Registry::refresh`): an answer reflects every append committed before the request
 //!   arrived, on any instance. Staleness is therefore bounded by the request itself, not by
-//!   a polling interval.
+//!   a polling interval. `serve` also refreshes every second in the background
+//!   (`service::keep_fresh`), so the replay of another instance's burst of appends is seldom
+//!   left to a request.
 //! * **Blobs** (status lists) change under the same lock, each write taking the next version,
 //!   so versions are assigned in commit order and a reader asking for versions after the
 //!   newest it has seen misses none.
