@@ -124,6 +124,8 @@ enum Command {
         /// of the data directory (anchor, bundles, key, staff accounts).
         #[arg(long, env = DATABASE_VAR, hide_env_values = true)]
         database: Option<String>,
+        #[command(flatten)]
+        serve: bizcred_cli::serve::ServeArgs,
     },
     /// Apply this binary's PostgreSQL migrations (serve refuses a database without them);
     /// with --from, move a data directory's pending requests and receipts there.
@@ -432,6 +434,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             max_pending,
             secure_cookies,
             database,
+            serve,
         } => {
             let v = open_dir(&dir)?;
             if v.config().operator_token_sha256.is_none() {
@@ -466,23 +469,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 },
                 clock,
             )?);
-            let app = service::app(state);
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let addr = listener.local_addr()?;
+            let app = service::app(state.clone());
+            let server = bizcred_cli::serve::Server::bind(listen, &serve).await?;
+            let (health, metrics) = observability(&state);
+            let url = server.url()?;
             say(
-                &format!("verifier serving on http://{addr}; the bank page is /desk"),
-                &json!({"listening": addr.to_string(), "desk": format!("http://{addr}/desk")}),
+                &format!("verifier serving on {url}; the bank page is /desk"),
+                &json!({"listening": server.local_addr()?.to_string(), "desk": format!("{url}/desk")}),
             );
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            server.run(app, &health, &metrics).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { database, from } => migrate(&database, from.as_deref(), clock, &cli.out),
@@ -600,4 +595,47 @@ fn pct(s: &str) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     bizcred_cli::main(cli.out, run(cli))
+}
+
+/// `/readyz` (the shared storage answers; the trust bundle is held) and `/metrics`
+/// (verifications by verdict, the trust bundle's age).
+fn observability(
+    state: &Arc<service::ServiceState>,
+) -> (bizcred_cli::serve::Health, bizcred_cli::serve::Metrics) {
+    let metrics = bizcred_cli::serve::Metrics::new("verifier");
+    let verdicts = metrics.counter_by(
+        "verifications",
+        "Presentations verified, by verdict",
+        "verdict",
+        &["accept", "reject", "indeterminate"],
+    );
+    state.observe_verdicts(move |v| {
+        verdicts.inc(match v {
+            bizcred_verifier::Verdict::Accept => "accept",
+            bizcred_verifier::Verdict::Reject => "reject",
+            bizcred_verifier::Verdict::Indeterminate => "indeterminate",
+        })
+    });
+    let s = state.clone();
+    metrics.gauge_fn(
+        "bundle_age_seconds",
+        "Seconds since the registry data of the trust bundle held was signed",
+        move || match s.bundle_age() {
+            Ok(age) => age.map(|a| a as f64),
+            Err(e) => {
+                // No sample rather than a made-up age; the cause is in the log.
+                tracing::warn!("bundle age for /metrics: {e}");
+                None
+            }
+        },
+    );
+    let (storage, trust) = (state.clone(), state.clone());
+    let health = bizcred_cli::serve::Health::new()
+        .check("storage", move || storage.storage_ready())
+        .check("trust_bundle", move || match trust.bundle_age() {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("no trust bundle yet: run bizcred-verifier sync".to_owned()),
+            Err(e) => Err(e.to_string()),
+        });
+    (health, metrics)
 }

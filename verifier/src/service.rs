@@ -83,6 +83,8 @@ pub struct ServiceState {
     sync_lock: tokio::sync::Mutex<()>,
     accounts: Accounts,
     desk: Arc<Desk>,
+    /// Told each verdict reached (the binary counts them for `/metrics`).
+    observer: std::sync::OnceLock<Box<dyn Fn(crate::Verdict) + Send + Sync>>,
 }
 
 impl std::fmt::Debug for ServiceState {
@@ -359,7 +361,17 @@ impl ServiceState {
             sync_lock: tokio::sync::Mutex::new(()),
             accounts,
             desk: Arc::new(desk),
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets what is told each verdict the service reaches (once; a second call is refused and
+    /// returns `false`).
+    pub fn observe_verdicts(
+        &self,
+        observer: impl Fn(crate::Verdict) + Send + Sync + 'static,
+    ) -> bool {
+        self.observer.set(Box::new(observer)).is_ok()
     }
 
     /// The current time.
@@ -521,6 +533,9 @@ impl ServiceState {
             now,
         )?;
         tracing::info!(verdict = ?report.verdict, policy = %policy.name, "presentation verified");
+        if let Some(observe) = self.observer.get() {
+            observe(report.verdict);
+        }
         let outcome = self.shared.finish(
             &open.pending.state,
             report,
@@ -599,6 +614,17 @@ impl ServiceState {
     ) -> Result<Vec<ReceiptEntry>, ServiceError> {
         actor.check(Permission::History)?;
         Ok(self.shared.receipts(limit, before)?)
+    }
+
+    /// Seconds since the registry data held was signed (`None` before the first sync), for
+    /// `/metrics`.
+    pub fn bundle_age(&self) -> Result<Option<i64>, ServiceError> {
+        let now = self.clock.now();
+        Ok(self
+            .dir
+            .trust(now)?
+            .and_then(|t| t.registry_as_of)
+            .map(|at| now - at))
     }
 
     /// The trust bundle held and its freshness for each policy.
@@ -715,7 +741,6 @@ pub fn app(state: Arc<ServiceState>) -> Router {
         .route("/oid4vp/request/{state}", get(request_object))
         .route("/oid4vp/response", post(response))
         .route("/transactions/{state}", get(result))
-        .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(
             2 * crate::verify::MAX_PRESENTATION_LEN,
         ))
