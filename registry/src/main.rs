@@ -84,6 +84,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        #[command(flatten)]
+        serve: bizcred_cli::serve::ServeArgs,
     },
     /// Register an agency's issuer DID and authorize its credential types, in one step.
     Onboard {
@@ -406,7 +408,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { data, listen } => {
+        Command::Serve {
+            data,
+            listen,
+            serve,
+        } => {
             let cfg = data.dir().config().map_err(|e| data.hint(e))?;
             let hashes = data.dir().admin_token_hashes()?;
             let reg = data.open(now)?;
@@ -423,23 +429,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     std::time::Duration::from_secs(1),
                 ));
             }
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let addr = listener.local_addr()?;
+            let server = bizcred_cli::serve::Server::bind(listen, &serve).await?;
             let storage = data.storage().describe();
+            let (health, metrics) = observability(&state, &data.storage());
+            let url = server.url()?;
             out.say(
                 &format!(
-                    "registry {} serving on http://{addr} ({size} entries, storage: {storage})",
+                    "registry {} serving on {url} ({size} entries, storage: {storage})",
                     cfg.origin
                 ),
-                &json!({"listening": addr.to_string(), "origin": cfg.origin, "size": size, "storage": storage}),
+                &json!({"listening": server.local_addr()?.to_string(), "origin": cfg.origin, "size": size, "storage": storage}),
             );
-            axum::serve(listener, service::app(state))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+            server.run(service::app(state), &health, &metrics).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Onboard {
@@ -651,4 +652,46 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     bizcred_cli::main(cli.out, run(cli))
+}
+
+/// `/readyz` (the store answers; on PostgreSQL, its migrations are this binary's) and
+/// `/metrics` (the log's size and the age of the newest checkpoint's data).
+fn observability(
+    state: &Arc<AppState>,
+    storage: &Storage,
+) -> (bizcred_cli::serve::Health, bizcred_cli::serve::Metrics) {
+    let metrics = bizcred_cli::serve::Metrics::new("registry");
+    let s = state.clone();
+    metrics.gauge_fn(
+        "log_entries",
+        "Entries in the governance log this instance has replayed",
+        move || match s.registry.lock() {
+            Ok(r) => Some(r.state().size() as f64),
+            Err(_) => {
+                // No sample rather than a made-up size; /readyz reports the same lock.
+                tracing::warn!("log size for /metrics: the registry's lock is poisoned");
+                None
+            }
+        },
+    );
+    let store = state.clone();
+    let mut health = bizcred_cli::serve::Health::new().check("storage", move || {
+        let r = store
+            .registry
+            .lock()
+            .map_err(|_| "the registry's lock is poisoned".to_owned())?;
+        r.store().head().map(|_| ()).map_err(|e| e.to_string())
+    });
+    if let Storage::Postgres(url) = storage {
+        let url = url.clone();
+        health = health.check(
+            "migrations",
+            move || match bizcred_registry::store::pg::schema(&url) {
+                Ok(bizcred_registry::store::pg::Schema::Current) => Ok(()),
+                Ok(other) => Err(format!("{other:?}")),
+                Err(e) => Err(e.to_string()),
+            },
+        );
+    }
+    (health, metrics)
 }

@@ -172,7 +172,6 @@ pub fn app(state: Shared) -> Router {
         .route("/trqp/authorization", post(trqp))
         .route("/status-lists", post(status_list))
         .route("/bundle", get(bundle))
-        .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
