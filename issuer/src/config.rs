@@ -81,6 +81,8 @@ struct RawServer {
 struct RawStorage {
     path: PathBuf,
     cache_mb: Option<u64>,
+    database: Option<String>,
+    max_connections: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +124,61 @@ struct RawAdmin {
 /// default (1 GiB) let the issuer's memory grow to 1.7 GiB under sustained load.
 pub const DEFAULT_CACHE_MB: u64 = 64;
 
+/// Connections an instance keeps to its PostgreSQL database when `storage.max_connections` is
+/// not set.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+
+/// A PostgreSQL database URL (`postgres://` or `postgresql://`). It may hold a password: its
+/// `Debug` and [`DatabaseUrl::redacted`] show neither the password nor the parameters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Checks that `url` is a PostgreSQL URL (the setting named in the error).
+    pub fn parse(url: &str, setting: &'static str) -> Result<DatabaseUrl, ConfigError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl(url.to_owned()))
+        } else {
+            Err(bad(
+                setting,
+                "a PostgreSQL URL, postgres://user@host:port/database",
+            ))
+        }
+    }
+
+    /// The URL itself, to connect with (never to print).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without its password and parameters, for messages and logs.
+    pub fn redacted(&self) -> String {
+        let url = self.0.split(['?', '#']).next().unwrap_or("");
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return "<a database URL>".to_owned();
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let host = match authority.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or("");
+                format!("{user}@{host}")
+            }
+            None => authority.to_owned(),
+        };
+        format!("{scheme}://{host}{path}")
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -137,6 +194,12 @@ pub struct Config {
     pub storage: PathBuf,
     /// The embedded store's page cache (MiB).
     pub cache_mb: u64,
+    /// The PostgreSQL database holding the issuer's records (`storage.database`, or `serve
+    /// --database`); `None`: the sled store in `storage`. Key files, staff accounts and the
+    /// DID log file stay in `storage` either way.
+    pub database: Option<DatabaseUrl>,
+    /// Connections to that database (`storage.max_connections`).
+    pub max_connections: u32,
     /// Registry base URL.
     pub registry_url: String,
     /// The registry trust anchor.
@@ -281,6 +344,19 @@ impl Config {
         if !(1..=65_536).contains(&cache_mb) {
             return Err(bad("storage.cache_mb", "between 1 and 65536 (MiB)"));
         }
+        let database = raw
+            .storage
+            .database
+            .as_deref()
+            .map(|u| DatabaseUrl::parse(u, "storage.database"))
+            .transpose()?;
+        let max_connections = raw
+            .storage
+            .max_connections
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=1000).contains(&max_connections) {
+            return Err(bad("storage.max_connections", "between 1 and 1000"));
+        }
         let list_size = raw.status.list_size.unwrap_or(131_072);
         if !(16..=(1 << 24)).contains(&list_size) {
             return Err(bad("status.list_size", "between 16 and 16777216"));
@@ -328,6 +404,8 @@ impl Config {
             listen,
             storage: raw.storage.path,
             cache_mb,
+            database,
+            max_connections,
             registry_url: raw.registry.url.trim_end_matches('/').to_owned(),
             anchor: TrustAnchor {
                 log_key_name: raw

@@ -139,7 +139,7 @@ impl Issuer {
     /// DID and its log, so the caller need not reopen the store (sled releases its lock
     /// asynchronously).
     pub fn init(cfg: &Config, passphrase: &str, now: i64) -> Result<(String, String), Error> {
-        let store = Store::open_with_cache(&store_path(cfg), cfg.cache_mb)?;
+        let store = Store::open_config(cfg)?;
         let keys = SealedKeyFiles::new(&cfg.storage, Zeroizing::new(passphrase.to_owned()));
         Issuer::initialize(cfg, &store, &keys, now)
     }
@@ -153,7 +153,7 @@ impl Issuer {
         now: i64,
         clock: impl bizcred_core::time::Clock + 'static,
     ) -> Result<(Issuer, String), Error> {
-        let store = Store::open_with_cache(&store_path(&config), config.cache_mb)?;
+        let store = Store::open_config(&config)?;
         let keys = SealedKeyFiles::new(&config.storage, passphrase);
         let (_, log) = Issuer::initialize(&config, &store, &keys, now)?;
         Ok((Issuer::new(config, store, Box::new(keys), clock)?, log))
@@ -165,7 +165,7 @@ impl Issuer {
         passphrase: Zeroizing<String>,
         clock: impl bizcred_core::time::Clock + 'static,
     ) -> Result<Issuer, Error> {
-        let store = Store::open_with_cache(&store_path(&config), config.cache_mb)?;
+        let store = Store::open_config(&config)?;
         let keys = SealedKeyFiles::new(&config.storage, passphrase);
         Issuer::new(config, store, Box::new(keys), clock)
     }

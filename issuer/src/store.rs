@@ -1,10 +1,32 @@
-//! The issuer's durable records on sled: applications, offers, access tokens, nonces,
-//! issued credentials, status index allocation and values, and the hash-chained audit log.
+//! The issuer's durable records: applications, offers, access tokens, nonces, issued
+//! credentials, status index allocation and values, signed status lists, and the hash-chained
+//! audit log, behind one [`Store`] with two backends:
 //!
-//! Issuing a credential is one sled transaction over the credential record, the status index
-//! allocation, the status value, the access token, the application and the audit log, flushed
-//! before the response: a crash at any point leaves either all of it or none of it, so an
-//! index is never allocated twice and an issued credential's record is never lost.
+//! * **sled** ([`sled::SledStore`], the embedded default: a directory, one process);
+//! * **PostgreSQL** ([`pg::PgStore`]: any number of issuer instances on one database, chosen by
+//!   `[storage] database = "postgres://…"` in `agency.toml` or `serve --database`).
+//!
+//! `Store` is a handle holding one backend (a closed enum, not a trait object): every call
+//! site of the core keeps its one concrete type and its closures (`visit_*`), each method
+//! dispatches to the backend that implements it, and what both share (the issuance queue that
+//! groups concurrent issuances into one commit, the audit entries' hashing, the records'
+//! encoding) is written once here. One contract test suite (`issuer/tests/store_contract.rs`)
+//! holds both backends to the same behaviour.
+//!
+//! # The contract (both backends)
+//!
+//! * Issuing a credential is one transaction over the credential record, its status index
+//!   (never allocated twice: a taken index refuses the issuance, nothing written), the list's
+//!   allocation count, the access token's use (once), the application and the audit entry,
+//!   durable before the call returns. Concurrent issuances share a commit (group commit); each
+//!   keeps its own outcome.
+//! * A pre-authorized code is redeemed once, a nonce taken once, an access token used for
+//!   one issuance; of two compare-and-swaps of an application exactly one lands.
+//! * A status change updates the list's stored bits in the transaction that records it; a
+//!   signed list is stored only over an older one (`iat` strictly increasing).
+//! * The audit log is one hash chain: appends are serialized and each links to the last.
+//!
+//! With PostgreSQL these hold across processes (see [`pg`] for how).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,10 +35,16 @@ use bizcred_schemas::ReasonCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use sled::Transactional;
 
+use crate::config::Config;
 use crate::issuer::Actor;
+
+pub mod moving;
+pub mod pg;
+pub mod sled;
+
+pub use self::pg::PgStore;
+pub use self::sled::SledStore;
 
 /// A storage failure, or a refused state change.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -24,7 +52,50 @@ use crate::issuer::Actor;
 pub enum StoreError {
     /// sled failed.
     #[error("issuer storage: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(#[from] ::sled::Error),
+    /// The PostgreSQL database failed or could not be reached.
+    #[error("issuer storage (PostgreSQL): {0}")]
+    Postgres(Arc<sqlx::Error>),
+    /// A database URL that is not a PostgreSQL URL (the URL itself is not repeated: it may
+    /// hold a password).
+    #[error("the database URL is not a PostgreSQL URL: {0}")]
+    DatabaseUrl(String),
+    /// The database's schema is older than this binary's migrations.
+    #[error(
+        "the database is not migrated to this version of bizcred-issuer (migrations {missing:?} \
+         are not applied); run `bizcred-issuer migrate --config <agency.toml>`"
+    )]
+    SchemaBehind {
+        /// The versions of this binary's migrations the database lacks.
+        missing: Vec<i64>,
+    },
+    /// The database was migrated by a newer binary.
+    #[error(
+        "the database was migrated by a newer bizcred-issuer (migrations {unknown:?} are not \
+         this binary's); run the newer binary"
+    )]
+    SchemaNewer {
+        /// The applied versions this binary does not know.
+        unknown: Vec<i64>,
+    },
+    /// An applied migration differs from this binary's, or failed half-way.
+    #[error("migration {version} in the database {problem}; the schema needs an operator")]
+    SchemaMismatch {
+        /// The migration.
+        version: i64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A sled store whose records were moved to PostgreSQL: serving it would make two issuers
+    /// of one.
+    #[error("this issuer's sled store was moved to PostgreSQL ({0}); serve it with the database")]
+    Moved(String),
+    /// The target of a move already holds other records (nothing was written).
+    #[error("{0} already holds issuer records that are not this store's (nothing was written)")]
+    NotEmpty(String),
+    /// The records read back after a move differ from the original (nothing was kept).
+    #[error("the moved records do not read back as the original: {0}")]
+    MoveVerify(String),
     /// A stored value does not decode (the store was altered or damaged).
     #[error("corrupt {what} in the issuer store")]
     Corrupt {
@@ -91,7 +162,14 @@ impl StoreError {
     /// Stable reason code.
     pub fn code(&self) -> ReasonCode {
         match self {
-            StoreError::Sled(_) => ReasonCode::StorageFailed,
+            StoreError::Sled(_) | StoreError::Postgres(_) => ReasonCode::StorageFailed,
+            StoreError::DatabaseUrl(_) => ReasonCode::ConfigInvalid,
+            StoreError::SchemaBehind { .. } => ReasonCode::DatabaseNotMigrated,
+            StoreError::SchemaNewer { .. } => ReasonCode::DatabaseSchemaNewer,
+            StoreError::SchemaMismatch { .. } => ReasonCode::DatabaseSchemaMismatch,
+            StoreError::Moved(_) => ReasonCode::StorageMoved,
+            StoreError::NotEmpty(_) => ReasonCode::StorageNotEmpty,
+            StoreError::MoveVerify(_) => ReasonCode::MoveVerifyFailed,
             StoreError::Corrupt { .. } => ReasonCode::StoreCorrupt,
             StoreError::Encode { .. } => ReasonCode::StoreEncodingFailed,
             StoreError::Poisoned(_) => ReasonCode::StoreLockPoisoned,
@@ -107,53 +185,21 @@ impl StoreError {
     }
 }
 
-impl From<TransactionError<StoreError>> for StoreError {
-    fn from(e: TransactionError<StoreError>) -> StoreError {
-        match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        }
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        StoreError::Postgres(Arc::new(e))
     }
 }
 
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
-}
-
 /// Encodes a record; a failure is an error, never an empty record.
-fn ser<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn ser<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Encode {
         what: "a record",
         cause: Arc::new(e),
     })
 }
 
-/// [`ser`] inside a transaction (an encoding failure aborts it).
-/// The first `max` entries of `tree` that `pick` selects, with what it took from each (a
-/// bounded sweep reads no further).
-fn first_matching<T>(
-    tree: &sled::Tree,
-    max: usize,
-    pick: impl Fn(&sled::IVec) -> Result<Option<T>, StoreError>,
-) -> Result<Vec<(sled::IVec, T)>, StoreError> {
-    let mut out = Vec::new();
-    for kv in tree.iter() {
-        if out.len() >= max {
-            break;
-        }
-        let (k, v) = kv?;
-        if let Some(t) = pick(&v)? {
-            out.push((k, t));
-        }
-    }
-    Ok(out)
-}
-
-fn tser<T: Serialize>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<StoreError>> {
-    ser(v).map_err(abort)
-}
-
-fn de<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn de<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(b).map_err(|e| StoreError::Corrupt {
         what: "record",
         cause: Arc::new(e),
@@ -161,7 +207,7 @@ fn de<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
 }
 
 /// A big-endian `u64`/`i64` stored in 8 bytes; any other length is corruption.
-fn be8(what: &'static str, v: &[u8]) -> Result<[u8; 8], StoreError> {
+pub(crate) fn be8(what: &'static str, v: &[u8]) -> Result<[u8; 8], StoreError> {
     v.try_into().map_err(|e| StoreError::Corrupt {
         what,
         cause: Arc::new(e),
@@ -415,7 +461,7 @@ fn first_list() -> u32 {
 
 /// The 2-bit value of a status in a list (Token Status List: valid 0, revoked ("invalid") 1,
 /// suspended 2).
-fn status_value(s: CredentialStatus) -> u8 {
+pub(crate) fn status_value(s: CredentialStatus) -> u8 {
     match s {
         CredentialStatus::Valid => 0,
         CredentialStatus::Revoked => 1,
@@ -424,13 +470,13 @@ fn status_value(s: CredentialStatus) -> u8 {
 }
 
 /// Bytes of a packed list of `size` 2-bit entries.
-fn bits_len(size: u64) -> usize {
+pub(crate) fn bits_len(size: u64) -> usize {
     (size.saturating_mul(2)).div_ceil(8) as usize
 }
 
 /// Sets entry `idx` of packed 2-bit bytes (the Token Status List layout: entry `i` is bits
 /// `2i..2i+2`, least significant first).
-fn put_bits(bytes: &mut [u8], idx: u64, value: u8) -> Result<(), StoreError> {
+pub(crate) fn put_bits(bytes: &mut [u8], idx: u64, value: u8) -> Result<(), StoreError> {
     let byte = usize::try_from(idx / 4).ok().and_then(|b| bytes.get_mut(b));
     let Some(byte) = byte else {
         return Err(corrupt_list("a status index beyond its list"));
@@ -440,19 +486,11 @@ fn put_bits(bytes: &mut [u8], idx: u64, value: u8) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn corrupt_list(why: &'static str) -> StoreError {
+pub(crate) fn corrupt_list(why: &'static str) -> StoreError {
     StoreError::Corrupt {
         what: "status list",
         cause: Arc::new(std::io::Error::new(std::io::ErrorKind::InvalidData, why)),
     }
-}
-
-/// The key of a status index: the list number, then the index (both big-endian).
-fn idx_key(list: u32, idx: u64) -> [u8; 12] {
-    let mut k = [0u8; 12];
-    k[..4].copy_from_slice(&list.to_be_bytes());
-    k[4..].copy_from_slice(&idx.to_be_bytes());
-    k
 }
 
 /// A status list's size and how many of its indices are allocated.
@@ -467,14 +505,14 @@ pub struct ListInfo {
 }
 
 impl ListInfo {
-    fn encode(&self) -> [u8; 16] {
+    pub(crate) fn encode(&self) -> [u8; 16] {
         let mut v = [0u8; 16];
         v[..8].copy_from_slice(&self.size.to_be_bytes());
         v[8..].copy_from_slice(&self.allocated.to_be_bytes());
         v
     }
 
-    fn decode(list: u32, v: &[u8]) -> Result<ListInfo, StoreError> {
+    pub(crate) fn decode(list: u32, v: &[u8]) -> Result<ListInfo, StoreError> {
         if v.len() != 16 {
             return Err(corrupt_list("a list's size record is not 16 bytes"));
         }
@@ -510,47 +548,6 @@ pub struct SignedList {
     pub token: String,
 }
 
-/// The issuer's store.
-#[derive(Debug, Clone)]
-pub struct Store {
-    db: sled::Db,
-    apps: sled::Tree,
-    offers: sled::Tree,
-    codes: sled::Tree,
-    tokens: sled::Tree,
-    nonces: sled::Tree,
-    creds: sled::Tree,
-    /// Allocated status indices: (list, index) -> credential id.
-    status_idx: sled::Tree,
-    /// Each list's packed bits, after its version: list -> version ++ bits.
-    status_bits: sled::Tree,
-    /// Each list's size and allocation count: list -> size ++ allocated.
-    status_alloc: sled::Tree,
-    /// Each list's newest signed token: list -> [`SignedList`].
-    status_signed: sled::Tree,
-    meta: sled::Tree,
-    audit: sled::Tree,
-    /// Applications awaiting a presentation, by creation time (for expiry).
-    pending: sled::Tree,
-    commit: std::sync::Arc<GroupCommit>,
-    issuances: std::sync::Arc<IssuanceQueue>,
-}
-
-/// Stores before per-list state: the one list's last `iat` and token (migrated at open).
-const STATUS_LIST_IAT: &str = "status_list_iat";
-const PENDING_INDEXED: &str = "pending_indexed";
-/// The list indices are drawn in.
-const STATUS_OPEN_LIST: &str = "status_open_list";
-/// Set once the lists' bits are stored (built from the records once, for older stores).
-const STATUS_BITS_KEPT: &str = "status_bits_kept";
-
-/// The pending-request index key of an application: creation time, then id.
-fn pending_key(app: &Application) -> Vec<u8> {
-    let mut k = app.created.to_be_bytes().to_vec();
-    k.extend_from_slice(app.id.as_bytes());
-    k
-}
-
 /// What a sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -563,7 +560,6 @@ pub struct Swept {
     /// Applications whose prerequisite request expired unanswered.
     pub pending: usize,
 }
-const STATUS_LIST_TOKEN: &str = "status_list_token";
 
 /// Most issuances one commit writes.
 pub const MAX_ISSUANCE_BATCH: usize = 64;
@@ -584,52 +580,12 @@ struct IssuanceState {
     committing: bool,
 }
 
-#[derive(Debug)]
-struct PendingIssuance {
-    ticket: u64,
-    rec: CredentialRecord,
-    token_hash: String,
-    now: i64,
-}
-
-/// Who has asked for durability and how far the flushes have got (see [`Store::flush`]).
-#[derive(Debug, Default)]
-struct GroupCommit {
-    state: std::sync::Mutex<CommitState>,
-    done: std::sync::Condvar,
-}
-
-#[derive(Debug, Default)]
-struct CommitState {
-    /// Tickets handed out (one per durable write).
-    written: u64,
-    /// Every ticket up to this one is durable.
-    flushed: u64,
-    /// A flush is running.
-    flushing: bool,
-}
-
-/// Ends a flush, even one that unwinds: clears `flushing`, records how far it got, wakes the
-/// waiters (one of them leads the next flush).
-struct FlushLeader<'a> {
-    commit: &'a GroupCommit,
-    target: u64,
-    done: bool,
-}
-
-impl Drop for FlushLeader<'_> {
-    fn drop(&mut self) {
-        let mut st = self
-            .commit
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        st.flushing = false;
-        if self.done {
-            st.flushed = st.flushed.max(self.target);
-        }
-        self.commit.done.notify_all();
-    }
+#[derive(Debug, Clone)]
+pub(crate) struct PendingIssuance {
+    pub(crate) ticket: u64,
+    pub(crate) rec: CredentialRecord,
+    pub(crate) token_hash: String,
+    pub(crate) now: i64,
 }
 
 /// Ends an issuance commit, even one that unwinds: every issuance of the batch gets its
@@ -678,283 +634,148 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-fn audit_append(
-    meta: &TransactionalTree,
-    audit: &TransactionalTree,
-    time: i64,
-    event: &str,
-    details: Value,
-) -> Result<(), ConflictableTransactionError<StoreError>> {
-    // A damaged sequence number aborts the append: never restart at 0 over older entries.
-    let seq = match meta.get("audit_seq")? {
-        Some(v) => u64::from_be_bytes(be8("audit sequence number", &v).map_err(abort)?),
-        None => 0,
-    };
-    // The chain starts from zeros only when it is empty: a lost head is damage, never a
-    // silent new chain.
-    let prev = match (meta.get("audit_head")?, seq) {
-        (Some(v), _) => String::from_utf8(v.to_vec()).map_err(|e| {
-            abort(StoreError::Corrupt {
-                what: "audit head",
-                cause: Arc::new(e),
-            })
-        })?,
-        (None, 0) => "0".repeat(64),
-        (None, _) => {
-            return Err(abort(StoreError::Corrupt {
-                what: "audit head",
-                cause: Arc::new(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the audit log has entries but no head",
-                )),
-            }))
-        }
-    };
-    let mut entry = json!({"seq": seq, "time": bizcred_core::time::format_utc(time), "event": event, "details": details, "prev": prev});
-    let canon = audit_canonical(&entry).map_err(abort)?;
-    let hash = sha256_hex(&canon);
-    entry["hash"] = hash.clone().into();
-    audit.insert(&seq.to_be_bytes(), tser(&entry)?)?;
-    meta.insert("audit_seq", &(seq + 1).to_be_bytes())?;
-    meta.insert("audit_head", hash.as_bytes())?;
-    Ok(())
-}
-
-/// The JCS bytes an audit entry's hash covers; a failure is an error, never the hash of
 /// nothing.
-fn audit_canonical(v: &Value) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn audit_canonical(v: &Value) -> Result<Vec<u8>, StoreError> {
     serde_json_canonicalizer::to_vec(v).map_err(|e| StoreError::Encode {
         what: "an audit entry",
         cause: Arc::new(e),
     })
 }
 
+/// The audit entry `seq` linking to `prev`, with its hash (the JCS of the entry without it).
+pub(crate) fn audit_entry(
+    seq: u64,
+    prev: &str,
+    time: i64,
+    event: &str,
+    details: Value,
+) -> Result<(Value, String), StoreError> {
+    let mut entry = json!({"seq": seq, "time": bizcred_core::time::format_utc(time), "event": event, "details": details, "prev": prev});
+    let hash = sha256_hex(&audit_canonical(&entry)?);
+    entry["hash"] = hash.clone().into();
+    Ok((entry, hash))
+}
+
+/// Which backend a [`Store`] holds.
+#[derive(Debug, Clone)]
+enum Backend {
+    Sled(SledStore),
+    Pg(PgStore),
+}
+
+/// The issuer's store: a handle on its backend (cheap to clone; clones share it).
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    issuances: Arc<IssuanceQueue>,
+}
+
+/// Calls the backend's method of the same name.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sled(s) => s.$method($($arg),*),
+            Backend::Pg(p) => p.$method($($arg),*),
+        }
+    };
+}
+
+impl From<SledStore> for Store {
+    fn from(s: SledStore) -> Store {
+        Store {
+            backend: Backend::Sled(s),
+            issuances: Arc::default(),
+        }
+    }
+}
+
+impl From<PgStore> for Store {
+    fn from(p: PgStore) -> Store {
+        Store {
+            backend: Backend::Pg(p),
+            issuances: Arc::default(),
+        }
+    }
+}
+
 impl Store {
-    /// Opens (or creates) the store.
+    /// Opens (or creates) the sled store at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_with_cache(path, crate::config::DEFAULT_CACHE_MB)
+        SledStore::open(path).map(Store::from)
     }
 
-    /// Opens (or creates) the store with a page cache of `cache_mb` MiB (sled's own default
-    /// is 1 GiB).
+    /// Opens (or creates) the sled store at `path` with a page cache of `cache_mb` MiB (sled's
+    /// own default is 1 GiB).
     pub fn open_with_cache(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
-            .open()?;
-        let store = Store {
-            apps: db.open_tree("applications")?,
-            offers: db.open_tree("offers")?,
-            codes: db.open_tree("codes")?,
-            tokens: db.open_tree("tokens")?,
-            nonces: db.open_tree("nonces")?,
-            creds: db.open_tree("credentials")?,
-            status_idx: db.open_tree("status_idx")?,
-            status_bits: db.open_tree("status_bits")?,
-            status_alloc: db.open_tree("status_alloc")?,
-            status_signed: db.open_tree("status_signed")?,
-            meta: db.open_tree("meta")?,
-            audit: db.open_tree("audit")?,
-            pending: db.open_tree("pending_requests")?,
-            commit: std::sync::Arc::default(),
-            issuances: std::sync::Arc::default(),
-            db,
-        };
-        store.index_pending()?;
-        Ok(store)
+        SledStore::open_with_cache(path, cache_mb).map(Store::from)
     }
 
-    /// Indexes the applications awaiting a presentation by creation time, once (stores
-    /// written before the index existed).
-    fn index_pending(&self) -> Result<(), StoreError> {
-        if self.meta.get(PENDING_INDEXED)?.is_some() {
-            return Ok(());
-        }
-        for v in self.apps.iter().values() {
-            let app: Application = de(&v?)?;
-            if app.status == AppStatus::AwaitingPrerequisites {
-                self.pending.insert(pending_key(&app), app.id.as_bytes())?;
-            }
-        }
-        self.meta.insert(PENDING_INDEXED, &[1u8][..])?;
-        self.flush()
+    /// Connects to the PostgreSQL database at `url` with at most `max_connections`
+    /// connections, refusing a database whose schema is not this binary's (not migrated:
+    /// [`StoreError::SchemaBehind`]; migrated by a newer binary: [`StoreError::SchemaNewer`]).
+    pub fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        PgStore::connect(url, max_connections).map(Store::from)
     }
 
-    /// Makes every write this thread has completed durable. Group commit: a caller whose
-    /// writes are already covered by a flush that started after them returns without its
-    /// own fsync; one caller flushes for everyone waiting.
-    fn flush(&self) -> Result<(), StoreError> {
-        let poisoned = |_| StoreError::Poisoned("flush");
-        let mut st = self.commit.state.lock().map_err(poisoned)?;
-        // Tickets are taken after the caller's writes completed.
-        st.written += 1;
-        let ticket = st.written;
-        loop {
-            if st.flushed >= ticket {
-                return Ok(());
-            }
-            if st.flushing {
-                st = self.commit.done.wait(st).map_err(poisoned)?;
-                continue;
-            }
-            st.flushing = true;
-            let mut leader = FlushLeader {
-                commit: &self.commit,
-                target: st.written,
-                done: false,
-            };
-            drop(st);
-            let flushed = self.db.flush();
-            leader.done = flushed.is_ok();
-            drop(leader);
-            flushed?;
-            st = self.commit.state.lock().map_err(poisoned)?;
+    /// The store `cfg` names: its PostgreSQL database when `storage.database` is set, else
+    /// the sled store in its storage directory.
+    pub fn open_config(cfg: &Config) -> Result<Store, StoreError> {
+        match &cfg.database {
+            Some(url) => Store::connect(url.expose(), cfg.max_connections),
+            None => Store::open_with_cache(&cfg.storage.join("db"), cfg.cache_mb),
+        }
+    }
+
+    /// Whether other processes may write this store meanwhile (PostgreSQL): what a process
+    /// holds in memory from it (signed status lists) must then be read again before it is
+    /// served.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Pg(_))
+    }
+
+    /// The backend's name (`sled`, `postgresql`), for logs and health reports.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sled(_) => "sled",
+            Backend::Pg(_) => "postgresql",
         }
     }
 
     /// Appends an audit event on its own (durable).
     pub fn audit(&self, time: i64, event: &str, details: Value) -> Result<(), StoreError> {
-        (&self.meta, &self.audit)
-            .transaction(|(m, a)| audit_append(m, a, time, event, details.clone()))?;
-        self.flush()
+        dispatch!(self.audit(time, event, details))
     }
 
     /// A metadata value.
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+        dispatch!(self.meta_get(key))
     }
 
     /// Sets a metadata value (durable).
     pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.meta.insert(key, value)?;
-        self.flush()
+        dispatch!(self.meta_put(key, value))
     }
 
-    /// Makes the status lists ready: a new store gets list 1 of `list_size` entries; a store
-    /// written before the lists' bits were kept gets them built from its credential records,
-    /// once, in one pass (its indices re-keyed by list, its last signed list kept as list 1's,
-    /// so the next `iat` still follows it). Later opens read nothing but a marker. Durable when
-    /// it returns.
+    /// Makes the status lists ready: a new store gets list 1 of `list_size` entries; a sled
+    /// store written before the lists' bits were kept gets them built from its credential
+    /// records, once. Later opens read nothing but a marker. Durable when it returns.
     pub fn prepare_status_lists(&self, list_size: u64) -> Result<(), StoreError> {
-        if self.meta.get(STATUS_BITS_KEPT)?.is_some() {
-            return Ok(());
-        }
-        // Redone whole if interrupted: every step below is idempotent.
-        let mut lists: std::collections::BTreeMap<u32, (u64, Vec<(u64, u8)>)> =
-            std::collections::BTreeMap::new();
-        for v in self.creds.iter().values() {
-            let rec: CredentialRecord = de(&v?)?;
-            self.status_idx
-                .insert(idx_key(rec.status_list, rec.status_idx), rec.id.as_bytes())?;
-            let e = lists.entry(rec.status_list).or_default();
-            e.0 += 1;
-            let value = status_value(rec.status);
-            if value != 0 {
-                e.1.push((rec.status_idx, value));
-            }
-        }
-        lists.entry(1).or_default();
-        // Keys of the single list (an 8-byte index) are replaced by (list, index) keys.
-        for k in self.status_idx.iter().keys() {
-            let k = k?;
-            if k.len() == 8 {
-                self.status_idx.remove(k)?;
-            }
-        }
-        let mut open = 1;
-        for (list, (allocated, set)) in &lists {
-            let top = self
-                .status_idx
-                .scan_prefix(list.to_be_bytes())
-                .keys()
-                .next_back()
-                .transpose()?
-                .map_or(0, |k| {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&k[4..]);
-                    u64::from_be_bytes(b) + 1
-                });
-            let size = list_size.max(top);
-            let mut bytes = vec![0u8; bits_len(size)];
-            for (idx, value) in set {
-                put_bits(&mut bytes, *idx, *value)?;
-            }
-            let mut v = 1u64.to_be_bytes().to_vec();
-            v.extend_from_slice(&bytes);
-            self.status_bits.insert(list.to_be_bytes(), v)?;
-            let info = ListInfo {
-                list: *list,
-                size,
-                allocated: *allocated,
-            };
-            self.status_alloc
-                .insert(list.to_be_bytes(), &info.encode())?;
-            open = open.max(*list);
-        }
-        if let (Some(iat), Some(token)) = (
-            self.meta.get(STATUS_LIST_IAT)?,
-            self.meta.get(STATUS_LIST_TOKEN)?,
-        ) {
-            let iat = i64::from_be_bytes(be8("status list iat", &iat)?);
-            let token = String::from_utf8(token.to_vec()).map_err(|e| StoreError::Corrupt {
-                what: "status list token",
-                cause: Arc::new(e),
-            })?;
-            // Version 0 and no key: the bits (version 1) are signed again at the first chance.
-            let signed = SignedList {
-                iat,
-                version: 0,
-                kid: String::new(),
-                token,
-            };
-            self.status_signed
-                .insert(1u32.to_be_bytes(), ser(&signed)?)?;
-            self.meta.remove(STATUS_LIST_IAT)?;
-            self.meta.remove(STATUS_LIST_TOKEN)?;
-        }
-        self.meta.insert(STATUS_OPEN_LIST, &open.to_be_bytes())?;
-        self.meta.insert(STATUS_BITS_KEPT, &[1u8][..])?;
-        self.flush()
+        dispatch!(self.prepare_status_lists(list_size))
     }
 
     /// Every status list, in order.
     pub fn status_lists(&self) -> Result<Vec<ListInfo>, StoreError> {
-        self.status_alloc
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                let list: [u8; 4] = k.as_ref().try_into().map_err(|e| StoreError::Corrupt {
-                    what: "status list number",
-                    cause: Arc::new(e),
-                })?;
-                ListInfo::decode(u32::from_be_bytes(list), &v)
-            })
-            .collect()
+        dispatch!(self.status_lists())
     }
 
     /// A status list's size and allocation.
     pub fn status_list_info(&self, list: u32) -> Result<ListInfo, StoreError> {
-        let v = self
-            .status_alloc
-            .get(list.to_be_bytes())?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "status list",
-                id: list.to_string(),
-            })?;
-        ListInfo::decode(list, &v)
+        dispatch!(self.status_list_info(list))
     }
 
     /// The list new indices are drawn in.
     pub fn open_status_list(&self) -> Result<ListInfo, StoreError> {
-        let open = self
-            .meta
-            .get(STATUS_OPEN_LIST)?
-            .ok_or_else(|| corrupt_list("no open list (the store was not prepared)"))?;
-        let open: [u8; 4] = open.as_ref().try_into().map_err(|e| StoreError::Corrupt {
-            what: "open status list",
-            cause: Arc::new(e),
-        })?;
-        self.status_list_info(u32::from_be_bytes(open))
+        dispatch!(self.open_status_list())
     }
 
     /// Opens the list after `full` (of `size` entries, all valid) and draws new indices in it,
@@ -966,151 +787,48 @@ impl Store {
         size: u64,
         now: i64,
     ) -> Result<ListInfo, StoreError> {
-        let next = full
-            .checked_add(1)
-            .ok_or_else(|| corrupt_list("no list number after the last"))?;
-        let info = (
-            &self.meta,
-            &self.status_alloc,
-            &self.status_bits,
-            &self.audit,
-        )
-            .transaction(|(m, al, b, a)| {
-                let open = m
-                    .get(STATUS_OPEN_LIST)?
-                    .ok_or_else(|| abort(corrupt_list("no open list")))?;
-                if open.as_ref() != full.to_be_bytes() {
-                    let open = u32::from_be_bytes(open.as_ref().try_into().map_err(|e| {
-                        abort(StoreError::Corrupt {
-                            what: "open status list",
-                            cause: Arc::new(e),
-                        })
-                    })?);
-                    let v = al
-                        .get(open.to_be_bytes())?
-                        .ok_or_else(|| abort(corrupt_list("the open list has no size")))?;
-                    return ListInfo::decode(open, &v).map_err(abort);
-                }
-                let info = ListInfo {
-                    list: next,
-                    size,
-                    allocated: 0,
-                };
-                let mut v = 0u64.to_be_bytes().to_vec();
-                v.resize(8 + bits_len(size), 0);
-                b.insert(&next.to_be_bytes(), v)?;
-                al.insert(&next.to_be_bytes(), &info.encode())?;
-                m.insert(STATUS_OPEN_LIST, &next.to_be_bytes())?;
-                audit_append(
-                    m,
-                    a,
-                    now,
-                    "status_list_opened",
-                    json!({"list": next, "size": size, "after": full}),
-                )?;
-                Ok(info)
-            })?;
-        self.flush()?;
-        Ok(info)
+        dispatch!(self.open_next_status_list(full, size, now))
     }
 
     /// Whether a status index of a list is taken.
     pub fn index_taken(&self, list: u32, idx: u64) -> Result<bool, StoreError> {
-        Ok(self.status_idx.contains_key(idx_key(list, idx))?)
+        dispatch!(self.index_taken(list, idx))
     }
 
     /// The first free index of a list (`size` entries) at or after `start`, wrapping around;
     /// `None` when every index is taken.
     pub fn free_index(&self, list: u32, size: u64, start: u64) -> Result<Option<u64>, StoreError> {
-        let start = start.min(size);
-        for (from, to) in [(start, size), (0, start)] {
-            let mut want = from;
-            for k in self
-                .status_idx
-                .range(idx_key(list, from)..idx_key(list, to))
-                .keys()
-            {
-                let k = k?;
-                let taken = u64::from_be_bytes(be8("status index", &k[4..])?);
-                if taken != want {
-                    return Ok(Some(want));
-                }
-                want += 1;
-            }
-            if want < to {
-                return Ok(Some(want));
-            }
-        }
-        Ok(None)
+        dispatch!(self.free_index(list, size, start))
     }
 
     /// The version of a list's bits (changed by every status change in it).
     pub fn status_version(&self, list: u32) -> Result<u64, StoreError> {
-        let v = self
-            .status_bits
-            .get(list.to_be_bytes())?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "status list",
-                id: list.to_string(),
-            })?;
-        Ok(u64::from_be_bytes(be8(
-            "status list version",
-            &v[..v.len().min(8)],
-        )?))
+        dispatch!(self.status_version(list))
     }
 
     /// A list's stored bits: all a re-sign reads (never the credential records).
     pub fn status_bits(&self, list: u32) -> Result<ListBits, StoreError> {
-        let info = self.status_list_info(list)?;
-        let v = self
-            .status_bits
-            .get(list.to_be_bytes())?
-            .ok_or_else(|| corrupt_list("a list without its bits"))?;
-        if v.len() != 8 + bits_len(info.size) {
-            return Err(corrupt_list("a list's bits do not match its size"));
-        }
-        Ok(ListBits {
-            version: u64::from_be_bytes(be8("status list version", &v[..8])?),
-            size: info.size,
-            bytes: v[8..].to_vec(),
-        })
+        dispatch!(self.status_bits(list))
     }
 
     /// The newest signed token of each list.
     pub fn signed_status_lists(
         &self,
     ) -> Result<std::collections::BTreeMap<u32, SignedList>, StoreError> {
-        self.status_signed
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                let list: [u8; 4] = k.as_ref().try_into().map_err(|e| StoreError::Corrupt {
-                    what: "status list number",
-                    cause: Arc::new(e),
-                })?;
-                Ok((u32::from_be_bytes(list), de(&v)?))
-            })
-            .collect()
+        dispatch!(self.signed_status_lists())
+    }
+
+    /// The newest signed token of list `list`, if it was ever signed.
+    pub fn signed_status_list(&self, list: u32) -> Result<Option<SignedList>, StoreError> {
+        dispatch!(self.signed_status_list(list))
     }
 
     /// Records a newly signed list in one durable write, before it is served or pushed: after a
     /// restart the next one is never older. A list whose `iat` is not after the recorded one
-    /// is refused and nothing is written.
+    /// is refused ([`StoreError::StatusListNotNewer`]) and nothing is written: of two signers
+    /// racing (two instances), the later `iat` is kept.
     pub fn put_signed_status_list(&self, list: u32, signed: &SignedList) -> Result<(), StoreError> {
-        self.status_signed.transaction(|t| {
-            if let Some(held) = t.get(list.to_be_bytes())? {
-                let held: SignedList = de(&held).map_err(abort)?;
-                if signed.iat <= held.iat {
-                    return Err(abort(StoreError::StatusListNotNewer {
-                        held: held.iat,
-                        iat: signed.iat,
-                    }));
-                }
-            }
-            t.insert(&list.to_be_bytes(), tser(signed)?)?;
-            Ok(())
-        })?;
-        self.flush()
+        dispatch!(self.put_signed_status_list(list, signed))
     }
 
     /// Stores an application (and an audit event), durably.
@@ -1120,19 +838,7 @@ impl Store {
         time: i64,
         event: Option<&str>,
     ) -> Result<(), StoreError> {
-        (&self.apps, &self.pending, &self.meta, &self.audit).transaction(|(apps, p, m, a)| {
-            apps.insert(app.id.as_bytes(), tser(app)?)?;
-            if app.status == AppStatus::AwaitingPrerequisites {
-                p.insert(pending_key(app), app.id.as_bytes())?;
-            } else {
-                p.remove(pending_key(app))?;
-            }
-            if let Some(ev) = event {
-                audit_append(m, a, time, ev, json!({"application_id": app.id, "type": app.credential_type, "status": app.status}))?;
-            }
-            Ok(())
-        })?;
-        self.flush()
+        dispatch!(self.put_application(app, time, event))
     }
 
     /// Stores a new application with an `application_created` audit event naming who opened
@@ -1143,50 +849,35 @@ impl Store {
         actor: &Actor,
         time: i64,
     ) -> Result<(), StoreError> {
-        (&self.apps, &self.pending, &self.meta, &self.audit).transaction(|(apps, p, m, a)| {
-            apps.insert(app.id.as_bytes(), tser(app)?)?;
-            if app.status == AppStatus::AwaitingPrerequisites {
-                p.insert(pending_key(app), app.id.as_bytes())?;
-            }
-            audit_append(m, a, time, "application_created", json!({"application_id": app.id, "type": app.credential_type, "status": app.status, "actor": actor.audit()}))?;
-            Ok(())
-        })?;
-        self.flush()
+        dispatch!(self.create_application(app, actor, time))
     }
 
     /// An application.
     pub fn application(&self, id: &str) -> Result<Application, StoreError> {
-        de(&self.apps.get(id)?.ok_or_else(|| StoreError::NotFound {
-            what: "application",
-            id: id.to_owned(),
-        })?)
+        dispatch!(self.application(id))
     }
 
     /// Every application.
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
-        self.apps.iter().values().map(|v| de(&v?)).collect()
+        dispatch!(self.applications())
     }
 
-    /// Calls `f` with each application in turn (one decoded at a time).
+    /// Calls `f` with each application in turn, in id order (one decoded at a time; from
+    /// PostgreSQL, read a page at a time).
     pub fn visit_applications(
         &self,
-        mut f: impl FnMut(Application) -> Result<(), StoreError>,
+        f: impl FnMut(Application) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        for v in self.apps.iter().values() {
-            f(de(&v?)?)?;
-        }
-        Ok(())
+        dispatch!(self.visit_applications(f))
     }
 
-    /// Calls `f` with each credential record in turn (one decoded at a time).
+    /// Calls `f` with each credential record in turn, in id order (one decoded at a time; from
+    /// PostgreSQL, read a page at a time).
     pub fn visit_credentials(
         &self,
-        mut f: impl FnMut(CredentialRecord) -> Result<(), StoreError>,
+        f: impl FnMut(CredentialRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        for v in self.creds.iter().values() {
-            f(de(&v?)?)?;
-        }
-        Ok(())
+        dispatch!(self.visit_credentials(f))
     }
 
     /// Replaces application `before` by `after` only if the stored record still equals
@@ -1194,7 +885,7 @@ impl Store {
     /// audit `event` whose details are `details` with the application's id, type and new
     /// status; all in one transaction, durable when it returns. When the record changed
     /// meanwhile nothing is written and the answer is [`StoreError::ApplicationChanged`] with
-    /// its current state: of two racing changes exactly one wins.
+    /// its current state: of two racing changes exactly one wins (also from two instances).
     pub fn swap_application(
         &self,
         before: &Application,
@@ -1213,108 +904,32 @@ impl Store {
         details.insert("type".into(), after.credential_type.clone().into());
         details.insert("status".into(), after.status.as_str().into());
         let details = Value::Object(details);
-        (
-            &self.apps,
-            &self.pending,
-            &self.offers,
-            &self.codes,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(|(apps, p, o, c, m, a)| {
-                let raw = apps.get(before.id.as_bytes())?.ok_or_else(|| {
-                    abort(StoreError::NotFound {
-                        what: "application",
-                        id: before.id.clone(),
-                    })
-                })?;
-                let current: Application = de(&raw).map_err(abort)?;
-                if current != *before {
-                    return Err(abort(StoreError::ApplicationChanged {
-                        id: current.id,
-                        status: current.status,
-                    }));
-                }
-                apps.insert(after.id.as_bytes(), tser(after)?)?;
-                if after.status == AppStatus::AwaitingPrerequisites {
-                    p.insert(pending_key(after), after.id.as_bytes())?;
-                } else {
-                    p.remove(pending_key(after))?;
-                }
-                if let Some(offer) = offer {
-                    o.insert(offer.id.as_bytes(), tser(offer)?)?;
-                    c.insert(offer.code_hash.as_bytes(), offer.id.as_bytes())?;
-                }
-                audit_append(m, a, time, event, details.clone())?;
-                Ok(())
-            })?;
-        self.flush()
+        dispatch!(self.swap_application(before, after, offer, time, event, details))
     }
 
     /// Records an offer for an application, durably.
     pub fn put_offer(&self, offer: &Offer, app: &Application, time: i64) -> Result<(), StoreError> {
-        (
-            &self.offers,
-            &self.codes,
-            &self.apps,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(|(o, c, apps, m, a)| {
-                o.insert(offer.id.as_bytes(), tser(offer)?)?;
-                c.insert(offer.code_hash.as_bytes(), offer.id.as_bytes())?;
-                apps.insert(app.id.as_bytes(), tser(app)?)?;
-                audit_append(
-                    m,
-                    a,
-                    time,
-                    "offer_created",
-                    json!({"application_id": app.id, "offer_id": offer.id}),
-                )?;
-                Ok(())
-            })?;
-        self.flush()
+        dispatch!(self.put_offer(offer, app, time))
     }
 
     /// An offer by id.
     pub fn offer(&self, id: &str) -> Result<Offer, StoreError> {
-        de(&self.offers.get(id)?.ok_or_else(|| StoreError::NotFound {
-            what: "offer",
-            id: id.to_owned(),
-        })?)
+        dispatch!(self.offer(id))
     }
 
     /// The offer of a pre-authorized code.
     pub fn offer_by_code(&self, code: &str) -> Result<Option<Offer>, StoreError> {
-        let Some(id) = self.codes.get(sha256_hex(code.as_bytes()))? else {
-            return Ok(None);
-        };
-        self.offer(&String::from_utf8_lossy(&id)).map(Some)
+        dispatch!(self.offer_by_code(code))
     }
 
-    /// Counts a wrong transaction code; returns the attempts so far.
+    /// Counts a wrong transaction code (voiding the offer at `max`); returns the attempts so
+    /// far.
     pub fn offer_failed_attempt(&self, offer_id: &str, max: u32) -> Result<u32, StoreError> {
-        let n = self.offers.transaction(|o| {
-            let mut offer: Offer = de(&o.get(offer_id)?.ok_or_else(|| {
-                abort(StoreError::NotFound {
-                    what: "offer",
-                    id: offer_id.to_owned(),
-                })
-            })?)
-            .map_err(abort)?;
-            offer.attempts += 1;
-            if offer.attempts >= max {
-                offer.used = true;
-            }
-            o.insert(offer_id.as_bytes(), tser(&offer)?)?;
-            Ok(offer.attempts)
-        })?;
-        self.flush()?;
-        Ok(n)
+        dispatch!(self.offer_failed_attempt(offer_id, max))
     }
 
     /// Redeems a pre-authorized code: marks the offer used and stores the access token, in one
-    /// transaction (a code is never redeemed twice).
+    /// transaction (a code is never redeemed twice: [`StoreError::CodeUsedOrExpired`]).
     pub fn redeem(
         &self,
         offer_id: &str,
@@ -1322,48 +937,26 @@ impl Store {
         token: &AccessToken,
         now: i64,
     ) -> Result<(), StoreError> {
-        (&self.offers, &self.tokens).transaction(|(o, t)| {
-            let mut offer: Offer = de(&o.get(offer_id)?.ok_or_else(|| {
-                abort(StoreError::NotFound {
-                    what: "offer",
-                    id: offer_id.to_owned(),
-                })
-            })?)
-            .map_err(abort)?;
-            if offer.used || now >= offer.expires {
-                return Err(abort(StoreError::CodeUsedOrExpired));
-            }
-            offer.used = true;
-            o.insert(offer_id.as_bytes(), tser(&offer)?)?;
-            t.insert(token_hash.as_bytes(), tser(token)?)?;
-            Ok(())
-        })?;
-        self.flush()
+        dispatch!(self.redeem(offer_id, token_hash, token, now))
     }
 
     /// An access token by its hash.
     pub fn token(&self, hash: &str) -> Result<Option<AccessToken>, StoreError> {
-        self.tokens.get(hash)?.map(|v| de(&v)).transpose()
+        dispatch!(self.token(hash))
     }
 
     /// Stores a fresh `c_nonce` valid until `expires`.
     ///
-    /// Not flushed on its own: a nonce lost in a crash only makes the wallet fetch another.
+    /// On sled not flushed on its own: a nonce lost in a crash only makes the wallet fetch
+    /// another.
     pub fn put_nonce(&self, nonce: &str, expires: i64) -> Result<(), StoreError> {
-        self.nonces
-            .insert(nonce.as_bytes(), &expires.to_be_bytes())?;
-        Ok(())
+        dispatch!(self.put_nonce(nonce, expires))
     }
 
-    /// Consumes a `c_nonce`: true when it existed and had not expired.
-    ///
-    /// Not flushed on its own: the issuance that follows flushes it with the credential's
-    /// record, and without an issuance a replayed nonce grants nothing.
+    /// Consumes a `c_nonce`: true when it existed and had not expired (once: a second take
+    /// answers false, whichever instance asks).
     pub fn take_nonce(&self, nonce: &str, now: i64) -> Result<bool, StoreError> {
-        match self.nonces.remove(nonce.as_bytes())? {
-            Some(v) => Ok(i64::from_be_bytes(be8("c_nonce expiry", &v)?) > now),
-            None => Ok(false),
-        }
+        dispatch!(self.take_nonce(nonce, now))
     }
 
     /// Records an issued credential, atomically with its status index, the access token's
@@ -1371,8 +964,9 @@ impl Store {
     ///
     /// Concurrent issuances are committed together: the first caller to find no commit
     /// running takes every pending issuance (up to [`MAX_ISSUANCE_BATCH`]), writes them in
-    /// one transaction and flushes once; each caller gets its own issuance's outcome. A
-    /// refused issuance (taken index, used token) refuses only itself.
+    /// one transaction and commits once; each caller gets its own issuance's outcome. A
+    /// refused issuance (taken index: [`StoreError::IndexTaken`]; used token:
+    /// [`StoreError::TokenUsed`]) refuses only itself and writes nothing.
     pub fn record_issuance(
         &self,
         rec: &CredentialRecord,
@@ -1407,81 +1001,10 @@ impl Store {
                 batch: &batch,
                 outcomes: None,
             };
-            leader.outcomes = Some(self.commit_issuances(&batch));
+            leader.outcomes = Some(dispatch!(self.commit_issuances(&batch)));
             drop(leader);
             st = q.state.lock().map_err(poisoned)?;
         }
-    }
-
-    /// One transaction and one flush for a batch of issuances; the outer error fails them
-    /// all, an inner one only its own.
-    fn commit_issuances(
-        &self,
-        batch: &[PendingIssuance],
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let outcomes = (&self.creds, &self.status_idx, &self.status_alloc, &self.tokens, &self.apps, &self.meta, &self.audit).transaction(|(c, s, al, t, apps, m, a)| {
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for p in batch {
-                let rec = &p.rec;
-                let key = idx_key(rec.status_list, rec.status_idx);
-                // Every check before any write, so a refused issuance writes nothing.
-                let list = match al.get(rec.status_list.to_be_bytes())?.map(|v| ListInfo::decode(rec.status_list, &v)).transpose() {
-                    Ok(Some(list)) if rec.status_idx < list.size => list,
-                    Ok(_) => {
-                        outcomes.push(Err(StoreError::NotFound { what: "status list index", id: format!("{}/{}", rec.status_list, rec.status_idx) }));
-                        continue;
-                    }
-                    Err(e) => {
-                        outcomes.push(Err(e));
-                        continue;
-                    }
-                };
-                if s.get(key)?.is_some() {
-                    outcomes.push(Err(StoreError::IndexTaken(rec.status_idx)));
-                    continue;
-                }
-                let Some(raw) = t.get(p.token_hash.as_bytes())? else {
-                    outcomes.push(Err(StoreError::NotFound { what: "access token", id: String::new() }));
-                    continue;
-                };
-                let mut token: AccessToken = match de(&raw) {
-                    Ok(token) => token,
-                    Err(e) => {
-                        outcomes.push(Err(e));
-                        continue;
-                    }
-                };
-                if token.used {
-                    outcomes.push(Err(StoreError::TokenUsed));
-                    continue;
-                }
-                let app = match apps.get(rec.application_id.as_bytes())?.map(|v| de::<Application>(&v)).transpose() {
-                    Ok(app) => app,
-                    Err(e) => {
-                        outcomes.push(Err(e));
-                        continue;
-                    }
-                };
-                token.used = true;
-                token.credential_id = Some(rec.id.clone());
-                t.insert(p.token_hash.as_bytes(), tser(&token)?)?;
-                s.insert(&key, rec.id.as_bytes())?;
-                // The index's entry in the list's bits is valid (0) from the list's creation
-                // and no index is allocated twice: only the allocation count changes.
-                let list = ListInfo { allocated: list.allocated + 1, ..list };
-                al.insert(&rec.status_list.to_be_bytes(), &list.encode())?;
-                c.insert(rec.id.as_bytes(), tser(rec)?)?;
-                if let Some(mut app) = app {
-                    app.status = AppStatus::Issued;
-                    apps.insert(app.id.as_bytes(), tser(&app)?)?;
-                }
-                audit_append(m, a, p.now, "credential_issued", json!({"credential_id": rec.id, "vct": rec.vct, "status_list": rec.status_list, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
-                outcomes.push(Ok(()));
-            }
-            Ok(outcomes)
-        })?;
-        self.flush()?;
-        Ok(outcomes)
     }
 
     /// Imports credentials issued elsewhere (an issuer's records moved from another store;
@@ -1489,73 +1012,7 @@ impl Store {
     /// its list's allocation count and bits, and an audit event, in one transaction, durable
     /// when it returns. Refused whole when an index is taken or outside its list.
     pub fn import_issued(&self, recs: &[CredentialRecord], now: i64) -> Result<(), StoreError> {
-        (
-            &self.creds,
-            &self.status_idx,
-            &self.status_alloc,
-            &self.status_bits,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(|(c, s, al, b, m, a)| {
-                let mut lists: std::collections::BTreeMap<u32, (ListInfo, Option<Vec<u8>>)> =
-                    std::collections::BTreeMap::new();
-                for rec in recs {
-                    let list = match lists.entry(rec.status_list) {
-                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(e) => {
-                            let v = al.get(rec.status_list.to_be_bytes())?.ok_or_else(|| {
-                                abort(StoreError::NotFound {
-                                    what: "status list",
-                                    id: rec.status_list.to_string(),
-                                })
-                            })?;
-                            e.insert((
-                                ListInfo::decode(rec.status_list, &v).map_err(abort)?,
-                                None,
-                            ))
-                        }
-                    };
-                    let key = idx_key(rec.status_list, rec.status_idx);
-                    if rec.status_idx >= list.0.size || s.get(key)?.is_some() {
-                        return Err(abort(StoreError::IndexTaken(rec.status_idx)));
-                    }
-                    list.0.allocated += 1;
-                    let value = status_value(rec.status);
-                    if value != 0 {
-                        if list.1.is_none() {
-                            let bits = b
-                                .get(rec.status_list.to_be_bytes())?
-                                .ok_or_else(|| abort(corrupt_list("a list without its bits")))?;
-                            if bits.len() != 8 + bits_len(list.0.size) {
-                                return Err(abort(corrupt_list(
-                                    "a list's bits do not match its size",
-                                )));
-                            }
-                            list.1 = Some(bits.to_vec());
-                        }
-                        if let Some(bits) = list.1.as_mut() {
-                            put_bits(&mut bits[8..], rec.status_idx, value).map_err(abort)?;
-                        }
-                    }
-                    s.insert(&key, rec.id.as_bytes())?;
-                    c.insert(rec.id.as_bytes(), tser(rec)?)?;
-                    audit_append(m, a, now, "credential_imported", json!({"credential_id": rec.id, "vct": rec.vct, "status_list": rec.status_list, "status_idx": rec.status_idx, "status": rec.status, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
-                }
-                for (n, (info, bits)) in lists {
-                    al.insert(&n.to_be_bytes(), &info.encode())?;
-                    if let Some(mut bits) = bits {
-                        let version = u64::from_be_bytes(
-                            be8("status list version", &bits[..bits.len().min(8)])
-                                .map_err(abort)?,
-                        );
-                        bits[..8].copy_from_slice(&version.saturating_add(1).to_be_bytes());
-                        b.insert(&n.to_be_bytes(), bits)?;
-                    }
-                }
-                Ok(())
-            })?;
-        self.flush()
+        dispatch!(self.import_issued(recs, now))
     }
 
     /// Changes a credential's status, recording who and why in its history and the audit
@@ -1570,62 +1027,12 @@ impl Store {
         reason: Option<&str>,
         now: i64,
     ) -> Result<(CredentialRecord, u64), StoreError> {
-        let out = (&self.creds, &self.status_bits, &self.meta, &self.audit).transaction(
-            |(c, b, m, a)| {
-                let mut rec: CredentialRecord = de(&c.get(id)?.ok_or_else(|| {
-                    abort(StoreError::NotFound {
-                        what: "credential",
-                        id: id.to_owned(),
-                    })
-                })?)
-                .map_err(abort)?;
-                if rec.status == CredentialStatus::Revoked && status != CredentialStatus::Revoked {
-                    return Err(abort(StoreError::RevokedIsFinal));
-                }
-                let from = rec.status;
-                rec.status = status;
-                rec.history.push(StatusChange {
-                    time: now,
-                    status,
-                    actor: actor.clone(),
-                    reason: reason.map(str::to_owned),
-                });
-                let over = rec.history.len().saturating_sub(MAX_STATUS_HISTORY);
-                rec.history.drain(..over);
-                c.insert(id.as_bytes(), tser(&rec)?)?;
-                // The list's bits change with the record, in this transaction.
-                let list = rec.status_list.to_be_bytes();
-                let mut bits = b
-                    .get(list)?
-                    .ok_or_else(|| abort(corrupt_list("a credential's list has no bits")))?
-                    .to_vec();
-                if bits.len() < 8 {
-                    return Err(abort(corrupt_list("a list's bits have no version")));
-                }
-                let version =
-                    u64::from_be_bytes(be8("status list version", &bits[..8]).map_err(abort)?);
-                let version = version.saturating_add(1);
-                bits[..8].copy_from_slice(&version.to_be_bytes());
-                put_bits(&mut bits[8..], rec.status_idx, status_value(status)).map_err(abort)?;
-                b.insert(&list, bits)?;
-                let mut details = json!({"credential_id": id, "from": from, "to": status, "actor": actor.audit()});
-                if let Some(r) = reason {
-                    details["reason"] = r.into();
-                }
-                audit_append(m, a, now, "status_changed", details)?;
-                Ok((rec, version))
-            },
-        )?;
-        self.flush()?;
-        Ok(out)
+        dispatch!(self.set_status(id, status, actor, reason, now))
     }
 
     /// A credential record.
     pub fn credential(&self, id: &str) -> Result<CredentialRecord, StoreError> {
-        de(&self.creds.get(id)?.ok_or_else(|| StoreError::NotFound {
-            what: "credential",
-            id: id.to_owned(),
-        })?)
+        dispatch!(self.credential(id))
     }
 
     /// Records a re-issue of `rec` with the access token that issued it (counted against
@@ -1639,154 +1046,86 @@ impl Store {
         now: i64,
         max: u32,
     ) -> Result<(), StoreError> {
-        (&self.tokens, &self.meta, &self.audit).transaction(|(t, m, a)| {
-            let raw = t.get(token_hash.as_bytes())?.ok_or_else(|| {
-                abort(StoreError::NotFound {
-                    what: "access token",
-                    id: String::new(),
-                })
-            })?;
-            let mut token: AccessToken = de(&raw).map_err(abort)?;
-            if token.credential_id.as_deref() != Some(rec.id.as_str()) || token.reissues >= max {
-                return Err(abort(StoreError::TokenUsed));
-            }
-            token.reissues += 1;
-            t.insert(token_hash.as_bytes(), tser(&token)?)?;
-            audit_append(
-                m,
-                a,
-                now,
-                "credential_reissued",
-                json!({"credential_id": rec.id, "status_idx": rec.status_idx, "kid": kid, "credential_sha256": credential_sha256}),
-            )?;
-            Ok(())
-        })?;
-        self.flush()
+        dispatch!(self.record_reissue(token_hash, rec, kid, credential_sha256, now, max))
     }
 
     /// Removes, up to `max` of each kind: used or expired offers (and their codes), access
     /// tokens and `c_nonce`s expired at `now`, and applications still awaiting a presentation
     /// created before `pending_before` (an audit event each). Durable when it returns.
     pub fn sweep(&self, now: i64, pending_before: i64, max: usize) -> Result<Swept, StoreError> {
-        let mut swept = Swept::default();
-        let dead = first_matching(&self.offers, max, |v| {
-            let offer: Offer = de(v)?;
-            Ok((offer.used || now >= offer.expires).then_some(offer.code_hash))
-        })?;
-        for (k, code) in dead {
-            (&self.offers, &self.codes).transaction(|(o, c)| {
-                o.remove(&k)?;
-                c.remove(code.as_bytes())?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })?;
-            swept.offers += 1;
-        }
-        let dead = first_matching(&self.tokens, max, |v| {
-            Ok((now >= de::<AccessToken>(v)?.expires).then_some(()))
-        })?;
-        for (k, ()) in dead {
-            self.tokens.remove(k)?;
-            swept.tokens += 1;
-        }
-        let dead = first_matching(&self.nonces, max, |v| {
-            Ok((i64::from_be_bytes(be8("c_nonce expiry", v)?) <= now).then_some(()))
-        })?;
-        for (k, ()) in dead {
-            self.nonces.remove(k)?;
-            swept.nonces += 1;
-        }
-        let mut dead = Vec::new();
-        for kv in self
-            .pending
-            .range(..pending_before.to_be_bytes().to_vec())
-            .take(max)
-        {
-            let (k, id) = kv?;
-            dead.push((k, String::from_utf8_lossy(&id).into_owned()));
-        }
-        for (k, id) in dead {
-            let removed = (&self.apps, &self.pending, &self.meta, &self.audit).transaction(
-                |(apps, p, m, a)| {
-                    p.remove(&k)?;
-                    let Some(v) = apps.get(id.as_bytes())? else {
-                        return Ok(false);
-                    };
-                    let app: Application = de(&v).map_err(abort)?;
-                    // Answered meanwhile: only the index entry was stale.
-                    if app.status != AppStatus::AwaitingPrerequisites {
-                        return Ok(false);
-                    }
-                    apps.remove(id.as_bytes())?;
-                    audit_append(
-                        m,
-                        a,
-                        now,
-                        "application_expired",
-                        json!({"application_id": id, "type": app.credential_type}),
-                    )?;
-                    Ok(true)
-                },
-            )?;
-            if removed {
-                swept.pending += 1;
-            }
-        }
-        self.flush()?;
-        Ok(swept)
+        dispatch!(self.sweep(now, pending_before, max))
     }
 
     /// Every credential record.
     pub fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
-        self.creds.iter().values().map(|v| de(&v?)).collect()
-    }
-
-    /// Writes raw bytes as a credential record (tests of damaged stores).
-    #[cfg(test)]
-    pub(crate) fn put_raw_credential(&self, id: &str, raw: &[u8]) -> Result<(), StoreError> {
-        self.creds.insert(id, raw)?;
-        Ok(())
-    }
-
-    /// Turns this store into one written before the lists' bits were kept (tests of the
-    /// migration): list 1's indices keyed by index alone, no bits, no per-list state, the last
-    /// signed list in the old metadata keys.
-    #[cfg(test)]
-    pub(crate) fn make_legacy(&self) -> Result<(), StoreError> {
-        for kv in self.status_idx.iter() {
-            let (k, v) = kv?;
-            self.status_idx.remove(&k)?;
-            self.status_idx.insert(&k[4..], v)?;
-        }
-        if let Some(signed) = self.signed_status_lists()?.remove(&1) {
-            self.meta
-                .insert(STATUS_LIST_IAT, &signed.iat.to_be_bytes())?;
-            self.meta
-                .insert(STATUS_LIST_TOKEN, signed.token.as_bytes())?;
-        }
-        self.status_bits.clear()?;
-        self.status_alloc.clear()?;
-        self.status_signed.clear()?;
-        self.meta.remove(STATUS_OPEN_LIST)?;
-        self.meta.remove(STATUS_BITS_KEPT)?;
-        self.flush()
+        dispatch!(self.credentials())
     }
 
     /// Every audit entry, in order.
     pub fn audit_entries(&self) -> Result<Vec<Value>, StoreError> {
-        self.audit.iter().values().map(|v| de(&v?)).collect()
+        dispatch!(self.audit_entries())
+    }
+
+    /// The sled backend (tests of stores written by older versions).
+    #[cfg(test)]
+    fn sled(&self) -> Result<&SledStore, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => Ok(s),
+            Backend::Pg(_) => Err(StoreError::NotFound {
+                what: "sled backend",
+                id: String::new(),
+            }),
+        }
+    }
+
+    /// Writes raw bytes as a credential record (tests of damaged stores; sled only).
+    #[cfg(test)]
+    pub(crate) fn put_raw_credential(&self, id: &str, raw: &[u8]) -> Result<(), StoreError> {
+        self.sled()?.put_raw_credential(id, raw)
+    }
+
+    /// Turns this sled store into one written before the lists' bits were kept (tests of the
+    /// migration).
+    #[cfg(test)]
+    pub(crate) fn make_legacy(&self) -> Result<(), StoreError> {
+        self.sled()?.make_legacy()
     }
 }
 
 /// Verifies the audit chain: each entry's hash covers it and links to the previous one.
 /// Returns the number of entries, or the sequence number of the first broken link.
 pub fn verify_audit(entries: &[Value]) -> Result<usize, (u64, String)> {
-    let mut prev = "0".repeat(64);
-    for (i, e) in entries.iter().enumerate() {
-        let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(u64::MAX);
-        if seq != i as u64 {
-            return Err((i as u64, "sequence gap".into()));
+    let mut chain = AuditVerifier::default();
+    for e in entries {
+        chain.push(e)?;
+    }
+    Ok(chain.entries())
+}
+
+/// [`verify_audit`] an entry at a time (a chain read in pages).
+#[derive(Debug, Clone)]
+pub struct AuditVerifier {
+    next: u64,
+    prev: String,
+}
+
+impl Default for AuditVerifier {
+    fn default() -> AuditVerifier {
+        AuditVerifier {
+            next: 0,
+            prev: "0".repeat(64),
         }
-        if e.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
+    }
+}
+
+impl AuditVerifier {
+    /// Checks the next entry: its sequence number, its link to the previous one and its hash.
+    pub fn push(&mut self, e: &Value) -> Result<(), (u64, String)> {
+        let seq = e.get("seq").and_then(Value::as_u64).unwrap_or(u64::MAX);
+        if seq != self.next {
+            return Err((self.next, "sequence gap".into()));
+        }
+        if e.get("prev").and_then(Value::as_str) != Some(self.prev.as_str()) {
             return Err((seq, "does not link to the previous entry".into()));
         }
         let mut body = e.clone();
@@ -1803,337 +1142,18 @@ pub fn verify_audit(entries: &[Value]) -> Result<usize, (u64, String)> {
         if sha256_hex(&canon) != hash {
             return Err((seq, "hash does not match the entry (altered)".into()));
         }
-        prev = hash;
-    }
-    Ok(entries.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(status: CredentialStatus) -> CredentialRecord {
-        CredentialRecord {
-            id: "cred-1".into(),
-            application_id: "app-1".into(),
-            vct: "https://bizcred.example/vct/business-number".into(),
-            status_list: 1,
-            status_idx: 7,
-            status,
-            issued_at: 1_000,
-            kid: "did:example:cra#key-1".into(),
-            credential_sha256: "00".repeat(32),
-            history: Vec::new(),
-        }
+        self.prev = hash;
+        self.next += 1;
+        Ok(())
     }
 
-    #[test]
-    fn states_keep_their_stored_names_and_an_unknown_one_is_an_error() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&dir.path().join("db")).expect("open");
-        let mut rec = record(CredentialStatus::Suspended);
-        store
-            .creds
-            .insert(rec.id.as_bytes(), ser(&rec).expect("ser"))
-            .expect("insert");
-        let raw: Value =
-            serde_json::from_slice(&store.creds.get("cred-1").expect("get").expect("some"))
-                .expect("json");
-        assert_eq!(raw["status"], "suspended");
-        assert_eq!(store.credentials().expect("read"), vec![rec.clone()]);
-        // A state nothing knows (a typo, a newer version's state) is not read as valid.
-        rec.id = "cred-2".into();
-        let mut altered = serde_json::to_value(&rec).expect("v");
-        altered["status"] = "revokd".into();
-        store
-            .creds
-            .insert("cred-2", altered.to_string().as_bytes())
-            .expect("insert");
-        assert!(matches!(
-            store.credentials(),
-            Err(StoreError::Corrupt { what: "record", .. })
-        ));
-        assert!(matches!(
-            store.set_status(
-                "cred-2",
-                CredentialStatus::Revoked,
-                &Actor::Automation,
-                None,
-                1_001
-            ),
-            Err(StoreError::Corrupt { .. })
-        ));
+    /// Entries verified so far.
+    pub fn entries(&self) -> usize {
+        usize::try_from(self.next).unwrap_or(usize::MAX)
     }
 
-    #[test]
-    fn imported_credentials_take_their_indices_and_bits_all_or_nothing() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&dir.path().join("db")).expect("open");
-        store.prepare_status_lists(16).expect("lists");
-        let mut a = record(CredentialStatus::Valid);
-        let mut b = record(CredentialStatus::Revoked);
-        b.id = "cred-2".into();
-        b.status_idx = 9;
-        store
-            .import_issued(&[a.clone(), b.clone()], 1_000)
-            .expect("import");
-        assert!(store.index_taken(1, 7).expect("taken"));
-        assert!(store.index_taken(1, 9).expect("taken"));
-        assert_eq!(store.open_status_list().expect("open").allocated, 2);
-        let bits = store.status_bits(1).expect("bits");
-        assert_eq!((bits.version, bits.bytes[9 / 4] >> 2), (2, 1));
-        // A taken index (or one outside the list) refuses the whole import.
-        a.id = "cred-3".into();
-        b.id = "cred-4".into();
-        b.status_idx = 3;
-        for bad in [7, 16] {
-            a.status_idx = bad;
-            assert!(matches!(
-                store.import_issued(&[b.clone(), a.clone()], 1_001),
-                Err(StoreError::IndexTaken(_))
-            ));
-        }
-        assert!(!store.index_taken(1, 3).expect("taken"));
-        assert_eq!(store.credentials().expect("records").len(), 2);
-        assert_eq!(store.status_bits(1).expect("bits").version, 2);
-        assert!(verify_audit(&store.audit_entries().expect("audit")).is_ok());
-    }
-
-    #[test]
-    fn a_value_that_cannot_be_encoded_is_an_error_not_an_empty_record() {
-        // JSON object keys are strings: this map cannot be encoded.
-        let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
-        assert!(matches!(
-            ser(&bad),
-            Err(StoreError::Encode {
-                what: "a record",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn a_damaged_audit_sequence_number_stops_the_append() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&dir.path().join("db")).expect("open");
-        store.audit(1_000, "first", json!({})).expect("audit");
-        store.audit(1_001, "second", json!({})).expect("audit");
-        store.meta.insert("audit_seq", &[1u8][..]).expect("damage");
-        // Before: the damaged number read as 0, and entry 0 was overwritten.
-        assert!(matches!(
-            store.audit(1_002, "third", json!({})),
-            Err(StoreError::Corrupt {
-                what: "audit sequence number",
-                ..
-            })
-        ));
-        let entries = store.audit_entries().expect("entries");
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0]["event"], "first");
-        assert_eq!(verify_audit(&entries), Ok(2));
-        // A lost head does not start a new chain either.
-        store
-            .meta
-            .insert("audit_seq", &2u64.to_be_bytes()[..])
-            .expect("repair");
-        store.meta.remove("audit_head").expect("damage");
-        assert!(matches!(
-            store.audit(1_002, "third", json!({})),
-            Err(StoreError::Corrupt {
-                what: "audit head",
-                ..
-            })
-        ));
-        assert_eq!(store.audit_entries().expect("entries").len(), 2);
-    }
-
-    #[test]
-    fn a_damaged_nonce_expiry_is_an_error() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&dir.path().join("db")).expect("open");
-        store.put_nonce("n1", 2_000).expect("nonce");
-        assert_eq!(store.take_nonce("n1", 1_000).ok(), Some(true));
-        assert_eq!(store.take_nonce("n1", 1_000).ok(), Some(false));
-        store.nonces.insert("n2", &[0xffu8; 3][..]).expect("damage");
-        assert!(matches!(
-            store.take_nonce("n2", 1_000),
-            Err(StoreError::Corrupt { .. })
-        ));
-    }
-
-    fn app(id: &str, status: AppStatus, created: i64) -> Application {
-        Application {
-            id: id.into(),
-            credential_type: "business-number".into(),
-            status,
-            claims: Map::new(),
-            verified_claims: Vec::new(),
-            nonce: None,
-            nonce_used: false,
-            holder_thumbprint: None,
-            verification: None,
-            offer_id: None,
-            created,
-            history: Vec::new(),
-        }
-    }
-
-    fn offer(id: &str, app: &str, expires: i64) -> Offer {
-        Offer {
-            id: id.into(),
-            application_id: app.into(),
-            configuration_id: "business-number".into(),
-            code_hash: sha256_hex(format!("code-{id}").as_bytes()),
-            tx_hash: "tx".into(),
-            expires,
-            attempts: 0,
-            used: false,
-            offer: json!({}),
-        }
-    }
-
-    #[test]
-    fn the_sweep_removes_what_expired_and_nothing_live_bounded() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&dir.path().join("db")).expect("open");
-        let approved = app("a3", AppStatus::AwaitingApproval, 100);
-        store.put_application(&approved, 100, None).expect("app");
-        for (id, expires) in [("live", 2_000), ("used", 2_000), ("expired", 900)] {
-            store
-                .put_offer(&offer(id, "a3", expires), &approved, 100)
-                .expect("offer");
-        }
-        store.offer_failed_attempt("used", 1).expect("void");
-        let token = |expires| AccessToken {
-            application_id: "a3".into(),
-            configuration_id: "business-number".into(),
-            expires,
-            used: false,
-            credential_id: None,
-            reissues: 0,
-        };
-        store
-            .tokens
-            .insert("t-live", ser(&token(2_000)).expect("ser"))
-            .expect("t");
-        store
-            .tokens
-            .insert("t-old", ser(&token(900)).expect("ser"))
-            .expect("t");
-        store.put_nonce("n-live", 2_000).expect("n");
-        store.put_nonce("n-old", 900).expect("n");
-        let waiting = |id, created| app(id, AppStatus::AwaitingPrerequisites, created);
-        store
-            .put_application(&waiting("a-old", 100), 100, Some("application_created"))
-            .expect("app");
-        store
-            .put_application(&waiting("a-new", 1_500), 1_500, None)
-            .expect("app");
-        // Answered in time: it leaves the pending index.
-        let mut answered = waiting("a-answered", 100);
-        store.put_application(&answered, 100, None).expect("app");
-        answered.status = AppStatus::AwaitingApproval;
-        store.put_application(&answered, 200, None).expect("app");
-
-        let swept = store.sweep(1_000, 1_000, 1_000).expect("sweep");
-        assert_eq!(
-            swept,
-            Swept {
-                offers: 2,
-                tokens: 1,
-                nonces: 1,
-                pending: 1
-            }
-        );
-        assert!(store.offer("live").is_ok());
-        assert!(store.offer_by_code("code-live").expect("code").is_some());
-        for gone in ["used", "expired"] {
-            assert!(matches!(
-                store.offer(gone),
-                Err(StoreError::NotFound { .. })
-            ));
-            assert!(store
-                .offer_by_code(&format!("code-{gone}"))
-                .expect("code")
-                .is_none());
-        }
-        assert!(store.token("t-live").expect("t").is_some());
-        assert!(store.token("t-old").expect("t").is_none());
-        assert_eq!(store.take_nonce("n-live", 1_000).ok(), Some(true));
-        assert!(store.nonces.get("n-old").expect("n").is_none());
-        assert!(matches!(
-            store.application("a-old"),
-            Err(StoreError::NotFound { .. })
-        ));
-        for kept in ["a-new", "a-answered", "a3"] {
-            assert!(store.application(kept).is_ok(), "{kept}");
-        }
-        let entries = store.audit_entries().expect("audit");
-        assert_eq!(
-            entries
-                .iter()
-                .filter(|e| e["event"] == "application_expired")
-                .count(),
-            1
-        );
-        assert!(verify_audit(&entries).is_ok());
-        assert_eq!(
-            store.sweep(1_000, 1_000, 1_000).expect("again"),
-            Swept::default()
-        );
-        // Bounded: at most `max` of each kind a sweep.
-        for i in 0..5 {
-            store.put_nonce(&format!("x{i}"), 900).expect("n");
-        }
-        assert_eq!(store.sweep(1_000, 1_000, 2).expect("bounded").nonces, 2);
-        assert_eq!(store.nonces.len(), 3);
-    }
-
-    #[test]
-    fn a_swap_over_a_record_that_changed_writes_nothing() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&dir.path().join("db")).expect("open");
-        let before = app("a1", AppStatus::AwaitingApproval, 100);
-        store.put_application(&before, 100, None).expect("app");
-        let mut first = before.clone();
-        first.status = AppStatus::Refused;
-        let mut second = before.clone();
-        second.status = AppStatus::Offered;
-        store
-            .swap_application(&before, &first, None, 101, "application_refused", json!({}))
-            .expect("first wins");
-        // The second was decided on the record as it was before the first: refused whole.
-        let o = offer("o1", "a1", 1_000);
-        assert!(matches!(
-            store.swap_application(&before, &second, Some(&o), 102, "offer_created", json!({})),
-            Err(StoreError::ApplicationChanged {
-                status: AppStatus::Refused,
-                ..
-            })
-        ));
-        assert_eq!(
-            store.application("a1").expect("a1").status,
-            AppStatus::Refused
-        );
-        assert!(matches!(
-            store.offer("o1"),
-            Err(StoreError::NotFound { .. })
-        ));
-        let entries = store.audit_entries().expect("audit");
-        assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0]["details"]["status"], "refused");
-    }
-
-    #[test]
-    fn an_audit_entry_without_a_hash_breaks_the_chain() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&dir.path().join("db")).expect("open");
-        store.audit(1_000, "first", json!({})).expect("audit");
-        let mut entries = store.audit_entries().expect("entries");
-        entries[0].as_object_mut().expect("o").remove("hash");
-        assert_eq!(
-            verify_audit(&entries),
-            Err((0, "the entry has no hash".to_owned()))
-        );
+    /// The hash of the last entry verified (zeros before the first).
+    pub fn head(&self) -> &str {
+        &self.prev
     }
 }

@@ -58,9 +58,18 @@ impl Issuer {
     /// The newest signed token of list `list`, as held: never re-signed here (the background
     /// loop and status changes do that). Only a list never signed yet (just opened) is signed
     /// first.
+    ///
+    /// On a store other instances write (PostgreSQL), the token held is first compared with
+    /// the store's: a newer one another instance signed is adopted and served, so every
+    /// instance serves the newest list recorded.
     pub fn status_list(&self, list: u32) -> Result<String, Error> {
-        if let Some(s) = read(&self.status_tokens).get(&list) {
-            return Ok(s.token.clone());
+        let held = if self.store.is_shared() {
+            self.adopt_stored(list)?
+        } else {
+            read(&self.status_tokens).get(&list).cloned()
+        };
+        if let Some(s) = held {
+            return Ok(s.token);
         }
         self.store.status_list_info(list)?;
         self.refresh_list(list)?;
@@ -73,6 +82,34 @@ impl Issuer {
                     id: list.to_string(),
                 })
             })
+    }
+
+    /// Holds the store's newest signed token of `list` when it is newer than the one held
+    /// (signed by another instance, or recorded before a restart); answers the one held then.
+    fn adopt_stored(&self, list: u32) -> Result<Option<SignedList>, Error> {
+        let stored = self.store.signed_status_list(list)?;
+        let mut held = write(&self.status_tokens);
+        if let Some(s) = stored {
+            if held.get(&list).is_none_or(|h| h.iat < s.iat) {
+                held.insert(list, s);
+            }
+        }
+        Ok(held.get(&list).cloned())
+    }
+
+    /// Every list's token held, after [`Issuer::adopt_stored`] on a shared store.
+    fn held_tokens(&self) -> Result<std::collections::BTreeMap<u32, SignedList>, Error> {
+        if !self.store.is_shared() {
+            return Ok(read(&self.status_tokens).clone());
+        }
+        let stored = self.store.signed_status_lists()?;
+        let mut held = write(&self.status_tokens);
+        for (list, s) in stored {
+            if held.get(&list).is_none_or(|h| h.iat < s.iat) {
+                held.insert(list, s);
+            }
+        }
+        Ok(held.clone())
     }
 
     /// Re-signs every list that is stale (older than the interval), changed since it was
@@ -92,7 +129,7 @@ impl Issuer {
     pub fn status_resign_due(&self) -> Result<Option<i64>, Error> {
         let now = self.now();
         let keys = self.signing_key();
-        let held = read(&self.status_tokens).clone();
+        let held = self.held_tokens()?;
         let mut due: Option<i64> = None;
         for info in self.store.status_lists()? {
             let version = self.store.status_version(info.list)?;
@@ -113,55 +150,73 @@ impl Issuer {
 
     /// Re-signs list `list` if it is stale, changed or signed by another key, as far as the
     /// clock allows.
+    ///
+    /// The decision starts from the newest list recorded in the store (another instance may
+    /// have signed one), and a signed list is stored only if it is newer than the one recorded
+    /// then: when another instance stored one first, that one is adopted and the decision is
+    /// made again from it. Two instances never record two lists with one `iat`.
     pub fn refresh_list(&self, list: u32) -> Result<Resign, Error> {
-        // One signer at a time, so two lists never share an `iat`.
+        // One signer at a time in this process, so two lists never share an `iat`.
         let _signing = self
             .sign_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let now = self.now();
-        let keys = self.signing_key();
-        let held = read(&self.status_tokens).get(&list).cloned();
-        let version = self.store.status_version(list)?;
-        if let Some(s) = &held {
-            let stale = now - s.iat >= self.config.resign_interval as i64;
-            let changed = s.version < version || s.kid != keys.kid;
-            if !stale && !changed {
-                return Ok(Resign::Current);
+        for _ in 0..3 {
+            let now = self.now();
+            let keys = self.signing_key();
+            let held = self.adopt_stored(list)?;
+            let version = self.store.status_version(list)?;
+            if let Some(s) = &held {
+                let stale = now - s.iat >= self.config.resign_interval as i64;
+                let changed = s.version < version || s.kid != keys.kid;
+                if !stale && !changed {
+                    return Ok(Resign::Current);
+                }
+            }
+            // Strictly after the previous list (kept durably, so also after a restart): a newer
+            // list always carries a larger `iat`, and verifiers keep the list with the largest.
+            let last = held.as_ref().map_or(i64::MIN, |s| s.iat);
+            let iat = now.max(keys.valid_from).max(last.saturating_add(1));
+            if held.is_some() && iat > now.saturating_add(MAX_IAT_LEAD) {
+                // A burst of changes: never race ahead of the clock; the change goes into the
+                // next list, once the clock allows it.
+                return Ok(Resign::Coalesced {
+                    due: iat - MAX_IAT_LEAD,
+                });
+            }
+            let bits = self.store.status_bits(list)?;
+            let token = status_list::sign_token(
+                &list_of(&bits)?,
+                &self.status_uri(list),
+                &self.did,
+                &keys.kid,
+                iat,
+                iat + self.config.status_validity,
+                self.config.resign_interval as i64,
+                &keys.assertion,
+            )?;
+            let signed = SignedList {
+                iat,
+                version: bits.version,
+                kid: keys.kid.clone(),
+                token,
+            };
+            // Durable before it is served or pushed.
+            match self.store.put_signed_status_list(list, &signed) {
+                Ok(()) => {
+                    write(&self.status_tokens).insert(list, signed);
+                    return Ok(Resign::Signed);
+                }
+                // Another instance recorded a list at least as new meanwhile: decide again
+                // from that one.
+                Err(StoreError::StatusListNotNewer { .. }) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
-        // Strictly after the previous list (kept durably, so also after a restart): a newer
-        // list always carries a larger `iat`, and verifiers keep the list with the largest.
-        let last = held.as_ref().map_or(i64::MIN, |s| s.iat);
-        let iat = now.max(keys.valid_from).max(last.saturating_add(1));
-        if held.is_some() && iat > now.saturating_add(MAX_IAT_LEAD) {
-            // A burst of changes: never race ahead of the clock; the change goes into the next
-            // list, once the clock allows it.
-            return Ok(Resign::Coalesced {
-                due: iat - MAX_IAT_LEAD,
-            });
-        }
-        let bits = self.store.status_bits(list)?;
-        let token = status_list::sign_token(
-            &list_of(&bits)?,
-            &self.status_uri(list),
-            &self.did,
-            &keys.kid,
-            iat,
-            iat + self.config.status_validity,
-            self.config.resign_interval as i64,
-            &keys.assertion,
-        )?;
-        let signed = SignedList {
-            iat,
-            version: bits.version,
-            kid: keys.kid.clone(),
-            token,
-        };
-        // Durable before it is served or pushed.
-        self.store.put_signed_status_list(list, &signed)?;
-        write(&self.status_tokens).insert(list, signed);
-        Ok(Resign::Signed)
+        // Lost three races in a row: the winners' list is held; the next re-sign (the
+        // background loop, a waiting publication) looks again.
+        self.adopt_stored(list)?;
+        Ok(Resign::Current)
     }
 
     /// Re-signs what needs it ([`Issuer::refresh_status_lists`]) and sends every list to the

@@ -1,0 +1,1793 @@
+//! The issuer's records on PostgreSQL (`sqlx`): any number of issuer instances on one
+//! database, one issuer.
+//!
+//! # Schema
+//!
+//! The versioned migrations of `issuer/migrations/`, embedded in the binary ([`MIGRATOR`]) and
+//! run by `bizcred-issuer migrate` ([`migrate`]). [`PgStore::connect`] refuses a database whose
+//! migrations are missing or newer than the binary's ([`StoreError::SchemaBehind`],
+//! [`StoreError::SchemaNewer`], [`StoreError::SchemaMismatch`]), so an instance never serves a
+//! schema it does not know. sqlx keeps one `_sqlx_migrations` table per database: the issuer
+//! needs a database of its own (not the registry's).
+//!
+//! # Several instances, one truth
+//!
+//! Every rule below holds between processes, because the database enforces it in the
+//! transaction that writes, never a lock in one process' memory:
+//!
+//! * **A status index is never allocated twice.** `credentials` has `UNIQUE (status_list,
+//!   status_idx)`; an issuance inserts its record with `ON CONFLICT DO NOTHING` in the
+//!   transaction that uses the token and counts the allocation: an index another instance
+//!   took (even uncommitted: the insert waits for it) refuses that issuance alone
+//!   ([`StoreError::IndexTaken`]), and the core draws another.
+//! * **A pre-authorized code, an access token and a nonce are used once.** Redeeming is one
+//!   conditional `UPDATE offers SET used = true WHERE id = $1 AND NOT used AND expires > now`;
+//!   an issuance uses its token with `UPDATE … WHERE hash = $1 AND NOT used`; a nonce is taken
+//!   with `DELETE … RETURNING`. The row lock of the first writer makes the second wait, and it
+//!   then sees the row changed (no row matches): exactly one wins.
+//! * **An application's compare-and-swap** reads the record and its `version`, compares the
+//!   record with the caller's, and writes with `UPDATE … WHERE id = $1 AND version = $v`: a
+//!   write by any instance in between bumped the version, no row matches, and the loser is
+//!   told the state the winner left ([`StoreError::ApplicationChanged`]).
+//! * **The audit log stays one chain.** Every append takes the transaction-scoped advisory
+//!   lock [`AUDIT_LOCK`] (`pg_advisory_xact_lock`), then reads the last entry's hash in the
+//!   same transaction and inserts after it; the lock is held until commit, so appends from
+//!   every instance are serialized and each links to the one before (the primary key on
+//!   `seq` refuses a fork even without the lock). Appends come last in their transaction, so
+//!   the lock is held for the few statements before the commit.
+//! * **Status-list bits change with the record.** A status change locks the credential's
+//!   row, updates it, and updates its list's bits with `set_byte` in the same transaction (the
+//!   list's row is locked until commit: changes of one list are serialized).
+//! * **A signed status list is stored only over an older one.** `INSERT … ON CONFLICT (list)
+//!   DO UPDATE … WHERE status_signed.iat < excluded.iat`: of two instances signing at once the
+//!   later `iat` is kept, the other is told [`StoreError::StatusListNotNewer`] and adopts the
+//!   stored one (see `Issuer::refresh_list`).
+//! * **Locks are taken in one order** (records' rows, then the list's row, then the audit
+//!   lock), so transactions of different instances do not deadlock; a deadlock PostgreSQL
+//!   still reports (two batches locking the same applications in different orders) retries
+//!   the issuance batch.
+//!
+//! An instance killed mid-transaction (even `kill -9`) loses its connection; PostgreSQL rolls
+//! the transaction back and releases its locks at once. Nothing is acknowledged before its
+//! commit.
+//!
+//! # Threads
+//!
+//! The store's methods are synchronous, and the issuer calls them from tokio's blocking pool
+//! and from async handlers alike. A `PgStore` therefore drives sqlx on a small runtime of its
+//! own ([`IO_THREADS`] threads, holding the pool): a call spawns its query onto that runtime
+//! and waits for the answer on a channel. The caller never enters a runtime, so no runtime
+//! flavour makes it panic (calling `block_on` from an async task would). When the caller is a
+//! worker of a multi-threaded runtime, the wait runs in `block_in_place`: tokio hands the
+//! worker's other tasks to another thread meanwhile, so a slow query or a lock wait does not
+//! stall the requests queued behind it. On a current-thread runtime the wait blocks that one
+//! thread (there is no other to hand its tasks to); the query still runs, on the store's
+//! runtime, so it cannot deadlock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Row;
+
+use super::{
+    audit_entry, bits_len, corrupt_list, de, ser, sha256_hex, status_value, AccessToken, AppStatus,
+    Application, CredentialRecord, CredentialStatus, ListBits, ListInfo, Offer, PendingIssuance,
+    SignedList, StatusChange, StoreError, Swept, MAX_STATUS_HISTORY,
+};
+use crate::issuer::Actor;
+
+/// The migrations of `issuer/migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The transaction-scoped advisory lock every audit append takes (`b"bcisAUDT"`).
+pub const AUDIT_LOCK: i64 = 0x6263_6973_4155_4454;
+
+/// The advisory lock a move from sled holds while it checks the target is empty and fills it
+/// (`b"bcisMOVE"`).
+pub const MOVE_LOCK: i64 = 0x6263_6973_4d4f_5645;
+
+/// How long a statement waits for a lock before it fails (PostgreSQL's `lock_timeout`).
+pub const LOCK_TIMEOUT: &str = "10s";
+
+/// Threads of the store's own runtime (database I/O only: queries are awaited there, the
+/// callers' threads wait for the answers).
+pub const IO_THREADS: usize = 2;
+
+/// Records read per query when visiting every application or credential.
+pub const VISIT_PAGE: i64 = 256;
+
+/// Times an issuance batch is tried when PostgreSQL reports a deadlock or a serialization
+/// failure (the transaction was rolled back whole).
+pub const BATCH_ATTEMPTS: usize = 3;
+
+/// The `application_name` an instance's connections carry (`pg_stat_activity` shows which
+/// process holds a lock): `bizcred-issuer <process id>`.
+pub fn application_name() -> String {
+    format!("bizcred-issuer {}", std::process::id())
+}
+
+/// Where the database schema stands against this binary's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration is applied, none unknown.
+    Current,
+    /// Migrations of this binary are not applied (none at all on a new database).
+    Behind {
+        /// Their versions.
+        missing: Vec<i64>,
+    },
+    /// The database has migrations this binary does not know.
+    Newer {
+        /// Their versions.
+        unknown: Vec<i64>,
+    },
+    /// A migration differs from this binary's, or failed half-way.
+    Mismatch {
+        /// Its version.
+        version: i64,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+impl Schema {
+    /// `Ok` when current, else the error that refuses to serve.
+    pub fn require_current(self) -> Result<(), StoreError> {
+        match self {
+            Schema::Current => Ok(()),
+            Schema::Behind { missing } => Err(StoreError::SchemaBehind { missing }),
+            Schema::Newer { unknown } => Err(StoreError::SchemaNewer { unknown }),
+            Schema::Mismatch { version, problem } => {
+                Err(StoreError::SchemaMismatch { version, problem })
+            }
+        }
+    }
+}
+
+/// What [`migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// The versions applied now (empty: the database was current).
+    pub applied: Vec<i64>,
+    /// Every version of this binary.
+    pub versions: Vec<i64>,
+}
+
+/// Waits for `rx` without stalling an async worker: inside a multi-threaded runtime the wait
+/// runs in `block_in_place` (the worker's other tasks move to another thread meanwhile);
+/// elsewhere (no runtime, a blocking-pool thread, a current-thread runtime) it simply blocks.
+fn wait<T>(rx: std::sync::mpsc::Receiver<T>) -> Option<T> {
+    let recv = move || rx.recv().ok();
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(recv)
+        }
+        _ => recv(),
+    }
+}
+
+/// The store's own runtime and the pool it drives.
+struct Bridge {
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Option<PgPool>,
+}
+
+impl Bridge {
+    fn open(url: &str, max_connections: u32) -> Result<Bridge, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::DatabaseUrl(
+                "it does not start with postgres:// or postgresql://".into(),
+            ));
+        }
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::DatabaseUrl(e.to_string()))?
+            .application_name(&application_name())
+            .options([("lock_timeout", LOCK_TIMEOUT)]);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(IO_THREADS)
+            .thread_name("bizcred-issuer-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Postgres(Arc::new(sqlx::Error::Io(e))))?;
+        let mut bridge = Bridge {
+            rt: Some(rt),
+            pool: None,
+        };
+        let pool = bridge.spawn(async move {
+            Ok(PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?)
+        })?;
+        bridge.pool = Some(pool);
+        Ok(bridge)
+    }
+
+    /// Runs `fut` on the store's runtime; the calling thread waits for its outcome.
+    fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let Some(rt) = &self.rt else {
+            return Err(closed());
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rt.spawn(async move {
+            // The caller waits on the other end; it is gone only if it unwound.
+            let _ = tx.send(fut.await);
+        });
+        // No answer: the task panicked or the runtime shut down before it finished (the
+        // transaction, if any, was rolled back with its connection).
+        wait(rx).unwrap_or(Err(StoreError::Unfinished))
+    }
+
+    /// Runs `f` with the pool on the store's runtime.
+    fn run<T: Send + 'static, F>(&self, f: impl FnOnce(PgPool) -> F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let pool = self.pool.clone().ok_or_else(closed)?;
+        self.spawn(f(pool))
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Postgres(Arc::new(sqlx::Error::PoolClosed))
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        // Dropped anywhere, also inside an async task: the pool's connections are closed within
+        // the runtime they belong to, and the runtime is shut down without blocking.
+        if let Some(rt) = self.rt.take() {
+            {
+                let _inside = rt.enter();
+                drop(self.pool.take());
+            }
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Where `pool`'s schema stands against [`MIGRATOR`].
+async fn schema_of(pool: &PgPool) -> Result<Schema, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    let applied: Vec<(i64, Vec<u8>, bool)> = if exists {
+        sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let ours: Vec<&sqlx::migrate::Migration> = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .collect();
+    let unknown: Vec<i64> = applied
+        .iter()
+        .map(|a| a.0)
+        .filter(|v| !ours.iter().any(|m| m.version == *v))
+        .collect();
+    if !unknown.is_empty() {
+        return Ok(Schema::Newer { unknown });
+    }
+    for (version, checksum, success) in &applied {
+        if !success {
+            return Ok(Schema::Mismatch {
+                version: *version,
+                problem: "failed half-way",
+            });
+        }
+        if ours
+            .iter()
+            .any(|m| m.version == *version && *m.checksum != **checksum)
+        {
+            return Ok(Schema::Mismatch {
+                version: *version,
+                problem: "differs from this binary's",
+            });
+        }
+    }
+    let missing: Vec<i64> = ours
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.iter().any(|a| a.0 == *v))
+        .collect();
+    if missing.is_empty() {
+        Ok(Schema::Current)
+    } else {
+        Ok(Schema::Behind { missing })
+    }
+}
+
+/// Applies this binary's missing migrations to the database at `url` (sqlx holds its own
+/// advisory lock meanwhile, so two `migrate` commands at once are safe). A database
+/// migrated by a newer binary, or whose applied migrations differ, is refused untouched.
+pub fn migrate(url: &str) -> Result<Migrated, StoreError> {
+    let bridge = Bridge::open(url, 2)?;
+    bridge.run(|pool| async move {
+        let missing = match schema_of(&pool).await? {
+            Schema::Current => Vec::new(),
+            Schema::Behind { missing } => missing,
+            other => {
+                other.require_current()?;
+                Vec::new()
+            }
+        };
+        MIGRATOR.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
+            other => StoreError::from(sqlx::Error::Migrate(Box::new(other))),
+        })?;
+        Ok(Migrated {
+            applied: missing,
+            versions: MIGRATOR.iter().map(|m| m.version).collect(),
+        })
+    })
+}
+
+/// Where the schema of the database at `url` stands.
+pub fn schema(url: &str) -> Result<Schema, StoreError> {
+    Bridge::open(url, 1)?.run(|pool| async move { schema_of(&pool).await })
+}
+
+fn db_int(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|e| StoreError::Encode {
+        what: "a number beyond the database's range",
+        cause: Arc::new(e),
+    })
+}
+
+fn from_db(what: &'static str, v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|e| StoreError::Corrupt {
+        what,
+        cause: Arc::new(e),
+    })
+}
+
+fn list_of(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| StoreError::Corrupt {
+        what: "status list number",
+        cause: Arc::new(e),
+    })
+}
+
+fn count_of(what: &'static str, v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| StoreError::Corrupt {
+        what,
+        cause: Arc::new(e),
+    })
+}
+
+/// Whether PostgreSQL rolled the transaction back for a deadlock or a serialization failure
+/// (trying it again may succeed).
+fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Postgres(e) => match e.as_ref() {
+            sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("40P01" | "40001")),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Appends `events` (time, event, details) to the audit chain inside `tx`: takes the audit
+/// lock (held until the transaction ends), reads the last entry's hash and inserts after it.
+async fn append_audit(
+    tx: &mut PgConnection,
+    events: Vec<(i64, String, Value)>,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (mut seq, mut prev) = match last {
+        Some((s, h)) => (from_db("audit sequence number", s)? + 1, h),
+        None => (0, "0".repeat(64)),
+    };
+    let (mut seqs, mut hashes, mut entries) = (Vec::new(), Vec::new(), Vec::new());
+    for (time, event, details) in events {
+        let (entry, hash) = audit_entry(seq, &prev, time, &event, details)?;
+        seqs.push(db_int(seq)?);
+        entries.push(ser(&entry)?);
+        hashes.push(hash.clone());
+        prev = hash;
+        seq += 1;
+    }
+    sqlx::query(
+        "INSERT INTO audit (seq, hash, entry) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[])",
+    )
+    .bind(seqs)
+    .bind(hashes)
+    .bind(entries)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes `app` whole (a new version of it).
+async fn upsert_application(tx: &mut PgConnection, app: &Application) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO applications (id, status, created, version, body) VALUES ($1, $2, $3, 1, $4) \
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, created = excluded.created, \
+         body = excluded.body, version = applications.version + 1",
+    )
+    .bind(&app.id)
+    .bind(app.status.as_str())
+    .bind(app.created)
+    .bind(ser(app)?)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_offer(tx: &mut PgConnection, offer: &Offer) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO offers (id, application_id, configuration_id, code_hash, tx_hash, expires, \
+         attempts, used, offer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO UPDATE SET application_id = excluded.application_id, \
+         configuration_id = excluded.configuration_id, code_hash = excluded.code_hash, \
+         tx_hash = excluded.tx_hash, expires = excluded.expires, attempts = excluded.attempts, \
+         used = excluded.used, offer = excluded.offer",
+    )
+    .bind(&offer.id)
+    .bind(&offer.application_id)
+    .bind(&offer.configuration_id)
+    .bind(&offer.code_hash)
+    .bind(&offer.tx_hash)
+    .bind(offer.expires)
+    .bind(i64::from(offer.attempts))
+    .bind(offer.used)
+    .bind(ser(&offer.offer)?)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_token(
+    tx: &mut PgConnection,
+    hash: &str,
+    token: &AccessToken,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO access_tokens (hash, application_id, configuration_id, expires, used, \
+         credential_id, reissues) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (hash) DO UPDATE SET application_id = excluded.application_id, \
+         configuration_id = excluded.configuration_id, expires = excluded.expires, \
+         used = excluded.used, credential_id = excluded.credential_id, \
+         reissues = excluded.reissues",
+    )
+    .bind(hash)
+    .bind(&token.application_id)
+    .bind(&token.configuration_id)
+    .bind(token.expires)
+    .bind(token.used)
+    .bind(&token.credential_id)
+    .bind(i64::from(token.reissues))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+const OFFER_COLUMNS: &str =
+    "id, application_id, configuration_id, code_hash, tx_hash, expires, attempts, used, offer";
+
+fn offer_of(row: &sqlx::postgres::PgRow) -> Result<Offer, StoreError> {
+    let offer: Vec<u8> = row.try_get("offer")?;
+    Ok(Offer {
+        id: row.try_get("id")?,
+        application_id: row.try_get("application_id")?,
+        configuration_id: row.try_get("configuration_id")?,
+        code_hash: row.try_get("code_hash")?,
+        tx_hash: row.try_get("tx_hash")?,
+        expires: row.try_get("expires")?,
+        attempts: count_of("offer attempts", row.try_get("attempts")?)?,
+        used: row.try_get("used")?,
+        offer: de(&offer)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str =
+    "hash, application_id, configuration_id, expires, used, credential_id, reissues";
+
+fn token_of(row: &sqlx::postgres::PgRow) -> Result<AccessToken, StoreError> {
+    Ok(AccessToken {
+        application_id: row.try_get("application_id")?,
+        configuration_id: row.try_get("configuration_id")?,
+        expires: row.try_get("expires")?,
+        used: row.try_get("used")?,
+        credential_id: row.try_get("credential_id")?,
+        reissues: count_of("token re-issues", row.try_get("reissues")?)?,
+    })
+}
+
+fn list_info_of(row: (i64, i64, i64)) -> Result<ListInfo, StoreError> {
+    Ok(ListInfo {
+        list: list_of(row.0)?,
+        size: from_db("status list size", row.1)?,
+        allocated: from_db("status list allocation", row.2)?,
+    })
+}
+
+fn signed_of(row: (i64, i64, i64, String, String)) -> Result<(u32, SignedList), StoreError> {
+    Ok((
+        list_of(row.0)?,
+        SignedList {
+            iat: row.1,
+            version: from_db("status list version", row.2)?,
+            kid: row.3,
+            token: row.4,
+        },
+    ))
+}
+
+async fn list_info(db: &mut PgConnection, list: u32) -> Result<ListInfo, StoreError> {
+    let row: Option<(i64, i64, i64)> =
+        sqlx::query_as("SELECT list, size, allocated FROM status_lists WHERE list = $1")
+            .bind(i64::from(list))
+            .fetch_optional(&mut *db)
+            .await?;
+    row.map(list_info_of)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "status list",
+            id: list.to_string(),
+        })
+}
+
+/// Inserts the credential records of one import or move (their indices checked by the unique
+/// constraint): the ones inserted, in the order given.
+async fn insert_credentials(
+    tx: &mut PgConnection,
+    recs: &[CredentialRecord],
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut inserted = Vec::with_capacity(recs.len());
+    for chunk in recs.chunks(1000) {
+        let (mut ids, mut apps, mut lists, mut idxs, mut states, mut bodies) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for rec in chunk {
+            ids.push(rec.id.clone());
+            apps.push(rec.application_id.clone());
+            lists.push(i64::from(rec.status_list));
+            idxs.push(db_int(rec.status_idx)?);
+            states.push(rec.status.as_str().to_owned());
+            bodies.push(ser(rec)?);
+        }
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO credentials (id, application_id, status_list, status_idx, status, body) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], \
+             $6::bytea[]) ON CONFLICT (status_list, status_idx) DO NOTHING \
+             RETURNING status_list, status_idx",
+        )
+        .bind(ids)
+        .bind(apps)
+        .bind(lists)
+        .bind(idxs)
+        .bind(states)
+        .bind(bodies)
+        .fetch_all(&mut *tx)
+        .await?;
+        inserted.extend(rows);
+    }
+    Ok(inserted)
+}
+
+/// A transaction kept open across several calls (the move from sled), run step by step on
+/// the store's runtime. Dropped before [`HeldTx::commit`], it is rolled back there (a
+/// transaction's connection may only be released inside the runtime that drives it).
+pub(super) struct HeldTx {
+    tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+    bridge: Arc<Bridge>,
+}
+
+/// The transaction of a [`HeldTx`].
+pub(super) type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+impl HeldTx {
+    /// Runs `f` with the transaction; `f` hands it back with its answer. When `f` fails the
+    /// transaction is gone (rolled back), and every later step fails.
+    pub(super) fn step<T: Send + 'static, F>(
+        &mut self,
+        f: impl FnOnce(Tx) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<(Tx, T), StoreError>> + Send + 'static,
+    {
+        let tx = self.tx.take().ok_or(StoreError::Unfinished)?;
+        let (tx, answer) = self.bridge.spawn(f(tx))?;
+        self.tx = Some(tx);
+        Ok(answer)
+    }
+
+    /// Commits the transaction.
+    pub(super) fn commit(mut self) -> Result<(), StoreError> {
+        let tx = self.tx.take().ok_or(StoreError::Unfinished)?;
+        self.bridge.spawn(async move { Ok(tx.commit().await?) })
+    }
+}
+
+impl Drop for HeldTx {
+    fn drop(&mut self) {
+        if let (Some(tx), Some(rt)) = (self.tx.take(), &self.bridge.rt) {
+            rt.spawn(async move {
+                // A rollback that fails leaves it to the server, which rolls back a
+                // transaction whose connection closes.
+                let _ = tx.rollback().await;
+            });
+        }
+    }
+}
+
+/// The issuer's records on PostgreSQL (see the module documentation). Clones share the
+/// connection pool.
+#[derive(Clone)]
+pub struct PgStore {
+    bridge: Arc<Bridge>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may hold a password.
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (at most `max_connections` connections) and checks
+    /// that its schema is this binary's (refusing a database not migrated, or migrated by a
+    /// newer binary).
+    pub fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let bridge = Bridge::open(url, max_connections)?;
+        bridge
+            .run(|pool| async move { schema_of(&pool).await })?
+            .require_current()?;
+        Ok(PgStore {
+            bridge: Arc::new(bridge),
+        })
+    }
+
+    /// Runs `f` with the pool on the store's runtime (see the module documentation).
+    pub(super) fn run<T: Send + 'static, F>(
+        &self,
+        f: impl FnOnce(PgPool) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        self.bridge.run(f)
+    }
+
+    /// Begins a transaction kept open across calls.
+    pub(super) fn begin(&self) -> Result<HeldTx, StoreError> {
+        let tx = self.run(|pool| async move { Ok(pool.begin().await?) })?;
+        Ok(HeldTx {
+            tx: Some(tx),
+            bridge: self.bridge.clone(),
+        })
+    }
+
+    /// Appends an audit event on its own (durable).
+    pub fn audit(&self, time: i64, event: &str, details: Value) -> Result<(), StoreError> {
+        let event = event.to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            append_audit(&mut tx, vec![(time, event, details)]).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// A metadata value.
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_owned();
+        self.run(|pool| async move {
+            Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&pool)
+                .await?)
+        })
+    }
+
+    /// Sets a metadata value (durable).
+    pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.run(|pool| async move {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// A new store gets list 1 of `list_size` entries, open; later calls (from any instance)
+    /// find it and change nothing.
+    pub fn prepare_status_lists(&self, list_size: u64) -> Result<(), StoreError> {
+        let size = db_int(list_size)?;
+        let bits = vec![0u8; bits_len(list_size)];
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            // Two instances starting at once: each insert keeps the first one's row.
+            sqlx::query(
+                "INSERT INTO status_lists (list, size, allocated) VALUES (1, $1, 0) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(size)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO status_bits (list, version, bits) VALUES (1, 1, $1) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(bits)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO status_open (one, list) VALUES (TRUE, 1) ON CONFLICT DO NOTHING",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Every status list, in order.
+    pub fn status_lists(&self) -> Result<Vec<ListInfo>, StoreError> {
+        self.run(|pool| async move {
+            let rows: Vec<(i64, i64, i64)> =
+                sqlx::query_as("SELECT list, size, allocated FROM status_lists ORDER BY list")
+                    .fetch_all(&pool)
+                    .await?;
+            rows.into_iter().map(list_info_of).collect()
+        })
+    }
+
+    /// A status list's size and allocation.
+    pub fn status_list_info(&self, list: u32) -> Result<ListInfo, StoreError> {
+        self.run(|pool| async move { list_info(&mut *pool.acquire().await?, list).await })
+    }
+
+    /// The list new indices are drawn in.
+    pub fn open_status_list(&self) -> Result<ListInfo, StoreError> {
+        self.run(|pool| async move {
+            let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT l.list, l.size, l.allocated FROM status_open o \
+                 JOIN status_lists l ON l.list = o.list",
+            )
+            .fetch_optional(&pool)
+            .await?;
+            row.map(list_info_of)
+                .transpose()?
+                .ok_or_else(|| corrupt_list("no open list (the store was not prepared)"))
+        })
+    }
+
+    /// Opens the list after `full` (see [`super::Store::open_next_status_list`]); the open
+    /// list's row is locked meanwhile, so of two instances rolling over at once one opens the
+    /// next list and the other answers it.
+    pub fn open_next_status_list(
+        &self,
+        full: u32,
+        size: u64,
+        now: i64,
+    ) -> Result<ListInfo, StoreError> {
+        let next = full
+            .checked_add(1)
+            .ok_or_else(|| corrupt_list("no list number after the last"))?;
+        let db_size = db_int(size)?;
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let open: Option<i64> =
+                sqlx::query_scalar("SELECT list FROM status_open WHERE one FOR UPDATE")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let open = list_of(open.ok_or_else(|| corrupt_list("no open list"))?)?;
+            if open != full {
+                return list_info(&mut tx, open).await;
+            }
+            sqlx::query("INSERT INTO status_lists (list, size, allocated) VALUES ($1, $2, 0)")
+                .bind(i64::from(next))
+                .bind(db_size)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO status_bits (list, version, bits) VALUES ($1, 0, $2)")
+                .bind(i64::from(next))
+                .bind(vec![0u8; bits_len(size)])
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE status_open SET list = $1 WHERE one")
+                .bind(i64::from(next))
+                .execute(&mut *tx)
+                .await?;
+            append_audit(
+                &mut tx,
+                vec![(
+                    now,
+                    "status_list_opened".to_owned(),
+                    json!({"list": next, "size": size, "after": full}),
+                )],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(ListInfo {
+                list: next,
+                size,
+                allocated: 0,
+            })
+        })
+    }
+
+    /// Whether a status index of a list is taken.
+    pub fn index_taken(&self, list: u32, idx: u64) -> Result<bool, StoreError> {
+        let idx = db_int(idx)?;
+        self.run(|pool| async move {
+            Ok(sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM credentials WHERE status_list = $1 AND status_idx = $2)",
+            )
+            .bind(i64::from(list))
+            .bind(idx)
+            .fetch_one(&pool)
+            .await?)
+        })
+    }
+
+    /// The first free index of a list (`size` entries) at or after `start`, wrapping around;
+    /// `None` when every index is taken.
+    pub fn free_index(&self, list: u32, size: u64, start: u64) -> Result<Option<u64>, StoreError> {
+        let start = start.min(size);
+        let (db_start, db_size) = (db_int(start)?, db_int(size)?);
+        self.run(|pool| async move {
+            for (from, to) in [(db_start, db_size), (0, db_start)] {
+                if from >= to {
+                    continue;
+                }
+                let free: Option<i64> = sqlx::query_scalar(
+                    "SELECT s FROM generate_series($2::bigint, $3::bigint - 1) AS s \
+                     WHERE NOT EXISTS (SELECT 1 FROM credentials \
+                                       WHERE status_list = $1 AND status_idx = s) \
+                     ORDER BY s LIMIT 1",
+                )
+                .bind(i64::from(list))
+                .bind(from)
+                .bind(to)
+                .fetch_optional(&pool)
+                .await?;
+                if let Some(i) = free {
+                    return Ok(Some(from_db("status index", i)?));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// The version of a list's bits (changed by every status change in it).
+    pub fn status_version(&self, list: u32) -> Result<u64, StoreError> {
+        self.run(|pool| async move {
+            let v: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM status_bits WHERE list = $1")
+                    .bind(i64::from(list))
+                    .fetch_optional(&pool)
+                    .await?;
+            match v {
+                Some(v) => from_db("status list version", v),
+                None => Err(StoreError::NotFound {
+                    what: "status list",
+                    id: list.to_string(),
+                }),
+            }
+        })
+    }
+
+    /// A list's stored bits: all a re-sign reads (never the credential records).
+    pub fn status_bits(&self, list: u32) -> Result<ListBits, StoreError> {
+        self.run(|pool| async move {
+            let row: Option<(i64, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+                "SELECT l.size, b.version, b.bits FROM status_lists l \
+                 LEFT JOIN status_bits b ON b.list = l.list WHERE l.list = $1",
+            )
+            .bind(i64::from(list))
+            .fetch_optional(&pool)
+            .await?;
+            let Some((size, version, bits)) = row else {
+                return Err(StoreError::NotFound {
+                    what: "status list",
+                    id: list.to_string(),
+                });
+            };
+            let (Some(version), Some(bytes)) = (version, bits) else {
+                return Err(corrupt_list("a list without its bits"));
+            };
+            let size = from_db("status list size", size)?;
+            if bytes.len() != bits_len(size) {
+                return Err(corrupt_list("a list's bits do not match its size"));
+            }
+            Ok(ListBits {
+                version: from_db("status list version", version)?,
+                size,
+                bytes,
+            })
+        })
+    }
+
+    /// The newest signed token of each list.
+    pub fn signed_status_lists(&self) -> Result<BTreeMap<u32, SignedList>, StoreError> {
+        self.run(|pool| async move {
+            let rows: Vec<(i64, i64, i64, String, String)> = sqlx::query_as(
+                "SELECT list, iat, version, kid, token FROM status_signed ORDER BY list",
+            )
+            .fetch_all(&pool)
+            .await?;
+            rows.into_iter().map(signed_of).collect()
+        })
+    }
+
+    /// The newest signed token of list `list`, if any.
+    pub fn signed_status_list(&self, list: u32) -> Result<Option<SignedList>, StoreError> {
+        self.run(|pool| async move {
+            let row: Option<(i64, i64, i64, String, String)> = sqlx::query_as(
+                "SELECT list, iat, version, kid, token FROM status_signed WHERE list = $1",
+            )
+            .bind(i64::from(list))
+            .fetch_optional(&pool)
+            .await?;
+            Ok(row.map(signed_of).transpose()?.map(|(_, s)| s))
+        })
+    }
+
+    /// Records a newly signed list only over an older one (see the module documentation).
+    pub fn put_signed_status_list(&self, list: u32, signed: &SignedList) -> Result<(), StoreError> {
+        let signed = signed.clone();
+        let version = db_int(signed.version)?;
+        self.run(|pool| async move {
+            let stored: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO status_signed (list, iat, version, kid, token) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (list) DO UPDATE SET iat = excluded.iat, \
+                 version = excluded.version, kid = excluded.kid, token = excluded.token \
+                 WHERE status_signed.iat < excluded.iat RETURNING iat",
+            )
+            .bind(i64::from(list))
+            .bind(signed.iat)
+            .bind(version)
+            .bind(&signed.kid)
+            .bind(&signed.token)
+            .fetch_optional(&pool)
+            .await?;
+            if stored.is_some() {
+                return Ok(());
+            }
+            let held: Option<i64> =
+                sqlx::query_scalar("SELECT iat FROM status_signed WHERE list = $1")
+                    .bind(i64::from(list))
+                    .fetch_optional(&pool)
+                    .await?;
+            Err(StoreError::StatusListNotNewer {
+                held: held.unwrap_or(signed.iat),
+                iat: signed.iat,
+            })
+        })
+    }
+
+    /// Stores an application (and an audit event), durably.
+    pub fn put_application(
+        &self,
+        app: &Application,
+        time: i64,
+        event: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let app = app.clone();
+        let event = event.map(|e| {
+            (
+                time,
+                e.to_owned(),
+                json!({"application_id": app.id, "type": app.credential_type, "status": app.status}),
+            )
+        });
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            upsert_application(&mut tx, &app).await?;
+            append_audit(&mut tx, event.into_iter().collect()).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Stores a new application with an `application_created` audit event, durably.
+    pub fn create_application(
+        &self,
+        app: &Application,
+        actor: &Actor,
+        time: i64,
+    ) -> Result<(), StoreError> {
+        let app = app.clone();
+        let details = json!({"application_id": app.id, "type": app.credential_type, "status": app.status, "actor": actor.audit()});
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            upsert_application(&mut tx, &app).await?;
+            append_audit(
+                &mut tx,
+                vec![(time, "application_created".to_owned(), details)],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// An application.
+    pub fn application(&self, id: &str) -> Result<Application, StoreError> {
+        let id = id.to_owned();
+        self.run(|pool| async move {
+            let body: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT body FROM applications WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(&pool)
+                    .await?;
+            de(&body.ok_or(StoreError::NotFound {
+                what: "application",
+                id,
+            })?)
+        })
+    }
+
+    /// Every application, in id order.
+    pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
+        let mut out = Vec::new();
+        self.visit_applications(|a| {
+            out.push(a);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The bodies of `table` after id `after`, a page at a time.
+    fn page(
+        &self,
+        table: &'static str,
+        after: Option<String>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.run(|pool| async move {
+            let sql = format!(
+                "SELECT id, body FROM {table} WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2"
+            );
+            Ok(sqlx::query_as(&sql)
+                .bind(after)
+                .bind(VISIT_PAGE)
+                .fetch_all(&pool)
+                .await?)
+        })
+    }
+
+    fn visit<T: for<'a> serde::Deserialize<'a>>(
+        &self,
+        table: &'static str,
+        mut f: impl FnMut(T) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut after = None;
+        loop {
+            let page = self.page(table, after.take())?;
+            let full = page.len() as i64 == VISIT_PAGE;
+            for (id, body) in page {
+                f(de(&body)?)?;
+                after = Some(id);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Calls `f` with each application in turn, in id order (a page read at a time).
+    pub fn visit_applications(
+        &self,
+        f: impl FnMut(Application) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.visit("applications", f)
+    }
+
+    /// Calls `f` with each credential record in turn, in id order (a page read at a time).
+    pub fn visit_credentials(
+        &self,
+        f: impl FnMut(CredentialRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.visit("credentials", f)
+    }
+
+    /// The compare-and-swap of an application (see the module documentation).
+    pub fn swap_application(
+        &self,
+        before: &Application,
+        after: &Application,
+        offer: Option<&Offer>,
+        time: i64,
+        event: &str,
+        details: Value,
+    ) -> Result<(), StoreError> {
+        let (before, after) = (before.clone(), after.clone());
+        let offer = offer.cloned();
+        let event = event.to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let current =
+                async |tx: &mut PgConnection| -> Result<Option<(Application, i64)>, StoreError> {
+                    let row: Option<(Vec<u8>, i64)> =
+                        sqlx::query_as("SELECT body, version FROM applications WHERE id = $1")
+                            .bind(&before.id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    row.map(|(b, v)| Ok((de::<Application>(&b)?, v)))
+                        .transpose()
+                };
+            let not_found = || StoreError::NotFound {
+                what: "application",
+                id: before.id.clone(),
+            };
+            let (app, version) = current(&mut tx).await?.ok_or_else(not_found)?;
+            if app != before {
+                return Err(StoreError::ApplicationChanged {
+                    id: app.id,
+                    status: app.status,
+                });
+            }
+            let swapped = sqlx::query(
+                "UPDATE applications SET status = $3, created = $4, body = $5, \
+                 version = version + 1 WHERE id = $1 AND version = $2",
+            )
+            .bind(&after.id)
+            .bind(version)
+            .bind(after.status.as_str())
+            .bind(after.created)
+            .bind(ser(&after)?)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if swapped == 0 {
+                // Written by another instance since it was read: its state now.
+                let (app, _) = current(&mut tx).await?.ok_or_else(not_found)?;
+                return Err(StoreError::ApplicationChanged {
+                    id: app.id,
+                    status: app.status,
+                });
+            }
+            if let Some(offer) = &offer {
+                upsert_offer(&mut tx, offer).await?;
+            }
+            append_audit(&mut tx, vec![(time, event, details)]).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Records an offer for an application, durably.
+    pub fn put_offer(&self, offer: &Offer, app: &Application, time: i64) -> Result<(), StoreError> {
+        let (offer, app) = (offer.clone(), app.clone());
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            upsert_offer(&mut tx, &offer).await?;
+            upsert_application(&mut tx, &app).await?;
+            append_audit(
+                &mut tx,
+                vec![(
+                    time,
+                    "offer_created".to_owned(),
+                    json!({"application_id": app.id, "offer_id": offer.id}),
+                )],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn offer_where(
+        &self,
+        column: &'static str,
+        value: String,
+    ) -> Result<Option<Offer>, StoreError> {
+        self.run(|pool| async move {
+            let sql = format!("SELECT {OFFER_COLUMNS} FROM offers WHERE {column} = $1");
+            let row = sqlx::query(&sql).bind(value).fetch_optional(&pool).await?;
+            row.as_ref().map(offer_of).transpose()
+        })
+    }
+
+    /// An offer by id.
+    pub fn offer(&self, id: &str) -> Result<Offer, StoreError> {
+        self.offer_where("id", id.to_owned())?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "offer",
+                id: id.to_owned(),
+            })
+    }
+
+    /// The offer of a pre-authorized code.
+    pub fn offer_by_code(&self, code: &str) -> Result<Option<Offer>, StoreError> {
+        self.offer_where("code_hash", sha256_hex(code.as_bytes()))
+    }
+
+    /// Counts a wrong transaction code in one statement (voiding the offer at `max`).
+    pub fn offer_failed_attempt(&self, offer_id: &str, max: u32) -> Result<u32, StoreError> {
+        let id = offer_id.to_owned();
+        self.run(|pool| async move {
+            let n: Option<i64> = sqlx::query_scalar(
+                "UPDATE offers SET attempts = attempts + 1, used = used OR attempts + 1 >= $2 \
+                 WHERE id = $1 RETURNING attempts",
+            )
+            .bind(&id)
+            .bind(i64::from(max))
+            .fetch_optional(&pool)
+            .await?;
+            match n {
+                Some(n) => count_of("offer attempts", n),
+                None => Err(StoreError::NotFound { what: "offer", id }),
+            }
+        })
+    }
+
+    /// Redeems a pre-authorized code with one conditional update (see the module
+    /// documentation) and stores the access token, in one transaction.
+    pub fn redeem(
+        &self,
+        offer_id: &str,
+        token_hash: &str,
+        token: &AccessToken,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (id, hash, token) = (offer_id.to_owned(), token_hash.to_owned(), token.clone());
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let redeemed = sqlx::query(
+                "UPDATE offers SET used = TRUE WHERE id = $1 AND NOT used AND expires > $2",
+            )
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if redeemed == 0 {
+                let exists: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM offers WHERE id = $1)")
+                        .bind(&id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                return Err(if exists {
+                    StoreError::CodeUsedOrExpired
+                } else {
+                    StoreError::NotFound { what: "offer", id }
+                });
+            }
+            upsert_token(&mut tx, &hash, &token).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// An access token by its hash.
+    pub fn token(&self, hash: &str) -> Result<Option<AccessToken>, StoreError> {
+        let hash = hash.to_owned();
+        self.run(|pool| async move {
+            let sql = format!("SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE hash = $1");
+            let row = sqlx::query(&sql).bind(hash).fetch_optional(&pool).await?;
+            row.as_ref().map(token_of).transpose()
+        })
+    }
+
+    /// Stores a fresh `c_nonce` valid until `expires` (committed).
+    pub fn put_nonce(&self, nonce: &str, expires: i64) -> Result<(), StoreError> {
+        let nonce = nonce.to_owned();
+        self.run(|pool| async move {
+            sqlx::query(
+                "INSERT INTO nonces (nonce, expires) VALUES ($1, $2) \
+                 ON CONFLICT (nonce) DO UPDATE SET expires = excluded.expires",
+            )
+            .bind(nonce)
+            .bind(expires)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Takes a `c_nonce` with `DELETE … RETURNING`: true when it existed and had not expired.
+    pub fn take_nonce(&self, nonce: &str, now: i64) -> Result<bool, StoreError> {
+        let nonce = nonce.to_owned();
+        self.run(|pool| async move {
+            let expires: Option<i64> =
+                sqlx::query_scalar("DELETE FROM nonces WHERE nonce = $1 RETURNING expires")
+                    .bind(nonce)
+                    .fetch_optional(&pool)
+                    .await?;
+            Ok(expires.is_some_and(|e| e > now))
+        })
+    }
+
+    /// One transaction for a batch of issuances; the outer error fails them all, an inner one
+    /// only its own (a refused issuance writes nothing). Retried whole after a deadlock.
+    pub(super) fn commit_issuances(
+        &self,
+        batch: &[PendingIssuance],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let batch = batch.to_vec();
+        self.run(|pool| async move {
+            let mut attempt = 1;
+            loop {
+                match commit_batch(&pool, &batch).await {
+                    Err(e) if retryable(&e) && attempt < BATCH_ATTEMPTS => attempt += 1,
+                    done => return done,
+                }
+            }
+        })
+    }
+
+    /// Imports credentials issued elsewhere (see [`super::Store::import_issued`]), in one
+    /// transaction: refused whole when an index is taken or outside its list.
+    pub fn import_issued(&self, recs: &[CredentialRecord], now: i64) -> Result<(), StoreError> {
+        let recs = recs.to_vec();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            // Each list's size and allocation, and its bits (with their version) once a
+            // record needs them changed.
+            type Lists = BTreeMap<u32, (ListInfo, Option<(u64, Vec<u8>)>)>;
+            let mut lists: Lists = BTreeMap::new();
+            for rec in &recs {
+                let list = match lists.entry(rec.status_list) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                            "SELECT list, size, allocated FROM status_lists \
+                             WHERE list = $1 FOR UPDATE",
+                        )
+                        .bind(i64::from(rec.status_list))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let info = row.map(list_info_of).transpose()?.ok_or_else(|| {
+                            StoreError::NotFound {
+                                what: "status list",
+                                id: rec.status_list.to_string(),
+                            }
+                        })?;
+                        e.insert((info, None))
+                    }
+                };
+                if rec.status_idx >= list.0.size {
+                    return Err(StoreError::IndexTaken(rec.status_idx));
+                }
+                list.0.allocated += 1;
+                let value = status_value(rec.status);
+                if value != 0 {
+                    if list.1.is_none() {
+                        let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                            "SELECT version, bits FROM status_bits WHERE list = $1 FOR UPDATE",
+                        )
+                        .bind(i64::from(rec.status_list))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let (version, bits) =
+                            row.ok_or_else(|| corrupt_list("a list without its bits"))?;
+                        if bits.len() != bits_len(list.0.size) {
+                            return Err(corrupt_list("a list's bits do not match its size"));
+                        }
+                        list.1 = Some((from_db("status list version", version)?, bits));
+                    }
+                    if let Some((_, bits)) = list.1.as_mut() {
+                        super::put_bits(bits, rec.status_idx, value)?;
+                    }
+                }
+            }
+            let inserted = insert_credentials(&mut tx, &recs).await?;
+            if inserted.len() != recs.len() {
+                let got: std::collections::HashSet<(i64, i64)> = inserted.into_iter().collect();
+                let taken = recs
+                    .iter()
+                    .find(|r| {
+                        !got.contains(&(i64::from(r.status_list), r.status_idx as i64))
+                    })
+                    .map_or(0, |r| r.status_idx);
+                // Dropping the transaction rolls every insert back.
+                return Err(StoreError::IndexTaken(taken));
+            }
+            for (n, (info, bits)) in &lists {
+                sqlx::query("UPDATE status_lists SET allocated = $2 WHERE list = $1")
+                    .bind(i64::from(*n))
+                    .bind(db_int(info.allocated)?)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some((version, bits)) = bits {
+                    sqlx::query("UPDATE status_bits SET version = $2, bits = $3 WHERE list = $1")
+                        .bind(i64::from(*n))
+                        .bind(db_int(version.saturating_add(1))?)
+                        .bind(bits)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            let events = recs
+                .iter()
+                .map(|rec| {
+                    (
+                        now,
+                        "credential_imported".to_owned(),
+                        json!({"credential_id": rec.id, "vct": rec.vct, "status_list": rec.status_list, "status_idx": rec.status_idx, "status": rec.status, "kid": rec.kid, "credential_sha256": rec.credential_sha256}),
+                    )
+                })
+                .collect();
+            append_audit(&mut tx, events).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Changes a credential's status and its list's bits in one transaction (see the module
+    /// documentation).
+    pub fn set_status(
+        &self,
+        id: &str,
+        status: CredentialStatus,
+        actor: &Actor,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<(CredentialRecord, u64), StoreError> {
+        let id = id.to_owned();
+        let change = StatusChange {
+            time: now,
+            status,
+            actor: actor.clone(),
+            reason: reason.map(str::to_owned),
+        };
+        let (who, reason) = (actor.audit(), reason.map(str::to_owned));
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let body: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT body FROM credentials WHERE id = $1 FOR UPDATE")
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let mut rec: CredentialRecord = de(&body.ok_or_else(|| StoreError::NotFound {
+                what: "credential",
+                id: id.clone(),
+            })?)?;
+            if rec.status == CredentialStatus::Revoked && status != CredentialStatus::Revoked {
+                return Err(StoreError::RevokedIsFinal);
+            }
+            // The same details, in the same order, as the embedded store's.
+            let mut details =
+                json!({"credential_id": id, "from": rec.status, "to": status, "actor": who});
+            if let Some(r) = &reason {
+                details["reason"] = r.clone().into();
+            }
+            rec.status = status;
+            rec.history.push(change);
+            let over = rec.history.len().saturating_sub(MAX_STATUS_HISTORY);
+            rec.history.drain(..over);
+            sqlx::query("UPDATE credentials SET status = $2, body = $3 WHERE id = $1")
+                .bind(&id)
+                .bind(status.as_str())
+                .bind(ser(&rec)?)
+                .execute(&mut *tx)
+                .await?;
+            // The list's bits change with the record, in this transaction (its row locked).
+            let byte = i32::try_from(rec.status_idx / 4)
+                .map_err(|_| corrupt_list("a status index beyond its list"))?;
+            let shift = (rec.status_idx % 4) * 2;
+            let keep = i32::from(!(0b11u8 << shift));
+            let set = i32::from((status_value(status) & 0b11) << shift);
+            let version: Option<i64> = sqlx::query_scalar(
+                "UPDATE status_bits SET version = version + 1, \
+                 bits = set_byte(bits, $2, (get_byte(bits, $2) & $3) | $4) \
+                 WHERE list = $1 AND length(bits) > $2 RETURNING version",
+            )
+            .bind(i64::from(rec.status_list))
+            .bind(byte)
+            .bind(keep)
+            .bind(set)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let version = version
+                .ok_or_else(|| corrupt_list("a credential's list has no bits for its index"))?;
+            append_audit(&mut tx, vec![(now, "status_changed".to_owned(), details)]).await?;
+            tx.commit().await?;
+            Ok((rec, from_db("status list version", version)?))
+        })
+    }
+
+    /// A credential record.
+    pub fn credential(&self, id: &str) -> Result<CredentialRecord, StoreError> {
+        let id = id.to_owned();
+        self.run(|pool| async move {
+            let body: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT body FROM credentials WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(&pool)
+                    .await?;
+            de(&body.ok_or(StoreError::NotFound {
+                what: "credential",
+                id,
+            })?)
+        })
+    }
+
+    /// Records a re-issue with one conditional update of the token (bounded by `max`), and
+    /// its audit event, in one transaction.
+    pub fn record_reissue(
+        &self,
+        token_hash: &str,
+        rec: &CredentialRecord,
+        kid: &str,
+        credential_sha256: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        let credential_id = rec.id.clone();
+        let details = json!({"credential_id": rec.id, "status_idx": rec.status_idx, "kid": kid, "credential_sha256": credential_sha256});
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let counted = sqlx::query(
+                "UPDATE access_tokens SET reissues = reissues + 1 \
+                 WHERE hash = $1 AND credential_id = $2 AND reissues < $3",
+            )
+            .bind(&hash)
+            .bind(&credential_id)
+            .bind(i64::from(max))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if counted == 0 {
+                let exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM access_tokens WHERE hash = $1)",
+                )
+                .bind(&hash)
+                .fetch_one(&mut *tx)
+                .await?;
+                return Err(if exists {
+                    StoreError::TokenUsed
+                } else {
+                    StoreError::NotFound {
+                        what: "access token",
+                        id: String::new(),
+                    }
+                });
+            }
+            append_audit(
+                &mut tx,
+                vec![(now, "credential_reissued".to_owned(), details)],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Removes up to `max` of each kind of what expired (see [`super::Store::sweep`]); rows
+    /// another instance is sweeping meanwhile are skipped (`SKIP LOCKED`), never waited for.
+    pub fn sweep(&self, now: i64, pending_before: i64, max: usize) -> Result<Swept, StoreError> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.run(|pool| async move {
+            let offers = sqlx::query(
+                "DELETE FROM offers WHERE id IN (SELECT id FROM offers \
+                 WHERE used OR expires <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(now)
+            .bind(max)
+            .execute(&pool)
+            .await?
+            .rows_affected();
+            let tokens = sqlx::query(
+                "DELETE FROM access_tokens WHERE hash IN (SELECT hash FROM access_tokens \
+                 WHERE expires <= $1 ORDER BY hash LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(now)
+            .bind(max)
+            .execute(&pool)
+            .await?
+            .rows_affected();
+            let nonces = sqlx::query(
+                "DELETE FROM nonces WHERE nonce IN (SELECT nonce FROM nonces \
+                 WHERE expires <= $1 ORDER BY nonce LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(now)
+            .bind(max)
+            .execute(&pool)
+            .await?
+            .rows_affected();
+            let mut tx = pool.begin().await?;
+            let mut expired: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+                "DELETE FROM applications WHERE id IN (SELECT id FROM applications \
+                 WHERE status = 'awaiting_prerequisites' AND created < $1 \
+                 ORDER BY created, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 RETURNING created, id, body",
+            )
+            .bind(pending_before)
+            .bind(max)
+            .fetch_all(&mut *tx)
+            .await?;
+            expired.sort();
+            let mut events = Vec::with_capacity(expired.len());
+            for (_, id, body) in &expired {
+                let app: Application = de(body)?;
+                events.push((
+                    now,
+                    "application_expired".to_owned(),
+                    json!({"application_id": id, "type": app.credential_type}),
+                ));
+            }
+            append_audit(&mut tx, events).await?;
+            tx.commit().await?;
+            let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+            Ok(Swept {
+                offers: n(offers),
+                tokens: n(tokens),
+                nonces: n(nonces),
+                pending: expired.len(),
+            })
+        })
+    }
+
+    /// Every credential record, in id order.
+    pub fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
+        let mut out = Vec::new();
+        self.visit_credentials(|c| {
+            out.push(c);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Every audit entry, in order.
+    pub fn audit_entries(&self) -> Result<Vec<Value>, StoreError> {
+        self.run(|pool| async move {
+            let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT entry FROM audit ORDER BY seq")
+                .fetch_all(&pool)
+                .await?;
+            rows.iter().map(|e| de(e)).collect()
+        })
+    }
+}
+
+/// [`PgStore::commit_issuances`], once.
+async fn commit_batch(
+    pool: &PgPool,
+    batch: &[PendingIssuance],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut wanted: Vec<i64> = batch.iter().map(|p| i64::from(p.rec.status_list)).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let sizes: HashMap<i64, i64> =
+        sqlx::query_as::<_, (i64, i64)>("SELECT list, size FROM status_lists WHERE list = ANY($1)")
+            .bind(&wanted)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut allocated: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut events = Vec::new();
+    for p in batch {
+        let rec = &p.rec;
+        let list = i64::from(rec.status_list);
+        let idx = db_int(rec.status_idx)?;
+        // Every check before any write that stays, so a refused issuance writes nothing.
+        if sizes.get(&list).is_none_or(|size| idx >= *size) {
+            outcomes.push(Err(StoreError::NotFound {
+                what: "status list index",
+                id: format!("{}/{}", rec.status_list, rec.status_idx),
+            }));
+            continue;
+        }
+        let app: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT body FROM applications WHERE id = $1 FOR UPDATE")
+                .bind(&rec.application_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let app = match app.map(|b| de::<Application>(&b)).transpose() {
+            Ok(app) => app,
+            Err(e) => {
+                outcomes.push(Err(e));
+                continue;
+            }
+        };
+        let body = match ser(rec) {
+            Ok(b) => b,
+            Err(e) => {
+                outcomes.push(Err(e));
+                continue;
+            }
+        };
+        // The allocation: the unique (list, index) refuses an index taken by anyone.
+        let inserted = sqlx::query(
+            "INSERT INTO credentials (id, application_id, status_list, status_idx, status, body) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (status_list, status_idx) DO NOTHING",
+        )
+        .bind(&rec.id)
+        .bind(&rec.application_id)
+        .bind(list)
+        .bind(idx)
+        .bind(rec.status.as_str())
+        .bind(body)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            outcomes.push(Err(StoreError::IndexTaken(rec.status_idx)));
+            continue;
+        }
+        // The token's one use.
+        let used = sqlx::query(
+            "UPDATE access_tokens SET used = TRUE, credential_id = $2 WHERE hash = $1 AND NOT used",
+        )
+        .bind(&p.token_hash)
+        .bind(&rec.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if used == 0 {
+            sqlx::query("DELETE FROM credentials WHERE id = $1")
+                .bind(&rec.id)
+                .execute(&mut *tx)
+                .await?;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM access_tokens WHERE hash = $1)")
+                    .bind(&p.token_hash)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            outcomes.push(Err(if exists {
+                StoreError::TokenUsed
+            } else {
+                StoreError::NotFound {
+                    what: "access token",
+                    id: String::new(),
+                }
+            }));
+            continue;
+        }
+        if let Some(mut app) = app {
+            app.status = AppStatus::Issued;
+            upsert_application(&mut tx, &app).await?;
+        }
+        *allocated.entry(list).or_default() += 1;
+        events.push((
+            p.now,
+            "credential_issued".to_owned(),
+            json!({"credential_id": rec.id, "vct": rec.vct, "status_list": rec.status_list, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}),
+        ));
+        outcomes.push(Ok(()));
+    }
+    // The lists' rows, then the audit lock: the last locks taken, held only to the commit.
+    for (list, n) in allocated {
+        sqlx::query("UPDATE status_lists SET allocated = allocated + $2 WHERE list = $1")
+            .bind(list)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+    }
+    append_audit(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
