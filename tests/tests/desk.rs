@@ -221,7 +221,7 @@ async fn journey() -> Result<()> {
     let bank_url = bank.service.url.clone();
     let officer = browser.session(Lang::En).await?;
     sign_in(&officer, &bank_url, "olivia").await?;
-    let verdict = verify_at_bank(&officer, &wallet, &world, "bank-accept").await?;
+    let (verdict, accepted_at) = verify_at_bank(&officer, &wallet, &world, "bank-accept").await?;
     if !verdict.contains("ACCEPT") {
         bail!("the bank did not accept: {verdict}");
     }
@@ -267,7 +267,7 @@ async fn journey() -> Result<()> {
     check(&officer, "bank-trust").await?;
     officer.click_button("Sync now").await?;
     officer.wait_for_text("synced").await?;
-    let verdict = verify_at_bank(&officer, &wallet, &world, "bank-reject").await?;
+    let (verdict, rejected_at) = verify_at_bank(&officer, &wallet, &world, "bank-reject").await?;
     if !(verdict.contains("REJECT") && verdict.contains("SUSPENDED")) {
         bail!("after the suspension the bank should reject as SUSPENDED: {verdict}");
     }
@@ -296,7 +296,18 @@ async fn journey() -> Result<()> {
     // Every page of both desks, in both languages, for the screenshots and axe.
     for lang in Lang::ALL {
         let admin = browser.session(lang).await?;
+        admin.goto(&format!("{agco}/desk/login")).await?;
+        check(&admin, "issuer-login").await?;
         sign_in(&admin, &agco, "ada").await?;
+        admin.goto(&format!("{agco}/desk/applications/new")).await?;
+        admin
+            .click_button(match lang {
+                Lang::En => "Open the application",
+                Lang::Fr => "Ouvrir la demande",
+            })
+            .await?;
+        admin.wait_for_text("openid4vp://").await?;
+        check(&admin, "issuer-application-opened").await?;
         for (path, name) in [
             ("/desk".to_owned(), "issuer-queue"),
             (
@@ -339,13 +350,13 @@ async fn journey() -> Result<()> {
 
 /// Starts a verification for the loan application at the bank's desk, has the wallet answer
 /// the request shown on the page, waits for the verdict page (it follows by itself) and
-/// returns its text.
+/// returns its text and address.
 async fn verify_at_bank(
     officer: &Page,
     wallet: &Wallet,
     world: &World,
     name: &str,
-) -> Result<String> {
+) -> Result<(String, String)> {
     let base = {
         let url = officer.current_url().await?;
         url.split("/desk").next().unwrap_or(&url).to_owned()
@@ -366,5 +377,6 @@ async fn verify_at_bank(
         .context(format!("the wallet answered {answered}"))?;
     let text = officer.text_of("#verdict").await?;
     check(officer, name).await?;
-    Ok(officer.text().await.map(|t| format!("{text}\n{t}"))?)
+    let at = officer.current_url().await?;
+    Ok((format!("{text}\n{}", officer.text().await?), at))
 }
