@@ -1324,9 +1324,9 @@ pub fn desk_demo(out: &mut dyn FnMut(&str)) -> Result<DeskDemo> {
     out("The registry, four agencies and the bank are running on loopback.");
     out("");
     for a in &world.agencies {
-        out(&format!("  {:<44} {}/desk", a.spec.name_en, a.url));
+        out(&format!("  {:<52} {}/desk", a.spec.name_en, a.url));
     }
-    out(&format!("  {:<44} {}/desk", "Bank", bank.service.url));
+    out(&format!("  {:<52} {}/desk", "Bank", bank.service.url));
     out("");
     out(&format!(
         "Accounts at every agency: clerk, approver, admin; at the bank: officer, admin. Password: {password}"
