@@ -205,6 +205,22 @@ fn t_reason(t: &Tr, code: ReasonCode) -> Option<String> {
     (!s.starts_with('⟦')).then_some(s)
 }
 
+/// A page for a signed-in member: `build` gets the member and a translator for the page's
+/// language and answers the title and the view; refusals become the error page.
+fn get_page<V: Template>(
+    d: &Shared,
+    headers: &HeaderMap,
+    path: &str,
+    build: impl FnOnce(&Staff, &Tr) -> Result<(String, V), DeskError>,
+) -> Response {
+    let r = d.desk.staff(headers).and_then(|staff| {
+        let t = d.desk.tr(staff.lang);
+        let (title, view) = build(&staff, &t)?;
+        render(d, &staff, path, title, view)
+    });
+    d.desk.answer(headers, path, r)
+}
+
 fn render(
     d: &Shared,
     staff: &Staff,
@@ -242,11 +258,9 @@ async fn queue(
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    let r = (|| {
-        let staff = d.desk.staff(&headers)?;
-        let t = d.desk.tr(staff.lang);
+    get_page(&d, &headers, "/desk", |staff, t| {
         let state = query(&q, "state")
-            .map(|s| AppStatus::from_str(s).map_err(|e| refused(&t, e)))
+            .map(|s| AppStatus::from_str(s).map_err(|e| refused(t, e)))
             .transpose()?;
         let ty = query(&q, "type")
             .map(|s| {
@@ -265,28 +279,20 @@ async fn queue(
                 oldest_first: true,
                 limit: 200,
             })
-            .map_err(|e| refused(&t, e))?;
+            .map_err(|e| refused(t, e))?;
         let now = d.desk.now();
-        let view = QueuePage::new(&d.issuer, &t, &staff, state, ty, &list, now);
-        render(&d, &staff, "/desk", t.get("queue.title"), view)
-    })();
-    d.desk.answer(&headers, "/desk", r)
+        let view = QueuePage::new(&d.issuer, t, staff, state, ty, &list, now);
+        Ok((t.get("queue.title"), view))
+    })
 }
 
 async fn new_application(State(d): State<Shared>, headers: HeaderMap) -> Response {
-    let r = (|| {
-        let staff = d.desk.staff(&headers)?;
-        let t = d.desk.tr(staff.lang);
-        let view = NewApplicationPage::new(&d.issuer, &t, &staff);
-        render(
-            &d,
-            &staff,
-            "/desk/applications/new",
+    get_page(&d, &headers, "/desk/applications/new", |staff, t| {
+        Ok((
             t.get("new.title"),
-            view,
-        )
-    })();
-    d.desk.answer(&headers, "/desk/applications/new", r)
+            NewApplicationPage::new(&d.issuer, t, staff),
+        ))
+    })
 }
 
 async fn create_application(State(d): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -315,15 +321,16 @@ async fn application(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let path = format!("/desk/applications/{id}");
-    let r = (|| {
-        let staff = d.desk.staff(&headers)?;
-        let t = d.desk.tr(staff.lang);
-        let app = d.issuer.application(&id).map_err(|e| refused(&t, e))?;
-        let view = ApplicationPage::new(&d.issuer, &t, &staff, &app, None, &[], d.desk.now());
-        render(&d, &staff, &path, view.title.clone(), view)
-    })();
-    d.desk.answer(&headers, &path, r)
+    get_page(
+        &d,
+        &headers,
+        &format!("/desk/applications/{id}"),
+        |staff, t| {
+            let app = d.issuer.application(&id).map_err(|e| refused(t, e))?;
+            let view = ApplicationPage::new(&d.issuer, t, staff, &app, None, &[], d.desk.now());
+            Ok((view.title.clone(), view))
+        },
+    )
 }
 
 /// Claims as the form sends them: each field's text, parsed as its kind (JSON fields as
@@ -475,9 +482,7 @@ async fn credentials(
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    let r = (|| {
-        let staff = d.desk.staff(&headers)?;
-        let t = d.desk.tr(staff.lang);
+    get_page(&d, &headers, "/desk/credentials", |_, t| {
         let text = query(&q, "q")
             .unwrap_or("")
             .chars()
@@ -489,19 +494,14 @@ async fn credentials(
             Some(
                 d.issuer
                     .search_credentials(&text, 100)
-                    .map_err(|e| refused(&t, e))?,
+                    .map_err(|e| refused(t, e))?,
             )
         };
-        let view = CredentialsPage::new(&t, &text, found.as_deref());
-        render(
-            &d,
-            &staff,
-            "/desk/credentials",
+        Ok((
             t.get("credentials.title"),
-            view,
-        )
-    })();
-    d.desk.answer(&headers, "/desk/credentials", r)
+            CredentialsPage::new(t, &text, found.as_deref()),
+        ))
+    })
 }
 
 async fn credential(
@@ -509,15 +509,18 @@ async fn credential(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let path = format!("/desk/credentials/{id}");
-    let r = (|| {
-        let staff = d.desk.staff(&headers)?;
-        let t = d.desk.tr(staff.lang);
-        let view = d.issuer.credential_view(&id).map_err(|e| refused(&t, e))?;
-        let page = CredentialPage::new(&d.issuer, &t, &staff, &view);
-        render(&d, &staff, &path, t.get("credential.title"), page)
-    })();
-    d.desk.answer(&headers, &path, r)
+    get_page(
+        &d,
+        &headers,
+        &format!("/desk/credentials/{id}"),
+        |staff, t| {
+            let view = d.issuer.credential_view(&id).map_err(|e| refused(t, e))?;
+            Ok((
+                t.get("credential.title"),
+                CredentialPage::new(&d.issuer, t, staff, &view),
+            ))
+        },
+    )
 }
 
 async fn change_status(
@@ -551,15 +554,14 @@ async fn change_status(
 }
 
 async fn keys(State(d): State<Shared>, headers: HeaderMap) -> Response {
-    let r = (|| {
-        let staff = d.desk.staff(&headers)?;
-        let t = d.desk.tr(staff.lang);
-        let info = d.issuer.key_info().map_err(|e| refused(&t, e))?;
-        let may_rotate = actor(&staff)?.may(Permission::RotateKey);
-        let view = KeysPage::new(&t, &staff, &info, may_rotate);
-        render(&d, &staff, "/desk/keys", t.get("keys.title"), view)
-    })();
-    d.desk.answer(&headers, "/desk/keys", r)
+    get_page(&d, &headers, "/desk/keys", |staff, t| {
+        let info = d.issuer.key_info().map_err(|e| refused(t, e))?;
+        let may_rotate = actor(staff)?.may(Permission::RotateKey);
+        Ok((
+            t.get("keys.title"),
+            KeysPage::new(t, staff, &info, may_rotate),
+        ))
+    })
 }
 
 async fn rotate(State(d): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -579,28 +581,23 @@ async fn rotate(State(d): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
 }
 
 async fn audit(State(d): State<Shared>, headers: HeaderMap) -> Response {
-    let r = (|| {
-        let staff = d.desk.staff(&headers)?;
-        let t = d.desk.tr(staff.lang);
-        let report = d.issuer.audit_report(200).map_err(|e| refused(&t, e))?;
-        let view = AuditPage::new(&t, &report);
-        render(&d, &staff, "/desk/audit", t.get("audit.title"), view)
-    })();
-    d.desk.answer(&headers, "/desk/audit", r)
+    get_page(&d, &headers, "/desk/audit", |_, t| {
+        let report = d.issuer.audit_report(200).map_err(|e| refused(t, e))?;
+        Ok((t.get("audit.title"), AuditPage::new(t, &report)))
+    })
 }
 
 async fn staff_page(State(d): State<Shared>, headers: HeaderMap) -> Response {
-    let r = (|| {
-        let staff = d.desk.staff(&headers)?;
-        let t = d.desk.tr(staff.lang);
-        actor(&staff)?
+    get_page(&d, &headers, "/desk/staff", |staff, t| {
+        actor(staff)?
             .require(Permission::ManageStaff)
-            .map_err(|e| refused(&t, e))?;
+            .map_err(|e| refused(t, e))?;
         let accounts = d.desk.accounts.list()?;
-        let view = StaffPage::new(&t, &staff, &accounts, ROLES);
-        render(&d, &staff, "/desk/staff", t.get("staff.title"), view)
-    })();
-    d.desk.answer(&headers, "/desk/staff", r)
+        Ok((
+            t.get("staff.title"),
+            StaffPage::new(t, staff, &accounts, ROLES),
+        ))
+    })
 }
 
 async fn staff_action(State(d): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
