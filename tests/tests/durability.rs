@@ -53,7 +53,11 @@ fn a_revocation_after_a_burst_and_a_kill_reaches_the_bank_within_one_resign_inte
     // A burst of status changes: each list is signed after the last, so the list's iat runs
     // ahead of the clock (at most 5 s).
     for i in 0..20u32 {
-        let action = if i.is_multiple_of(2) { "suspend" } else { "reinstate" };
+        let action = if i.is_multiple_of(2) {
+            "suspend"
+        } else {
+            "reinstate"
+        };
         world
             .admin("obr", &[action, &id, "--reason", "burst"])
             .expect(action);
