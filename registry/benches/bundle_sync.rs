@@ -234,7 +234,7 @@ fn main() {
     let Some(server) = common::server("the bundle sync bench on PostgreSQL") else {
         return;
     };
-    let db = common::TestDb::migrated(&server);
+    let db = common::migrated(&server);
     let connect = || Box::new(PgStore::connect(&db.url).expect("connect")) as Box<dyn Store>;
     let (mut reg, bank) = found(connect(), &log);
     // Other instances that last looked before the appends: their first answer catches up.

@@ -211,24 +211,7 @@ impl Storage {
 }
 
 /// A database URL without its password and parameters (which may hold one), for messages.
-pub fn redact_url(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or("");
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<a database URL>".to_owned();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let host = match authority.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split(':').next().unwrap_or("");
-            format!("{user}@{host}")
-        }
-        None => authority.to_owned(),
-    };
-    format!("{scheme}://{host}{path}")
-}
+pub use bizcred_pg::redact_url;
 
 /// What [`DataDir::move_to_postgres`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,7 +49,7 @@ impl Backend {
 
     fn postgres() -> Option<Backend> {
         let server = common::server("the store contract on PostgreSQL")?;
-        Some(Backend::Postgres(TestDb::migrated(&server)))
+        Some(Backend::Postgres(common::migrated(&server)))
     }
 
     /// A handle on the storage: for PostgreSQL a new connection pool, as another instance
@@ -570,7 +570,7 @@ fn postgres_a_dead_lock_holder_is_taken_over_at_once() {
     let Some(server) = common::server("lock takeover") else {
         return;
     };
-    let db = TestDb::migrated(&server);
+    let db = common::migrated(&server);
     let store = PgStore::connect(&db.url).expect("connect");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -47,13 +47,13 @@
 //! `tokio::task::block_in_place`. Called from an async task it would panic (tokio refuses to
 //! block a worker thread).
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use bizcred_pg::{Conn, Settings};
+use sqlx::postgres::PgPool;
 use sqlx::Row;
 
 use super::{AppendPlan, Blob, BlobPlan, Head, Store, StoreError};
+
+pub use bizcred_pg::{Migrated, Schema};
 
 /// The migrations of `registry/migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -68,197 +68,51 @@ pub const LOCK_TIMEOUT: &str = "10s";
 /// concurrent command need few).
 pub const MAX_CONNECTIONS: u32 = 4;
 
+/// How the registry connects (its runtime's thread is `bizcred-registry-pg`).
+const SETTINGS: Settings = Settings {
+    service: "bizcred-registry",
+    lock_timeout: LOCK_TIMEOUT,
+    max_connections: MAX_CONNECTIONS,
+};
+
 /// The `application_name` an instance's connections carry (`pg_stat_activity` shows which
 /// process holds the append lock): `bizcred-registry <process id>`.
 pub fn application_name() -> String {
-    format!("bizcred-registry {}", std::process::id())
+    bizcred_pg::application_name(SETTINGS.service)
 }
 
-/// Where the database schema stands against this binary's migrations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schema {
-    /// Every migration is applied, none unknown.
-    Current,
-    /// Migrations of this binary are not applied (none at all on a new database).
-    Behind {
-        /// Their versions.
-        missing: Vec<i64>,
-    },
-    /// The database has migrations this binary does not know.
-    Newer {
-        /// Their versions.
-        unknown: Vec<i64>,
-    },
-    /// A migration differs from this binary's, or failed half-way.
-    Mismatch {
-        /// Its version.
-        version: i64,
-        /// What is wrong.
-        problem: &'static str,
-    },
-}
-
-impl Schema {
-    /// `Ok` when current, else the error that refuses to serve.
-    pub fn require_current(self) -> Result<(), StoreError> {
-        match self {
-            Schema::Current => Ok(()),
-            Schema::Behind { missing } => Err(StoreError::SchemaBehind { missing }),
-            Schema::Newer { unknown } => Err(StoreError::SchemaNewer { unknown }),
-            Schema::Mismatch { version, problem } => {
-                Err(StoreError::SchemaMismatch { version, problem })
+impl From<bizcred_pg::Error> for StoreError {
+    fn from(e: bizcred_pg::Error) -> StoreError {
+        match e {
+            bizcred_pg::Error::DatabaseUrl(why) => StoreError::DatabaseUrl(why),
+            bizcred_pg::Error::Postgres(e) => StoreError::Postgres(e),
+            bizcred_pg::Error::Closed => {
+                StoreError::Corrupt("the database connection is closed".into())
             }
-        }
-    }
-}
-
-/// What [`migrate`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migrated {
-    /// The versions applied now (empty: the database was current).
-    pub applied: Vec<i64>,
-    /// Every version of this binary.
-    pub versions: Vec<i64>,
-}
-
-/// A small runtime of the store's own, and the pool it drives.
-struct Conn {
-    rt: Option<tokio::runtime::Runtime>,
-    pool: Option<PgPool>,
-}
-
-impl Conn {
-    fn open(url: &str) -> Result<Conn, StoreError> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::DatabaseUrl(e.to_string()))?
-            .application_name(&application_name())
-            .options([("lock_timeout", LOCK_TIMEOUT)]);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("bizcred-registry-pg")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Postgres(sqlx::Error::Io(e)))?;
-        let pool = rt.block_on(
-            PgPoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options),
-        )?;
-        Ok(Conn {
-            rt: Some(rt),
-            pool: Some(pool),
-        })
-    }
-
-    fn run<T>(
-        &self,
-        f: impl AsyncFnOnce(&PgPool) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        match (&self.rt, &self.pool) {
-            (Some(rt), Some(pool)) => rt.block_on(f(pool)),
-            _ => Err(StoreError::Corrupt(
-                "the database connection is closed".into(),
-            )),
-        }
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Dropped anywhere, also inside an async task: the pool's connections are closed within
-        // the runtime they belong to, and the runtime is shut down without blocking.
-        if let Some(rt) = self.rt.take() {
-            {
-                let _inside = rt.enter();
-                drop(self.pool.take());
+            bizcred_pg::Error::SchemaBehind { missing } => StoreError::SchemaBehind { missing },
+            bizcred_pg::Error::SchemaNewer { unknown } => StoreError::SchemaNewer { unknown },
+            bizcred_pg::Error::SchemaMismatch { version, problem } => {
+                StoreError::SchemaMismatch { version, problem }
             }
-            rt.shutdown_background();
         }
     }
 }
 
 /// Where `pool`'s schema stands against [`MIGRATOR`].
 async fn schema_of(pool: &PgPool) -> Result<Schema, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
-    let applied: Vec<(i64, Vec<u8>, bool)> = if exists {
-        sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(pool)
-            .await?
-    } else {
-        Vec::new()
-    };
-    let ours: Vec<&sqlx::migrate::Migration> = MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .collect();
-    let unknown: Vec<i64> = applied
-        .iter()
-        .map(|a| a.0)
-        .filter(|v| !ours.iter().any(|m| m.version == *v))
-        .collect();
-    if !unknown.is_empty() {
-        return Ok(Schema::Newer { unknown });
-    }
-    for (version, checksum, success) in &applied {
-        if !success {
-            return Ok(Schema::Mismatch {
-                version: *version,
-                problem: "failed half-way",
-            });
-        }
-        if ours
-            .iter()
-            .any(|m| m.version == *version && *m.checksum != **checksum)
-        {
-            return Ok(Schema::Mismatch {
-                version: *version,
-                problem: "differs from this binary's",
-            });
-        }
-    }
-    let missing: Vec<i64> = ours
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied.iter().any(|a| a.0 == *v))
-        .collect();
-    if missing.is_empty() {
-        Ok(Schema::Current)
-    } else {
-        Ok(Schema::Behind { missing })
-    }
+    Ok(bizcred_pg::schema_of(pool, &MIGRATOR).await?)
 }
 
 /// Applies this binary's missing migrations to the database at `url` (sqlx holds its own
 /// advisory lock meanwhile, so two `migrate` commands at once are safe). A database
 /// migrated by a newer binary, or whose applied migrations differ, is refused untouched.
 pub fn migrate(url: &str) -> Result<Migrated, StoreError> {
-    let conn = Conn::open(url)?;
-    conn.run(async |pool| {
-        let missing = match schema_of(pool).await? {
-            Schema::Current => Vec::new(),
-            Schema::Behind { missing } => missing,
-            other => {
-                other.require_current()?;
-                Vec::new()
-            }
-        };
-        MIGRATOR.run(pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => StoreError::Postgres(e),
-            other => StoreError::Postgres(sqlx::Error::Migrate(Box::new(other))),
-        })?;
-        Ok(Migrated {
-            applied: missing,
-            versions: MIGRATOR.iter().map(|m| m.version).collect(),
-        })
-    })
+    Conn::open(url, &SETTINGS)?.run(async |pool| Ok(bizcred_pg::migrate(pool, &MIGRATOR).await?))
 }
 
 /// Where the schema of the database at `url` stands (for `migrate --check` and tests).
 pub fn schema(url: &str) -> Result<Schema, StoreError> {
-    Conn::open(url)?.run(async |pool| schema_of(pool).await)
+    Conn::open(url, &SETTINGS)?.run(async |pool| schema_of(pool).await)
 }
 
 /// The registry's storage on PostgreSQL (see the module documentation).
@@ -325,7 +179,7 @@ impl PgStore {
     /// Connects to the database at `url` and checks that its schema is this binary's
     /// (refusing a database not migrated, or migrated by a newer binary).
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let conn = Conn::open(url)?;
+        let conn = Conn::open(url, &SETTINGS)?;
         conn.run(async |pool| schema_of(pool).await)?
             .require_current()?;
         Ok(PgStore { conn })
