@@ -4,6 +4,7 @@
 //! schema stands against a service's embedded migrations ([`Schema`]); [`migrate`]; and
 //! [`redact_url`] for messages. Feature `testing`: [`testing`], a fresh database per test.
 
+use std::marker::PhantomData;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -141,21 +142,23 @@ pub fn connect_options(url: &str, settings: &Settings) -> Result<PgConnectOption
 /// A small runtime of the store's own (one worker thread, like a synchronous PostgreSQL
 /// client), and the pool it drives. Each [`Conn::run`] blocks its caller until the database
 /// answers: call it where blocking is allowed (tokio's blocking pool, `block_in_place`).
-pub struct Conn {
+/// `E` is the service's storage error, what the calls it runs answer.
+pub struct Conn<E> {
     rt: Option<tokio::runtime::Runtime>,
     pool: Option<PgPool>,
+    error: PhantomData<fn() -> E>,
 }
 
-impl std::fmt::Debug for Conn {
+impl<E> std::fmt::Debug for Conn<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the URL: it may hold a password.
         f.debug_struct("Conn").finish_non_exhaustive()
     }
 }
 
-impl Conn {
+impl<E: From<Error>> Conn<E> {
     /// Starts the runtime and connects to the database at `url`.
-    pub fn open(url: &str, settings: &Settings) -> Result<Conn, Error> {
+    pub fn open(url: &str, settings: &Settings) -> Result<Conn<E>, Error> {
         let options = connect_options(url, settings)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -172,14 +175,12 @@ impl Conn {
         Ok(Conn {
             rt: Some(rt),
             pool: Some(pool),
+            error: PhantomData,
         })
     }
 
     /// Runs `f` with the pool on the runtime, blocking until it is done.
-    pub fn run<T, E: From<Error>>(
-        &self,
-        f: impl AsyncFnOnce(&PgPool) -> Result<T, E>,
-    ) -> Result<T, E> {
+    pub fn run<T>(&self, f: impl AsyncFnOnce(&PgPool) -> Result<T, E>) -> Result<T, E> {
         match (&self.rt, &self.pool) {
             (Some(rt), Some(pool)) => rt.block_on(f(pool)),
             _ => Err(Error::Closed.into()),
@@ -187,7 +188,7 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
+impl<E> Drop for Conn<E> {
     fn drop(&mut self) {
         // Dropped anywhere, also inside an async task: the pool's connections are closed within
         // the runtime they belong to, and the runtime is shut down without blocking.
@@ -320,7 +321,7 @@ mod tests {
             lock_timeout: "1s",
             max_connections: 1,
         };
-        let e = Conn::open("postgres://u:s3cret@h:notaport/d", &settings)
+        let e = Conn::<Error>::open("postgres://u:s3cret@h:notaport/d", &settings)
             .err()
             .map(|e| (e.code(), e.to_string()));
         let (code, text) = e.unwrap_or((ReasonCode::StorageFailed, String::new()));

@@ -47,7 +47,7 @@
 //! `tokio::task::block_in_place`. Called from an async task it would panic (tokio refuses to
 //! block a worker thread).
 
-use bizcred_pg::{Conn, Settings};
+use bizcred_pg::Settings;
 use sqlx::postgres::PgPool;
 use sqlx::Row;
 
@@ -67,6 +67,9 @@ pub const LOCK_TIMEOUT: &str = "10s";
 /// Connections each instance keeps (its registry calls are serialized; reads and the odd
 /// concurrent command need few).
 pub const MAX_CONNECTIONS: u32 = 4;
+
+/// The shared runtime and pool, answering this store's errors.
+type Conn = bizcred_pg::Conn<StoreError>;
 
 /// How the registry connects (its runtime's thread is `bizcred-registry-pg`).
 const SETTINGS: Settings = Settings {
