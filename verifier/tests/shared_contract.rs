@@ -62,7 +62,7 @@ impl Backend {
 
     fn postgres() -> Option<Backend> {
         let server = common::server("the verifier's shared-store contract on PostgreSQL")?;
-        Some(Backend::Postgres(TestDb::migrated(&server)))
+        Some(Backend::Postgres(common::migrated(&server)))
     }
 
     fn handle(&self) -> Arc<dyn SharedStore> {
@@ -464,7 +464,7 @@ fn postgres_takes_over_a_data_directory() {
     let Some(server) = common::server("moving a data directory to PostgreSQL") else {
         return;
     };
-    let db = TestDb::migrated(&server);
+    let db = common::migrated(&server);
     let tmp = tempfile::tempdir().expect("tempdir");
     let (dir, _) =
         VerifierDir::init(tmp.path(), anchor(), None, b"pass", &mut OsRng).expect("init");

@@ -37,18 +37,19 @@
 //! where blocking is allowed (the service runs it on tokio's blocking pool, the binary's
 //! commands in `tokio::task::block_in_place`).
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
+use bizcred_pg::Settings;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::Row;
 
 use super::shared::{Outcome, SharedStore, Waiting};
 use super::{OpenRequest, ReceiptEntry, ReceiptId, StoreError, VerifierDir, MAX_RECEIPT_LEN};
 use crate::request::Pending;
 use crate::verify::Report;
+
+pub use bizcred_pg::{redact_url, Migrated, Schema};
 
 /// The migrations of `verifier/migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -67,196 +68,53 @@ pub const MAX_CONNECTIONS: u32 = 8;
 /// Largest page of the history read at once.
 pub const MAX_PAGE: usize = 1000;
 
+/// The shared runtime and pool, answering this store's errors.
+type Conn = bizcred_pg::Conn<StoreError>;
+
+/// How the verifier connects (its runtime's thread is `bizcred-verifier-pg`).
+const SETTINGS: Settings = Settings {
+    service: "bizcred-verifier",
+    lock_timeout: LOCK_TIMEOUT,
+    max_connections: MAX_CONNECTIONS,
+};
+
 /// The `application_name` an instance's connections carry: `bizcred-verifier <process id>`.
 pub fn application_name() -> String {
-    format!("bizcred-verifier {}", std::process::id())
+    bizcred_pg::application_name(SETTINGS.service)
 }
 
-/// Where the database schema stands against this binary's migrations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schema {
-    /// Every migration is applied, none unknown.
-    Current,
-    /// Migrations of this binary are not applied (none at all on a new database).
-    Behind {
-        /// Their versions.
-        missing: Vec<i64>,
-    },
-    /// The database has migrations this binary does not know.
-    Newer {
-        /// Their versions.
-        unknown: Vec<i64>,
-    },
-    /// A migration differs from this binary's, or failed half-way.
-    Mismatch {
-        /// Its version.
-        version: i64,
-        /// What is wrong.
-        problem: &'static str,
-    },
-}
-
-impl Schema {
-    /// `Ok` when current, else the error that refuses to serve.
-    pub fn require_current(self) -> Result<(), StoreError> {
-        match self {
-            Schema::Current => Ok(()),
-            Schema::Behind { missing } => Err(StoreError::SchemaBehind { missing }),
-            Schema::Newer { unknown } => Err(StoreError::SchemaNewer { unknown }),
-            Schema::Mismatch { version, problem } => {
-                Err(StoreError::SchemaMismatch { version, problem })
+impl From<bizcred_pg::Error> for StoreError {
+    fn from(e: bizcred_pg::Error) -> StoreError {
+        match e {
+            bizcred_pg::Error::DatabaseUrl(why) => StoreError::DatabaseUrl(why),
+            bizcred_pg::Error::Postgres(e) => StoreError::Postgres(e),
+            bizcred_pg::Error::Closed => {
+                StoreError::CorruptRow("the database connection is closed".into())
             }
-        }
-    }
-}
-
-/// What [`migrate`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migrated {
-    /// The versions applied now (empty: the database was current).
-    pub applied: Vec<i64>,
-    /// Every version of this binary.
-    pub versions: Vec<i64>,
-}
-
-/// A small runtime of the store's own, and the pool it drives.
-struct Conn {
-    rt: Option<tokio::runtime::Runtime>,
-    pool: Option<PgPool>,
-}
-
-impl Conn {
-    fn open(url: &str) -> Result<Conn, StoreError> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::DatabaseUrl(e.to_string()))?
-            .application_name(&application_name())
-            .options([("lock_timeout", LOCK_TIMEOUT)]);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("bizcred-verifier-pg")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Postgres(sqlx::Error::Io(e)))?;
-        let pool = rt.block_on(
-            PgPoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options),
-        )?;
-        Ok(Conn {
-            rt: Some(rt),
-            pool: Some(pool),
-        })
-    }
-
-    fn run<T>(
-        &self,
-        f: impl AsyncFnOnce(&PgPool) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        match (&self.rt, &self.pool) {
-            (Some(rt), Some(pool)) => rt.block_on(f(pool)),
-            _ => Err(StoreError::CorruptRow(
-                "the database connection is closed".into(),
-            )),
-        }
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Dropped anywhere, also inside an async task: the pool's connections are closed within
-        // the runtime they belong to, and the runtime is shut down without blocking.
-        if let Some(rt) = self.rt.take() {
-            {
-                let _inside = rt.enter();
-                drop(self.pool.take());
+            bizcred_pg::Error::SchemaBehind { missing } => StoreError::SchemaBehind { missing },
+            bizcred_pg::Error::SchemaNewer { unknown } => StoreError::SchemaNewer { unknown },
+            bizcred_pg::Error::SchemaMismatch { version, problem } => {
+                StoreError::SchemaMismatch { version, problem }
             }
-            rt.shutdown_background();
         }
     }
 }
 
 /// Where `pool`'s schema stands against [`MIGRATOR`].
 async fn schema_of(pool: &PgPool) -> Result<Schema, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
-    let applied: Vec<(i64, Vec<u8>, bool)> = if exists {
-        sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(pool)
-            .await?
-    } else {
-        Vec::new()
-    };
-    let ours: Vec<&sqlx::migrate::Migration> = MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .collect();
-    let unknown: Vec<i64> = applied
-        .iter()
-        .map(|a| a.0)
-        .filter(|v| !ours.iter().any(|m| m.version == *v))
-        .collect();
-    if !unknown.is_empty() {
-        return Ok(Schema::Newer { unknown });
-    }
-    for (version, checksum, success) in &applied {
-        if !success {
-            return Ok(Schema::Mismatch {
-                version: *version,
-                problem: "failed half-way",
-            });
-        }
-        if ours
-            .iter()
-            .any(|m| m.version == *version && *m.checksum != **checksum)
-        {
-            return Ok(Schema::Mismatch {
-                version: *version,
-                problem: "differs from this binary's",
-            });
-        }
-    }
-    let missing: Vec<i64> = ours
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied.iter().any(|a| a.0 == *v))
-        .collect();
-    if missing.is_empty() {
-        Ok(Schema::Current)
-    } else {
-        Ok(Schema::Behind { missing })
-    }
+    Ok(bizcred_pg::schema_of(pool, &MIGRATOR).await?)
 }
 
 /// Applies this binary's missing migrations to the database at `url` (sqlx holds its own
 /// advisory lock meanwhile, so two `migrate` commands at once are safe). A database
 /// migrated by a newer binary, or whose applied migrations differ, is refused untouched.
 pub fn migrate(url: &str) -> Result<Migrated, StoreError> {
-    let conn = Conn::open(url)?;
-    conn.run(async |pool| {
-        let missing = match schema_of(pool).await? {
-            Schema::Current => Vec::new(),
-            Schema::Behind { missing } => missing,
-            other => {
-                other.require_current()?;
-                Vec::new()
-            }
-        };
-        MIGRATOR.run(pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => StoreError::Postgres(e),
-            other => StoreError::Postgres(sqlx::Error::Migrate(Box::new(other))),
-        })?;
-        Ok(Migrated {
-            applied: missing,
-            versions: MIGRATOR.iter().map(|m| m.version).collect(),
-        })
-    })
+    Conn::open(url, &SETTINGS)?.run(async |pool| Ok(bizcred_pg::migrate(pool, &MIGRATOR).await?))
 }
 
 /// Where the schema of the database at `url` stands.
 pub fn schema(url: &str) -> Result<Schema, StoreError> {
-    Conn::open(url)?.run(async |pool| schema_of(pool).await)
+    Conn::open(url, &SETTINGS)?.run(async |pool| schema_of(pool).await)
 }
 
 /// What the instances share, on PostgreSQL (see the module documentation).
@@ -347,7 +205,7 @@ impl PgShared {
     /// Connects to the database at `url` and checks that its schema is this binary's
     /// (refusing a database not migrated, or migrated by a newer binary).
     pub fn connect(url: &str) -> Result<PgShared, StoreError> {
-        let conn = Conn::open(url)?;
+        let conn = Conn::open(url, &SETTINGS)?;
         conn.run(async |pool| schema_of(pool).await)?
             .require_current()?;
         Ok(PgShared { conn })
@@ -707,28 +565,9 @@ impl SharedStore for PgShared {
     }
 
     fn ready(&self) -> Result<(), StoreError> {
-        self.conn
+        Ok(self
+            .conn
             .run(async |pool| schema_of(pool).await)?
-            .require_current()
+            .require_current()?)
     }
-}
-
-/// A database URL without its password and parameters (which may hold one), for messages.
-pub fn redact_url(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or("");
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<a database URL>".to_owned();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let host = match authority.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split(':').next().unwrap_or("");
-            format!("{user}@{host}")
-        }
-        None => authority.to_owned(),
-    };
-    format!("{scheme}://{host}{path}")
 }
