@@ -1310,7 +1310,7 @@ pub fn desk_demo(out: &mut dyn FnMut(&str)) -> Result<DeskDemo> {
             ("approver", "approver"),
             ("admin", "administrator"),
         ] {
-            world.add_staff(&a.spec.key, name, role, &password)?;
+            world.add_staff(a.spec.key, name, role, &password)?;
         }
     }
     let bank = Bank::start(
