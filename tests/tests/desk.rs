@@ -342,6 +342,13 @@ async fn journey() -> Result<()> {
             admin.goto(&format!("{bank_url}{path}")).await?;
             check(&admin, &format!("bank{}", path.replace('/', "-"))).await?;
         }
+        for (url, name) in [
+            (&accepted_at, "bank-verdict-accept"),
+            (&rejected_at, "bank-verdict-reject"),
+        ] {
+            admin.goto(url).await?;
+            check(&admin, name).await?;
+        }
         admin.close().await?;
     }
     drop(bank);
