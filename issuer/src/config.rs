@@ -179,6 +179,37 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// `--database URL` (or `BIZCRED_ISSUER_DATABASE_URL`): the PostgreSQL database of the
+/// issuer's records, over `storage.database`.
+#[derive(Clone, Default, clap::Args)]
+pub struct DatabaseArg {
+    /// The PostgreSQL database holding the issuer's records (over `[storage] database`).
+    #[arg(
+        long = "database",
+        env = "BIZCRED_ISSUER_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArg")
+            .field("database", &self.database.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl DatabaseArg {
+    /// Sets `cfg.database` when a URL was given.
+    pub fn apply(&self, cfg: &mut Config) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database {
+            cfg.database = Some(DatabaseUrl::parse(url, "--database")?);
+        }
+        Ok(())
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

@@ -56,6 +56,12 @@ pub enum StoreError {
     /// The PostgreSQL database failed or could not be reached.
     #[error("issuer storage (PostgreSQL): {0}")]
     Postgres(Arc<sqlx::Error>),
+    /// A command needs a PostgreSQL database and none is configured.
+    #[error(
+        "no PostgreSQL database is configured: set [storage] database in agency.toml, or pass \
+         --database"
+    )]
+    NoDatabase,
     /// A database URL that is not a PostgreSQL URL (the URL itself is not repeated: it may
     /// hold a password).
     #[error("the database URL is not a PostgreSQL URL: {0}")]
@@ -163,7 +169,7 @@ impl StoreError {
     pub fn code(&self) -> ReasonCode {
         match self {
             StoreError::Sled(_) | StoreError::Postgres(_) => ReasonCode::StorageFailed,
-            StoreError::DatabaseUrl(_) => ReasonCode::ConfigInvalid,
+            StoreError::DatabaseUrl(_) | StoreError::NoDatabase => ReasonCode::ConfigInvalid,
             StoreError::SchemaBehind { .. } => ReasonCode::DatabaseNotMigrated,
             StoreError::SchemaNewer { .. } => ReasonCode::DatabaseSchemaNewer,
             StoreError::SchemaMismatch { .. } => ReasonCode::DatabaseSchemaMismatch,

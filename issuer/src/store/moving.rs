@@ -14,14 +14,16 @@
 //! exactly this store's records (an earlier move whose marking did not happen): then nothing is
 //! written and the move is reported as `already` done.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use serde_json::{json, Value};
 
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
-use super::pg::{PgStore, Tx, MOVE_LOCK};
+use super::pg::{self, Migrated, PgStore, Tx, MOVE_LOCK};
 use super::sled::{SledStore, AUDIT_HEAD, AUDIT_SEQ, STATUS_BITS_KEPT, STATUS_OPEN_LIST};
 use super::{
     be8, de, ser, AccessToken, Application, AuditVerifier, CredentialRecord, ListInfo, Offer,
@@ -773,5 +775,116 @@ pub fn move_open_store(
         counts: sled_done.iter().map(|(n, (c, _))| (*n, *c)).collect(),
         audit_entries: entries,
         audit_head: head,
+    })
+}
+
+/// What `bizcred-issuer migrate` did ([`migrate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The database, without its password.
+    pub database: String,
+    /// The migrations applied.
+    pub migrated: Migrated,
+    /// The sled store moved (its directory), with what was moved.
+    pub moved: Option<(PathBuf, Moved)>,
+}
+
+impl Migration {
+    /// What was done, for a person.
+    pub fn sentence(&self) -> String {
+        let m = &self.migrated;
+        let mut out = if m.applied.is_empty() {
+            format!("{} is current (migrations {:?})", self.database, m.versions)
+        } else {
+            format!("{}: applied migrations {:?}", self.database, m.applied)
+        };
+        if let Some((from, moved)) = &self.moved {
+            let counts: Vec<String> = moved
+                .counts
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            out.push_str(&format!(
+                "\n{} {} to {}: {}; verified: every record read back the same, the audit chain \
+                 ({} entries) intact and ending at {}; the sled store is marked moved\nserve it \
+                 with: bizcred-issuer serve --config <agency.toml> (with [storage] database set, \
+                 or --database)",
+                if moved.already {
+                    "already moved:"
+                } else {
+                    "moved"
+                },
+                from.display(),
+                self.database,
+                counts.join(", "),
+                moved.audit_entries,
+                moved.audit_head,
+            ));
+        }
+        out
+    }
+
+    /// What was done, as JSON.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "database": self.database,
+            "applied": self.migrated.applied,
+            "versions": self.migrated.versions,
+        });
+        if let Some((from, moved)) = &self.moved {
+            let counts: serde_json::Map<String, Value> = moved
+                .counts
+                .iter()
+                .map(|(k, n)| ((*k).to_owned(), json!(n)))
+                .collect();
+            v["moved"] = json!({
+                "from": from,
+                "already": moved.already,
+                "counts": counts,
+                "audit_entries": moved.audit_entries,
+                "audit_head": moved.audit_head,
+                "verified": true,
+            });
+        }
+        v
+    }
+}
+
+/// `bizcred-issuer migrate`: applies this binary's migrations to the database `cfg` names
+/// (see [`pg::migrate`]) and, with `from` (the issuer's storage directory or its `db/`),
+/// moves that sled store into it ([`move_to_postgres`]).
+pub fn migrate(
+    cfg: &crate::Config,
+    from: Option<&Path>,
+    now: i64,
+) -> Result<Migration, StoreError> {
+    let url = cfg.database.as_ref().ok_or(StoreError::NoDatabase)?;
+    let database = format!("PostgreSQL {}", url.redacted());
+    let migrated = pg::migrate(url.expose())?;
+    let moved = match from {
+        None => None,
+        Some(dir) => {
+            // The storage directory holds the sled store in db/.
+            let sled_path = if dir.join("db").is_dir() {
+                dir.join("db")
+            } else {
+                dir.to_owned()
+            };
+            let moved = move_to_postgres(
+                &sled_path,
+                url.expose(),
+                &database,
+                cfg.list_size,
+                cfg.cache_mb,
+                now,
+            )?;
+            Some((sled_path, moved))
+        }
+    };
+    Ok(Migration {
+        database,
+        migrated,
+        moved,
     })
 }
