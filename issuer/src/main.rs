@@ -43,6 +43,8 @@ enum Command {
     Init {
         #[arg(long)]
         config: PathBuf,
+        #[command(flatten)]
+        db: bizcred_issuer::config::DatabaseArg,
     },
     /// Serve the issuer (HTTPS with --tls-cert and --tls-key; /healthz, /readyz, /metrics;
     /// SIGTERM or Ctrl-C stops it after the requests in flight).
@@ -51,6 +53,18 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         serve: bizcred_cli::serve::ServeArgs,
+        #[command(flatten)]
+        db: bizcred_issuer::config::DatabaseArg,
+    },
+    /// Apply the PostgreSQL database's migrations ([storage] database, or --database); with
+    /// --from, move a sled store (the storage directory) into it, verified.
+    Migrate {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        db: bizcred_issuer::config::DatabaseArg,
+        #[arg(long)]
+        from: Option<PathBuf>,
     },
     /// Generate an admin token and the hash to put in `admin.token_sha256`.
     Token,
@@ -276,8 +290,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     // The wall clock, with the test offset of `bizcred_cli::clock`.
     let clock = SystemClock::from_env()?;
     match cli.command {
-        Command::Init { config } => {
-            let cfg = load_config(&config)?;
+        Command::Init { config, db } => {
+            let mut cfg = load_config(&config)?;
+            db.apply(&mut cfg)?;
             let pass = passphrase(&cli.pass)?;
             let (did, log) = Issuer::init(&cfg, &pass, clock.now()).map_err(|e| anyhow!(e))?;
             let log_file = cfg.storage.join("did.jsonl");
@@ -333,11 +348,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             action: AuditCmd::Verify { config },
         } => {
             let cfg = load_config(&config)?;
-            let store = bizcred_issuer::store::Store::open_with_cache(
-                &bizcred_issuer::keyfiles::store_path(&cfg),
-                cfg.cache_mb,
-            )
-            .context("opening the store (stop the service first)")?;
+            let store = bizcred_issuer::store::Store::open_config(&cfg)
+                .context("opening the store (stop a service on sled first)")?;
             match bizcred_issuer::store::verify_audit(&store.audit_entries()?) {
                 Ok(n) => {
                     out.say(
@@ -360,8 +372,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let accounts = bizcred_web::Accounts::new(&cfg.storage, bizcred_issuer::desk::ROLES);
             bizcred_cli::staff::run(&accounts, &action, clock.now(), &out)
         }
-        Command::Serve { config, serve } => {
-            let cfg = load_config(&config)?;
+        Command::Migrate { config, db, from } => {
+            let mut cfg = load_config(&config)?;
+            db.apply(&mut cfg)?;
+            let done = bizcred_issuer::store::moving::migrate(&cfg, from.as_deref(), clock.now())?;
+            out.say(&done.sentence(), &done.to_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { config, serve, db } => {
+            let mut cfg = load_config(&config)?;
+            db.apply(&mut cfg)?;
             let listen = cfg.listen;
             let desk_settings = cfg.desk;
             let storage = cfg.storage.clone();
