@@ -154,22 +154,7 @@ impl DatabaseUrl {
 
     /// The URL without its password and parameters, for messages and logs.
     pub fn redacted(&self) -> String {
-        let url = self.0.split(['?', '#']).next().unwrap_or("");
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return "<a database URL>".to_owned();
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let host = match authority.rsplit_once('@') {
-            Some((user, host)) => {
-                let user = user.split(':').next().unwrap_or("");
-                format!("{user}@{host}")
-            }
-            None => authority.to_owned(),
-        };
-        format!("{scheme}://{host}{path}")
+        bizcred_pg::redact_url(&self.0)
     }
 }
 

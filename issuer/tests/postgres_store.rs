@@ -263,7 +263,7 @@ fn a_sled_deployment_moves_to_postgresql_whole_and_goes_on_there() {
     assert_eq!(before["signed"].as_object().map(|o| o.len()), Some(2));
 
     // The move.
-    let db = TestDb::migrated(&server);
+    let db = common::migrated(&server);
     let moved =
         move_open_store(&sled, &sled_path, &db.url, "the test database", 16, t0).expect("moved");
     assert!(!moved.already);
@@ -327,7 +327,7 @@ fn a_sled_deployment_moves_to_postgresql_whole_and_goes_on_there() {
     assert_eq!(again.counts, moved.counts);
 
     // A database holding anything else is refused untouched; one not migrated too.
-    let other = TestDb::migrated(&server);
+    let other = common::migrated(&server);
     let o = Store::connect(&other.url, 2).expect("other");
     o.meta_put("did", b"did:webvh:someone-else").expect("meta");
     let e = move_open_store(&sled, &sled_path, &other.url, "another", 16, t0).expect_err("full");
@@ -423,7 +423,7 @@ fn calls_from_async_tasks_are_answered_without_stalling_the_runtime() {
     let Some(server) = common::server("the store on async runtimes") else {
         return;
     };
-    let db = TestDb::migrated(&server);
+    let db = common::migrated(&server);
     let store = Store::connect(&db.url, 8).expect("connect");
     store.prepare_status_lists(64).expect("lists");
 

@@ -55,7 +55,7 @@ impl Place {
         let server = common::server(what)?;
         Some(Place::Pg {
             dir: tempfile::tempdir().expect("tmp"),
-            db: TestDb::migrated(&server),
+            db: common::migrated(&server),
         })
     }
 

@@ -66,12 +66,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use super::{
@@ -108,54 +107,27 @@ pub const BATCH_ATTEMPTS: usize = 3;
 /// The `application_name` an instance's connections carry (`pg_stat_activity` shows which
 /// process holds a lock): `bizcred-issuer <process id>`.
 pub fn application_name() -> String {
-    format!("bizcred-issuer {}", std::process::id())
+    bizcred_pg::application_name(SERVICE)
 }
 
-/// Where the database schema stands against this binary's migrations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schema {
-    /// Every migration is applied, none unknown.
-    Current,
-    /// Migrations of this binary are not applied (none at all on a new database).
-    Behind {
-        /// Their versions.
-        missing: Vec<i64>,
-    },
-    /// The database has migrations this binary does not know.
-    Newer {
-        /// Their versions.
-        unknown: Vec<i64>,
-    },
-    /// A migration differs from this binary's, or failed half-way.
-    Mismatch {
-        /// Its version.
-        version: i64,
-        /// What is wrong.
-        problem: &'static str,
-    },
-}
+/// The service's name in its connections' `application_name` and its runtime's threads.
+const SERVICE: &str = "bizcred-issuer";
 
-impl Schema {
-    /// `Ok` when current, else the error that refuses to serve.
-    pub fn require_current(self) -> Result<(), StoreError> {
-        match self {
-            Schema::Current => Ok(()),
-            Schema::Behind { missing } => Err(StoreError::SchemaBehind { missing }),
-            Schema::Newer { unknown } => Err(StoreError::SchemaNewer { unknown }),
-            Schema::Mismatch { version, problem } => {
-                Err(StoreError::SchemaMismatch { version, problem })
+pub use bizcred_pg::{Migrated, Schema};
+
+impl From<bizcred_pg::Error> for StoreError {
+    fn from(e: bizcred_pg::Error) -> StoreError {
+        match e {
+            bizcred_pg::Error::DatabaseUrl(why) => StoreError::DatabaseUrl(why),
+            bizcred_pg::Error::Postgres(e) => StoreError::from(e),
+            bizcred_pg::Error::Closed => closed(),
+            bizcred_pg::Error::SchemaBehind { missing } => StoreError::SchemaBehind { missing },
+            bizcred_pg::Error::SchemaNewer { unknown } => StoreError::SchemaNewer { unknown },
+            bizcred_pg::Error::SchemaMismatch { version, problem } => {
+                StoreError::SchemaMismatch { version, problem }
             }
         }
     }
-}
-
-/// What [`migrate`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migrated {
-    /// The versions applied now (empty: the database was current).
-    pub applied: Vec<i64>,
-    /// Every version of this binary.
-    pub versions: Vec<i64>,
 }
 
 /// Waits for `rx` without stalling an async worker: inside a multi-threaded runtime the wait
@@ -184,10 +156,12 @@ impl Bridge {
                 "it does not start with postgres:// or postgresql://".into(),
             ));
         }
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::DatabaseUrl(e.to_string()))?
-            .application_name(&application_name())
-            .options([("lock_timeout", LOCK_TIMEOUT)]);
+        let settings = bizcred_pg::Settings {
+            service: SERVICE,
+            lock_timeout: LOCK_TIMEOUT,
+            max_connections: max_connections.max(1),
+        };
+        let options = bizcred_pg::connect_options(url, &settings)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(IO_THREADS)
             .thread_name("bizcred-issuer-pg")
@@ -200,7 +174,7 @@ impl Bridge {
         };
         let pool = bridge.spawn(async move {
             Ok(PgPoolOptions::new()
-                .max_connections(max_connections.max(1))
+                .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?)
@@ -257,55 +231,7 @@ impl Drop for Bridge {
 
 /// Where `pool`'s schema stands against [`MIGRATOR`].
 async fn schema_of(pool: &PgPool) -> Result<Schema, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
-    let applied: Vec<(i64, Vec<u8>, bool)> = if exists {
-        sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(pool)
-            .await?
-    } else {
-        Vec::new()
-    };
-    let ours: Vec<&sqlx::migrate::Migration> = MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .collect();
-    let unknown: Vec<i64> = applied
-        .iter()
-        .map(|a| a.0)
-        .filter(|v| !ours.iter().any(|m| m.version == *v))
-        .collect();
-    if !unknown.is_empty() {
-        return Ok(Schema::Newer { unknown });
-    }
-    for (version, checksum, success) in &applied {
-        if !success {
-            return Ok(Schema::Mismatch {
-                version: *version,
-                problem: "failed half-way",
-            });
-        }
-        if ours
-            .iter()
-            .any(|m| m.version == *version && *m.checksum != **checksum)
-        {
-            return Ok(Schema::Mismatch {
-                version: *version,
-                problem: "differs from this binary's",
-            });
-        }
-    }
-    let missing: Vec<i64> = ours
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied.iter().any(|a| a.0 == *v))
-        .collect();
-    if missing.is_empty() {
-        Ok(Schema::Current)
-    } else {
-        Ok(Schema::Behind { missing })
-    }
+    Ok(bizcred_pg::schema_of(pool, &MIGRATOR).await?)
 }
 
 /// Applies this binary's missing migrations to the database at `url` (sqlx holds its own
@@ -313,24 +239,7 @@ async fn schema_of(pool: &PgPool) -> Result<Schema, StoreError> {
 /// migrated by a newer binary, or whose applied migrations differ, is refused untouched.
 pub fn migrate(url: &str) -> Result<Migrated, StoreError> {
     let bridge = Bridge::open(url, 2)?;
-    bridge.run(|pool| async move {
-        let missing = match schema_of(&pool).await? {
-            Schema::Current => Vec::new(),
-            Schema::Behind { missing } => missing,
-            other => {
-                other.require_current()?;
-                Vec::new()
-            }
-        };
-        MIGRATOR.run(&pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
-            other => StoreError::from(sqlx::Error::Migrate(Box::new(other))),
-        })?;
-        Ok(Migrated {
-            applied: missing,
-            versions: MIGRATOR.iter().map(|m| m.version).collect(),
-        })
-    })
+    bridge.run(|pool| async move { Ok(bizcred_pg::migrate(&pool, &MIGRATOR).await?) })
 }
 
 /// Where the schema of the database at `url` stands.
