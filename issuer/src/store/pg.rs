@@ -64,7 +64,7 @@
 //! thread (there is no other to hand its tasks to); the query still runs, on the store's
 //! runtime, so it cannot deadlock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -1579,12 +1579,16 @@ impl PgStore {
     }
 }
 
-/// [`PgStore::commit_issuances`], once.
+/// [`PgStore::commit_issuances`], once: a fixed number of statements whatever the batch's
+/// size (each works on every issuance of the batch at once), so a batch costs about as many
+/// round trips as one issuance.
 async fn commit_batch(
     pool: &PgPool,
     batch: &[PendingIssuance],
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     let mut tx = pool.begin().await?;
+    // None: not refused so far.
+    let mut outcomes: Vec<Option<Result<(), StoreError>>> = vec![None; batch.len()];
     let mut wanted: Vec<i64> = batch.iter().map(|p| i64::from(p.rec.status_list)).collect();
     wanted.sort_unstable();
     wanted.dedup();
@@ -1595,98 +1599,160 @@ async fn commit_batch(
             .await?
             .into_iter()
             .collect();
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut allocated: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut events = Vec::new();
-    for p in batch {
+    // The applications, locked in id order (two batches lock them in one order).
+    let mut app_ids: Vec<String> = batch.iter().map(|p| p.rec.application_id.clone()).collect();
+    app_ids.sort_unstable();
+    app_ids.dedup();
+    let mut apps: HashMap<String, Result<Application, StoreError>> =
+        sqlx::query_as::<_, (String, Vec<u8>)>(
+            "SELECT id, body FROM applications WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&app_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(id, body)| (id, de::<Application>(&body)))
+        .collect();
+    // Every check before any write that stays, so a refused issuance writes nothing.
+    let mut rows = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
         let rec = &p.rec;
         let list = i64::from(rec.status_list);
         let idx = db_int(rec.status_idx)?;
-        // Every check before any write that stays, so a refused issuance writes nothing.
         if sizes.get(&list).is_none_or(|size| idx >= *size) {
-            outcomes.push(Err(StoreError::NotFound {
+            *outcome = Some(Err(StoreError::NotFound {
                 what: "status list index",
                 id: format!("{}/{}", rec.status_list, rec.status_idx),
             }));
             continue;
         }
-        let app: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT body FROM applications WHERE id = $1 FOR UPDATE")
-                .bind(&rec.application_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let app = match app.map(|b| de::<Application>(&b)).transpose() {
-            Ok(app) => app,
-            Err(e) => {
-                outcomes.push(Err(e));
-                continue;
-            }
-        };
-        let body = match ser(rec) {
-            Ok(b) => b,
-            Err(e) => {
-                outcomes.push(Err(e));
-                continue;
-            }
-        };
-        // The allocation: the unique (list, index) refuses an index taken by anyone.
-        let inserted = sqlx::query(
-            "INSERT INTO credentials (id, application_id, status_list, status_idx, status, body) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (status_list, status_idx) DO NOTHING",
-        )
-        .bind(&rec.id)
-        .bind(&rec.application_id)
-        .bind(list)
-        .bind(idx)
-        .bind(rec.status.as_str())
-        .bind(body)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            outcomes.push(Err(StoreError::IndexTaken(rec.status_idx)));
+        if let Some(Err(e)) = apps.get(&rec.application_id) {
+            *outcome = Some(Err(e.clone()));
             continue;
         }
-        // The token's one use.
-        let used = sqlx::query(
-            "UPDATE access_tokens SET used = TRUE, credential_id = $2 WHERE hash = $1 AND NOT used",
-        )
-        .bind(&p.token_hash)
-        .bind(&rec.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if used == 0 {
-            sqlx::query("DELETE FROM credentials WHERE id = $1")
-                .bind(&rec.id)
-                .execute(&mut *tx)
-                .await?;
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM access_tokens WHERE hash = $1)")
-                    .bind(&p.token_hash)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            outcomes.push(Err(if exists {
-                StoreError::TokenUsed
-            } else {
-                StoreError::NotFound {
-                    what: "access token",
-                    id: String::new(),
-                }
-            }));
+        match ser(rec) {
+            Ok(body) => {
+                rows.0.push(rec.id.clone());
+                rows.1.push(rec.application_id.clone());
+                rows.2.push(list);
+                rows.3.push(idx);
+                rows.4.push(rec.status.as_str().to_owned());
+                rows.5.push(body);
+            }
+            Err(e) => *outcome = Some(Err(e)),
+        }
+    }
+    // The allocation: the unique (list, index) refuses an index taken by anyone (another
+    // instance, or an earlier issuance of this batch).
+    let inserted: HashSet<String> = sqlx::query_scalar(
+        "INSERT INTO credentials (id, application_id, status_list, status_idx, status, body) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], \
+         $6::bytea[]) ON CONFLICT (status_list, status_idx) DO NOTHING RETURNING id",
+    )
+    .bind(rows.0)
+    .bind(rows.1)
+    .bind(rows.2)
+    .bind(rows.3)
+    .bind(rows.4)
+    .bind(rows.5)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let (mut hashes, mut creds) = (Vec::new(), Vec::new());
+    for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        if outcome.is_some() {
             continue;
         }
-        if let Some(mut app) = app {
+        if inserted.contains(&p.rec.id) {
+            hashes.push(p.token_hash.clone());
+            creds.push(p.rec.id.clone());
+        } else {
+            *outcome = Some(Err(StoreError::IndexTaken(p.rec.status_idx)));
+        }
+    }
+    // The tokens' one use (of two issuances of the batch with one token, one gets it).
+    let took: HashSet<String> = sqlx::query_scalar(
+        "UPDATE access_tokens t SET used = TRUE, credential_id = u.cred \
+         FROM UNNEST($1::text[], $2::text[]) AS u(hash, cred) \
+         WHERE t.hash = u.hash AND NOT t.used RETURNING u.cred",
+    )
+    .bind(&hashes)
+    .bind(&creds)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let refused: Vec<String> = creds
+        .iter()
+        .filter(|c| !took.contains(*c))
+        .cloned()
+        .collect();
+    if !refused.is_empty() {
+        // Their records go: a refused issuance writes nothing.
+        sqlx::query("DELETE FROM credentials WHERE id = ANY($1)")
+            .bind(&refused)
+            .execute(&mut *tx)
+            .await?;
+        let known: HashSet<String> =
+            sqlx::query_scalar("SELECT hash FROM access_tokens WHERE hash = ANY($1)")
+                .bind(&hashes)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+            if outcome.is_none() && refused.contains(&p.rec.id) {
+                *outcome = Some(Err(if known.contains(&p.token_hash) {
+                    StoreError::TokenUsed
+                } else {
+                    StoreError::NotFound {
+                        what: "access token",
+                        id: String::new(),
+                    }
+                }));
+            }
+        }
+    }
+    // What is issued: the applications marked issued, the lists' allocation counts, the
+    // audit entries.
+    let mut allocated: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut issued_apps: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut events = Vec::new();
+    for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        if outcome.is_some() {
+            continue;
+        }
+        let rec = &p.rec;
+        if let Some(Ok(app)) = apps.get_mut(&rec.application_id) {
             app.status = AppStatus::Issued;
-            upsert_application(&mut tx, &app).await?;
+            issued_apps.insert(app.id.clone(), ser(app)?);
         }
-        *allocated.entry(list).or_default() += 1;
+        *allocated.entry(i64::from(rec.status_list)).or_default() += 1;
         events.push((
             p.now,
             "credential_issued".to_owned(),
             json!({"credential_id": rec.id, "vct": rec.vct, "status_list": rec.status_list, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}),
         ));
-        outcomes.push(Ok(()));
+        *outcome = Some(Ok(()));
+    }
+    if !issued_apps.is_empty() {
+        let (ids, bodies): (Vec<String>, Vec<Vec<u8>>) = issued_apps.into_iter().unzip();
+        sqlx::query(
+            "UPDATE applications a SET status = 'issued', body = u.body, version = a.version + 1 \
+             FROM UNNEST($1::text[], $2::bytea[]) AS u(id, body) WHERE a.id = u.id",
+        )
+        .bind(ids)
+        .bind(bodies)
+        .execute(&mut *tx)
+        .await?;
     }
     // The lists' rows, then the audit lock: the last locks taken, held only to the commit.
     for (list, n) in allocated {
@@ -1698,5 +1764,8 @@ async fn commit_batch(
     }
     append_audit(&mut tx, events).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Err(StoreError::Unfinished)))
+        .collect())
 }
