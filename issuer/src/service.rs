@@ -227,15 +227,21 @@ pub fn app(issuer: Shared) -> Router {
 }
 
 /// The issuer's readiness checks (`/readyz`): `storage` (the store answers a read of the
-/// issuer's DID) and `keys` (the signing key is loaded and the DID log the issuer serves
-/// names it).
+/// issuer's DID; on PostgreSQL, its migrations are still this binary's) and `keys` (the
+/// signing key is loaded and the DID log the issuer serves names it).
 pub fn health(issuer: &Shared) -> Health {
     let (s, k) = (issuer.clone(), issuer.clone());
     Health::new()
-        .check("storage", move || match s.store.meta_get("did") {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err("the store holds no DID".to_owned()),
-            Err(e) => Err(e.to_string()),
+        .check("storage", move || {
+            match s
+                .store
+                .schema_current()
+                .and_then(|()| s.store.meta_get("did"))
+            {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err("the store holds no DID".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
         })
         .check("keys", move || match k.key_info() {
             Ok(info) if info.did_version.is_some() => Ok(()),

@@ -739,6 +739,16 @@ impl Store {
         matches!(self.backend, Backend::Pg(_))
     }
 
+    /// Whether the store may be served by this binary now: on PostgreSQL, the database's
+    /// migrations are still this binary's (a newer binary may have migrated it since this
+    /// one started; [`StoreError::SchemaNewer`]); sled has nothing to check.
+    pub fn schema_current(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(()),
+            Backend::Pg(p) => p.schema_current(),
+        }
+    }
+
     /// The backend's name (`sled`, `postgresql`), for logs and health reports.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {

@@ -229,6 +229,26 @@ fn migrate_moves_a_sled_deployment_and_its_old_store_is_not_served_again() {
         .text()
         .expect("text");
     assert!(log.contains(&did), "{log}");
+    // Ready while the database's migrations are this binary's; not once a newer one migrated
+    // it.
+    let ready = || {
+        let r = client()
+            .get(format!("{}/readyz", pg.url))
+            .send()
+            .expect("readyz");
+        (r.status().as_u16(), r.text().expect("body"))
+    };
+    assert_eq!(ready().0, 200);
+    db.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from the future', TRUE, '\\x00', 0)",
+    );
+    let (s, body) = ready();
+    assert_eq!(s, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["failing"], json!(["storage"]), "{body}");
+    db.execute("DELETE FROM _sqlx_migrations WHERE version = 99990101000000");
+    assert_eq!(ready().0, 200);
     drop(pg);
     let audit = ok(&["audit", "verify", "--config", &pg_cfg.to_string_lossy()]);
     assert_eq!(audit["valid"], true, "{audit}");

@@ -576,6 +576,13 @@ impl PgStore {
         })
     }
 
+    /// Whether the database's migrations are this binary's (one query).
+    pub fn schema_current(&self) -> Result<(), StoreError> {
+        Ok(self
+            .run(|pool| async move { schema_of(&pool).await })?
+            .require_current()?)
+    }
+
     /// Runs `f` with the pool on the store's runtime (see the module documentation).
     pub(super) fn run<T: Send + 'static, F>(
         &self,
