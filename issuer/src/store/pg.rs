@@ -62,7 +62,15 @@
 //! worker's other tasks to another thread meanwhile, so a slow query or a lock wait does not
 //! stall the requests queued behind it. On a current-thread runtime the wait blocks that one
 //! thread (there is no other to hand its tasks to); the query still runs, on the store's
-//! runtime, so it cannot deadlock.
+//! runtime, so it cannot deadlock. (One case tokio itself refuses: a task of a `LocalSet`
+//! driven by a multi-threaded runtime's `block_on` may not block in place; nothing in bizcred
+//! runs a `LocalSet`, and such a caller would use `spawn_blocking`.)
+//!
+//! Measured on this 2-core machine (`tests/postgres_store.rs` prints it): eight async tasks on
+//! two workers each waiting 400 ms for the audit lock kept a 1 ms ticker on the same runtime
+//! within a few milliseconds of its beat (the same wait as a plain blocking call stalled it
+//! 1.6 s); a small read costs about 250-400 µs from any thread, against about 120-350 µs with
+//! sqlx driven on the caller's own runtime (the hand-off to the store's runtime and back).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
