@@ -1252,6 +1252,45 @@ pub fn restaurant_journey(out: &mut dyn FnMut(&str, Value)) -> Result<()> {
     Ok(())
 }
 
+/// The business obtains its certificate of incorporation, business number and municipal
+/// licence, then applies for its liquor licence at the AGCO and presents the prerequisites:
+/// the application waits for the AGCO's staff.
+pub fn awaiting_liquor_licence(world: &World, wallet: &Wallet, biz: &Business) -> Result<()> {
+    obtain(
+        world,
+        wallet,
+        "obr",
+        CredentialType::CertificateOfIncorporation,
+        Some(&biz.incorporation()),
+        &json!({}),
+    )?;
+    obtain(
+        world,
+        wallet,
+        "cra",
+        CredentialType::BusinessNumber,
+        None,
+        &biz.business_number_claims(),
+    )?;
+    obtain(
+        world,
+        wallet,
+        "city",
+        CredentialType::MunicipalBusinessLicence,
+        None,
+        &biz.municipal_claims(),
+    )?;
+    let app = world.admin("agco", &["apply", "--type", "liquor-sales-licence"])?;
+    let uri = app["presentation_request"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no prerequisite request: {app}"))?;
+    let presented = wallet.ok(&world.bins, &["present", uri, "--yes"])?;
+    if presented["answer"]["verdict"] != "ACCEPT" {
+        bail!("the AGCO refused the prerequisites: {presented}");
+    }
+    Ok(())
+}
+
 /// The parties of [`desk_demo`], kept running while it is alive.
 #[derive(Debug)]
 pub struct DeskDemo {
@@ -1272,35 +1311,7 @@ pub fn desk_demo(out: &mut dyn FnMut(&str)) -> Result<DeskDemo> {
     let world = World::start(&[])?;
     let biz = Business::jennifer();
     let wallet = Wallet::create(&world.bins, world.root.path(), "jennifer-wallet")?;
-    obtain(
-        &world,
-        &wallet,
-        "obr",
-        CredentialType::CertificateOfIncorporation,
-        Some(&biz.incorporation()),
-        &json!({}),
-    )?;
-    obtain(
-        &world,
-        &wallet,
-        "cra",
-        CredentialType::BusinessNumber,
-        None,
-        &biz.business_number_claims(),
-    )?;
-    obtain(
-        &world,
-        &wallet,
-        "city",
-        CredentialType::MunicipalBusinessLicence,
-        None,
-        &biz.municipal_claims(),
-    )?;
-    let app = world.admin("agco", &["apply", "--type", "liquor-sales-licence"])?;
-    let uri = app["presentation_request"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no prerequisite request: {app}"))?;
-    wallet.ok(&world.bins, &["present", uri, "--yes"])?;
+    awaiting_liquor_licence(&world, &wallet, &biz)?;
     let mut b = [0u8; 9];
     rand_core::OsRng.fill_bytes(&mut b);
     let password: String = b.iter().map(|x| format!("{x:02x}")).collect();

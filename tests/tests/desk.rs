@@ -13,8 +13,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use bizcred_browser_test::{Browser, Lang, Page};
-use bizcred_examples::{obtain, Bank, Business, Wallet, World};
-use bizcred_schemas::CredentialType;
+use bizcred_examples::{awaiting_liquor_licence, Bank, Business, Wallet, World};
 use serde_json::{json, Value};
 
 const PW: &str = "a long desk password";
@@ -75,30 +74,6 @@ async fn journey() -> Result<()> {
     let biz = Business::jennifer();
     let wallet = blocking(|| Wallet::create(bins, world.root.path(), "jennifer-wallet"))?;
     blocking(|| {
-        obtain(
-            &world,
-            &wallet,
-            "obr",
-            CredentialType::CertificateOfIncorporation,
-            Some(&biz.incorporation()),
-            &json!({}),
-        )?;
-        obtain(
-            &world,
-            &wallet,
-            "cra",
-            CredentialType::BusinessNumber,
-            None,
-            &biz.business_number_claims(),
-        )?;
-        obtain(
-            &world,
-            &wallet,
-            "city",
-            CredentialType::MunicipalBusinessLicence,
-            None,
-            &biz.municipal_claims(),
-        )?;
         for (name, role) in [
             ("clara", "clerk"),
             ("alain", "approver"),
@@ -106,16 +81,7 @@ async fn journey() -> Result<()> {
         ] {
             world.add_staff("agco", name, role, PW)?;
         }
-        // The founder applies for the liquor licence and presents the prerequisites.
-        let app = world.admin("agco", &["apply", "--type", "liquor-sales-licence"])?;
-        let uri = app["presentation_request"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no prerequisite request: {app}"))?;
-        let presented = wallet.ok(bins, &["present", uri, "--yes"])?;
-        if presented["answer"]["verdict"] != "ACCEPT" {
-            bail!("the AGCO refused the prerequisites: {presented}");
-        }
-        Ok(())
+        awaiting_liquor_licence(&world, &wallet, &biz)
     })?;
     let agco = world.agency("agco").url.clone();
 
