@@ -686,7 +686,19 @@ mod tests {
 
     /// The `meta` tree of the wallet at `dir` (closed), key by key.
     fn meta_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
-        let db = sled::open(dir.join("db")).expect("db");
+        // sled's background flusher holds the closed store's file lock a moment after the
+        // last handle is dropped: wait for it (bounded) rather than fail on the race.
+        let mut tries = 0;
+        let db = loop {
+            match sled::open(dir.join("db")) {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e)) if e.to_string().contains("lock") && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("db: {e:?}"),
+            }
+        };
         let meta = db.open_tree("meta").expect("meta");
         meta.iter()
             .map(|kv| {
