@@ -10,23 +10,18 @@ use std::sync::Arc;
 use rand_core::OsRng;
 use reqwest::header::{HeaderMap, ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use bizcred_core::keys::{Algorithm, SecretKey, Signer};
-use bizcred_core::status_list::StatusList;
 use bizcred_core::time::Clock;
-use bizcred_core::trust::bundle::StatusListCopy;
-use bizcred_schemas::{CredentialType, ReasonCode};
-use bizcred_test_support::{example_claims, present, Agency, Credential, InMemoryRegistry};
+use bizcred_schemas::ReasonCode;
 use bizcred_verifier::service::{app, ServiceConfig, ServiceState};
 use bizcred_verifier::staff::{self, Actor, Role};
 use bizcred_verifier::store::VerifierDir;
-use bizcred_verifier::Policy;
 
-/// 2026-11-22T12:00:00Z.
-const NOW: i64 = 1_795_348_800;
-const ISSUED: i64 = NOW - 30 * 86_400;
-const ORIGIN: &str = "registry.bizcred.test/log";
+mod common;
+
+use common::world::{loan_policy, nonce_of, World, NOW};
+
 const ADMIN_PW: &str = "administrator password";
 const OFFICER_PW: &str = "officer password 1";
 
@@ -38,90 +33,6 @@ impl Clock for TestClock {
     fn now(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
-}
-
-/// The registry, the four agencies and a business's wallet key.
-struct World {
-    reg: InMemoryRegistry,
-    agencies: Vec<(Agency, CredentialType, StatusList)>,
-    holder: SecretKey,
-}
-
-impl World {
-    fn new() -> World {
-        let t = ISSUED - 86_400;
-        let mut reg = InMemoryRegistry::new(ORIGIN, t, NOW);
-        let agencies: Vec<(Agency, CredentialType, StatusList)> = [
-            (
-                "obr.bizcred.test",
-                CredentialType::CertificateOfIncorporation,
-            ),
-            ("cra.bizcred.test", CredentialType::BusinessNumber),
-            (
-                "toronto.bizcred.test",
-                CredentialType::MunicipalBusinessLicence,
-            ),
-            ("agco.bizcred.test", CredentialType::LiquorSalesLicence),
-        ]
-        .into_iter()
-        .map(|(host, ty)| {
-            (
-                Agency::new(host, ISSUED - 86_400),
-                ty,
-                StatusList::new(1024, 2).expect("list"),
-            )
-        })
-        .collect();
-        for (a, ty, _) in &agencies {
-            reg.onboard(a, "Agency", "Agence", &[*ty], t);
-        }
-        World {
-            reg,
-            agencies,
-            holder: SecretKey::generate(Algorithm::EdDSA, &mut OsRng),
-        }
-    }
-
-    fn bundle(&self) -> String {
-        let lists: Vec<StatusListCopy> = self
-            .agencies
-            .iter()
-            .map(|(a, _, l)| a.status_list_copy(l, NOW - 600, NOW + 86_400))
-            .collect();
-        self.reg.bundle(0, NOW - 3600, lists)
-    }
-
-    /// The wallet's `vp_token` for `policy`, bound to `aud` and `nonce`.
-    fn vp_token(&self, policy: &Policy, aud: &str, nonce: &str) -> Value {
-        let hk = self.holder.public_key();
-        let mut vp = Map::new();
-        for (i, req) in policy.credentials.iter().enumerate() {
-            let (a, ty, _) = self
-                .agencies
-                .iter()
-                .find(|(_, ty, _)| *ty == req.credential_type)
-                .expect("an agency issues it");
-            let sd = a.issue(Credential {
-                ty: *ty,
-                claims: example_claims(*ty),
-                holder: &hk,
-                status_idx: 10 + i as u64,
-                iat: ISSUED,
-                exp: None,
-                decoys: 2,
-            });
-            let p = present(&sd, &req.claims, aud, nonce, NOW - 10, &self.holder);
-            vp.insert(req.id.clone(), json!([p]));
-        }
-        Value::Object(vp)
-    }
-}
-
-fn loan_policy() -> Policy {
-    Policy::from_toml(include_str!(
-        "../../examples/config/policies/loan-application.toml"
-    ))
-    .expect("policy")
 }
 
 /// A verifier serving on loopback, with an administrator `ada` and an officer `olu`.
@@ -699,16 +610,6 @@ async fn every_page_answers_in_french() {
             assert!(!p.body.contains('⟦'), "{path}: a missing message");
         }
     }
-}
-
-fn nonce_of(jwt: &str) -> (String, String) {
-    let payload = jwt.split('.').nth(1).expect("payload");
-    let v: Value = serde_json::from_slice(&bizcred_core::base64url_decode(payload).expect("b64"))
-        .expect("json");
-    (
-        v["nonce"].as_str().expect("nonce").to_owned(),
-        v["client_id"].as_str().expect("client_id").to_owned(),
-    )
 }
 
 #[tokio::test]
