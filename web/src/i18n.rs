@@ -249,6 +249,12 @@ impl Tr {
         }
     }
 
+    /// The message for `key` when the catalogue has one: for messages a page may have or not
+    /// (a sentence for a reason code), where a missing key is no mistake and is not logged.
+    pub fn optional(&self, key: &str) -> Option<String> {
+        self.catalog.lookup(self.lang, key).map(str::to_owned)
+    }
+
     /// The message for `key` with `{name}` placeholders replaced.
     pub fn fill(&self, key: &str, args: &[(&str, &str)]) -> String {
         let mut s = self.get(key);

@@ -177,10 +177,7 @@ fn actor(staff: &Staff) -> Result<Actor, DeskError> {
 /// where the catalogue has the code, else the core's English sentence).
 fn refused(t: &Tr, e: Error) -> DeskError {
     let code = e.code();
-    let message = match t_reason(t, code) {
-        Some(m) => m,
-        None => e.to_string(),
-    };
+    let message = t_reason(t, code).unwrap_or_else(|| e.to_string());
     let status = ApiError::from(e).status;
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         return DeskError::Internal(message);
@@ -200,9 +197,7 @@ fn refused(t: &Tr, e: Error) -> DeskError {
 
 /// The catalogue's sentence for a reason code, when it has one.
 fn t_reason(t: &Tr, code: ReasonCode) -> Option<String> {
-    let key = format!("reason.{}", code.as_str().to_ascii_lowercase());
-    let s = t.get(&key);
-    (!s.starts_with('⟦')).then_some(s)
+    t.optional(&format!("reason.{}", code.as_str().to_ascii_lowercase()))
 }
 
 /// A page for a signed-in member: `build` gets the member and a translator for the page's

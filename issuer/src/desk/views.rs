@@ -532,11 +532,8 @@ fn field_message(t: &Tr, e: &FieldError) -> String {
     if t.lang == bizcred_web::Lang::En {
         return e.message.clone();
     }
-    let key = format!("field.{}", e.code.as_str().to_ascii_lowercase());
-    match t.get(&key) {
-        s if s.starts_with('⟦') => e.message.clone(),
-        s => s,
-    }
+    t.optional(&format!("field.{}", e.code.as_str().to_ascii_lowercase()))
+        .unwrap_or_else(|| e.message.clone())
 }
 
 /// The offer made by an approval.
