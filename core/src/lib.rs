@@ -41,6 +41,7 @@
 mod b64;
 pub mod data_integrity;
 pub mod did;
+pub mod dpop;
 mod json_text;
 pub mod jwk;
 pub mod jws;

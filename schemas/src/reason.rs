@@ -263,6 +263,23 @@ reasons! {
         ApplicationNotWithdrawable = "APPLICATION_NOT_WITHDRAWABLE", "issuer", "The application can no longer be withdrawn: an offer was made or it was decided.";
         StatusNotPublished = "STATUS_NOT_PUBLISHED", "issuer", "The status change is recorded, but its status list could not be signed in time; the next re-sign publishes it.";
     }
+    "Sender-constrained tokens (DPoP, RFC 9449) and notifications (core, issuer)" {
+        DpopProofMalformed = "DPOP_PROOF_MALFORMED", "core, issuer", "The DPoP proof is not one JWT of typ dpop+jwt with a public jwk header (of its alg) and the claims jti, htm, htu and iat.";
+        DpopProofBadSignature = "DPOP_PROOF_BAD_SIGNATURE", "core, issuer", "The DPoP proof's signature does not verify with the key in its header.";
+        DpopHtmMismatch = "DPOP_HTM_MISMATCH", "core, issuer", "The DPoP proof is for another HTTP method (htm) than the request's.";
+        DpopHtuMismatch = "DPOP_HTU_MISMATCH", "core, issuer", "The DPoP proof is for another URL (htu) than the request's.";
+        DpopIatOutsideWindow = "DPOP_IAT_OUTSIDE_WINDOW", "core, issuer", "The DPoP proof is too old or dated too far ahead (iat).";
+        DpopAthMismatch = "DPOP_ATH_MISMATCH", "core, issuer", "The DPoP proof's ath is missing or is not the hash of the access token presented with it.";
+        DpopProofMissing = "DPOP_PROOF_MISSING", "issuer", "The access token is presented with the DPoP scheme but the request has no DPoP proof (one DPoP header).";
+        DpopProofReplayed = "DPOP_PROOF_REPLAYED", "issuer", "The DPoP proof (its jti) was already used.";
+        DpopNonceMissing = "DPOP_NONCE_MISSING", "issuer", "The DPoP proof carries no nonce; the issuer requires the one it supplies in the DPoP-Nonce header.";
+        DpopNonceInvalid = "DPOP_NONCE_INVALID", "issuer", "The DPoP proof's nonce is not one the issuer supplied, or was used or has expired; a fresh one is in the DPoP-Nonce header.";
+        DpopKeyMismatch = "DPOP_KEY_MISMATCH", "issuer", "The DPoP proof is signed with another key than the one the access token is bound to.";
+        DpopTokenAsBearer = "DPOP_TOKEN_AS_BEARER", "issuer", "A DPoP-bound access token was presented as a bearer token.";
+        DpopTokenNotBound = "DPOP_TOKEN_NOT_BOUND", "issuer", "An access token bound to no DPoP key was presented with the DPoP scheme.";
+        InvalidNotificationId = "INVALID_NOTIFICATION_ID", "issuer", "The notification_id is not the one of the credential issued with this access token.";
+        InvalidNotificationRequest = "INVALID_NOTIFICATION_REQUEST", "issuer", "The notification request is malformed: notification_id, event (credential_accepted, credential_failure, credential_deleted) or event_description.";
+    }
     "Wallet (wallet)" {
         ResponseTooLarge = "RESPONSE_TOO_LARGE", "wallet", "A service's answer is larger than the bound.";
         BadResponse = "BAD_RESPONSE", "wallet", "A service's answer is not the JSON it should be.";
