@@ -157,6 +157,23 @@ reasons! {
         IssuerDidDeactivated = "ISSUER_DID_DEACTIVATED", "core, verifier", "The issuer's DID is deactivated.";
         KeyCompromised = "KEY_COMPROMISED", "core, verifier", "The signing key was declared compromised before the proof time.";
         KeyCompromisedPredated = "KEY_COMPROMISED_PREDATED", "core, verifier", "The signing key's compromise may predate the proof time (undecided).";
+        RecognitionNotInForce = "RECOGNITION_NOT_IN_FORCE", "core, verifier, registry", "The other registry's authority is not recognized for this credential type at that time (never for this type, revoked, or outside the recognition's validity).";
+        BundleRecognizedInvalid = "BUNDLE_RECOGNIZED_INVALID", "core, verifier, registry", "A recognized registry's bundle does not verify against the anchor its recognition pins (or no recognition names its authority).";
+    }
+    "Trust registry service and TRQP (registry, verifier)" {
+        RequestInvalid = "REQUEST_INVALID", "registry", "The request is not well formed: not JSON, or a member missing, empty or of the wrong type (TRQP: action and resource non-empty, context an object of strings, context.time an RFC 3339 UTC time).";
+        MediaTypeUnsupported = "MEDIA_TYPE_UNSUPPORTED", "registry", "The request's Content-Type is not the one the endpoint takes (application/json).";
+        PathNotFound = "PATH_NOT_FOUND", "registry", "The service has no endpoint at this path.";
+        MethodNotAllowed = "METHOD_NOT_ALLOWED", "registry", "The endpoint does not take this HTTP method.";
+        InternalError = "INTERNAL_ERROR", "registry", "The service failed unexpectedly (it logged why); nothing was changed.";
+        AdminTokenMissing = "ADMIN_TOKEN_MISSING", "registry", "The request needs a bearer admin token.";
+        AdminTokenInvalid = "ADMIN_TOKEN_INVALID", "registry", "The bearer token is not an admin token of this registry.";
+        TrqpAuthorityUnknown = "TRQP_AUTHORITY_UNKNOWN", "registry", "The TRQP query names an authority this registry does not answer for.";
+        TrqpEntityUnknown = "TRQP_ENTITY_UNKNOWN", "registry", "The TRQP query names an entity the authority has no statement about (no such registered issuer, no such recognized authority).";
+        TrqpActionUnknown = "TRQP_ACTION_UNKNOWN", "registry", "The TRQP query names an action the authority does not define (issue for authorization, recognize for recognition).";
+        TrqpResourceUnknown = "TRQP_RESOURCE_UNKNOWN", "registry", "The TRQP query names a resource (credential type) the authority does not define.";
+        AuthorityDidMissing = "AUTHORITY_DID_MISSING", "registry", "The registry has no authority DID yet (bizcred-registry authority-did creates it).";
+        RecognitionNotAccepted = "RECOGNITION_NOT_ACCEPTED", "verifier", "The issuer is authorized through a recognized registry, which the policy does not accept.";
     }
     "Protocol messages (core)" {
         OfferMalformed = "OFFER_MALFORMED", "core, wallet", "A credential offer is not a well-formed OpenID4VCI offer.";

@@ -6,6 +6,16 @@
 //! a [`TrustAnchor`] (origin and log key) and [`import`]s bundles: the signature, checkpoint,
 //! consistency with what it had, and a full replay of the new entries must all check, or the
 //! old state stays as it was.
+//!
+//! # Recognized registries
+//!
+//! A bundle may also carry, in `recognized`, the whole bundle of each registry this one
+//! recognizes (a `RecognitionGranted` entry pins that registry's anchor: origin and log key).
+//! The registry checked each one against that anchor before carrying it, and its log key
+//! signs it with the rest; the verifier checks it again, offline, against the anchor the
+//! recognition in its own replayed log pins, and keeps the recognized registry's replayed
+//! state in [`TrustState::recognized`]. Recognition is not transitive: a recognized bundle
+//! that carries recognized bundles of its own is refused.
 
 use crate::ReasonCode;
 use base64::engine::general_purpose::STANDARD;
@@ -68,6 +78,9 @@ pub struct TrustBundle {
     /// Latest issuer-signed status list tokens.
     #[serde(default)]
     pub status_lists: Vec<StatusListCopy>,
+    /// The bundles of the registries this one recognizes (from their first entry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recognized: Vec<RecognizedBundle>,
     /// When the registry produced the bundle (the signed registry time).
     pub issued_at: String,
     /// Log key proof over all of the above.
@@ -82,6 +95,16 @@ pub struct StatusListCopy {
     pub uri: String,
     /// The `statuslist+jwt`.
     pub token: String,
+}
+
+/// A recognized registry's own signed bundle, carried in this registry's bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognizedBundle {
+    /// The recognized authority (the `entity_id` of its recognition).
+    pub authority_id: String,
+    /// Its registry's bundle, as that registry signed it.
+    pub bundle: String,
 }
 
 /// Why a bundle was refused. The state is unchanged whenever this is returned.
@@ -138,6 +161,15 @@ pub enum BundleError {
     /// `issued_at` is not a time, or is ahead of the verifier's clock.
     #[error("the bundle's time is invalid or in the future")]
     Time,
+    /// A recognized registry's bundle does not check against the anchor its recognition pins
+    /// (or no recognition names its authority).
+    #[error("the bundle of recognized authority {authority}: {error}")]
+    Recognized {
+        /// The recognized authority.
+        authority: String,
+        /// Why its bundle was refused.
+        error: Box<BundleError>,
+    },
 }
 
 impl BundleError {
@@ -155,6 +187,7 @@ impl BundleError {
             BundleError::RootMismatch => ReasonCode::BundleCorrupt,
             BundleError::Entry { .. } => ReasonCode::BundleEntryInvalid,
             BundleError::Time => ReasonCode::BundleTimeInvalid,
+            BundleError::Recognized { .. } => ReasonCode::BundleRecognizedInvalid,
         }
     }
 }
@@ -187,6 +220,30 @@ pub fn export(
     issued_at: i64,
     log_signer: &impl Signer,
 ) -> Result<String, BundleError> {
+    export_with_recognized(
+        state,
+        checkpoint,
+        from_size,
+        entries,
+        status_lists,
+        Vec::new(),
+        issued_at,
+        log_signer,
+    )
+}
+
+/// As [`export`], carrying the recognized registries' bundles.
+#[allow(clippy::too_many_arguments)]
+pub fn export_with_recognized(
+    state: &TrustState,
+    checkpoint: &str,
+    from_size: u64,
+    entries: &[Value],
+    status_lists: Vec<StatusListCopy>,
+    recognized: Vec<RecognizedBundle>,
+    issued_at: i64,
+    log_signer: &impl Signer,
+) -> Result<String, BundleError> {
     let size = state.size();
     if from_size > size || entries.len() as u64 != size {
         return Err(BundleError::Malformed("from_size beyond the log".into()));
@@ -205,6 +262,7 @@ pub fn export(
         entries: entries[from_size as usize..].to_vec(),
         consistency: consistency.iter().map(|h| STANDARD.encode(h)).collect(),
         status_lists,
+        recognized,
         issued_at: time::format_utc(issued_at),
         proof: None,
     };
@@ -248,7 +306,43 @@ pub fn import(
     text: &str,
     now: i64,
 ) -> Result<Imported, BundleError> {
+    import_at_depth(held, anchor, text, now, false)
+}
+
+/// Checks a recognized registry's bundle against `anchor` (the one its recognition pins) on
+/// top of `held`, the state already kept for it: a bundle older than `held` leaves it as it
+/// is (`added` 0).
+pub fn import_recognized(
+    held: Option<&TrustState>,
+    anchor: &TrustAnchor,
+    text: &str,
+    now: i64,
+) -> Result<Imported, BundleError> {
+    match import_at_depth(held, anchor, text, now, true) {
+        Err(BundleError::Older { .. }) => Ok(Imported {
+            state: held
+                .cloned()
+                .unwrap_or_else(|| TrustState::empty(&anchor.origin)),
+            added: 0,
+        }),
+        other => other,
+    }
+}
+
+fn import_at_depth(
+    held: Option<&TrustState>,
+    anchor: &TrustAnchor,
+    text: &str,
+    now: i64,
+    nested: bool,
+) -> Result<Imported, BundleError> {
     let bundle = parse(text)?;
+    if nested && !bundle.recognized.is_empty() {
+        return Err(BundleError::Malformed(
+            "a recognized registry's bundle carries recognized bundles (recognition is not transitive)"
+                .into(),
+        ));
+    }
     if bundle.origin != anchor.origin {
         return Err(BundleError::WrongRegistry(
             bundle.origin.chars().take(128).collect(),
@@ -359,6 +453,29 @@ pub fn import(
         return Err(BundleError::WrongRegistry(
             "the genesis names another log key".into(),
         ));
+    }
+    // The recognized registries' bundles, each against the anchor its recognition pins.
+    for rb in &bundle.recognized {
+        let refused = |error: BundleError| BundleError::Recognized {
+            authority: rb.authority_id.chars().take(256).collect(),
+            error: Box::new(error),
+        };
+        let Some(pinned) = state
+            .recognitions
+            .iter()
+            .rev()
+            .find(|r| r.entity_id == rb.authority_id)
+            .map(|r| r.anchor.clone())
+        else {
+            return Err(refused(BundleError::Malformed(
+                "no recognition names this authority".into(),
+            )));
+        };
+        let held_foreign = state.recognized.get(&rb.authority_id);
+        let foreign = import_recognized(held_foreign, &pinned, &rb.bundle, now).map_err(refused)?;
+        state
+            .recognized
+            .insert(rb.authority_id.clone(), foreign.state);
     }
     state.checkpoint_note = Some(bundle.checkpoint.clone());
     if state.registry_as_of.is_none_or(|t| issued_at > t) {

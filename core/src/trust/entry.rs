@@ -33,6 +33,11 @@ pub enum EntryType {
     AuthorizationChanged,
     /// A declared key compromise.
     KeyStatusDeclared,
+    /// This authority recognizes another registry's authority for a credential type (TRQP
+    /// recognition); the entry pins the recognized registry's trust anchor.
+    RecognitionGranted,
+    /// A recognition withdrawn from a time on.
+    RecognitionRevoked,
 }
 
 impl EntryType {
@@ -46,6 +51,8 @@ impl EntryType {
             EntryType::AuthorizationGranted => "AuthorizationGranted",
             EntryType::AuthorizationChanged => "AuthorizationChanged",
             EntryType::KeyStatusDeclared => "KeyStatusDeclared",
+            EntryType::RecognitionGranted => "RecognitionGranted",
+            EntryType::RecognitionRevoked => "RecognitionRevoked",
         }
     }
 
@@ -60,6 +67,8 @@ impl EntryType {
             AuthorizationGranted,
             AuthorizationChanged,
             KeyStatusDeclared,
+            RecognitionGranted,
+            RecognitionRevoked,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)
@@ -292,6 +301,73 @@ pub mod build {
         let f = json!({"did": did, "key_id": key_id, "status": "compromised", "compromised_at": crate::time::format_utc(compromised_at)});
         sign_entry(
             EntryType::KeyStatusDeclared,
+            registry,
+            created,
+            fields(f),
+            signer,
+            rng,
+        )
+    }
+    /// What a recognition names: the recognized authority (`entity_id`, its DID), the
+    /// credential type it is recognized for (`resource`), its validity, and the trust anchor
+    /// of its registry (origin, log key name, log key), with which a verifier checks that
+    /// registry's bundles offline.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RecognitionTerms<'a> {
+        /// The recognized authority's identifier (a DID).
+        pub entity_id: &'a str,
+        /// The credential type (`vct`) it is recognized for.
+        pub resource: &'a str,
+        /// Valid from (Unix seconds).
+        pub valid_from: i64,
+        /// Valid until (Unix seconds), if it ends.
+        pub valid_until: Option<i64>,
+        /// The recognized registry's anchor.
+        pub anchor: &'a crate::trust::bundle::TrustAnchor,
+    }
+
+    /// `RecognitionGranted`: `authority_id` (this registry's authority) recognizes `terms`.
+    pub fn recognition_granted(
+        registry: &str,
+        authority_id: &str,
+        terms: &RecognitionTerms<'_>,
+        created: i64,
+        signer: &impl Signer,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Value, ProofError> {
+        let mut f = json!({"authority_id": authority_id, "entity_id": terms.entity_id,
+            "action": "recognize", "resource": terms.resource,
+            "valid_from": crate::time::format_utc(terms.valid_from),
+            "log_origin": terms.anchor.origin, "log_key_name": terms.anchor.log_key_name,
+            "log_key": terms.anchor.log_key});
+        if let Some(u) = terms.valid_until {
+            f["valid_until"] = crate::time::format_utc(u).into();
+        }
+        sign_entry(
+            EntryType::RecognitionGranted,
+            registry,
+            created,
+            fields(f),
+            signer,
+            rng,
+        )
+    }
+
+    /// `RecognitionRevoked`: the recognition of `entity_id` for `resource` ends at
+    /// `effective_at`.
+    pub fn recognition_revoked(
+        registry: &str,
+        entity_id: &str,
+        resource: &str,
+        effective_at: i64,
+        created: i64,
+        signer: &impl Signer,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Value, ProofError> {
+        let f = json!({"entity_id": entity_id, "action": "recognize", "resource": resource,
+            "effective_at": crate::time::format_utc(effective_at)});
+        sign_entry(
+            EntryType::RecognitionRevoked,
             registry,
             created,
             fields(f),

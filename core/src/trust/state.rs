@@ -97,6 +97,16 @@ pub enum TrustError {
     /// A compromise was declared after the proof time: the proof may be backdated.
     #[error("key {0} was declared compromised after the proof time; the date may be forged")]
     KeyCompromisedPredated(String),
+    /// No recognition of this authority for the type is in force at that time.
+    #[error("authority {authority} is not recognized for {vct} at that time ({reason})")]
+    NotRecognized {
+        /// The other registry's authority.
+        authority: String,
+        /// Type.
+        vct: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl TrustError {
@@ -110,6 +120,7 @@ impl TrustError {
             TrustError::DidDeactivated => ReasonCode::IssuerDidDeactivated,
             TrustError::KeyCompromised(_) => ReasonCode::KeyCompromised,
             TrustError::KeyCompromisedPredated(_) => ReasonCode::KeyCompromisedPredated,
+            TrustError::NotRecognized { .. } => ReasonCode::RecognitionNotInForce,
         }
     }
 }
@@ -177,6 +188,42 @@ pub struct KeyStatus {
     pub compromised_at: i64,
 }
 
+/// A recognition of another registry's authority for a credential type (TRQP recognition):
+/// that registry's authorizations for the type count here, checked offline against its own
+/// signed log, whose anchor the recognition pins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recognition {
+    /// The recognized authority (its DID).
+    pub entity_id: String,
+    /// The recognizing authority, as the entry names it.
+    pub authority_id: String,
+    /// The credential type (`vct`).
+    pub resource: String,
+    /// Valid from.
+    pub valid_from: i64,
+    /// Valid until.
+    pub valid_until: Option<i64>,
+    /// The recognized registry's trust anchor.
+    pub anchor: crate::trust::bundle::TrustAnchor,
+    /// When a `RecognitionRevoked` ended it.
+    pub revoked_at: Option<i64>,
+    /// The log index of the granting entry.
+    pub entry_index: u64,
+}
+
+impl Recognition {
+    /// Whether it is in force at `at`; else why not.
+    pub fn in_force(&self, at: i64) -> Result<(), &'static str> {
+        if at < self.valid_from || self.valid_until.is_some_and(|u| at >= u) {
+            return Err("outside the recognition's validity window");
+        }
+        if self.revoked_at.is_some_and(|r| at >= r) {
+            return Err("recognition revoked");
+        }
+        Ok(())
+    }
+}
+
 /// The verifier's (and the registry's) replayed state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrustState {
@@ -198,6 +245,11 @@ pub struct TrustState {
     pub authorizations: Vec<Authorization>,
     /// Declared key compromises.
     pub key_statuses: Vec<KeyStatus>,
+    /// Recognitions of other registries' authorities, in log order.
+    pub recognitions: Vec<Recognition>,
+    /// The recognized registries' replayed states (verifier side, from the recognized bundles
+    /// a trust bundle carries), by recognized authority.
+    pub recognized: BTreeMap<String, TrustState>,
     /// The signed checkpoint note of the last import (verifier side).
     pub checkpoint_note: Option<String>,
     /// The signed time of the registry data (`issued_at` of the last bundle).
@@ -257,6 +309,8 @@ impl TrustState {
             types: BTreeMap::new(),
             authorizations: Vec::new(),
             key_statuses: Vec::new(),
+            recognitions: Vec::new(),
+            recognized: BTreeMap::new(),
             checkpoint_note: None,
             registry_as_of: None,
             status_lists: BTreeMap::new(),
@@ -504,9 +558,150 @@ impl TrustState {
                     compromised_at: t(e, "compromised_at")?,
                 });
             }
+            EntryType::RecognitionGranted => self.apply_recognition(e)?,
+            EntryType::RecognitionRevoked => {
+                let entity = s(e, "entity_id")?;
+                let resource = s(e, "resource")?;
+                if s(e, "action")? != "recognize" {
+                    return Err(EntryError::Malformed(
+                        "the only recognition action is recognize".into(),
+                    ));
+                }
+                let at = t(e, "effective_at")?;
+                let mut found = false;
+                for r in self.recognitions.iter_mut().filter(|r| {
+                    r.entity_id == entity && r.resource == resource && r.revoked_at.is_none()
+                }) {
+                    r.revoked_at = Some(at);
+                    found = true;
+                }
+                if !found {
+                    return Err(EntryError::Reference(format!(
+                        "no recognition of {entity} for {resource} to revoke"
+                    )));
+                }
+            }
             EntryType::RegistryGenesis | EntryType::DidLogEntries => {}
         }
         Ok(())
+    }
+
+    fn apply_recognition(&mut self, e: &Value) -> Result<(), EntryError> {
+        let entity = s(e, "entity_id")?;
+        let resource = s(e, "resource")?;
+        if s(e, "action")? != "recognize" {
+            return Err(EntryError::Malformed(
+                "the only recognition action is recognize".into(),
+            ));
+        }
+        // TRQP identifiers: the recognized party is an authority, named by a DID.
+        let is_did = entity.len() <= crate::did::MAX_DID_LEN
+            && entity.splitn(3, ':').count() == 3
+            && entity.starts_with("did:")
+            && !entity.contains(char::is_whitespace);
+        if !is_did {
+            return Err(EntryError::Malformed(
+                "entity_id of a recognition is a DID".into(),
+            ));
+        }
+        if !self.types.contains_key(resource) {
+            return Err(EntryError::Reference(format!(
+                "type {resource} is not defined"
+            )));
+        }
+        let anchor = crate::trust::bundle::TrustAnchor {
+            origin: s(e, "log_origin")?.to_owned(),
+            log_key_name: s(e, "log_key_name")?.to_owned(),
+            log_key: s(e, "log_key")?.to_owned(),
+        };
+        if anchor.origin.is_empty() || anchor.log_key_name.is_empty() {
+            return Err(EntryError::Malformed(
+                "log_origin and log_key_name are not empty".into(),
+            ));
+        }
+        if did::from_multikey(&anchor.log_key).is_err() {
+            return Err(EntryError::Malformed("log_key is not a multikey".into()));
+        }
+        if anchor.origin == self.origin {
+            return Err(EntryError::Reference(
+                "a registry does not recognize itself".into(),
+            ));
+        }
+        // One authority, one registry: every recognition of an authority pins the same anchor,
+        // and an anchor belongs to one authority.
+        if self.recognitions.iter().any(|r| {
+            if r.entity_id == entity {
+                r.anchor != anchor
+            } else {
+                r.anchor.origin == anchor.origin
+            }
+        }) {
+            return Err(EntryError::Reference(format!(
+                "{entity} is recognized with another registry anchor, or this anchor belongs to another authority"
+            )));
+        }
+        if self
+            .recognitions
+            .iter()
+            .any(|r| r.entity_id == entity && r.resource == resource && r.revoked_at.is_none())
+        {
+            return Err(EntryError::Reference(format!(
+                "{entity} is already recognized for {resource}"
+            )));
+        }
+        let valid_until = match e.get("valid_until") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(t(e, "valid_until")?),
+        };
+        self.recognitions.push(Recognition {
+            entity_id: entity.to_owned(),
+            authority_id: s(e, "authority_id")?.to_owned(),
+            resource: resource.to_owned(),
+            valid_from: t(e, "valid_from")?,
+            valid_until,
+            anchor,
+            revoked_at: None,
+            entry_index: self.size(),
+        });
+        Ok(())
+    }
+
+    /// Whether `authority` (another registry's authority) is recognized for `vct` at `at`.
+    pub fn recognition(
+        &self,
+        authority: &str,
+        vct: &str,
+        at: i64,
+    ) -> Result<&Recognition, TrustError> {
+        let denied = |reason: &str| TrustError::NotRecognized {
+            authority: authority.to_owned(),
+            vct: vct.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut reason = "no recognition for this type";
+        for r in self
+            .recognitions
+            .iter()
+            .filter(|r| r.entity_id == authority && r.resource == vct)
+        {
+            match r.in_force(at) {
+                Ok(()) => return Ok(r),
+                Err(why) => reason = why,
+            }
+        }
+        Err(denied(reason))
+    }
+
+    /// The recognized registry whose state registers `issuer_did`, with its authority, if
+    /// this state holds none of its own by that DID.
+    pub fn recognized_registry_of(&self, issuer_did: &str) -> Option<(&str, &TrustState)> {
+        if self.issuers.contains_key(issuer_did) {
+            return None;
+        }
+        self.recognized
+            .iter()
+            .find(|(_, st)| st.issuers.contains_key(issuer_did))
+            .map(|(a, st)| (a.as_str(), st))
     }
 
     /// The issuer's assertion key named by `kid` (a DID URL or `#fragment`) as the DID stood at
