@@ -14,6 +14,9 @@
 //!   starts with an OpenID4VP request; the presentation is verified offline against the
 //!   registry's trust bundle, and its claims pre-fill the application.
 //! * Every issuance, status change and key event lands in a hash-chained audit log.
+//! * Public credentials: `bulk` issues one public certificate of incorporation per business of
+//!   the registry's extract (no holder key, no personal data); `/public/credentials` is their
+//!   feed ([`public`]).
 //! * The agency desk (`/desk`, module [`desk`]): clerks, approvers and administrators work the
 //!   queue, credentials, keys, the audit log and staff accounts in the browser.
 
@@ -22,6 +25,7 @@ pub mod config;
 pub mod desk;
 pub mod issuer;
 pub mod keyfiles;
+pub mod public;
 pub mod service;
 pub mod store;
 

@@ -66,6 +66,18 @@ enum Command {
         #[arg(long)]
         from: Option<PathBuf>,
     },
+    /// Issue one public certificate of incorporation per business of a registry extract
+    /// (JSON Lines, see issuer/EXTRACT.md); a rerun issues only what changed and revokes what
+    /// it replaces. On sled, with the service stopped; on PostgreSQL, alongside it.
+    Bulk {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        db: bizcred_issuer::config::DatabaseArg,
+        /// The extract.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Generate an admin token and the hash to put in `admin.token_sha256`.
     Token,
     /// Show the DID and the current signing key (no secrets).
@@ -325,6 +337,41 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bulk { config, db, from } => {
+            let mut cfg = load_config(&config)?;
+            db.apply(&mut cfg)?;
+            let issuer = Issuer::open(cfg, passphrase(&cli.pass)?, clock)
+                .map_err(|e| anyhow!(e))
+                .context("opening the issuer (stop a service on sled first)")?;
+            let report = bulk(&issuer, &from, out.json)?;
+            // The lists were re-signed from their bits; the registry gets them for bundles.
+            let pushed = issuer.push_status_list().await;
+            if let Err(e) = &pushed {
+                tracing::warn!("status lists not pushed to the registry (the service pushes them when it runs): {e}");
+            }
+            let c = &report.counts;
+            let mut text = format!(
+                "{} lines: {} issued, {} reissued (previous revoked), {} unchanged, {} skipped",
+                c.lines, c.issued, c.reissued, c.unchanged, c.skipped
+            );
+            for s in &report.skipped_lines {
+                text.push_str(&format!("\n  line {}: {} {}", s.line, s.code, s.message));
+            }
+            if (c.skipped as usize) > report.skipped_lines.len() {
+                text.push_str(&format!(
+                    "\n  ... and {} more skipped lines",
+                    c.skipped as usize - report.skipped_lines.len()
+                ));
+            }
+            let mut v = serde_json::to_value(&report)?;
+            v["status_lists_pushed"] = pushed.is_ok().into();
+            out.say(&text, &v);
+            Ok(if c.skipped > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Token => {
             let mut b = [0u8; 32];
             OsRng.fill_bytes(&mut b);
@@ -439,6 +486,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )
             .context("loading the desk's catalogues")?;
             let app = service::app(issuer.clone())
+                .merge(bizcred_issuer::public::routes(issuer.clone()))
                 .merge(bizcred_issuer::desk::routes(issuer, Arc::new(desk)));
             // Served with the connection info: client addresses (behind --trusted-proxy, the
             // forwarded ones) reach the desk's sign-in throttle. Returns once SIGTERM or
@@ -449,6 +497,86 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Admin { url, token, action } => admin(&out, &url, &token, action).await,
     }
+}
+
+/// Reads the extract line by line into a bulk run, with progress on stderr: a line rewritten
+/// in place on a terminal (rate, ETA from the bytes read), a plain line every ten seconds
+/// otherwise, nothing with --json.
+fn bulk(
+    issuer: &Issuer,
+    from: &std::path::Path,
+    json: bool,
+) -> Result<bizcred_issuer::issuer::bulk::BulkReport> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let file = std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
+    let total = file.metadata()?.len().max(1);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut last = started;
+    let mut run = issuer.bulk().map_err(|e| anyhow!(e))?;
+    let (mut line, mut number, mut read) = (Vec::new(), 0u64, 0u64);
+    loop {
+        line.clear();
+        // Bounded: a line longer than the limit is read no further than the limit plus one.
+        let limit = bizcred_issuer::issuer::bulk::MAX_EXTRACT_LINE as u64 + 2;
+        let n = std::io::Read::take(&mut reader, limit)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        read += n as u64;
+        let complete = line.ends_with(b"\n");
+        if !complete && n as u64 == limit {
+            // Skip the rest of the overlong line.
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                let m = std::io::Read::take(&mut reader, 1 << 16)
+                    .read_until(b'\n', &mut rest)?;
+                read += m as u64;
+                if m == 0 || rest.ends_with(b"\n") {
+                    break;
+                }
+            }
+        }
+        match std::str::from_utf8(&line) {
+            Ok(text) => run
+                .line(number, text.trim_end_matches(['\n', '\r']))
+                .map_err(|e| anyhow!(e))?,
+            Err(e) => run.reject_line(
+                number,
+                bizcred_core::ReasonCode::ExtractLineInvalid,
+                format!("not UTF-8: {e}"),
+            ),
+        }
+        if !json && last.elapsed() >= Duration::from_secs(if tty { 1 } else { 10 }) {
+            last = std::time::Instant::now();
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let rate = number as f64 / secs;
+            let eta = secs * (total.saturating_sub(read) as f64 / read.max(1) as f64);
+            let c = run.counts();
+            let msg = format!(
+                "{number} lines ({:.0}%), {rate:.0} lines/s, ETA {eta:.0} s: {} issued, {} reissued, {} unchanged, {} skipped",
+                100.0 * read as f64 / total as f64,
+                c.issued,
+                c.reissued,
+                c.unchanged,
+                c.skipped
+            );
+            let mut err = std::io::stderr().lock();
+            if tty {
+                let _ = write!(err, "\r\x1b[2K{msg}");
+            } else {
+                let _ = writeln!(err, "{msg}");
+            }
+        }
+    }
+    if tty && !json {
+        let _ = writeln!(std::io::stderr());
+    }
+    run.finish().map_err(|e| anyhow!(e))
 }
 
 fn main() -> ExitCode {

@@ -154,6 +154,13 @@ pub enum StoreError {
         /// Where it stands now.
         status: AppStatus,
     },
+    /// A business's public credential changed since the bulk run read it (another run
+    /// replaced it): nothing of the batch was written.
+    #[error("the public record of {subject} changed meanwhile (another bulk run?)")]
+    PublicRecordChanged {
+        /// The corporation number.
+        subject: String,
+    },
     /// A status list not newer than the one recorded.
     #[error("a status list with iat {iat} is not newer than the recorded one ({held})")]
     StatusListNotNewer {
@@ -187,6 +194,7 @@ impl StoreError {
             StoreError::RevokedIsFinal => ReasonCode::RevokedIsFinal,
             StoreError::ApplicationChanged { .. } => ReasonCode::ApplicationChanged,
             StoreError::StatusListNotNewer { .. } => ReasonCode::StatusListNotNewer,
+            StoreError::PublicRecordChanged { .. } => ReasonCode::PublicRecordChanged,
         }
     }
 }
@@ -554,6 +562,76 @@ pub struct SignedList {
     pub token: String,
 }
 
+/// A business's current public credential (bulk issuance from the registry's extract): one
+/// per subject (the corporation number), replaced when the business's content changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicRecord {
+    /// The corporation number.
+    pub subject: String,
+    /// The credential issued for it.
+    pub credential_id: String,
+    /// SHA-256 (hex) of the extract content it was issued from (canonical JSON).
+    pub content_sha256: String,
+    /// Its position in the public feed.
+    pub seq: u64,
+    /// Issued at.
+    pub issued_at: i64,
+}
+
+/// One public credential to record (see [`Store::record_public`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicIssue {
+    /// The credential's record (status index allocated, never used before).
+    pub rec: CredentialRecord,
+    /// The corporation number.
+    pub subject: String,
+    /// SHA-256 (hex) of the extract content.
+    pub content_sha256: String,
+    /// The credential as issued (public: served on the feed).
+    pub credential: String,
+    /// The subject's current public credential this one replaces (revoked in the same
+    /// transaction), with why; `None` for a subject seen for the first time.
+    pub replaces: Option<(String, String)>,
+}
+
+/// One public credential in the issuer's public feed (`/public/credentials`), in the order
+/// they were issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedItem {
+    /// Position in the feed, from 1.
+    pub seq: u64,
+    /// The credential's id.
+    pub credential_id: String,
+    /// The corporation number.
+    pub subject: String,
+    /// The credential.
+    pub credential: String,
+}
+
+/// Most items one read of the public feed answers.
+pub const MAX_FEED_PAGE: usize = 1000;
+
+/// The audit entry of a batch of public credentials: how many, the feed positions, a digest of
+/// their ids (each one is in the feed and in its record), and every revocation by name.
+pub(crate) fn public_batch_audit(
+    items: &[PublicIssue],
+    recorded: &[PublicRecord],
+    revoked: Vec<Value>,
+) -> Value {
+    let mut ids = Sha256::new();
+    for i in items {
+        ids.update(i.rec.id.as_bytes());
+        ids.update(b"\n");
+    }
+    json!({
+        "count": items.len(),
+        "first_seq": recorded.first().map(|r| r.seq),
+        "last_seq": recorded.last().map(|r| r.seq),
+        "credential_ids_sha256": ids.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "revoked": revoked,
+    })
+}
+
 /// What a sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -820,6 +898,46 @@ impl Store {
     /// The version of a list's bits (changed by every status change in it).
     pub fn status_version(&self, list: u32) -> Result<u64, StoreError> {
         dispatch!(self.status_version(list))
+    }
+
+    /// Up to `n` free indices of a list (`size` entries), in order from `start`, wrapping
+    /// around: one scan, for bulk issuance.
+    pub fn free_indices(
+        &self,
+        list: u32,
+        size: u64,
+        start: u64,
+        n: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        dispatch!(self.free_indices(list, size, start, n))
+    }
+
+    /// The current public records of those of `subjects` (corporation numbers) that have one.
+    pub fn public_records(
+        &self,
+        subjects: &[String],
+    ) -> Result<std::collections::HashMap<String, PublicRecord>, StoreError> {
+        dispatch!(self.public_records(subjects))
+    }
+
+    /// Records a batch of public credentials in one transaction, durable before it returns:
+    /// each credential's record, status index and list allocation (as an issuance), the
+    /// subject's public record (replaced), the feed entry, and the revocation of the
+    /// credential each one replaces (its record, history and list bits), with one audit entry
+    /// for the batch. Refused whole ([`StoreError::PublicRecordChanged`]) when a subject's
+    /// current credential is not the one the batch replaces, or when an index is taken.
+    pub fn record_public(
+        &self,
+        items: &[PublicIssue],
+        now: i64,
+    ) -> Result<Vec<PublicRecord>, StoreError> {
+        dispatch!(self.record_public(items, now))
+    }
+
+    /// The public feed: up to `limit` (at most [`MAX_FEED_PAGE`]) credentials after position
+    /// `after`, in order.
+    pub fn public_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedItem>, StoreError> {
+        dispatch!(self.public_feed(after, limit.min(MAX_FEED_PAGE)))
     }
 
     /// A list's stored bits: all a re-sign reads (never the credential records).

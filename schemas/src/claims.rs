@@ -49,11 +49,16 @@ pub struct CertificateOfIncorporation {
     /// `active`, `inactive`, `dissolved` or `amalgamated`. Named `corporate_status` because
     /// `status` is the registered SD-JWT VC claim for the Token Status List reference.
     pub corporate_status: String,
-    /// Directors, each selectively disclosable on its own.
+    /// Directors, each selectively disclosable on its own. Absent from the public record
+    /// (bulk issuance from the registry extract), which carries no personal data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub directors: Vec<Director>,
     /// BN9, once the CRA has assigned one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_number: Option<BusinessNumber>,
+    /// With `corporate_status` `amalgamated`: the corporation it amalgamated into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amalgamated_into: Option<CorporationNumber>,
 }
 
 /// One CRA program account.

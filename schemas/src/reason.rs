@@ -342,6 +342,13 @@ reasons! {
         PageFailed = "PAGE_FAILED", "web", "The page could not be produced (the service logged why; nothing was changed by the page itself).";
     }
 }
+    "Public records: bulk issuance and the repository (issuer, repository)" {
+        PublicRecordChanged = "PUBLIC_RECORD_CHANGED", "issuer", "A business's public credential was replaced by another run meanwhile: nothing of the batch was written.";
+        ExtractLineInvalid = "EXTRACT_LINE_INVALID", "issuer", "A registry extract line is not a JSON object of the documented members (it was skipped).";
+        ExtractPersonalData = "EXTRACT_PERSONAL_DATA", "issuer", "A registry extract line carries personal data (directors), which public credentials never hold (it was skipped).";
+        ExtractDuplicate = "EXTRACT_DUPLICATE", "issuer", "A corporation number appears twice in one extract (the later line was skipped).";
+        ExtractAmalgamation = "EXTRACT_AMALGAMATION", "issuer", "An amalgamated corporation does not name the corporation it amalgamated into, or a corporation that is not amalgamated names one.";
+    }
 
 impl ReasonCode {
     /// The code spelled `s`, if it is one.

@@ -11,9 +11,11 @@
 //! * `staff`: who acts ([`Actor`], [`StaffRole`]) and what each role may ([`Permission`]);
 //! * `lifecycle`: the desk's actions on an application (edit claims, request changes, refuse,
 //!   withdraw), each a compare-and-swap of the record, and the work queue;
-//! * `records`: credential search and views, the audit report.
+//! * `records`: credential search and views, the audit report;
+//! * `bulk`: public credentials issued in bulk from the registry's extract.
 
 mod applications;
+pub mod bulk;
 mod credential;
 mod error;
 mod keys;

@@ -24,15 +24,18 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::pg::{self, Migrated, PgStore, Tx, MOVE_LOCK};
-use super::sled::{SledStore, AUDIT_HEAD, AUDIT_SEQ, STATUS_BITS_KEPT, STATUS_OPEN_LIST};
+use super::sled::{
+    SledStore, AUDIT_HEAD, AUDIT_SEQ, PUBLIC_SEQ, STATUS_BITS_KEPT, STATUS_OPEN_LIST,
+};
 use super::{
-    be8, de, ser, AccessToken, Application, AuditVerifier, CredentialRecord, ListInfo, Offer,
-    SignedList, StoreError,
+    be8, de, ser, AccessToken, Application, AuditVerifier, CredentialRecord, FeedItem, ListInfo,
+    Offer, PublicRecord, SignedList, StoreError,
 };
 
 /// Metadata keys of the sled store that PostgreSQL keeps elsewhere (the audit head is the last
 /// entry; the open list is a table) or does not need.
-const SLED_ONLY_META: [&str; 5] = [
+const SLED_ONLY_META: [&str; 6] = [
+    PUBLIC_SEQ,
     AUDIT_SEQ,
     AUDIT_HEAD,
     STATUS_OPEN_LIST,
@@ -57,7 +60,7 @@ pub struct Moved {
 }
 
 /// The kinds of records moved, in the order they are copied.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 13] = [
     "status lists",
     "status list bits",
     "signed status lists",
@@ -68,6 +71,8 @@ pub const KINDS: [&str; 11] = [
     "access tokens",
     "nonces",
     "credentials",
+    "public records",
+    "public feed",
     "audit entries",
 ];
 
@@ -429,8 +434,62 @@ fn read_sled(
         )));
     }
     each(k)?;
+    // Public records (after the credentials they name), then the public feed.
     let mut k = kind(
         KINDS[10],
+        "INSERT INTO public_records (subject, credential_id, content_sha256, seq, issued_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])",
+    );
+    for kv in sled.public.iter() {
+        let (key, v) = kv?;
+        let r: PublicRecord = de(&v)?;
+        k.tally.add(&key, &ser(&r)?);
+        if copy {
+            k.rows.push(vec![
+                Row_::Text(r.subject),
+                Row_::Text(r.credential_id),
+                Row_::Text(r.content_sha256),
+                Row_::Int(int(r.seq)?),
+                Row_::Int(r.issued_at),
+            ]);
+        }
+        if k.rows.len() >= CHUNK {
+            each(Kind {
+                rows: std::mem::take(&mut k.rows),
+                tally: Tally::new(),
+                ..k
+            })?;
+        }
+    }
+    each(k)?;
+    let mut k = kind(
+        KINDS[11],
+        "INSERT INTO public_feed (seq, credential_id, subject, credential) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])",
+    );
+    for kv in sled.feed.iter() {
+        let (key, v) = kv?;
+        let f: FeedItem = de(&v)?;
+        k.tally.add(&key, &ser(&f)?);
+        if copy {
+            k.rows.push(vec![
+                Row_::Int(int(f.seq)?),
+                Row_::Text(f.credential_id),
+                Row_::Text(f.subject),
+                Row_::Text(f.credential),
+            ]);
+        }
+        if k.rows.len() >= CHUNK {
+            each(Kind {
+                rows: std::mem::take(&mut k.rows),
+                tally: Tally::new(),
+                ..k
+            })?;
+        }
+    }
+    each(k)?;
+    let mut k = kind(
+        KINDS[12],
         "INSERT INTO audit (seq, hash, entry) \
          SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[])",
     );
@@ -510,7 +569,7 @@ async fn read_pg(tx: &mut Tx) -> Result<(Vec<(u64, [u8; 32])>, u64, String), Sto
             cause: Arc::new(e),
         })
     }
-    let queries: [(&str, Pick); 11] = [
+    let queries: [(&str, Pick); 13] = [
         (
             "SELECT list, size, allocated FROM status_lists ORDER BY list",
             |r| {
@@ -604,6 +663,32 @@ async fn read_pg(tx: &mut Tx) -> Result<(Vec<(u64, [u8; 32])>, u64, String), Sto
                 r.try_get("body")?,
             ))
         }),
+        (
+            "SELECT subject, credential_id, content_sha256, seq, issued_at FROM public_records \
+             ORDER BY subject",
+            |r| {
+                let p = PublicRecord {
+                    subject: r.try_get("subject")?,
+                    credential_id: r.try_get("credential_id")?,
+                    content_sha256: r.try_get("content_sha256")?,
+                    seq: unsigned(r, "seq")?,
+                    issued_at: r.try_get("issued_at")?,
+                };
+                Ok((p.subject.clone().into_bytes(), ser(&p)?))
+            },
+        ),
+        (
+            "SELECT seq, credential_id, subject, credential FROM public_feed ORDER BY seq",
+            |r| {
+                let f = FeedItem {
+                    seq: unsigned(r, "seq")?,
+                    credential_id: r.try_get("credential_id")?,
+                    subject: r.try_get("subject")?,
+                    credential: r.try_get("credential")?,
+                };
+                Ok((f.seq.to_be_bytes().to_vec(), ser(&f)?))
+            },
+        ),
         ("SELECT seq, entry FROM audit ORDER BY seq", |r| {
             Ok((
                 unsigned(r, "seq")?.to_be_bytes().to_vec(),

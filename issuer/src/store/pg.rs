@@ -83,8 +83,9 @@ use sqlx::Row;
 
 use super::{
     audit_entry, bits_len, corrupt_list, de, ser, sha256_hex, status_value, AccessToken, AppStatus,
-    Application, CredentialRecord, CredentialStatus, ListBits, ListInfo, Offer, PendingIssuance,
-    SignedList, StatusChange, StoreError, Swept, MAX_STATUS_HISTORY,
+    Application, CredentialRecord, CredentialStatus, FeedItem, ListBits, ListInfo, Offer,
+    PendingIssuance, PublicIssue, PublicRecord, SignedList, StatusChange, StoreError, Swept,
+    MAX_STATUS_HISTORY,
 };
 use crate::issuer::Actor;
 
@@ -93,6 +94,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The transaction-scoped advisory lock every audit append takes (`b"bcisAUDT"`).
 pub const AUDIT_LOCK: i64 = 0x6263_6973_4155_4454;
+
+/// The advisory lock under which a batch of public credentials takes its feed positions
+/// (`b"bcisPUBL"`).
+pub const PUBLIC_LOCK: i64 = 0x6263_6973_5055_424c;
 
 /// The advisory lock a move from sled holds while it checks the target is empty and fills it
 /// (`b"bcisMOVE"`).
@@ -807,6 +812,288 @@ impl PgStore {
                 }
             }
             Ok(None)
+        })
+    }
+
+    /// Up to `n` free indices of a list, in order from `start`, wrapping around.
+    pub fn free_indices(
+        &self,
+        list: u32,
+        size: u64,
+        start: u64,
+        n: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let start = start.min(size);
+        let (db_start, db_size) = (db_int(start)?, db_int(size)?);
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.run(|pool| async move {
+            let mut free = Vec::new();
+            for (from, to) in [(db_start, db_size), (0, db_start)] {
+                let want = n - free.len() as i64;
+                if from >= to || want <= 0 {
+                    continue;
+                }
+                let got: Vec<i64> = sqlx::query_scalar(
+                    "SELECT s FROM generate_series($2::bigint, $3::bigint - 1) AS s \
+                     WHERE NOT EXISTS (SELECT 1 FROM credentials \
+                                       WHERE status_list = $1 AND status_idx = s) \
+                     ORDER BY s LIMIT $4",
+                )
+                .bind(i64::from(list))
+                .bind(from)
+                .bind(to)
+                .bind(want)
+                .fetch_all(&pool)
+                .await?;
+                for i in got {
+                    free.push(from_db("status index", i)?);
+                }
+            }
+            Ok(free)
+        })
+    }
+
+    /// The current public records of those of `subjects` that have one.
+    pub fn public_records(
+        &self,
+        subjects: &[String],
+    ) -> Result<HashMap<String, PublicRecord>, StoreError> {
+        let subjects = subjects.to_vec();
+        self.run(|pool| async move {
+            let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+                "SELECT subject, credential_id, content_sha256, seq, issued_at \
+                 FROM public_records WHERE subject = ANY($1::text[])",
+            )
+            .bind(&subjects)
+            .fetch_all(&pool)
+            .await?;
+            rows.into_iter()
+                .map(|(subject, credential_id, content_sha256, seq, issued_at)| {
+                    Ok((
+                        subject.clone(),
+                        PublicRecord {
+                            subject,
+                            credential_id,
+                            content_sha256,
+                            seq: from_db("public feed sequence", seq)?,
+                            issued_at,
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// Records a batch of public credentials (see [`crate::store::Store::record_public`]).
+    pub fn record_public(
+        &self,
+        items: &[PublicIssue],
+        now: i64,
+    ) -> Result<Vec<PublicRecord>, StoreError> {
+        let items = items.to_vec();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PUBLIC_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            // The subjects' current records, locked: each must be the one its item replaces.
+            let subjects: Vec<String> = items.iter().map(|i| i.subject.clone()).collect();
+            let current: HashMap<String, String> = sqlx::query_as::<_, (String, String)>(
+                "SELECT subject, credential_id FROM public_records \
+                 WHERE subject = ANY($1::text[]) FOR UPDATE",
+            )
+            .bind(&subjects)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            for item in &items {
+                let expected = item.replaces.as_ref().map(|(id, _)| id);
+                if current.get(&item.subject) != expected {
+                    return Err(StoreError::PublicRecordChanged {
+                        subject: item.subject.clone(),
+                    });
+                }
+            }
+            // The lists' allocation counts, locked.
+            let mut lists: BTreeMap<u32, ListInfo> = BTreeMap::new();
+            for item in &items {
+                let n = item.rec.status_list;
+                if !lists.contains_key(&n) {
+                    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                        "SELECT list, size, allocated FROM status_lists WHERE list = $1 FOR UPDATE",
+                    )
+                    .bind(i64::from(n))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let info = row.map(list_info_of).transpose()?.ok_or_else(|| {
+                        StoreError::NotFound {
+                            what: "status list",
+                            id: n.to_string(),
+                        }
+                    })?;
+                    lists.insert(n, info);
+                }
+                let info = lists.get_mut(&n).ok_or_else(|| corrupt_list("a list vanished"))?;
+                if item.rec.status_idx >= info.size {
+                    return Err(StoreError::IndexTaken(item.rec.status_idx));
+                }
+                info.allocated += 1;
+            }
+            let recs: Vec<CredentialRecord> = items.iter().map(|i| i.rec.clone()).collect();
+            let inserted = insert_credentials(&mut tx, &recs).await?;
+            if inserted.len() != recs.len() {
+                let got: HashSet<(i64, i64)> = inserted.into_iter().collect();
+                let taken = recs
+                    .iter()
+                    .find(|r| !got.contains(&(i64::from(r.status_list), r.status_idx as i64)))
+                    .map_or(0, |r| r.status_idx);
+                return Err(StoreError::IndexTaken(taken));
+            }
+            for (n, info) in &lists {
+                sqlx::query("UPDATE status_lists SET allocated = $2 WHERE list = $1")
+                    .bind(i64::from(*n))
+                    .bind(db_int(info.allocated)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // The replaced credentials: revoked, with the change in their history and bits.
+            let mut revoked = Vec::new();
+            for item in &items {
+                let Some((old_id, why)) = &item.replaces else {
+                    continue;
+                };
+                let body: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT body FROM credentials WHERE id = $1 FOR UPDATE")
+                        .bind(old_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let mut old: CredentialRecord = de(&body.ok_or_else(|| StoreError::NotFound {
+                    what: "credential",
+                    id: old_id.clone(),
+                })?)?;
+                if old.status == CredentialStatus::Revoked {
+                    continue;
+                }
+                old.status = CredentialStatus::Revoked;
+                old.history.push(StatusChange {
+                    time: now,
+                    status: CredentialStatus::Revoked,
+                    actor: Actor::Automation,
+                    reason: Some(why.clone()),
+                });
+                let over = old.history.len().saturating_sub(MAX_STATUS_HISTORY);
+                old.history.drain(..over);
+                sqlx::query("UPDATE credentials SET status = $2, body = $3 WHERE id = $1")
+                    .bind(old_id)
+                    .bind(CredentialStatus::Revoked.as_str())
+                    .bind(ser(&old)?)
+                    .execute(&mut *tx)
+                    .await?;
+                let byte = i32::try_from(old.status_idx / 4)
+                    .map_err(|_| corrupt_list("a status index beyond its list"))?;
+                let shift = (old.status_idx % 4) * 2;
+                let keep = i32::from(!(0b11u8 << shift));
+                let set = i32::from((status_value(CredentialStatus::Revoked) & 0b11) << shift);
+                let changed = sqlx::query(
+                    "UPDATE status_bits SET version = version + 1, \
+                     bits = set_byte(bits, $2, (get_byte(bits, $2) & $3) | $4) \
+                     WHERE list = $1 AND length(bits) > $2",
+                )
+                .bind(i64::from(old.status_list))
+                .bind(byte)
+                .bind(keep)
+                .bind(set)
+                .execute(&mut *tx)
+                .await?;
+                if changed.rows_affected() != 1 {
+                    return Err(corrupt_list("a credential's list has no bits for its index"));
+                }
+                revoked.push(json!({"credential_id": old_id, "replaced_by": item.rec.id, "reason": why}));
+            }
+            // Feed positions after the last one, under PUBLIC_LOCK.
+            let last: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM public_feed")
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut seq = from_db("public feed sequence", last.unwrap_or(0))?;
+            let mut out = Vec::with_capacity(items.len());
+            let (mut f_seq, mut f_id, mut f_subject, mut f_cred) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut p_hash, mut p_issued) = (Vec::new(), Vec::new());
+            for item in &items {
+                seq += 1;
+                out.push(PublicRecord {
+                    subject: item.subject.clone(),
+                    credential_id: item.rec.id.clone(),
+                    content_sha256: item.content_sha256.clone(),
+                    seq,
+                    issued_at: item.rec.issued_at,
+                });
+                f_seq.push(db_int(seq)?);
+                f_id.push(item.rec.id.clone());
+                f_subject.push(item.subject.clone());
+                f_cred.push(item.credential.clone());
+                p_hash.push(item.content_sha256.clone());
+                p_issued.push(item.rec.issued_at);
+            }
+            sqlx::query(
+                "INSERT INTO public_feed (seq, credential_id, subject, credential) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])",
+            )
+            .bind(&f_seq)
+            .bind(&f_id)
+            .bind(&f_subject)
+            .bind(&f_cred)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO public_records (subject, credential_id, content_sha256, seq, issued_at) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
+                 ON CONFLICT (subject) DO UPDATE SET credential_id = EXCLUDED.credential_id, \
+                 content_sha256 = EXCLUDED.content_sha256, seq = EXCLUDED.seq, \
+                 issued_at = EXCLUDED.issued_at",
+            )
+            .bind(&f_subject)
+            .bind(&f_id)
+            .bind(&p_hash)
+            .bind(&f_seq)
+            .bind(&p_issued)
+            .execute(&mut *tx)
+            .await?;
+            if !out.is_empty() {
+                let details = super::public_batch_audit(&items, &out, revoked);
+                append_audit(&mut tx, vec![(now, "public_credentials_issued".to_owned(), details)])
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    /// The public feed after `after`, at most `limit` items.
+    pub fn public_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedItem>, StoreError> {
+        let after = db_int(after)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(|pool| async move {
+            let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+                "SELECT seq, credential_id, subject, credential FROM public_feed \
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&pool)
+            .await?;
+            rows.into_iter()
+                .map(|(seq, credential_id, subject, credential)| {
+                    Ok(FeedItem {
+                        seq: from_db("public feed sequence", seq)?,
+                        credential_id,
+                        subject,
+                        credential,
+                    })
+                })
+                .collect()
         })
     }
 

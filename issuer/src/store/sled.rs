@@ -17,7 +17,8 @@ use sled::Transactional;
 use super::{
     audit_entry, be8, bits_len, corrupt_list, de, put_bits, ser, sha256_hex, status_value,
     AccessToken, AppStatus, Application, CredentialRecord, CredentialStatus, ListBits, ListInfo,
-    Offer, PendingIssuance, SignedList, StatusChange, StoreError, Swept, MAX_STATUS_HISTORY,
+    FeedItem, Offer, PendingIssuance, PublicIssue, PublicRecord, SignedList, StatusChange,
+    StoreError, Swept, MAX_STATUS_HISTORY,
 };
 use crate::issuer::Actor;
 
@@ -87,6 +88,10 @@ pub struct SledStore {
     pub(super) audit: sled::Tree,
     /// Applications awaiting a presentation, by creation time (for expiry).
     pub(super) pending: sled::Tree,
+    /// Each business's current public credential: corporation number -> [`PublicRecord`].
+    pub(super) public: sled::Tree,
+    /// The public feed: sequence number (big-endian) -> [`FeedItem`].
+    pub(super) feed: sled::Tree,
     commit: std::sync::Arc<GroupCommit>,
 }
 
@@ -99,6 +104,8 @@ pub(super) const STATUS_OPEN_LIST: &str = "status_open_list";
 pub(super) const STATUS_BITS_KEPT: &str = "status_bits_kept";
 /// Stores before per-list state: the one list's last token (migrated at open).
 const STATUS_LIST_TOKEN: &str = "status_list_token";
+/// The public feed's last sequence number (kept in `meta`).
+pub(super) const PUBLIC_SEQ: &str = "public_seq";
 /// The audit log's next sequence number and head hash (kept in `meta`).
 pub(super) const AUDIT_SEQ: &str = "audit_seq";
 /// See [`AUDIT_SEQ`].
@@ -240,6 +247,8 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
             pending: db.open_tree("pending_requests")?,
+            public: db.open_tree("public_records")?,
+            feed: db.open_tree("public_feed")?,
             commit: std::sync::Arc::default(),
             db,
         };
@@ -525,6 +534,199 @@ impl SledStore {
             }
         }
         Ok(None)
+    }
+
+    /// Up to `n` free indices of a list, in order from `start`, wrapping around.
+    pub fn free_indices(
+        &self,
+        list: u32,
+        size: u64,
+        start: u64,
+        n: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let start = start.min(size);
+        let mut free = Vec::with_capacity(n.min(1 << 20));
+        for (from, to) in [(start, size), (0, start)] {
+            let mut want = from;
+            let mut taken = self
+                .status_idx
+                .range(idx_key(list, from)..idx_key(list, to))
+                .keys();
+            while free.len() < n && want < to {
+                match taken.next().transpose()? {
+                    Some(k) => {
+                        let t = u64::from_be_bytes(be8("status index", &k[4..])?);
+                        while want < t && free.len() < n {
+                            free.push(want);
+                            want += 1;
+                        }
+                        want = want.max(t + 1);
+                    }
+                    None => {
+                        let room = (to - want).min((n - free.len()) as u64);
+                        free.extend(want..want + room);
+                        want += room;
+                    }
+                }
+            }
+        }
+        Ok(free)
+    }
+
+    /// The current public records of those of `subjects` that have one.
+    pub fn public_records(
+        &self,
+        subjects: &[String],
+    ) -> Result<std::collections::HashMap<String, PublicRecord>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for s in subjects {
+            if let Some(v) = self.public.get(s.as_bytes())? {
+                out.insert(s.clone(), de(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a batch of public credentials (see [`crate::store::Store::record_public`]).
+    pub fn record_public(
+        &self,
+        items: &[PublicIssue],
+        now: i64,
+    ) -> Result<Vec<PublicRecord>, StoreError> {
+        let out = (
+            &self.creds,
+            &self.status_idx,
+            &self.status_alloc,
+            &self.status_bits,
+            &self.public,
+            &self.feed,
+            &self.meta,
+            &self.audit,
+        )
+            .transaction(|(c, s, al, b, p, f, m, a)| {
+                let mut lists: std::collections::BTreeMap<u32, ListInfo> =
+                    std::collections::BTreeMap::new();
+                let mut bits: std::collections::BTreeMap<u32, Vec<u8>> =
+                    std::collections::BTreeMap::new();
+                let mut seq = match m.get(PUBLIC_SEQ)? {
+                    Some(v) => u64::from_be_bytes(be8("public feed sequence", &v).map_err(abort)?),
+                    None => 0,
+                };
+                let mut out = Vec::with_capacity(items.len());
+                let mut revoked = Vec::new();
+                for item in items {
+                    let rec = &item.rec;
+                    // The subject's current record must be the one this item replaces.
+                    let current: Option<PublicRecord> = p
+                        .get(item.subject.as_bytes())?
+                        .map(|v| de(&v))
+                        .transpose()
+                        .map_err(abort)?;
+                    let expected = item.replaces.as_ref().map(|(id, _)| id.as_str());
+                    if current.as_ref().map(|r| r.credential_id.as_str()) != expected {
+                        return Err(abort(StoreError::PublicRecordChanged {
+                            subject: item.subject.clone(),
+                        }));
+                    }
+                    let list = match lists.entry(rec.status_list) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            let v = al.get(rec.status_list.to_be_bytes())?.ok_or_else(|| {
+                                abort(StoreError::NotFound {
+                                    what: "status list",
+                                    id: rec.status_list.to_string(),
+                                })
+                            })?;
+                            e.insert(ListInfo::decode(rec.status_list, &v).map_err(abort)?)
+                        }
+                    };
+                    let key = idx_key(rec.status_list, rec.status_idx);
+                    if rec.status_idx >= list.size || s.get(key)?.is_some() {
+                        return Err(abort(StoreError::IndexTaken(rec.status_idx)));
+                    }
+                    list.allocated += 1;
+                    s.insert(&key, rec.id.as_bytes())?;
+                    c.insert(rec.id.as_bytes(), tser(rec)?)?;
+                    if let Some((old_id, why)) = &item.replaces {
+                        let mut old: CredentialRecord = de(&c.get(old_id.as_bytes())?.ok_or_else(|| {
+                            abort(StoreError::NotFound {
+                                what: "credential",
+                                id: old_id.clone(),
+                            })
+                        })?)
+                        .map_err(abort)?;
+                        if old.status != CredentialStatus::Revoked {
+                            old.status = CredentialStatus::Revoked;
+                            old.history.push(StatusChange {
+                                time: now,
+                                status: CredentialStatus::Revoked,
+                                actor: Actor::Automation,
+                                reason: Some(why.clone()),
+                            });
+                            let over = old.history.len().saturating_sub(MAX_STATUS_HISTORY);
+                            old.history.drain(..over);
+                            c.insert(old_id.as_bytes(), tser(&old)?)?;
+                            let lb = match bits.entry(old.status_list) {
+                                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                                std::collections::btree_map::Entry::Vacant(e) => {
+                                    let v = b.get(old.status_list.to_be_bytes())?.ok_or_else(|| {
+                                        abort(corrupt_list("a credential's list has no bits"))
+                                    })?;
+                                    if v.len() < 8 {
+                                        return Err(abort(corrupt_list("a list's bits have no version")));
+                                    }
+                                    e.insert(v.to_vec())
+                                }
+                            };
+                            put_bits(&mut lb[8..], old.status_idx, status_value(CredentialStatus::Revoked))
+                                .map_err(abort)?;
+                            revoked.push(json!({"credential_id": old_id, "replaced_by": rec.id, "reason": why}));
+                        }
+                    }
+                    seq += 1;
+                    let record = PublicRecord {
+                        subject: item.subject.clone(),
+                        credential_id: rec.id.clone(),
+                        content_sha256: item.content_sha256.clone(),
+                        seq,
+                        issued_at: rec.issued_at,
+                    };
+                    p.insert(item.subject.as_bytes(), tser(&record)?)?;
+                    let feed_item = FeedItem {
+                        seq,
+                        credential_id: rec.id.clone(),
+                        subject: item.subject.clone(),
+                        credential: item.credential.clone(),
+                    };
+                    f.insert(&seq.to_be_bytes(), tser(&feed_item)?)?;
+                    out.push(record);
+                }
+                for (n, info) in &lists {
+                    al.insert(&n.to_be_bytes(), &info.encode())?;
+                }
+                for (n, mut v) in bits {
+                    let version = u64::from_be_bytes(be8("status list version", &v[..8]).map_err(abort)?);
+                    v[..8].copy_from_slice(&version.saturating_add(1).to_be_bytes());
+                    b.insert(&n.to_be_bytes(), v)?;
+                }
+                m.insert(PUBLIC_SEQ, &seq.to_be_bytes())?;
+                if !out.is_empty() {
+                    audit_append(m, a, now, "public_credentials_issued", super::public_batch_audit(items, &out, revoked))?;
+                }
+                Ok(out)
+            })?;
+        self.flush()?;
+        Ok(out)
+    }
+
+    /// The public feed after `after`, at most `limit` items.
+    pub fn public_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedItem>, StoreError> {
+        self.feed
+            .range(after.saturating_add(1).to_be_bytes()..)
+            .values()
+            .take(limit)
+            .map(|v| de(&v?))
+            .collect()
     }
 
     /// The version of a list's bits (changed by every status change in it).
