@@ -2,8 +2,17 @@
 //!
 //! Wallet-facing (OpenID4VCI 1.0 final): `/.well-known/openid-credential-issuer`,
 //! `/.well-known/oauth-authorization-server`, `/credential-offer/{id}`, `/token`, `/nonce`,
-//! `/credential`; the did:webvh log at `/.well-known/did.jsonl`; the status lists at
-//! `/status/{n}`; OpenID4VP for prerequisites at `/oid4vp/request/{id}` and `/oid4vp/response`.
+//! `/credential`, `/notification`; the did:webvh log at `/.well-known/did.jsonl`; the status
+//! lists at `/status/{n}`; OpenID4VP for prerequisites at `/oid4vp/request/{id}` and
+//! `/oid4vp/response`.
+//!
+//! DPoP (RFC 9449): a token request with a `DPoP` header gets a DPoP-bound token; the
+//! credential and notification endpoints take `Authorization: DPoP <token>` with a proof, or
+//! `Authorization: Bearer <token>` for a token bound to no key. Proofs must carry a nonce the
+//! issuer supplied: every answer to a request with DPoP (and every nonce response) carries the
+//! next one in `DPoP-Nonce`; a proof without a good one is answered `use_dpop_nonce` (400 at
+//! the token endpoint; 401 with a `WWW-Authenticate: DPoP` challenge at the credential and
+//! notification endpoints, as every DPoP refusal there).
 //!
 //! Automation (bearer admin token, compared in constant time; 401 without a token, 403 with
 //! a wrong one; every action is taken as [`Actor::Automation`]): `/admin/applications`,
@@ -31,7 +40,7 @@ use subtle::ConstantTimeEq;
 use bizcred_cli::serve::{Health, Metrics};
 use bizcred_schemas::ReasonCode;
 
-use crate::issuer::{Actor, Error, Issuer, StatusAction};
+use crate::issuer::{Actor, Error, Issuer, Presented, StatusAction};
 use crate::store::StoreError;
 
 /// An error answered over HTTP: status, OAuth/OpenID error code, and a sentence.
@@ -45,6 +54,11 @@ pub struct ApiError {
     pub description: String,
     /// The reason code of a refusal of the issuance core (`code` in the body).
     pub code: Option<ReasonCode>,
+    /// The `WWW-Authenticate` challenge, when not the default (`Bearer error="invalid_token"`
+    /// on a 401 `invalid_token`).
+    pub challenge: Option<String>,
+    /// The next DPoP nonce (`DPoP-Nonce`).
+    pub dpop_nonce: Option<String>,
 }
 
 impl ApiError {
@@ -59,7 +73,34 @@ impl ApiError {
             error,
             description: description.into(),
             code: None,
+            challenge: None,
+            dpop_nonce: None,
         }
+    }
+
+    /// The error as a protected resource (the credential and notification endpoints) answers
+    /// it, to a request that presented its token with the `DPoP` scheme (`dpop`) or not: DPoP
+    /// refusals are a 401 with a `WWW-Authenticate: DPoP` challenge naming the error (RFC 9449
+    /// §7.1, §9), and so is `invalid_token` when DPoP is involved.
+    fn at_resource(mut self, dpop: bool) -> ApiError {
+        let dpop_code = self.code.is_some_and(|c| c.as_str().starts_with("DPOP_"));
+        match self.error {
+            "invalid_dpop_proof" | "use_dpop_nonce" => self.status = StatusCode::UNAUTHORIZED,
+            "invalid_token" if dpop || dpop_code => {}
+            _ => return self,
+        }
+        let description: String = self
+            .description
+            .chars()
+            .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
+            .take(200)
+            .collect();
+        self.challenge = Some(format!(
+            "DPoP error=\"{}\", error_description=\"{description}\", algs=\"{}\"",
+            self.error,
+            dpop_algs()
+        ));
+        self
     }
 
     /// A `500 server_error` with `cause` as its description.
@@ -104,6 +145,20 @@ impl From<Error> for ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_proof")
             }
             Error::InvalidNonce => (StatusCode::BAD_REQUEST, "invalid_nonce"),
+            Error::Dpop(_)
+            | Error::DpopReplay
+            | Error::DpopKeyMismatch
+            | Error::DpopProofMissing => (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
+            Error::DpopNonceMissing | Error::DpopNonceInvalid => {
+                (StatusCode::BAD_REQUEST, "use_dpop_nonce")
+            }
+            Error::DpopTokenAsBearer | Error::DpopTokenNotBound => {
+                (StatusCode::UNAUTHORIZED, "invalid_token")
+            }
+            Error::InvalidNotificationId => (StatusCode::BAD_REQUEST, "invalid_notification_id"),
+            Error::InvalidNotificationRequest(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_notification_request")
+            }
             Error::HolderKeyMismatch | Error::CredentialRevoked => {
                 (StatusCode::BAD_REQUEST, "credential_request_denied")
             }
@@ -156,13 +211,109 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status, Json(body)).into_response();
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.status == StatusCode::UNAUTHORIZED && self.error == "invalid_token" {
+        let challenge = self
+            .challenge
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok());
+        if let Some(c) = challenge {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+        } else if self.status == StatusCode::UNAUTHORIZED && self.error == "invalid_token" {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
         }
+        set_dpop_nonce(&mut resp, self.dpop_nonce.as_deref());
         resp
+    }
+}
+
+/// The `DPoP-Nonce` response header.
+pub const DPOP_NONCE: &str = "dpop-nonce";
+
+/// The DPoP proof algorithms, space-separated (the challenge's `algs`).
+fn dpop_algs() -> String {
+    bizcred_core::dpop::ALGORITHMS
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn set_dpop_nonce(resp: &mut Response, nonce: Option<&str>) {
+    if let Some(v) = nonce.and_then(|n| HeaderValue::from_str(n).ok()) {
+        resp.headers_mut().insert(DPOP_NONCE, v);
+    }
+}
+
+/// The request's DPoP proof: its one `DPoP` header, if any (RFC 9449 §4.3: more than one, or
+/// one that is not text, is refused).
+fn dpop_header(h: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = h.get_all("dpop").iter();
+    let (Some(v), None) = (values.next(), values.next()) else {
+        return match h.get_all("dpop").iter().next() {
+            None => Ok(None),
+            Some(_) => Err(Error::Dpop(bizcred_core::dpop::DpopError::Malformed(
+                "more than one DPoP header",
+            ))
+            .into()),
+        };
+    };
+    v.to_str().map(|p| Some(p.trim().to_owned())).map_err(|_| {
+        Error::Dpop(bizcred_core::dpop::DpopError::Malformed(
+            "the DPoP header is not text",
+        ))
+        .into()
+    })
+}
+
+/// The access token of the `Authorization` header as presented: `Bearer` or `DPoP` (the
+/// scheme case-insensitive), with the request's DPoP proof for the latter.
+enum Auth {
+    Bearer(String),
+    Dpop(String, Option<String>),
+}
+
+impl Auth {
+    fn read(headers: &HeaderMap, proof: Option<String>) -> Result<Auth, ApiError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+        let token = token.trim();
+        let missing = || ApiError {
+            challenge: Some(format!("DPoP algs=\"{}\", Bearer", dpop_algs())),
+            ..ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "an access token is required (DPoP or Bearer)",
+            )
+        };
+        if token.is_empty() {
+            return Err(missing());
+        }
+        if scheme.eq_ignore_ascii_case("bearer") {
+            Ok(Auth::Bearer(token.to_owned()))
+        } else if scheme.eq_ignore_ascii_case("dpop") {
+            Ok(Auth::Dpop(token.to_owned(), proof))
+        } else {
+            Err(missing())
+        }
+    }
+
+    fn presented(&self) -> Presented<'_> {
+        match self {
+            Auth::Bearer(t) => Presented::Bearer(t),
+            Auth::Dpop(t, p) => Presented::Dpop {
+                token: t,
+                proof: p.as_deref(),
+            },
+        }
+    }
+
+    fn is_dpop(&self) -> bool {
+        matches!(self, Auth::Dpop(..))
     }
 }
 
@@ -189,6 +340,30 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// As [`blocking`], and when the request carried DPoP (`dpop`), the next DPoP nonce drawn in
+/// the same task, whatever the outcome (the request may have spent its nonce): the answer's
+/// `DPoP-Nonce`.
+async fn blocking_dpop<T: Send + 'static>(
+    s: &Shared,
+    dpop: bool,
+    f: impl FnOnce(&Issuer) -> Result<T, Error> + Send + 'static,
+) -> (Result<T, ApiError>, Option<String>) {
+    let s = s.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let out = f(&s);
+        let nonce = if dpop { Some(s.dpop_nonce()) } else { None };
+        (out, nonce)
+    })
+    .await;
+    match joined {
+        Err(_) => (Err(ApiError::internal("the request's task failed")), None),
+        Ok((out, None)) => (out.map_err(ApiError::from), None),
+        Ok((out, Some(Ok(n)))) => (out.map_err(ApiError::from), Some(n)),
+        // Without a next nonce a DPoP client cannot go on: the store's failure is the answer.
+        Ok((_, Some(Err(e)))) => (Err(e.into()), None),
+    }
+}
+
 fn content_type(h: &HeaderMap) -> &str {
     h.get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -211,6 +386,7 @@ pub fn app(issuer: Shared) -> Router {
         .route("/token", post(token))
         .route("/nonce", post(nonce))
         .route("/credential", post(credential))
+        .route("/notification", post(notification))
         .route("/status/{n}", get(status_list))
         .route("/oid4vp/request/{id}", get(request_object))
         .route("/oid4vp/response", post(presentation))
@@ -334,63 +510,123 @@ async fn offer(State(s): State<Shared>, Path(id): Path<String>) -> Result<Respon
     Ok(no_store(s.offer(&id)?))
 }
 
-async fn token(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let proof = match dpop_header(&headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     if !content_type(&headers).starts_with("application/x-www-form-urlencoded") {
-        return Err(ApiError::new(
+        return ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "the token request is application/x-www-form-urlencoded",
-        ));
+        )
+        .into_response();
     }
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    Ok(no_store(blocking(&s, move |s| s.token(&form)).await?))
+    let dpop = proof.is_some();
+    let (out, nonce) =
+        blocking_dpop(&s, dpop, move |s| s.token_request(&form, proof.as_deref())).await;
+    let mut resp = match out {
+        Ok(v) => no_store(v),
+        Err(e) => e.into_response(),
+    };
+    set_dpop_nonce(&mut resp, nonce.as_deref());
+    resp
 }
 
+/// The nonce endpoint: a `c_nonce`, and a DPoP nonce in `DPoP-Nonce` (OpenID4VCI 1.0 §7.2).
 async fn nonce(State(s): State<Shared>) -> Result<Response, ApiError> {
-    Ok(no_store(s.nonce()?))
+    let (v, n) = blocking(&s, |s| Ok((s.nonce()?, s.dpop_nonce()?))).await?;
+    let mut resp = no_store(v);
+    set_dpop_nonce(&mut resp, Some(&n));
+    Ok(resp)
 }
 
-async fn credential(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "a bearer access token is required",
-            )
-        })?;
-    if !content_type(&headers).starts_with("application/json") {
+/// A request body that must be JSON (`error` is the endpoint's error code for it).
+fn json_request(headers: &HeaderMap, body: &Bytes, error: &'static str) -> Result<Value, ApiError> {
+    if !content_type(headers).starts_with("application/json") {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_credential_request",
-            "the credential request is application/json",
+            error,
+            "the request is application/json",
         ));
     }
-    let req: Value = serde_json::from_slice(&body).map_err(|e| {
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_credential_request",
+            error,
             format!("malformed JSON: {e}"),
         )
-    })?;
-    let token = token.to_owned();
-    Ok(no_store(
-        blocking(&s, move |s| s.credential(&token, &req)).await?,
-    ))
+    })
+}
+
+/// Runs a protected resource's request (credential, notification): reads the `Authorization`
+/// and `DPoP` headers and the JSON body, then `f` with the token as presented; refusals as a
+/// protected resource answers them, and the next DPoP nonce when DPoP was used.
+async fn protected<T: Send + 'static>(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+    body_error: &'static str,
+    f: impl FnOnce(&Issuer, Presented<'_>, &Value) -> Result<T, Error> + Send + 'static,
+) -> (Result<T, ApiError>, Option<String>) {
+    let proof = match dpop_header(headers) {
+        Ok(p) => p,
+        Err(e) => return (Err(e.at_resource(true)), None),
+    };
+    let dpop = proof.is_some();
+    let auth = match Auth::read(headers, proof) {
+        Ok(a) => a,
+        Err(e) => return (Err(e), None),
+    };
+    let uses_dpop = dpop || auth.is_dpop();
+    let req = match json_request(headers, body, body_error) {
+        Ok(r) => r,
+        Err(e) => return (Err(e), None),
+    };
+    let (out, nonce) = blocking_dpop(s, uses_dpop, move |s| f(s, auth.presented(), &req)).await;
+    (out.map_err(|e| e.at_resource(uses_dpop)), nonce)
+}
+
+async fn credential(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let (out, nonce) = protected(
+        &s,
+        &headers,
+        &body,
+        "invalid_credential_request",
+        |s, presented, req| s.credential_request(presented, req),
+    )
+    .await;
+    let mut resp = match out {
+        Ok(v) => no_store(v),
+        Err(e) => e.into_response(),
+    };
+    set_dpop_nonce(&mut resp, nonce.as_deref());
+    resp
+}
+
+/// The notification endpoint (OpenID4VCI 1.0 §11): 204 on success.
+async fn notification(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let (out, nonce) = protected(
+        &s,
+        &headers,
+        &body,
+        "invalid_notification_request",
+        |s, presented, req| s.notify(presented, req),
+    )
+    .await;
+    let mut resp = match out {
+        Ok(()) => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => e.into_response(),
+    };
+    set_dpop_nonce(&mut resp, nonce.as_deref());
+    resp
 }
 
 async fn status_list(State(s): State<Shared>, Path(n): Path<String>) -> Result<Response, ApiError> {

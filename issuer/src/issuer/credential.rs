@@ -1,9 +1,22 @@
-//! The token endpoint (pre-authorized code grant), the nonce endpoint and the credential
-//! endpoint.
+//! The token endpoint (pre-authorized code grant), the nonce endpoint, the credential
+//! endpoint and the notification endpoint, with DPoP (RFC 9449) at the token, credential and
+//! notification endpoints.
+//!
+//! DPoP: a token request with a proof gets an access token bound to the proof's key
+//! (`token_type: DPoP`); the binding travels in the token itself, `<random>.<jkt>`, whose hash
+//! the store keeps like any token's, so neither part can be changed or dropped without the
+//! token becoming unknown, and every backend keeps it. A bound token is accepted only with the
+//! `DPoP` scheme and a proof by that key whose `ath` is its hash; a token without a binding,
+//! only as a bearer token. Every proof must carry a nonce the issuer supplied (`DPoP-Nonce`),
+//! taken once from the store's nonces (under the `dpop:` prefix, so a `c_nonce` is never one),
+//! which makes a proof good for one request whichever instance answers; its `jti` is kept
+//! under the `dpop-jti:` prefix until the proof is too old anyway, so a replayed proof is named
+//! as such.
 
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
+use bizcred_core::dpop::{self, VerifiedProof};
 use bizcred_core::keys::PublicKey;
 use bizcred_core::oid4vci;
 use bizcred_core::sd_jwt_vc::{self, Issuance, StatusReference};
@@ -18,15 +31,126 @@ use crate::store::{
 
 /// Most re-issues one access token grants after its credential (lost responses retried).
 pub const MAX_REISSUES: u32 = 3;
+/// How long a supplied DPoP nonce is good for.
+pub const DPOP_NONCE_TTL: i64 = 300;
+/// Accepted DPoP proof age.
+pub const DPOP_MAX_AGE: i64 = 300;
+/// Accepted DPoP proof `iat` ahead of the clock.
+pub const DPOP_MAX_SKEW: i64 = 60;
+/// Longest `notification_id` read.
+pub const MAX_NOTIFICATION_ID: usize = 128;
+/// Longest `event_description` kept.
+pub const MAX_EVENT_DESCRIPTION: usize = 512;
+/// The notification events (OpenID4VCI 1.0 §11.1).
+pub const NOTIFICATION_EVENTS: [&str; 3] = [
+    "credential_accepted",
+    "credential_failure",
+    "credential_deleted",
+];
+
+/// The length of a JWK SHA-256 thumbprint in base64url.
+const JKT_LEN: usize = 43;
+
+/// An endpoint a DPoP proof is made for (its `htu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopEndpoint {
+    /// `/token`.
+    Token,
+    /// `/credential`.
+    Credential,
+    /// `/notification`.
+    Notification,
+}
+
+impl DpopEndpoint {
+    /// The endpoint's path.
+    pub fn path(self) -> &'static str {
+        match self {
+            DpopEndpoint::Token => "/token",
+            DpopEndpoint::Credential => "/credential",
+            DpopEndpoint::Notification => "/notification",
+        }
+    }
+}
+
+/// An access token as a request presents it: the `Authorization` header's scheme and, with
+/// the `DPoP` scheme, the request's DPoP proof (its one `DPoP` header). `Debug` hides both.
+#[derive(Clone, Copy)]
+pub enum Presented<'a> {
+    /// `Authorization: Bearer <token>`.
+    Bearer(&'a str),
+    /// `Authorization: DPoP <token>` and the proof (`None`: the request has none).
+    Dpop {
+        /// The access token.
+        token: &'a str,
+        /// The DPoP proof.
+        proof: Option<&'a str>,
+    },
+}
+
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Presented::Bearer(_) => "Presented::Bearer(..)",
+            Presented::Dpop { .. } => "Presented::Dpop(..)",
+        })
+    }
+}
+
+/// The key thumbprint a DPoP-bound access token is bound to (`<random>.<jkt>`), or `None` for
+/// a bearer token.
+fn bound_jkt(token: &str) -> Option<&str> {
+    let (_, jkt) = token.rsplit_once('.')?;
+    (jkt.len() == JKT_LEN
+        && jkt
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then_some(jkt)
+}
+
+/// The store key of a supplied DPoP nonce (kept apart from `c_nonce`s).
+fn dpop_nonce_key(nonce: &str) -> String {
+    format!("dpop:{nonce}")
+}
+
+/// The store key of a DPoP proof's `jti`, scoped to its key.
+fn dpop_jti_key(jkt: &str, jti: &str) -> String {
+    format!("dpop-jti:{}", sha256_hex(format!("{jkt} {jti}").as_bytes()))
+}
+
+/// True when `s` is a valid `event_description` (OpenID4VCI 1.0 §11.1: `%x20-21 / %x23-5B /
+/// %x5D-7E`: no quote, no backslash).
+fn description_ok(s: &str) -> bool {
+    s.len() <= MAX_EVENT_DESCRIPTION
+        && s.bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+}
 
 fn credential_response(text: &str, id: &str) -> Value {
     json!({"credentials": [{"credential": text}], "notification_id": id})
 }
 
 impl Issuer {
-    /// The token endpoint (pre-authorized code grant).
+    /// The token endpoint (pre-authorized code grant) for a client that sends no DPoP proof:
+    /// a bearer token.
     pub fn token(&self, form: &[(String, String)]) -> Result<Value, Error> {
+        self.token_request(form, None)
+    }
+
+    /// The token endpoint (pre-authorized code grant). With a DPoP proof (the request's one
+    /// `DPoP` header), checked before the code is looked at, the access token is bound to the
+    /// proof's key and answered with `token_type: DPoP`; without, it is a bearer token.
+    pub fn token_request(
+        &self,
+        form: &[(String, String)],
+        dpop_proof: Option<&str>,
+    ) -> Result<Value, Error> {
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let now = self.now();
+        let bound = match dpop_proof {
+            Some(p) => Some(self.check_dpop(p, DpopEndpoint::Token, None, None, now)?),
+            None => None,
+        };
         match get("grant_type") {
             Some(oid4vci::PRE_AUTHORIZED_GRANT) => {}
             Some(_) => return Err(Error::UnsupportedGrantType),
@@ -34,7 +158,6 @@ impl Issuer {
         }
         let code = get("pre-authorized_code").ok_or(Error::NoPreAuthorizedCode)?;
         let offer = self.store.offer_by_code(code)?.ok_or(Error::UnknownCode)?;
-        let now = self.now();
         if offer.used || now >= offer.expires {
             return Err(Error::CodeUsedOrExpired);
         }
@@ -53,7 +176,10 @@ impl Issuer {
                 attempts_left: left,
             });
         }
-        let access = random_token(32);
+        let access = match &bound {
+            Some(proof) => format!("{}.{}", random_token(32), proof.jkt),
+            None => random_token(32),
+        };
         let token = AccessToken {
             application_id: offer.application_id.clone(),
             configuration_id: offer.configuration_id.clone(),
@@ -70,7 +196,173 @@ impl Issuer {
                 }
                 e => e.into(),
             })?;
-        Ok(json!({"access_token": access, "token_type": "Bearer", "expires_in": TOKEN_TTL}))
+        let token_type = if bound.is_some() { "DPoP" } else { "Bearer" };
+        Ok(json!({"access_token": access, "token_type": token_type, "expires_in": TOKEN_TTL}))
+    }
+
+    /// A fresh DPoP nonce (the `DPoP-Nonce` header): good once, for [`DPOP_NONCE_TTL`].
+    pub fn dpop_nonce(&self) -> Result<String, Error> {
+        let n = random_token(18);
+        self.store
+            .put_nonce(&dpop_nonce_key(&n), self.now() + DPOP_NONCE_TTL)?;
+        Ok(n)
+    }
+
+    /// The URL of `endpoint`, as DPoP proofs name it.
+    pub fn endpoint_url(&self, endpoint: DpopEndpoint) -> String {
+        format!(
+            "{}{}",
+            self.config.public_url.trim_end_matches('/'),
+            endpoint.path()
+        )
+    }
+
+    /// Checks a DPoP proof for `endpoint` (RFC 9449 §4.3): the stateless checks of
+    /// [`dpop::verify_proof`], the key against `bound_to` (the thumbprint an access token is
+    /// bound to), a nonce this issuer supplied (taken once), and its `jti` not seen before.
+    fn check_dpop(
+        &self,
+        proof: &str,
+        endpoint: DpopEndpoint,
+        access_token: Option<&str>,
+        bound_to: Option<&str>,
+        now: i64,
+    ) -> Result<VerifiedProof, Error> {
+        let url = self.endpoint_url(endpoint);
+        let verified = dpop::verify_proof(
+            proof,
+            &dpop::Expected {
+                method: "POST",
+                url: &url,
+                access_token,
+                now,
+                max_age: DPOP_MAX_AGE,
+                max_future_skew: DPOP_MAX_SKEW,
+            },
+        )
+        .map_err(Error::Dpop)?;
+        if let Some(jkt) = bound_to {
+            let same: bool =
+                subtle::ConstantTimeEq::ct_eq(jkt.as_bytes(), verified.jkt.as_bytes()).into();
+            if !same {
+                return Err(Error::DpopKeyMismatch);
+            }
+        }
+        let nonce = verified.nonce.as_deref().ok_or(Error::DpopNonceMissing)?;
+        let jti = dpop_jti_key(&verified.jkt, &verified.jti);
+        let jti_expires = now + DPOP_MAX_AGE + DPOP_MAX_SKEW;
+        if self.store.take_nonce(&jti, now)? {
+            // Seen before: kept as it was, and refused by name.
+            self.store.put_nonce(&jti, jti_expires)?;
+            return Err(Error::DpopReplay);
+        }
+        // The nonce is taken once, whichever instance answers: of two requests with one
+        // proof, one at most gets past here.
+        if !self.store.take_nonce(&dpop_nonce_key(nonce), now)? {
+            return Err(Error::DpopNonceInvalid);
+        }
+        self.store.put_nonce(&jti, jti_expires)?;
+        Ok(verified)
+    }
+
+    /// The access token of a request to the credential or notification endpoint, as
+    /// presented: a bearer token must not be DPoP-bound; a DPoP-bound one comes with the
+    /// `DPoP` scheme and a proof for `endpoint` by its key over its hash. Answers the token's
+    /// hash and record (unknown, expired or spent tokens are `InvalidToken`).
+    fn access(
+        &self,
+        presented: Presented<'_>,
+        endpoint: DpopEndpoint,
+        now: i64,
+    ) -> Result<(String, AccessToken), Error> {
+        let access_token = match presented {
+            Presented::Bearer(token) => {
+                if bound_jkt(token).is_some() {
+                    return Err(Error::DpopTokenAsBearer);
+                }
+                token
+            }
+            Presented::Dpop { token, proof } => {
+                let jkt = bound_jkt(token).ok_or(Error::DpopTokenNotBound)?;
+                let proof = proof.ok_or(Error::DpopProofMissing)?;
+                self.check_dpop(proof, endpoint, Some(token), Some(jkt), now)?;
+                token
+            }
+        };
+        let token_hash = sha256_hex(access_token.as_bytes());
+        let token = self
+            .store
+            .token(&token_hash)?
+            // A used token is still good, within its lifetime, for the credential it issued
+            // (a wallet that lost the response retries, or notifies): see `reissue`.
+            .filter(|t| now < t.expires && (!t.used || t.credential_id.is_some()))
+            .ok_or(Error::InvalidToken)?;
+        Ok((token_hash, token))
+    }
+
+    /// The notification endpoint (OpenID4VCI 1.0 §11): the wallet says what became of the
+    /// credential its access token obtained (`credential_accepted`, `credential_failure`,
+    /// `credential_deleted`, with an optional `event_description`), recorded in the audit log
+    /// as `wallet_notification`. Idempotent: the same event for the same token is recorded
+    /// once and answered as a success again.
+    pub fn notify(&self, presented: Presented<'_>, body: &Value) -> Result<(), Error> {
+        let now = self.now();
+        let (token_hash, token) = self.access(presented, DpopEndpoint::Notification, now)?;
+        let bad = Error::InvalidNotificationRequest;
+        let Value::Object(req) = body else {
+            return Err(bad("the request is not a JSON object"));
+        };
+        let id = match req.get("notification_id") {
+            Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_NOTIFICATION_ID => id,
+            Some(_) => {
+                return Err(bad(
+                    "notification_id is not a string of the accepted length",
+                ))
+            }
+            None => return Err(bad("no notification_id")),
+        };
+        let event =
+            match req.get("event").and_then(Value::as_str) {
+                Some(e) if NOTIFICATION_EVENTS.contains(&e) => e,
+                Some(_) => return Err(bad(
+                    "event is not credential_accepted, credential_failure or credential_deleted",
+                )),
+                None => return Err(bad("no event")),
+            };
+        let description = match req.get("event_description") {
+            None => None,
+            Some(Value::String(d)) if description_ok(d) => Some(d.as_str()),
+            Some(_) => {
+                return Err(bad(
+                    "event_description is not printable ASCII without quotes or backslashes, of the accepted length",
+                ))
+            }
+        };
+        let credential_id = token.credential_id.as_deref();
+        let same: bool = credential_id
+            .is_some_and(|c| subtle::ConstantTimeEq::ct_eq(c.as_bytes(), id.as_bytes()).into());
+        if !same {
+            return Err(Error::InvalidNotificationId);
+        }
+        let seen = format!(
+            "notified:{}",
+            sha256_hex(format!("{token_hash} {event}").as_bytes())
+        );
+        if self.store.take_nonce(&seen, now)? {
+            self.store.put_nonce(&seen, token.expires)?;
+            return Ok(());
+        }
+        let mut details = json!({
+            "credential_id": id,
+            "application_id": token.application_id,
+            "event": event,
+        });
+        if let Some(d) = description {
+            details["event_description"] = d.into();
+        }
+        self.store.audit(now, "wallet_notification", details)?;
+        self.store.put_nonce(&seen, token.expires)?;
+        Ok(())
     }
 
     /// The nonce endpoint.
@@ -80,17 +372,20 @@ impl Issuer {
         Ok(json!({"c_nonce": n}))
     }
 
-    /// The credential endpoint.
+    /// The credential endpoint, with a bearer token.
     pub fn credential(&self, access_token: &str, body: &Value) -> Result<Value, Error> {
+        self.credential_request(Presented::Bearer(access_token), body)
+    }
+
+    /// The credential endpoint, with the access token as presented (bearer, or DPoP with its
+    /// proof).
+    pub fn credential_request(
+        &self,
+        presented: Presented<'_>,
+        body: &Value,
+    ) -> Result<Value, Error> {
         let now = self.now();
-        let token_hash = sha256_hex(access_token.as_bytes());
-        let token = self
-            .store
-            .token(&token_hash)?
-            // A used token is still good, within its lifetime, for the credential it issued
-            // (a wallet that lost the response retries): see `reissue`.
-            .filter(|t| now < t.expires && (!t.used || t.credential_id.is_some()))
-            .ok_or(Error::InvalidToken)?;
+        let (token_hash, token) = self.access(presented, DpopEndpoint::Credential, now)?;
         let Value::Object(req) = body else {
             return Err(Error::BadCredentialRequest(
                 "the request is not a JSON object",
@@ -280,5 +575,72 @@ impl Issuer {
             }
         }
         Err(Error::StatusListFull)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bizcred_core::keys::{Algorithm, SecretKey, Signer};
+
+    #[test]
+    fn a_bound_token_names_its_thumbprint_and_a_bearer_token_none() {
+        let jkt = SecretKey::generate(Algorithm::EdDSA, &mut OsRng)
+            .public_key()
+            .thumbprint();
+        let bound = format!("{}.{jkt}", random_token(32));
+        assert_eq!(bound_jkt(&bound), Some(jkt.as_str()));
+        assert_eq!(bound_jkt(&random_token(32)), None);
+        // Anything else after a dot is not a thumbprint.
+        assert_eq!(bound_jkt("abc.def"), None);
+        assert_eq!(bound_jkt(&format!("abc.{}", "*".repeat(JKT_LEN))), None);
+        // The stores' keys of DPoP nonces, jtis and c_nonces never meet.
+        assert_ne!(dpop_nonce_key("n"), "n");
+        assert!(dpop_jti_key(&jkt, "j").starts_with("dpop-jti:"));
+        assert_ne!(dpop_jti_key(&jkt, "j"), dpop_jti_key("other", "j"));
+    }
+
+    #[test]
+    fn event_descriptions_are_the_specs_characters() {
+        assert!(description_ok(
+            "Could not store the Credential. Out of storage."
+        ));
+        assert!(description_ok(""));
+        for bad in [
+            "a \"quote\"",
+            "back\\slash",
+            "tab\there",
+            "line\nbreak",
+            "caf\u{e9}",
+        ] {
+            assert!(!description_ok(bad), "{bad:?}");
+        }
+        assert!(!description_ok(&"a".repeat(MAX_EVENT_DESCRIPTION + 1)));
+    }
+
+    #[test]
+    fn the_advertised_binding_methods_are_what_key_proofs_may_name() {
+        let url = "https://issuer.example";
+        let key = SecretKey::generate(Algorithm::ES256, &mut OsRng);
+        let pk = key.public_key();
+        // A proof naming its key by `kid`, as a wallet using a DID would.
+        let by_kid = |kid: &str| {
+            let mut h = serde_json::Map::new();
+            h.insert("typ".into(), oid4vci::PROOF_TYP.into());
+            h.insert("kid".into(), kid.into());
+            let claims = json!({"aud": url, "iat": 1_790_000_000, "nonce": "n"});
+            bizcred_core::jws::sign(h, claims.to_string().as_bytes(), &key).expect("sign")
+        };
+        for method in super::super::offers::BINDING_METHODS {
+            let proof = match method {
+                "jwk" => oid4vci::proof_jwt(&key, url, Some("n"), 1_790_000_000).expect("sign"),
+                "did:key" => by_kid(&bizcred_core::did::did_key(&pk)),
+                "did:jwk" => by_kid(&format!("{}#0", bizcred_core::did::did_jwk(&pk))),
+                other => panic!("{other} is advertised but not tested"),
+            };
+            let v = oid4vci::verify_proof_jwt(&proof, url, 1_790_000_000, 300)
+                .unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert_eq!(v.key, pk, "{method}");
+        }
     }
 }

@@ -87,6 +87,36 @@ pub enum Error {
     /// The proof's `c_nonce` is unknown, used or expired.
     #[error("the c_nonce is unknown, used or expired; fetch a new one")]
     InvalidNonce,
+    /// The DPoP proof fails a check of RFC 9449 §4.3 that needs no state.
+    #[error("{0}")]
+    Dpop(#[source] bizcred_core::dpop::DpopError),
+    /// The DPoP proof's `jti` was seen before.
+    #[error("this DPoP proof was already used (its jti); make a new one")]
+    DpopReplay,
+    /// The DPoP proof carries no nonce.
+    #[error("the DPoP proof must carry the nonce this issuer supplies (DPoP-Nonce)")]
+    DpopNonceMissing,
+    /// The DPoP proof's nonce is not one this issuer supplied, or was used or has expired.
+    #[error("the DPoP proof's nonce is unknown, used or expired; use the one in DPoP-Nonce")]
+    DpopNonceInvalid,
+    /// The DPoP proof is signed by another key than the one the access token is bound to.
+    #[error("the DPoP proof is not signed by the key the access token is bound to")]
+    DpopKeyMismatch,
+    /// The access token is presented with the DPoP scheme and no DPoP proof.
+    #[error("the DPoP scheme needs a DPoP proof (one DPoP header)")]
+    DpopProofMissing,
+    /// A DPoP-bound access token presented as a bearer token.
+    #[error("the access token is DPoP-bound: present it with the DPoP scheme and a proof")]
+    DpopTokenAsBearer,
+    /// A bearer access token presented with the DPoP scheme.
+    #[error("the access token is not DPoP-bound: present it as a bearer token")]
+    DpopTokenNotBound,
+    /// The notification names another credential than the access token's.
+    #[error("the notification_id is not the one of the credential issued with this access token")]
+    InvalidNotificationId,
+    /// The notification request is malformed.
+    #[error("{0}")]
+    InvalidNotificationRequest(&'static str),
     /// The proof key is not the holder key proven with the prerequisites.
     #[error("the key differs from the holder key proven with the prerequisite credentials")]
     HolderKeyMismatch,
@@ -268,6 +298,16 @@ impl Error {
             Error::BadProof(_) => ReasonCode::InvalidProof,
             Error::ProofRefused(_) => ReasonCode::ProofRefused,
             Error::InvalidNonce => ReasonCode::InvalidNonce,
+            Error::Dpop(e) => e.code(),
+            Error::DpopReplay => ReasonCode::DpopProofReplayed,
+            Error::DpopNonceMissing => ReasonCode::DpopNonceMissing,
+            Error::DpopNonceInvalid => ReasonCode::DpopNonceInvalid,
+            Error::DpopKeyMismatch => ReasonCode::DpopKeyMismatch,
+            Error::DpopProofMissing => ReasonCode::DpopProofMissing,
+            Error::DpopTokenAsBearer => ReasonCode::DpopTokenAsBearer,
+            Error::DpopTokenNotBound => ReasonCode::DpopTokenNotBound,
+            Error::InvalidNotificationId => ReasonCode::InvalidNotificationId,
+            Error::InvalidNotificationRequest(_) => ReasonCode::InvalidNotificationRequest,
             Error::HolderKeyMismatch => ReasonCode::HolderKeyMismatch,
             Error::CredentialRevoked => ReasonCode::Revoked,
             Error::StatusListFull => ReasonCode::StatusListFull,

@@ -41,7 +41,10 @@ use crate::config::Config;
 use crate::store::{SignedList, Store};
 
 pub use applications::{prefill, MAX_SWEEP};
-pub use credential::MAX_REISSUES;
+pub use credential::{
+    DpopEndpoint, Presented, DPOP_MAX_AGE, DPOP_MAX_SKEW, DPOP_NONCE_TTL, MAX_EVENT_DESCRIPTION,
+    MAX_NOTIFICATION_ID, MAX_REISSUES, NOTIFICATION_EVENTS,
+};
 pub use error::{Error, FieldError};
 pub use keys::{KeyInfo, KeyStore, KeyStoreError};
 pub use lifecycle::{field_errors, ApplicationFilter, ApplicationList, MAX_APPLICATION_LIST};

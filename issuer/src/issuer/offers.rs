@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use bizcred_core::oid4vci;
 use bizcred_schemas::Lang;
 
+use super::credential::DpopEndpoint;
 use super::lifecycle::{merge_claims, Change};
 use super::staff::{Actor, Permission};
 use super::{random_id, random_token, Error, Issuer};
@@ -56,6 +57,11 @@ impl serde::Serialize for Offered {
     }
 }
 
+/// How the credentials are bound to their holder's key, as the credential endpoint's key
+/// proofs may name it (OpenID4VCI 1.0 §12.2.4): a `jwk` header, or a `kid` that is a did:key
+/// or did:jwk DID URL (what `oid4vci::verify_proof_jwt` resolves without a network).
+pub(crate) const BINDING_METHODS: [&str; 3] = ["jwk", "did:key", "did:jwk"];
+
 fn tx_code() -> String {
     (0..6)
         .map(|_| char::from(b'0' + (OsRng.next_u32() % 10) as u8))
@@ -87,7 +93,7 @@ impl Issuer {
                     "format": "dc+sd-jwt",
                     "scope": ty.slug(),
                     "vct": ty.vct(),
-                    "cryptographic_binding_methods_supported": ["jwk"],
+                    "cryptographic_binding_methods_supported": BINDING_METHODS,
                     "credential_signing_alg_values_supported": ["EdDSA"],
                     "proof_types_supported": {"jwt": {"proof_signing_alg_values_supported": ["EdDSA", "ES256"]}},
                     "credential_metadata": {"display": display, "claims": claims},
@@ -96,19 +102,27 @@ impl Issuer {
         }
         json!({
             "credential_issuer": base,
-            "credential_endpoint": format!("{base}/credential"),
+            "credential_endpoint": self.endpoint_url(DpopEndpoint::Credential),
             "nonce_endpoint": format!("{base}/nonce"),
+            "notification_endpoint": self.endpoint_url(DpopEndpoint::Notification),
             "display": [{"name": self.config.name_en, "locale": "en-CA"}, {"name": self.config.name_fr, "locale": "fr-CA"}],
             "credential_configurations_supported": configs,
         })
     }
 
-    /// OAuth 2.0 authorization server metadata (RFC 8414).
+    /// OAuth 2.0 authorization server metadata (RFC 8414), with the DPoP proof algorithms
+    /// (RFC 9449 §5.1): a wallet that sends a proof gets a DPoP-bound token, one that sends
+    /// none a bearer token.
     pub fn as_metadata(&self) -> Value {
         let base = &self.config.public_url;
+        let dpop_algs: Vec<&str> = bizcred_core::dpop::ALGORITHMS
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
         json!({
             "issuer": base,
-            "token_endpoint": format!("{base}/token"),
+            "token_endpoint": self.endpoint_url(DpopEndpoint::Token),
+            "dpop_signing_alg_values_supported": dpop_algs,
             "grant_types_supported": [oid4vci::PRE_AUTHORIZED_GRANT],
             "pre-authorized_grant_anonymous_access_supported": true,
             "response_types_supported": [],
