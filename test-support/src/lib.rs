@@ -179,6 +179,39 @@ impl Agency {
         sd_jwt_vc::issue(req, key, &mut OsRng).expect("the test's credential issues")
     }
 
+    /// A public record of type `ty`: `claims` all in clear, no holder key (`cnf`), no expiry,
+    /// signed with the assertion key, with its status at index `idx` of
+    /// [`Agency::status_uri`] (as bulk issuance makes them).
+    ///
+    /// # Panics
+    /// If the claims cannot be issued (they are the test's own).
+    pub fn issue_public(
+        &self,
+        ty: CredentialType,
+        claims: Map<String, Value>,
+        idx: u64,
+        iat: i64,
+    ) -> SdJwt {
+        let kid = self.kid();
+        let req = Issuance {
+            vct: ty.vct(),
+            issuer: &self.did,
+            kid: Some(&kid),
+            iat,
+            nbf: None,
+            exp: None,
+            holder_key: None,
+            status: Some(StatusReference {
+                idx,
+                uri: self.status_uri(),
+            }),
+            disclosable: Vec::new(),
+            claims,
+            decoys: 0,
+        };
+        sd_jwt_vc::issue(req, &self.assertion, &mut OsRng).expect("the test's record issues")
+    }
+
     /// `list` signed with the assertion key as the agency's status list token, issued at `iat`,
     /// expiring at `exp`, with a `ttl` of [`STATUS_LIST_TTL`]: the copy a bundle carries.
     pub fn status_list_copy(&self, list: &StatusList, iat: i64, exp: i64) -> StatusListCopy {

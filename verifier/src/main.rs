@@ -97,6 +97,10 @@ enum Command {
         #[arg(long)]
         policy: PathBuf,
     },
+    /// Verify one credential file on its own, as a public record (from the public business
+    /// repository): issuer, key, signature, type, authorization, schema and status against
+    /// the synced trust bundle. No holder is proven: presentations need `verify`.
+    VerifyRecord { credential: PathBuf },
     /// Serve OpenID4VP 1.0 verifier endpoints and the bank page (/desk).
     Serve {
         /// A policy file; repeat for several (the first is the default, for POST /requests
@@ -425,6 +429,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 &json!({"report": o.report, "receipt": o.receipt, "receipt_file": receipt_file}),
             );
             Ok(exit_for(o.report.verdict))
+        }
+        Command::VerifyRecord { credential } => {
+            let v = open_dir(&dir)?;
+            let raw = std::fs::read(&credential)
+                .with_context(|| format!("reading {}", credential.display()))?;
+            let now = clock.now();
+            let trust = v.trust(now)?;
+            let text = String::from_utf8_lossy(&raw);
+            let report = bizcred_verifier::verify::verify_record(
+                text.trim(),
+                &bizcred_verifier::verify::Context {
+                    trust: trust.as_ref(),
+                    stapled_status_lists: &[],
+                    now,
+                },
+            );
+            say(&human_report(&report), &json!({ "report": report }));
+            Ok(exit_for(report.verdict))
         }
         Command::Serve {
             policy,

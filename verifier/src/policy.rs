@@ -179,6 +179,30 @@ fn to_json(v: &toml::Value) -> Option<Value> {
 }
 
 impl Policy {
+    /// The policy of a credential of type `ty` verified on its own, as a public record is:
+    /// that one credential (query id `record`), no claim required, the default algorithms,
+    /// clock skew and freshness. It is never a presentation policy: it asks for no key
+    /// binding (see `verify::verify_record`).
+    pub fn public_record(ty: CredentialType) -> Policy {
+        Policy {
+            name: format!("public record ({})", ty.slug()),
+            credentials: vec![CredentialRequirement {
+                id: "record".into(),
+                credential_type: ty,
+                claims: Vec::new(),
+                optional: Vec::new(),
+                values: Vec::new(),
+            }],
+            rules: Rules::default(),
+            algorithms: vec![Algorithm::EdDSA, Algorithm::ES256],
+            kb_max_age: 300,
+            clock_skew: 60,
+            max_registry_age: None,
+            max_status_age: None,
+            digest: String::new(),
+        }
+    }
+
     /// Parses a TOML policy.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
         if text.len() > 256 * 1024 {

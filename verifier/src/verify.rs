@@ -221,6 +221,9 @@ const INDETERMINATE: [ReasonCode; 8] = [
 const STALE: [ReasonCode; 2] = [ReasonCode::RegistryStale, ReasonCode::StatusStale];
 
 struct Run<'a> {
+    /// Whether each credential must carry a key-binding JWT answering the request (every
+    /// presentation); off only for a public record verified on its own ([`verify_record`]).
+    key_binding: bool,
     holder_keys: sd_jwt_vc::HolderKeys,
     failures: Vec<Finding>,
     checks: Vec<Check>,
@@ -269,7 +272,51 @@ struct Verified {
 
 /// Verifies `presentation` under `policy` with what the verifier knows.
 pub fn verify(presentation: &Presentation<'_>, policy: &Policy, ctx: &Context<'_>) -> Report {
+    run_verify(presentation, policy, ctx, true)
+}
+
+/// Verifies one credential on its own, as a public record is (the repository's downloads,
+/// `bizcred-verifier verify-record`): issuer key at the proof time, key status, signature,
+/// type, authorization, schema, licence dates, status and registry freshness, against what
+/// the verifier knows. There is no holder to prove anything: a credential bound to a holder
+/// key proves nothing about who shows it, which is why every policy of a presentation asks
+/// for key binding and refuses a public record (`NO_HOLDER_KEY`).
+pub fn verify_record(text: &str, ctx: &Context<'_>) -> Report {
+    // The type named by the (not yet verified) payload chooses which checks apply; the
+    // signature check then covers it.
+    let vct = SdJwt::parse(text)
+        .ok()
+        .and_then(|sd| Jws::decode(&sd.jwt).ok())
+        .and_then(|j| j.claims().ok())
+        .and_then(|p| p.get("vct").and_then(Value::as_str).map(str::to_owned));
+    // A vct of no known type is checked as a certificate of incorporation: once the
+    // signature verifies, the type check refuses it (WRONG_CREDENTIAL_TYPE).
+    let ty = vct
+        .as_deref()
+        .and_then(CredentialType::from_vct)
+        .unwrap_or(CredentialType::CertificateOfIncorporation);
+    let policy = Policy::public_record(ty);
+    let vp_token = serde_json::json!({ "record": [text] });
+    run_verify(
+        &Presentation {
+            vp_token: &vp_token,
+            nonce: "",
+            audience: "",
+        },
+        &policy,
+        ctx,
+        false,
+    )
+}
+
+fn run_verify(
+    presentation: &Presentation<'_>,
+    policy: &Policy,
+    ctx: &Context<'_>,
+    key_binding: bool,
+) -> Report {
     let mut run = Run {
+        key_binding,
         holder_keys: sd_jwt_vc::HolderKeys::default(),
         failures: Vec::new(),
         checks: Vec::new(),
@@ -567,7 +614,7 @@ fn check_credential(
     let opts = VerifyOptions {
         now: run.ctx.now,
         clock_skew: run.policy.clock_skew,
-        key_binding: Some(kb),
+        key_binding: run.key_binding.then_some(kb),
     };
     let vc =
         match sd_jwt_vc::verify_decoded(&sd, header, payload, &key, &opts, &mut run.holder_keys) {
