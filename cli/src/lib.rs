@@ -92,8 +92,13 @@ impl HttpError {
         let text = String::from_utf8_lossy(body);
         HttpError {
             status,
-            error: field("error").unwrap_or_else(|| format!("http_{status}")),
+            // `{error, error_description}`, or an RFC 9457 problem document with the stable
+            // code in its `code` member.
+            error: field("error")
+                .or_else(|| field("code"))
+                .unwrap_or_else(|| format!("http_{status}")),
             description: field("error_description")
+                .or_else(|| field("detail"))
                 .unwrap_or_else(|| text.chars().take(300).collect()),
         }
     }

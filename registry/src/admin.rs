@@ -8,6 +8,8 @@
 //! registry.json   origin, SHA-256 of the admin tokens
 //! authority.key   signs governance entries (sealed with the operator's passphrase)
 //! log.key         signs checkpoints and bundles (sealed likewise)
+//! authority-did.key        the update key of the authority's did:webvh DID (sealed likewise)
+//! authority.did.jsonl      the authority's did:webvh log (served at its DID's location)
 //! db/             the sled store: entries and status lists (unless the log is on PostgreSQL)
 //! ```
 //!
@@ -26,7 +28,7 @@ use bizcred_core::data_integrity::ProofError;
 use bizcred_core::keyfile::{self, KdfParams, KeyFileError};
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
 use bizcred_core::trust::bundle::TrustAnchor;
-use bizcred_core::trust::entry::build;
+use bizcred_core::trust::entry::build::{self, RecognitionTerms};
 use bizcred_core::webvh;
 use bizcred_core::ReasonCode;
 use bizcred_schemas::CredentialType;
@@ -110,6 +112,17 @@ pub enum AdminError {
     /// The moved log does not replay to what the original does.
     #[error("the log moved to PostgreSQL does not match the sled store: {0}")]
     MoveVerifyFailed(String),
+    /// The public URL cannot name a did:webvh DID.
+    #[error("{url} cannot be the authority's public URL: {reason}")]
+    PublicUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The authority DID could not be created.
+    #[error("creating the authority's did:webvh DID: {0}")]
+    AuthorityDid(#[source] webvh::WebvhError),
 }
 
 impl AdminError {
@@ -129,6 +142,8 @@ impl AdminError {
             AdminError::StorageNotEmpty(_) => ReasonCode::StorageNotEmpty,
             AdminError::DatabaseEmpty { .. } => ReasonCode::NotInitialized,
             AdminError::MoveVerifyFailed(_) => ReasonCode::MoveVerifyFailed,
+            AdminError::PublicUrl { .. } => ReasonCode::ConfigInvalid,
+            AdminError::AuthorityDid(e) => e.code(),
         }
     }
 }
@@ -156,6 +171,8 @@ pub enum KeyName {
     Authority,
     /// Signs checkpoints and bundles.
     Log,
+    /// Updates the authority's did:webvh DID.
+    DidUpdate,
 }
 
 impl KeyName {
@@ -163,8 +180,70 @@ impl KeyName {
         match self {
             KeyName::Authority => "authority.key",
             KeyName::Log => "log.key",
+            KeyName::DidUpdate => "authority-did.key",
         }
     }
+}
+
+/// The authority DID's log file in the data directory.
+const AUTHORITY_DID_LOG: &str = "authority.did.jsonl";
+
+/// What [`DataDir::create_authority_did`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityDidMade {
+    /// The DID.
+    pub did: String,
+    /// Where its log is published (the did:webvh DID-to-HTTPS transformation).
+    pub log_url: String,
+    /// The TRQP endpoint's base URL its document names.
+    pub trqp: String,
+    /// The governance framework's URL its document names.
+    pub governance_framework: String,
+}
+
+/// The did:webvh part after the SCID for a registry served at `public_url`
+/// (`https://host[:port][/path]`, or `http://localhost[:port]` for a test on this machine).
+pub fn did_host_and_path(public_url: &str) -> Result<String, AdminError> {
+    let bad = |reason: &str| AdminError::PublicUrl {
+        url: public_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (scheme, rest) = public_url
+        .split_once("://")
+        .ok_or_else(|| bad("not an absolute URL"))?;
+    let rest = rest.trim_end_matches('/');
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    if authority.contains(['@', '?', '#']) || path.contains(['?', '#']) {
+        return Err(bad("a public URL has no user, query or fragment"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let host = host.to_ascii_lowercase();
+    match (scheme, host.as_str()) {
+        ("https", h) if h != "localhost" => {}
+        ("http", "localhost") => {}
+        _ => return Err(bad("did:webvh resolves to https (http only for localhost)")),
+    }
+    let mut out = host;
+    if let Some(p) = port {
+        out.push_str("%3A");
+        out.push_str(p);
+    }
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        out.push(':');
+        out.push_str(seg);
+    }
+    Ok(out)
+}
+
+/// The public URL a registry's origin suggests: `https://<the origin's host>`.
+pub fn default_public_url(origin: &str) -> String {
+    format!("https://{}", origin.split('/').next().unwrap_or(origin))
 }
 
 /// What `init` made.
@@ -426,7 +505,92 @@ impl DataDir {
                 });
             }
         }
-        Ok(Registry::open(store, &cfg.origin, log_key, now)?)
+        let mut reg = Registry::open(store, &cfg.origin, log_key, now)?;
+        if let Some(log) = self.authority_did_log()? {
+            reg.set_authority_did(&log, now)?;
+        }
+        Ok(reg)
+    }
+
+    /// The authority's did:webvh log, if it has a DID.
+    pub fn authority_did_log(&self) -> Result<Option<String>, AdminError> {
+        let path = self.path.join(AUTHORITY_DID_LOG);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Gives the governing authority its own did:webvh DID, served by the registry at
+    /// `public_url` (where its log is published: the DID-to-HTTPS transformation of the DID).
+    /// The document lists the authority key (which signs governance entries) as an
+    /// assertion method, and two services: `#trqp` (type `TRQP`, the TRQP v2.0 endpoint's
+    /// base URL, `<public_url>/trqp/v2`) and `#governance-framework` (type
+    /// `GovernanceFramework`, `governance_framework`, by default `<public_url>/governance`).
+    /// Its update key is a new key, sealed with `passphrase` in `authority-did.key`.
+    pub fn create_authority_did(
+        &self,
+        passphrase: &[u8],
+        public_url: &str,
+        governance_framework: Option<&str>,
+        now: i64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<AuthorityDidMade, AdminError> {
+        self.config()?;
+        let log_path = self.path.join(AUTHORITY_DID_LOG);
+        if log_path.exists() {
+            return Err(AdminError::AlreadyInitialized(log_path));
+        }
+        let host = did_host_and_path(public_url)?;
+        let base = public_url.trim_end_matches('/');
+        let trqp = format!("{base}{}", crate::trqp::BASE_PATH);
+        let egf = governance_framework
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{base}/governance"));
+        let authority = self.key(KeyName::Authority, passphrase)?;
+        let mk = bizcred_core::did::multikey(&authority.public_key());
+        let doc = json!({
+            "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+            "id": "{DID}",
+            "verificationMethod": [{"id": "{DID}#authority-1", "type": "Multikey", "controller": "{DID}", "publicKeyMultibase": mk}],
+            "assertionMethod": ["{DID}#authority-1"],
+            "service": [
+                {"id": "{DID}#trqp", "type": "TRQP", "serviceEndpoint": trqp},
+                {"id": "{DID}#governance-framework", "type": "GovernanceFramework", "serviceEndpoint": egf},
+            ],
+        });
+        let update = SecretKey::generate(Algorithm::EdDSA, rng);
+        let mut params = serde_json::Map::new();
+        params.insert(
+            "updateKeys".into(),
+            json!([bizcred_core::did::multikey(&update.public_key())]),
+        );
+        params.insert("portable".into(), false.into());
+        let (did, line) =
+            webvh::create(&host, doc, params, now, &update).map_err(AdminError::AuthorityDid)?;
+        let log = format!("{line}\n");
+        // Verified as any resolver will.
+        crate::sequencer::AuthorityDid::from_log(&log, now).map_err(AdminError::AuthorityDid)?;
+        let key_path = self.path.join(KeyName::DidUpdate.file());
+        let sealed =
+            keyfile::seal(&update, passphrase, KdfParams::DEFAULT, rng).map_err(|source| {
+                AdminError::Key {
+                    path: key_path.clone(),
+                    source,
+                }
+            })?;
+        write_private(&key_path, sealed.as_bytes())?;
+        write_private(&log_path, log.as_bytes())?;
+        let log_url = webvh::WebvhDid::parse(&did)
+            .map_err(AdminError::AuthorityDid)?
+            .log_url();
+        Ok(AuthorityDidMade {
+            did,
+            log_url,
+            trqp,
+            governance_framework: egf,
+        })
     }
 
     /// The store: sled in `db/` (refused once moved to PostgreSQL), or the PostgreSQL
@@ -675,6 +839,60 @@ pub fn declare_compromise(
     })
 }
 
+/// The entry that recognizes `entity` (another registry's authority, whose registry has
+/// `anchor`) for `ty` from `from` (until `until`); `authority_id` is this registry's authority.
+#[allow(clippy::too_many_arguments)]
+pub fn recognize(
+    origin: &str,
+    authority: &SecretKey,
+    authority_id: &str,
+    entity: &str,
+    anchor: &TrustAnchor,
+    ty: CredentialType,
+    from: i64,
+    until: Option<i64>,
+    now: i64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Planned, AdminError> {
+    Ok(Planned {
+        what: format!(
+            "recognize {entity} (registry {}) for {}",
+            anchor.origin,
+            ty.slug()
+        ),
+        entry: build::recognition_granted(
+            origin,
+            authority_id,
+            &RecognitionTerms {
+                entity_id: entity,
+                resource: ty.vct(),
+                valid_from: from,
+                valid_until: until,
+                anchor,
+            },
+            now,
+            authority,
+            rng,
+        )?,
+    })
+}
+
+/// The entry that ends the recognition of `entity` for `ty` at `at`.
+pub fn revoke_recognition(
+    origin: &str,
+    authority: &SecretKey,
+    entity: &str,
+    ty: CredentialType,
+    at: i64,
+    now: i64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Planned, AdminError> {
+    Ok(Planned {
+        what: format!("revoke the recognition of {entity} for {}", ty.slug()),
+        entry: build::recognition_revoked(origin, entity, ty.vct(), at, now, authority, rng)?,
+    })
+}
+
 /// The registry's state for `status`: size, issuers and their authorized types, anchor.
 pub fn status(reg: &AnyRegistry) -> Value {
     let s = reg.state();
@@ -691,7 +909,16 @@ pub fn status(reg: &AnyRegistry) -> Value {
             json!({"did": i.did, "name": i.name_en, "versions": i.log.versions.len(), "types": types})
         })
         .collect();
-    json!({"origin": s.origin, "size": s.size(), "issuers": issuers, "anchor": reg.anchor()})
+    let recognitions: Vec<Value> = s
+        .recognitions
+        .iter()
+        .map(|r| {
+            json!({"entity_id": r.entity_id, "resource": r.resource, "log_origin": r.anchor.origin,
+                "revoked_at": r.revoked_at.map(bizcred_core::time::format_utc)})
+        })
+        .collect();
+    json!({"origin": s.origin, "size": s.size(), "issuers": issuers, "anchor": reg.anchor(),
+        "authority_id": reg.authority_id(), "recognitions": recognitions})
 }
 
 /// Writes a new file readable by its owner only, flushed to disk.

@@ -22,5 +22,6 @@ pub mod admin;
 pub mod sequencer;
 pub mod service;
 pub mod store;
+pub mod trqp;
 
 pub use sequencer::{Registry, RegistryError};

@@ -76,6 +76,54 @@ enum Command {
         /// The log's origin (its unique name), e.g. registry.bizcred.ca/log.
         #[arg(long)]
         origin: String,
+        #[command(flatten)]
+        authority: AuthorityArgs,
+    },
+    /// Give the governing authority its did:webvh DID (init does; for a registry made before).
+    AuthorityDid {
+        #[command(flatten)]
+        data: Data,
+        #[command(flatten)]
+        authority: AuthorityArgs,
+    },
+    /// Recognize another registry's authority for a credential type (or revoke that): the
+    /// issuers it authorizes for the type are then accepted by verifiers of this registry.
+    Recognize {
+        #[command(flatten)]
+        target: Target,
+        /// The other registry's authority (its DID; TRQP entity_id).
+        #[arg(long)]
+        authority: String,
+        /// The other registry's trust anchor (the JSON its init printed, or a file holding it).
+        #[arg(long, required_unless_present = "revoke")]
+        anchor: Option<String>,
+        #[arg(long = "type", value_parser = parse_type)]
+        kind: CredentialType,
+        /// Valid from (UTC, RFC 3339); default now.
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// Valid until (UTC, RFC 3339).
+        #[arg(long)]
+        valid_until: Option<String>,
+        /// Revoke the recognition instead (from --at, default now).
+        #[arg(long)]
+        revoke: bool,
+        /// When the revocation takes effect (UTC, RFC 3339); default now.
+        #[arg(long, requires = "revoke")]
+        at: Option<String>,
+    },
+    /// Keep a recognized registry's whole trust bundle, to carry it in this registry's bundles
+    /// (verified against the anchor its recognition pins). Run it whenever that registry
+    /// changes, at least as often as its freshness limits ask.
+    RecognizedBundle {
+        #[command(flatten)]
+        target: Target,
+        /// The recognized registry's bundle as a file.
+        #[arg(long, conflicts_with = "from")]
+        bundle: Option<PathBuf>,
+        /// Fetch it from the recognized registry's URL (`<URL>/bundle`).
+        #[arg(long)]
+        from: Option<String>,
     },
     /// Serve the registry API.
     Serve {
@@ -179,6 +227,19 @@ enum Command {
         #[arg(long, value_name = "DATA_DIR")]
         from: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Clone)]
+struct AuthorityArgs {
+    /// Where this registry is served (https://host[:port][/path]; http only for localhost):
+    /// the authority's did:webvh DID is made for it, its log served at the DID's location.
+    /// Default: https://<the origin's host>.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// The governance framework's URL, named in the authority's DID document (default:
+    /// <public URL>/governance, served by the registry).
+    #[arg(long)]
+    governance_framework: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -389,24 +450,212 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let clock = SystemClock::from_env()?;
     let now = clock.now();
     match cli.command {
-        Command::Init { data, origin } => {
+        Command::Init {
+            data,
+            origin,
+            authority,
+        } => {
             let pass = data.passphrase()?;
+            let public_url = authority
+                .public_url
+                .clone()
+                .unwrap_or_else(|| admin::default_public_url(&origin));
+            // The URL is checked before anything is written.
+            admin::did_host_and_path(&public_url)?;
             let made = blocking(|| {
                 data.dir()
                     .init(&origin, pass.as_bytes(), now, &mut OsRng, &data.storage())
             })
             .map_err(|e| data.hint(e))?;
+            let did = data.dir().create_authority_did(
+                pass.as_bytes(),
+                &public_url,
+                authority.governance_framework.as_deref(),
+                now,
+                &mut OsRng,
+            )?;
             let size = made.registry.state().size();
             out.say(
                 &format!(
-                    "registry {origin} created in {}\nadmin token (shown once; keep it secret): {}\ntrust anchor for verifiers: {}",
+                    "registry {origin} created in {}\nadmin token (shown once; keep it secret): {}\ntrust anchor for verifiers: {}\nauthority DID: {} (its log: {}; TRQP endpoint: {})",
                     data.data_dir.display(),
                     made.admin_token.as_str(),
-                    serde_json::to_string(&made.anchor)?
+                    serde_json::to_string(&made.anchor)?,
+                    did.did,
+                    did.log_url,
+                    did.trqp,
                 ),
-                &json!({"origin": origin, "admin_token": made.admin_token.as_str(), "anchor": made.anchor, "size": size, "storage": data.storage().describe()}),
+                &json!({"origin": origin, "admin_token": made.admin_token.as_str(), "anchor": made.anchor, "size": size, "storage": data.storage().describe(),
+                        "authority_did": did.did, "authority_did_log": did.log_url, "trqp": did.trqp, "governance_framework": did.governance_framework}),
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::AuthorityDid { data, authority } => {
+            let cfg = data.dir().config().map_err(|e| data.hint(e))?;
+            let pass = data.passphrase()?;
+            let public_url = authority
+                .public_url
+                .clone()
+                .unwrap_or_else(|| admin::default_public_url(&cfg.origin));
+            let did = data.dir().create_authority_did(
+                pass.as_bytes(),
+                &public_url,
+                authority.governance_framework.as_deref(),
+                now,
+                &mut OsRng,
+            )?;
+            out.say(
+                &format!(
+                    "authority DID {} (its log: {}; TRQP endpoint: {}; governance framework: {})",
+                    did.did, did.log_url, did.trqp, did.governance_framework
+                ),
+                &json!({"authority_did": did.did, "authority_did_log": did.log_url, "trqp": did.trqp, "governance_framework": did.governance_framework}),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Recognize {
+            target,
+            authority,
+            anchor,
+            kind,
+            valid_from,
+            valid_until,
+            revoke,
+            at,
+        } => {
+            if revoke {
+                let at = parse_time(at.as_deref(), now)?;
+                return governance(&out, &target, now, |origin, key| {
+                    Ok(vec![admin::revoke_recognition(
+                        origin, key, &authority, kind, at, now, &mut OsRng,
+                    )?])
+                })
+                .await;
+            }
+            let anchor = anchor.unwrap_or_default();
+            let text = if anchor.trim_start().starts_with('{') {
+                anchor
+            } else {
+                std::fs::read_to_string(&anchor).with_context(|| format!("reading {anchor}"))?
+            };
+            let anchor: bizcred_core::trust::bundle::TrustAnchor = serde_json::from_str(&text)
+                .context(
+                    "--anchor is not a trust anchor ({\"origin\", \"log_key_name\", \"log_key\"})",
+                )?;
+            let from = parse_time(valid_from.as_deref(), now)?;
+            let until = valid_until
+                .as_deref()
+                .map(|u| parse_time(Some(u), now))
+                .transpose()?;
+            let ours = match target.data.dir().authority_did_log()? {
+                Some(log) => Some(
+                    bizcred_registry::sequencer::AuthorityDid::from_log(&log, now)
+                        .map_err(|e| anyhow!("the authority's DID log does not verify: {e}"))?
+                        .did,
+                ),
+                None => None,
+            };
+            governance(&out, &target, now, |origin, key| {
+                Ok(vec![admin::recognize(
+                    origin,
+                    key,
+                    ours.as_deref().unwrap_or(origin),
+                    &authority,
+                    &anchor,
+                    kind,
+                    from,
+                    until,
+                    now,
+                    &mut OsRng,
+                )?])
+            })
+            .await
+        }
+        Command::RecognizedBundle {
+            target,
+            bundle,
+            from,
+        } => {
+            let text = match (bundle, from) {
+                (Some(f), _) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?,
+                (None, Some(u)) => {
+                    let url = format!("{}/bundle", u.trim_end_matches('/'));
+                    let resp = reqwest::get(&url)
+                        .await
+                        .with_context(|| format!("fetching {url}"))?;
+                    let status = resp.status();
+                    let body = resp.bytes().await?;
+                    if !status.is_success() {
+                        return Err(HttpError::from_body(status.as_u16(), &body))
+                            .with_context(|| format!("fetching {url}"));
+                    }
+                    String::from_utf8(body.to_vec()).context("the bundle is not UTF-8")?
+                }
+                (None, None) => {
+                    bail!("give --bundle <file> or --from <the recognized registry's URL>")
+                }
+            };
+            let outcome: std::result::Result<(String, u64), (String, String)> = match &target.url {
+                None => {
+                    let data = &target.data;
+                    let mut reg = data.open(now)?;
+                    match blocking(|| reg.put_recognized_bundle(&text, now)) {
+                        Ok(r) => Ok(r),
+                        Err(e @ (RegistryError::Recognized(_) | RegistryError::Entry(_))) => {
+                            Err((e.code().as_str().to_owned(), e.to_string()))
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Some(url) => {
+                    let token = target
+                        .token
+                        .as_deref()
+                        .ok_or_else(|| anyhow!("--url needs --token or $BIZCRED_REGISTRY_TOKEN"))?;
+                    let url = url.trim_end_matches('/');
+                    let resp = reqwest::Client::new()
+                        .post(format!("{url}/recognized-bundles"))
+                        .bearer_auth(token)
+                        .body(text)
+                        .send()
+                        .await
+                        .with_context(|| format!("contacting the registry at {url}"))?;
+                    let status = resp.status();
+                    let body = resp.bytes().await?;
+                    if status.is_success() {
+                        let v: Value = serde_json::from_slice(&body)
+                            .context("the registry's answer is not JSON")?;
+                        Ok((
+                            v["authority_id"].as_str().unwrap_or_default().to_owned(),
+                            v["size"].as_u64().unwrap_or_default(),
+                        ))
+                    } else {
+                        let e = HttpError::from_body(status.as_u16(), &body);
+                        if status.as_u16() == 400 {
+                            Err((e.error, e.description))
+                        } else {
+                            return Err(e.into());
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Ok((authority, size)) => {
+                    out.say(
+                        &format!("kept the bundle of recognized authority {authority} ({size} entries); this registry's bundles carry it"),
+                        &json!({"result": "kept", "authority_id": authority, "size": size}),
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err((code, reason)) => {
+                    out.say(
+                        &format!("refused: {reason} ({code})"),
+                        &json!({"result": "refused", "code": code, "reason": reason}),
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Serve {
             data,

@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use bizcred_core::jws::Jws;
 use bizcred_core::keys::{SecretKey, Signer};
-use bizcred_core::time;
-use bizcred_core::trust::bundle::{self, StatusListCopy, TrustAnchor};
+use bizcred_core::trust::bundle::{
+    self, BundleError, RecognizedBundle, StatusListCopy, TrustAnchor,
+};
 use bizcred_core::trust::entry::{self, build};
 use bizcred_core::trust::merkle;
 use bizcred_core::trust::note::{Checkpoint, SignedNote};
@@ -18,6 +19,7 @@ use bizcred_core::webvh;
 use bizcred_core::ReasonCode;
 
 use crate::store::{Store, StoreError};
+use crate::trqp::{self, TrqpError};
 
 /// Most entries one page of `/entries` returns.
 pub const MAX_PAGE: u64 = 1000;
@@ -49,6 +51,15 @@ pub enum RegistryError {
     /// The checkpoint could not be signed.
     #[error("signing the checkpoint failed: {0}")]
     Checkpoint(#[source] bizcred_core::keys::SignError),
+    /// A TRQP query is not answered.
+    #[error(transparent)]
+    Trqp(#[from] TrqpError),
+    /// A recognized registry's bundle was refused.
+    #[error("the recognized registry's bundle is refused: {0}")]
+    Recognized(#[source] BundleError),
+    /// The registry has no authority DID.
+    #[error("the registry has no authority DID yet")]
+    NoAuthorityDid,
 }
 
 impl RegistryError {
@@ -62,6 +73,9 @@ impl RegistryError {
             RegistryError::StatusList(_) => ReasonCode::StatusListMalformed,
             RegistryError::Sign(e) => e.code(),
             RegistryError::Checkpoint(e) => e.code(),
+            RegistryError::Trqp(e) => e.code(),
+            RegistryError::Recognized(_) => ReasonCode::BundleRecognizedInvalid,
+            RegistryError::NoAuthorityDid => ReasonCode::AuthorityDidMissing,
         }
     }
 }
@@ -78,8 +92,65 @@ pub struct Registry<S: Store> {
     log_signer: SecretKey,
     checkpoint: String,
     status_lists: Vec<StatusListCopy>,
+    /// The recognized registries' bundles, as last submitted.
+    recognized: Vec<RecognizedBundle>,
+    /// The governing authority's did:webvh DID, when it has one.
+    authority: Option<AuthorityDid>,
     /// The newest blob version read from the store.
     blob_version: u64,
+}
+
+/// The governing authority's did:webvh DID: its verified log.
+#[derive(Debug, Clone)]
+pub struct AuthorityDid {
+    /// The DID.
+    pub did: String,
+    /// Its verified log.
+    pub log: webvh::VerifiedLog,
+}
+
+impl AuthorityDid {
+    /// Verifies `log` (a did.jsonl) at `now`.
+    pub fn from_log(log: &str, now: i64) -> Result<AuthorityDid, webvh::WebvhError> {
+        let verified = webvh::verify_log(log, None, now);
+        if let Some(e) = verified.error {
+            return Err(e);
+        }
+        let did = verified
+            .versions
+            .last()
+            .map(|v| v.id().to_owned())
+            .ok_or(webvh::WebvhError::NotFound)?;
+        Ok(AuthorityDid { did, log: verified })
+    }
+
+    /// The current DID document (with the implicit services).
+    pub fn document(&self) -> Option<Value> {
+        webvh::resolve(&self.did, &self.log)
+            .ok()
+            .map(|r| r.document)
+    }
+
+    /// The endpoint of the document's service of `kind` (e.g. `TRQP`).
+    pub fn service(&self, kind: &str) -> Option<String> {
+        self.document()?
+            .get("service")?
+            .as_array()?
+            .iter()
+            .find(|s| s.get("type").and_then(Value::as_str) == Some(kind))?
+            .get("serviceEndpoint")?
+            .as_str()
+            .map(str::to_owned)
+    }
+}
+
+/// The recognized bundle a blob holds, if it is one (`recognized:<authority>`).
+fn recognized_of(name: &str, value: &[u8]) -> Option<RecognizedBundle> {
+    name.strip_prefix("recognized:")
+        .map(|authority| RecognizedBundle {
+            authority_id: authority.to_owned(),
+            bundle: String::from_utf8_lossy(value).into_owned(),
+        })
 }
 
 /// The status list a blob holds, if it is one (`status:<uri>`).
@@ -134,6 +205,8 @@ impl<S: Store> Registry<S> {
             log_signer,
             checkpoint: String::new(),
             status_lists: Vec::new(),
+            recognized: Vec::new(),
+            authority: None,
             blob_version: 0,
         };
         r.read_blobs()?;
@@ -147,6 +220,10 @@ impl<S: Store> Registry<S> {
             if let Some(list) = status_list_of(&b.name, &b.value) {
                 self.status_lists.retain(|s| s.uri != list.uri);
                 self.status_lists.push(list);
+            }
+            if let Some(r) = recognized_of(&b.name, &b.value) {
+                self.recognized.retain(|x| x.authority_id != r.authority_id);
+                self.recognized.push(r);
             }
             self.blob_version = self.blob_version.max(b.version);
         }
@@ -212,6 +289,29 @@ impl<S: Store> Registry<S> {
     /// The log key's public half.
     pub fn log_key(&self) -> bizcred_core::keys::PublicKey {
         self.log_signer.public_key()
+    }
+
+    /// Sets the governing authority's did:webvh DID from its log (verified at `now`).
+    pub fn set_authority_did(&mut self, log: &str, now: i64) -> Result<(), RegistryError> {
+        self.authority = Some(AuthorityDid::from_log(log, now)?);
+        Ok(())
+    }
+
+    /// The governing authority's DID, if it has one.
+    pub fn authority_did(&self) -> Option<&AuthorityDid> {
+        self.authority.as_ref()
+    }
+
+    /// The authority TRQP answers for: its DID, or the log's origin while it has none.
+    pub fn authority_id(&self) -> &str {
+        self.authority
+            .as_ref()
+            .map_or(self.state.origin.as_str(), |a| a.did.as_str())
+    }
+
+    /// The recognized registries' bundles this registry carries.
+    pub fn recognized_bundles(&self) -> &[RecognizedBundle] {
+        &self.recognized
     }
 
     /// The anchor verifiers pin (after genesis).
@@ -378,68 +478,180 @@ impl<S: Store> Registry<S> {
         self.state.issuers.get(did).map(|i| i.log.text())
     }
 
-    /// A ToIP TRQP v2 authorization query, answered with evidence: the granting entry, its
-    /// inclusion proof and the signed checkpoint, under the `ext` member.
-    pub fn authorization_query(&self, request: &Value, now: i64) -> Result<Value, RegistryError> {
-        let field = |k: &str| {
-            request
-                .get(k)
-                .and_then(Value::as_str)
-                .ok_or_else(|| RegistryError::Range(format!("missing {k}")))
-        };
-        let (entity, authority, action, resource) = (
-            field("entity_id")?,
-            field("authority_id")?,
-            field("action")?,
-            field("resource")?,
-        );
-        let requested = match request
-            .get("context")
-            .and_then(|c| c.get("time"))
-            .and_then(Value::as_str)
-        {
-            Some(t) => Some(
-                time::parse_utc(t)
-                    .map_err(|_| RegistryError::Range("context.time is not a UTC time".into()))?,
-            ),
-            None => None,
-        };
-        let at = requested.unwrap_or(now);
-        let mut response = json!({
-            "entity_id": entity, "authority_id": authority, "action": action, "resource": resource,
-            "time_evaluated": time::format_utc(now),
-        });
-        if let Some(t) = requested {
-            response["time_requested"] = time::format_utc(t).into();
+    fn check_query(&self, q: &trqp::Query, action: &'static str) -> Result<(), RegistryError> {
+        if q.authority_id != self.authority_id() {
+            return Err(TrqpError::AuthorityUnknown {
+                asked: q.authority_id.chars().take(256).collect(),
+                ours: self.authority_id().to_owned(),
+            }
+            .into());
         }
-        let outcome = if authority != self.state.origin {
-            Err(format!(
-                "this registry answers for authority {}",
-                self.state.origin
+        if q.action != action {
+            return Err(TrqpError::ActionUnknown {
+                asked: q.action.chars().take(128).collect(),
+                defined: action,
+            }
+            .into());
+        }
+        if self.state.type_definition(&q.resource).is_none() {
+            return Err(TrqpError::ResourceUnknown(q.resource.chars().take(256).collect()).into());
+        }
+        Ok(())
+    }
+
+    /// The evidence of entry `index`: the entry, its inclusion proof in the current tree and
+    /// the signed checkpoint (under the answer's `ext` member).
+    fn evidence(&self, index: u64) -> Result<Value, RegistryError> {
+        Ok(json!({"org.bizcred.evidence": {
+            "entry": self.entries[index as usize],
+            "inclusion": self.inclusion_proof(index, self.state.size())?,
+            "checkpoint": self.checkpoint,
+        }}))
+    }
+
+    /// A ToIP TRQP v2 authorization query ([`trqp`]): may `entity_id` `issue` `resource`
+    /// under this authority at `context.time` (else now)? Answered with evidence when it may.
+    pub fn authorization_query(&self, q: &trqp::Query, now: i64) -> Result<Value, RegistryError> {
+        self.check_query(q, trqp::ACTION_ISSUE)?;
+        if !self.state.issuers.contains_key(&q.entity_id) {
+            return Err(TrqpError::EntityUnknown(format!(
+                "{} is not an issuer registered by this authority",
+                q.entity_id.chars().take(256).collect::<String>()
             ))
-        } else if action != "issue" {
-            Err("the only action is issue".to_owned())
-        } else {
-            self.state
-                .authorized(entity, resource, at)
-                .map_err(|e| e.to_string())
-        };
-        match outcome {
-            Ok(grant) => {
-                response["authorized"] = true.into();
-                response["message"] = "authorized".into();
-                response["ext"] = json!({"org.bizcred.evidence": {
-                    "entry": self.entries[grant.entry_index as usize],
-                    "inclusion": self.inclusion_proof(grant.entry_index, self.state.size())?,
-                    "checkpoint": self.checkpoint,
-                }});
-            }
-            Err(m) => {
-                response["authorized"] = false.into();
-                response["message"] = m.into();
-            }
+            .into());
         }
-        Ok(response)
+        Ok(
+            match self.state.authorized(&q.entity_id, &q.resource, q.at(now)) {
+                Ok(grant) => {
+                    let mut a = q.answer(
+                        "authorized",
+                        true,
+                        format!(
+                            "{} is authorized to issue {} by {} (entry {})",
+                            q.entity_id, q.resource, q.authority_id, grant.entry_index
+                        ),
+                        now,
+                    );
+                    a["ext"] = self.evidence(grant.entry_index)?;
+                    a
+                }
+                Err(e) => q.answer("authorized", false, e.to_string(), now),
+            },
+        )
+    }
+
+    /// A ToIP TRQP v2 recognition query ([`trqp`]): does this authority recognize
+    /// `entity_id` (another registry's authority) for `resource` at `context.time` (else
+    /// now)? Answered with evidence when it does.
+    pub fn recognition_query(&self, q: &trqp::Query, now: i64) -> Result<Value, RegistryError> {
+        self.check_query(q, trqp::ACTION_RECOGNIZE)?;
+        if !self
+            .state
+            .recognitions
+            .iter()
+            .any(|r| r.entity_id == q.entity_id)
+        {
+            return Err(TrqpError::EntityUnknown(format!(
+                "{} is an authority this authority never recognized",
+                q.entity_id.chars().take(256).collect::<String>()
+            ))
+            .into());
+        }
+        Ok(
+            match self.state.recognition(&q.entity_id, &q.resource, q.at(now)) {
+                Ok(r) => {
+                    let mut a = q.answer(
+                        "recognized",
+                        true,
+                        format!(
+                            "{} is recognized by {} for {} (entry {}; its registry's log is {})",
+                            q.entity_id, q.authority_id, q.resource, r.entry_index, r.anchor.origin
+                        ),
+                        now,
+                    );
+                    a["ext"] = self.evidence(r.entry_index)?;
+                    a
+                }
+                Err(e) => q.answer("recognized", false, e.to_string(), now),
+            },
+        )
+    }
+
+    /// Keeps a recognized registry's bundle (from its first entry) to carry in this
+    /// registry's bundles: it must verify against the anchor a recognition in this log pins
+    /// for its origin, and continue what is held for that authority (an older or forked one
+    /// is refused). Returns the recognized authority and the bundle's size.
+    pub fn put_recognized_bundle(
+        &mut self,
+        text: &str,
+        now: i64,
+    ) -> Result<(String, u64), RegistryError> {
+        let parsed = bundle::parse(text).map_err(RegistryError::Recognized)?;
+        let Some(rec) = self
+            .state
+            .recognitions
+            .iter()
+            .rev()
+            .find(|r| r.anchor.origin == parsed.origin)
+        else {
+            return Err(RegistryError::Recognized(BundleError::WrongRegistry(
+                format!(
+                    "no recognition in this log pins the registry {}",
+                    parsed.origin.chars().take(128).collect::<String>()
+                ),
+            )));
+        };
+        if parsed.from_size != 0 {
+            return Err(RegistryError::Recognized(BundleError::Malformed(
+                "a recognized registry's bundle is carried whole (from its first entry)".into(),
+            )));
+        }
+        let (authority, anchor) = (rec.entity_id.clone(), rec.anchor.clone());
+        let fresh = bundle::import_recognized(None, &anchor, text, now)
+            .map_err(RegistryError::Recognized)?;
+        let size = fresh.state.size();
+        let name = format!("recognized:{authority}");
+        let mut refusal = None;
+        let version = self.store.put_blob_with(&name, &mut |current| {
+            if let Some(held) = current {
+                let held = String::from_utf8_lossy(held);
+                let kept = bundle::import_recognized(None, &anchor, &held, now)
+                    .ok()
+                    .map(|i| i.state);
+                if let Some(k) = &kept {
+                    if k.size() > size {
+                        refusal = Some(BundleError::Older {
+                            have: k.size(),
+                            got: size,
+                        });
+                        return None;
+                    }
+                }
+                // Continues what is held (a fork of it is refused).
+                if let Err(e) = bundle::import_recognized(kept.as_ref(), &anchor, text, now) {
+                    refusal = Some(e);
+                    return None;
+                }
+            }
+            Some(text.as_bytes().to_vec())
+        })?;
+        if let Some(e) = refusal {
+            return Err(RegistryError::Recognized(e));
+        }
+        if version.is_none() {
+            return Err(RegistryError::Recognized(BundleError::Malformed(
+                "the store did not keep the bundle".into(),
+            )));
+        }
+        self.recognized.retain(|r| r.authority_id != authority);
+        self.recognized.push(RecognizedBundle {
+            authority_id: authority.clone(),
+            bundle: text.to_owned(),
+        });
+        if version == Some(self.blob_version + 1) {
+            self.blob_version += 1;
+        }
+        Ok((authority, size))
     }
 
     /// Accepts an issuer's signed Token Status List (`statuslist+jwt`) for `uri`, verified
@@ -507,12 +719,13 @@ impl<S: Store> Registry<S> {
                 self.state.size()
             )));
         }
-        bundle::export(
+        bundle::export_with_recognized(
             &self.state,
             &self.checkpoint,
             from,
             &self.entries,
             self.status_lists.clone(),
+            self.recognized.clone(),
             now,
             &self.log_signer,
         )

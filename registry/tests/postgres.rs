@@ -352,7 +352,7 @@ fn three_instances_one_log_kill_9_and_bundles_before_and_after() {
     assert_eq!(
         answers
             .iter()
-            .filter(|a| a.0 == 409 && a.1["error"] == ReasonCode::EntryDuplicate.as_str())
+            .filter(|a| a.0 == 409 && a.1["code"] == ReasonCode::EntryDuplicate.as_str())
             .count(),
         2,
         "{answers:?}"

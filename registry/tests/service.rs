@@ -89,7 +89,7 @@ fn post_entry(e: &Value, token: Option<&str>) -> Request<Body> {
 fn code(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .and_then(|v| v["code"].as_str().map(str::to_owned))
         .unwrap_or_default()
 }
 

@@ -107,6 +107,7 @@ pub async fn fetch(url: &str, from: u64) -> Result<String, SyncError> {
             .ok()
             .and_then(|v| {
                 v.get("error_description")
+                    .or_else(|| v.get("detail"))
                     .or_else(|| v.get("error"))
                     .and_then(|d| d.as_str())
                     .map(|d| d.chars().take(500).collect())
