@@ -342,14 +342,20 @@ reasons! {
         PageNotFound = "PAGE_NOT_FOUND", "web", "There is no such page.";
         PageFailed = "PAGE_FAILED", "web", "The page could not be produced (the service logged why; nothing was changed by the page itself).";
     }
-}
     "Public records: bulk issuance and the repository (issuer, repository)" {
         PublicRecordChanged = "PUBLIC_RECORD_CHANGED", "issuer", "A business's public credential was replaced by another run meanwhile: nothing of the batch was written.";
         ExtractLineInvalid = "EXTRACT_LINE_INVALID", "issuer", "A registry extract line is not a JSON object of the documented members (it was skipped).";
         ExtractPersonalData = "EXTRACT_PERSONAL_DATA", "issuer", "A registry extract line carries personal data (directors), which public credentials never hold (it was skipped).";
         ExtractDuplicate = "EXTRACT_DUPLICATE", "issuer", "A corporation number appears twice in one extract (the later line was skipped).";
         ExtractAmalgamation = "EXTRACT_AMALGAMATION", "issuer", "An amalgamated corporation does not name the corporation it amalgamated into, or a corporation that is not amalgamated names one.";
+        PublicRecordHolderBound = "PUBLIC_RECORD_HOLDER_BOUND", "repository", "The credential is bound to a holder's key: it is a business's own credential, not a public record.";
+        PublicRecordRefused = "PUBLIC_RECORD_REFUSED", "repository", "The credential is not a public record the repository can hold: not an SD-JWT VC, or it names no corporation or business number, or it has no status list entry.";
+        PublicRecordTooLarge = "PUBLIC_RECORD_TOO_LARGE", "repository", "A credential or a batch pushed to the repository is larger than the repository accepts.";
+        SearchQueryInvalid = "SEARCH_QUERY_INVALID", "repository", "The search query is empty after normalization, too long, or a filter has an unknown value.";
+        BusinessNotFound = "BUSINESS_NOT_FOUND", "repository", "The repository holds no public credential about this business.";
+        FeedUnreachable = "FEED_UNREACHABLE", "repository", "An issuer's public feed could not be read (the repository keeps what it holds).";
     }
+}
 
 impl ReasonCode {
     /// The code spelled `s`, if it is one.

@@ -89,6 +89,7 @@ fn every_code_in_the_table_is_emitted_somewhere() {
         "holder-cli",
         "cli",
         "web",
+        "repository",
     ] {
         rust_files(&root().join(krate).join("src"), &mut files);
     }
