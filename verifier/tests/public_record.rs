@@ -35,7 +35,13 @@ impl World {
         let mut reg = InMemoryRegistry::new("registry.bizcred.test/log", t, NOW);
         let obr = Agency::new("obr.bizcred.test", t);
         let cra = Agency::new("cra.bizcred.test", t);
-        reg.onboard(&obr, "OBR", "REO", &[CredentialType::CertificateOfIncorporation], t);
+        reg.onboard(
+            &obr,
+            "OBR",
+            "REO",
+            &[CredentialType::CertificateOfIncorporation],
+            t,
+        );
         reg.onboard(&cra, "CRA", "ARC", &[CredentialType::BusinessNumber], t);
         World {
             reg,
@@ -46,8 +52,10 @@ impl World {
     }
     fn trust(&self) -> TrustState {
         let lists = vec![
-            self.obr.status_list_copy(&self.list, NOW - 600, NOW + 86_400),
-            self.cra.status_list_copy(&self.list, NOW - 600, NOW + 86_400),
+            self.obr
+                .status_list_copy(&self.list, NOW - 600, NOW + 86_400),
+            self.cra
+                .status_list_copy(&self.list, NOW - 600, NOW + 86_400),
         ];
         self.reg.verifier_state(NOW - 3600, lists, NOW)
     }
@@ -73,12 +81,20 @@ fn a_genuine_public_record_of_an_authorized_issuer_is_accepted() {
     let w = World::new();
     let rec = w
         .obr
-        .issue_public(CredentialType::CertificateOfIncorporation, public_claims(), 7, ISSUED)
+        .issue_public(
+            CredentialType::CertificateOfIncorporation,
+            public_claims(),
+            7,
+            ISSUED,
+        )
         .serialize();
     let r = w.check(&rec);
     assert_eq!(r.verdict, Verdict::Accept, "{:?}", r.failures);
     assert_eq!(r.credentials[0].status, "valid");
-    assert_eq!(r.credentials[0].disclosed["legal_name"], public_claims()["legal_name"]);
+    assert_eq!(
+        r.credentials[0].disclosed["legal_name"],
+        public_claims()["legal_name"]
+    );
 }
 
 #[test]
@@ -86,18 +102,23 @@ fn a_revoked_tampered_or_unauthorized_record_is_refused_with_its_code() {
     let mut w = World::new();
     let ty = CredentialType::CertificateOfIncorporation;
     w.list.set(7, Status::Invalid).expect("set");
-    let revoked = w.obr.issue_public(ty, public_claims(), 7, ISSUED).serialize();
+    let revoked = w
+        .obr
+        .issue_public(ty, public_claims(), 7, ISSUED)
+        .serialize();
     let r = w.check(&revoked);
     assert_eq!(r.verdict, Verdict::Reject);
     assert!(codes(&r).contains(&"REVOKED"), "{:?}", r.failures);
 
-    let good = w.obr.issue_public(ty, public_claims(), 8, ISSUED).serialize();
+    let good = w
+        .obr
+        .issue_public(ty, public_claims(), 8, ISSUED)
+        .serialize();
     let (jwt, rest) = good.split_once('.').expect("jwt");
     let (payload, sig) = rest.split_once('.').expect("payload");
-    let mut p: Value = serde_json::from_slice(
-        &bizcred_core::base64url_decode(payload).expect("b64"),
-    )
-    .expect("json");
+    let mut p: Value =
+        serde_json::from_slice(&bizcred_core::base64url_decode(payload).expect("b64"))
+            .expect("json");
     p["legal_name"] = json!("Someone Else Inc.");
     let forged = format!(
         "{jwt}.{}.{sig}",
@@ -108,10 +129,17 @@ fn a_revoked_tampered_or_unauthorized_record_is_refused_with_its_code() {
     assert!(codes(&r).contains(&"BAD_SIGNATURE"), "{:?}", r.failures);
 
     // The CRA is trusted, but not for certificates of incorporation.
-    let unauthorized = w.cra.issue_public(ty, public_claims(), 9, ISSUED).serialize();
+    let unauthorized = w
+        .cra
+        .issue_public(ty, public_claims(), 9, ISSUED)
+        .serialize();
     let r = w.check(&unauthorized);
     assert_eq!(r.verdict, Verdict::Reject);
-    assert!(codes(&r).contains(&"ISSUER_NOT_AUTHORIZED"), "{:?}", r.failures);
+    assert!(
+        codes(&r).contains(&"ISSUER_NOT_AUTHORIZED"),
+        "{:?}",
+        r.failures
+    );
 
     let r = w.check("not a credential");
     assert_eq!(r.verdict, Verdict::Reject);
@@ -126,7 +154,12 @@ fn a_public_record_never_stands_in_for_the_business_own_credential() {
     .expect("policy");
     let rec = w
         .obr
-        .issue_public(CredentialType::CertificateOfIncorporation, public_claims(), 7, ISSUED)
+        .issue_public(
+            CredentialType::CertificateOfIncorporation,
+            public_claims(),
+            7,
+            ISSUED,
+        )
         .serialize();
     // Whoever found the record in the repository presents it as it is: there is no key to
     // bind a presentation with.

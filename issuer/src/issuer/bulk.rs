@@ -71,15 +71,14 @@ pub fn parse_line(text: &str, today: Date) -> Result<Business, (ReasonCode, Stri
     if text.len() > MAX_EXTRACT_LINE {
         return Err((
             ReasonCode::ExtractLineInvalid,
-            format!("the line has {} bytes; the limit is {MAX_EXTRACT_LINE}", text.len()),
+            format!(
+                "the line has {} bytes; the limit is {MAX_EXTRACT_LINE}",
+                text.len()
+            ),
         ));
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        (
-            ReasonCode::ExtractLineInvalid,
-            format!("not JSON: {e}"),
-        )
-    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| (ReasonCode::ExtractLineInvalid, format!("not JSON: {e}")))?;
     let Value::Object(mut line) = value else {
         return Err((
             ReasonCode::ExtractLineInvalid,
@@ -95,7 +94,10 @@ pub fn parse_line(text: &str, today: Date) -> Result<Business, (ReasonCode, Stri
     if let Some(k) = line.keys().find(|k| !MEMBERS.contains(&k.as_str())) {
         return Err((
             ReasonCode::ExtractLineInvalid,
-            format!("unknown member {:?}", k.chars().take(64).collect::<String>()),
+            format!(
+                "unknown member {:?}",
+                k.chars().take(64).collect::<String>()
+            ),
         ));
     }
     let amalgamated = line.get("corporate_status").and_then(Value::as_str) == Some("amalgamated");
@@ -211,7 +213,9 @@ impl Issuer {
     pub fn bulk(&self) -> Result<BulkRun<'_>, Error> {
         let slug = CredentialType::CertificateOfIncorporation.slug();
         if self.issues(slug).is_none() {
-            return Err(Error::UnknownConfiguration { id: slug.to_owned() });
+            return Err(Error::UnknownConfiguration {
+                id: slug.to_owned(),
+            });
         }
         let now = self.now();
         let today = bizcred_core::time::format_utc(now)[..10]
@@ -390,8 +394,8 @@ impl BulkRun<'_> {
         let sign_part = |part: &[(Business, Option<&PublicRecord>)],
                          idx: &[(u32, u64)]|
          -> Result<Vec<PublicIssue>, Error> {
-            let mut rng = rand_chacha::ChaCha20Rng::from_rng(rand_core::OsRng)
-                .map_err(Error::Random)?;
+            let mut rng =
+                rand_chacha::ChaCha20Rng::from_rng(rand_core::OsRng).map_err(Error::Random)?;
             let mut out = Vec::with_capacity(part.len());
             for ((b, replaces), (list, i)) in part.iter().zip(idx) {
                 let req = Issuance {
@@ -419,7 +423,9 @@ impl BulkRun<'_> {
                 let why = replaces.map(|r| {
                     (
                         r.credential_id.clone(),
-                        format!("superseded by {id}: the registry's record of the corporation changed"),
+                        format!(
+                            "superseded by {id}: the registry's record of the corporation changed"
+                        ),
                     )
                 });
                 out.push(PublicIssue {
@@ -472,8 +478,8 @@ mod tests {
     use serde_json::json;
     use zeroize::Zeroizing;
 
-    use bizcred_core::sd_jwt::SdJwt;
     use bizcred_core::jws::Jws;
+    use bizcred_core::sd_jwt::SdJwt;
 
     use super::*;
     use crate::Config;
@@ -530,7 +536,8 @@ mod tests {
         let i = issuer(dir.path(), 1024);
         let mut with_directors: Value =
             serde_json::from_str(&line(1000003, "Directors Inc.", "active")).expect("json");
-        with_directors["directors"] = json!([{"given_name": "Jennifer", "family_name": "Tremblay"}]);
+        with_directors["directors"] =
+            json!([{"given_name": "Jennifer", "family_name": "Tremblay"}]);
         let mut bad_bn: Value =
             serde_json::from_str(&line(1000004, "Bad BN Inc.", "active")).expect("json");
         bad_bn["business_number"] = "123456789".into();
@@ -549,8 +556,11 @@ mod tests {
         let report = run(&i, &lines);
         let c = &report.counts;
         assert_eq!((c.lines, c.issued, c.skipped), (9, 3, 6), "{report:?}");
-        let skipped: Vec<(u64, ReasonCode)> =
-            report.skipped_lines.iter().map(|s| (s.line, s.code)).collect();
+        let skipped: Vec<(u64, ReasonCode)> = report
+            .skipped_lines
+            .iter()
+            .map(|s| (s.line, s.code))
+            .collect();
         assert_eq!(
             skipped,
             vec![
@@ -566,7 +576,10 @@ mod tests {
         // personal data, every claim in clear.
         let feed = i.store.public_feed(0, 100).expect("feed");
         assert_eq!(feed.len(), 3);
-        assert_eq!(feed.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            feed.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         let p = payload(&feed[0].credential);
         assert!(!p.contains_key("cnf") && !p.contains_key("directors") && !p.contains_key("_sd"));
         assert_eq!(p["legal_name"], "Boulangerie Éloïse Inc.");
@@ -584,7 +597,10 @@ mod tests {
         let r1 = run(&i, &first);
         assert_eq!((r1.counts.issued, r1.counts.unchanged), (50, 0));
         let r2 = run(&i, &first);
-        assert_eq!((r2.counts.issued, r2.counts.reissued, r2.counts.unchanged), (0, 0, 50));
+        assert_eq!(
+            (r2.counts.issued, r2.counts.reissued, r2.counts.unchanged),
+            (0, 0, 50)
+        );
         assert_eq!(i.store.public_feed(0, 1000).expect("feed").len(), 50);
         let before = i
             .store
@@ -594,7 +610,10 @@ mod tests {
         let mut second = first.clone();
         second[7] = line(2_000_007, "Entreprise 7 Ltée", "dissolved");
         let r3 = run(&i, &second);
-        assert_eq!((r3.counts.issued, r3.counts.reissued, r3.counts.unchanged), (0, 1, 49));
+        assert_eq!(
+            (r3.counts.issued, r3.counts.reissued, r3.counts.unchanged),
+            (0, 1, 49)
+        );
         let after = i
             .store
             .public_records(&["2000007".to_owned()])
@@ -603,7 +622,10 @@ mod tests {
         assert_ne!(after.credential_id, before.credential_id);
         let old = i.store.credential(&before.credential_id).expect("old");
         assert_eq!(old.status, CredentialStatus::Revoked);
-        assert!(old.history[0].reason.as_deref().is_some_and(|r| r.contains(&after.credential_id)));
+        assert!(old.history[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains(&after.credential_id)));
         // The list's bits say revoked at the old credential's index, and the run signed them.
         let bits = i.store.status_bits(old.status_list).expect("bits");
         let byte = bits.bytes[(old.status_idx / 4) as usize];
@@ -616,7 +638,10 @@ mod tests {
         assert!(signed.version >= bits.version);
         let newest = i.store.public_feed(50, 10).expect("feed");
         assert_eq!(newest.len(), 1);
-        assert_eq!(payload(&newest[0].credential)["corporate_status"], "dissolved");
+        assert_eq!(
+            payload(&newest[0].credential)["corporate_status"],
+            "dissolved"
+        );
     }
 
     #[test]
