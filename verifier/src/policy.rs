@@ -119,6 +119,10 @@ pub struct Policy {
     pub max_registry_age: Option<i64>,
     /// Local limit on status list age (seconds), tightening the registry's.
     pub max_status_age: Option<i64>,
+    /// Whether a credential from an issuer of a registry this registry recognizes (for its
+    /// type) is accepted (`[recognition] accept`, default true: the governance authority the
+    /// verifier pins decides recognitions; a policy may only refuse them).
+    pub accept_recognized: bool,
     /// The policy text's SHA-256 (hex), for receipts.
     pub digest: String,
 }
@@ -153,6 +157,23 @@ struct RawFreshness {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRecognition {
+    #[serde(default = "yes")]
+    accept: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RawRecognition {
+    fn default() -> RawRecognition {
+        RawRecognition { accept: true }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawPolicy {
     name: String,
     #[serde(default)]
@@ -165,6 +186,8 @@ struct RawPolicy {
     freshness: RawFreshness,
     #[serde(default)]
     rules: Rules,
+    #[serde(default)]
+    recognition: RawRecognition,
     credential: Vec<RawCredential>,
 }
 
@@ -199,6 +222,7 @@ impl Policy {
             clock_skew: 60,
             max_registry_age: None,
             max_status_age: None,
+            accept_recognized: true,
             digest: String::new(),
         }
     }
@@ -318,6 +342,7 @@ impl Policy {
                 raw.freshness.max_status_age_seconds,
                 "freshness.max_status_age_seconds",
             )?,
+            accept_recognized: raw.recognition.accept,
             digest,
         })
     }

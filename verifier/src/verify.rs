@@ -144,6 +144,22 @@ pub struct CredentialSummary {
     pub disclosed: Map<String, Value>,
     /// `valid`, `revoked`, `suspended`, or `unknown`.
     pub status: String,
+    /// When the issuer belongs to a registry this registry recognizes: through which
+    /// recognition it was accepted (or refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recognition: Option<ThroughRecognition>,
+}
+
+/// The recognition an issuer of another registry was checked through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThroughRecognition {
+    /// The recognized authority (the other registry's authority DID).
+    pub authority_id: String,
+    /// Its registry's log origin.
+    pub log_origin: String,
+    /// The `RecognitionGranted` entry's index in this registry's log, when one is in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<u64>,
 }
 
 /// The times the decision rests on.
@@ -588,8 +604,14 @@ fn check_credential(
         );
         return None;
     };
+    // The issuer's registry: this one, or a recognized registry that registers it (its
+    // state came in the recognized bundle this registry's bundle carries).
+    let (registry, through) = match trust.recognized_registry_of(&iss) {
+        Some((authority, st)) => (st, Some(authority.to_owned())),
+        None => (trust, None),
+    };
     // Issuer key at the proof time, from the mirrored DID history.
-    let key = match trust.key_at(&iss, &kid, iat) {
+    let key = match registry.key_at(&iss, &kid, iat) {
         Ok(k) => {
             run.pass(id, "issuer_key");
             k
@@ -599,7 +621,7 @@ fn check_credential(
             return None;
         }
     };
-    match trust.compromise(&iss, &kid, iat) {
+    match registry.compromise(&iss, &kid, iat) {
         None => run.pass(id, "key_status"),
         Some(e) => run.fail(id, "key_status", e.code(), e.to_string()),
     }
@@ -639,11 +661,20 @@ fn check_credential(
         return None;
     }
     run.pass(id, "type");
-    // Authorization of the issuer for the type at the proof time.
-    match trust.authorized(&iss, &vct, iat) {
-        Ok(_) => run.pass(id, "authorization"),
-        Err(e) => run.fail(id, "authorization", e.code(), e.to_string()),
-    }
+    // Authorization of the issuer for the type at the proof time (by its own registry, and
+    // for an issuer of a recognized registry, that registry recognized now for the type).
+    let recognition = match &through {
+        None => {
+            match trust.authorized(&iss, &vct, iat) {
+                Ok(_) => run.pass(id, "authorization"),
+                Err(e) => run.fail(id, "authorization", e.code(), e.to_string()),
+            }
+            None
+        }
+        Some(authority) => Some(recognized_authorization(
+            run, id, trust, registry, authority, &iss, &vct, iat,
+        )),
+    };
     if let Some(hk) = &vc.holder_key {
         if !run.policy.algorithms.contains(&hk.algorithm()) {
             run.fail(
@@ -706,21 +737,95 @@ fn check_credential(
     };
     licence_dates(run, id, &disclosed);
     // Status.
-    let status = check_status(run, id, &vc, trust, as_of, req.credential_type);
+    let status = check_status(run, id, &vc, registry, as_of, req.credential_type);
 
     summaries.push(CredentialSummary {
         id: req.id.clone(),
         vct: vc.vct.clone(),
         issuer: vc.issuer.clone(),
-        issuer_name: trust.issuers.get(&vc.issuer).map(|i| i.name_en.clone()),
+        issuer_name: registry.issuers.get(&vc.issuer).map(|i| i.name_en.clone()),
         issued_at: vc.iat.map(time::format_utc),
         disclosed,
         status,
+        recognition,
     });
     Some(Verified {
         req: req.clone(),
         vc,
     })
+}
+
+/// The authorization of an issuer of a recognized registry: the policy accepts recognized
+/// registries, this registry recognizes that registry's authority for the type now (a revoked
+/// recognition refuses every credential through it, whatever its proof time), that registry
+/// authorizes the issuer for the type at the proof time, and its data is fresh enough.
+#[allow(clippy::too_many_arguments)]
+fn recognized_authorization(
+    run: &mut Run<'_>,
+    id: Option<&str>,
+    trust: &TrustState,
+    registry: &TrustState,
+    authority: &str,
+    iss: &str,
+    vct: &str,
+    iat: i64,
+) -> ThroughRecognition {
+    let now = run.ctx.now;
+    let in_force = trust.recognition(authority, vct, now);
+    let through = ThroughRecognition {
+        authority_id: authority.to_owned(),
+        log_origin: registry.origin.clone(),
+        entry: in_force.as_ref().ok().map(|r| r.entry_index),
+    };
+    if !run.policy.accept_recognized {
+        run.fail(
+            id,
+            "authorization",
+            ReasonCode::RecognitionNotAccepted,
+            format!("{iss} is authorized through recognized authority {authority}, which the policy does not accept"),
+        );
+        return through;
+    }
+    if let Err(e) = in_force {
+        run.fail(id, "authorization", e.code(), e.to_string());
+        return through;
+    }
+    if let Err(e) = registry.authorized(iss, vct, iat) {
+        run.fail(id, "authorization", e.code(), e.to_string());
+        return through;
+    }
+    // The recognized registry's data, like this one's: signed times only.
+    let limit = registry_age_limit(run.policy, trust);
+    match registry.registry_as_of {
+        None => run.fail(
+            id,
+            "authorization",
+            ReasonCode::TrustBundleMissing,
+            format!("no signed time for the data of recognized registry {}", registry.origin),
+        ),
+        Some(at) if now - at > HARD_LIMIT => run.fail(
+            id,
+            "authorization",
+            ReasonCode::TrustBundleExpired,
+            format!(
+                "the data of recognized registry {} is {} seconds old, past the {HARD_LIMIT}-second hard limit",
+                registry.origin,
+                now - at
+            ),
+        ),
+        Some(at) if now - at > limit => run.fail(
+            id,
+            "authorization",
+            ReasonCode::RegistryStale,
+            format!(
+                "the data of recognized registry {} is {} seconds old; the limit is {limit}",
+                registry.origin,
+                now - at
+            ),
+        ),
+        Some(_) => run.pass(id, "authorization"),
+    }
+    through
 }
 
 fn licence_dates(run: &mut Run<'_>, id: Option<&str>, disclosed: &Map<String, Value>) {

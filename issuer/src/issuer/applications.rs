@@ -135,6 +135,7 @@ impl Issuer {
             clock_skew: 60,
             max_registry_age: None,
             max_status_age: None,
+            accept_recognized: true,
             digest: String::new(),
         }
     }
