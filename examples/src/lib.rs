@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use bizcred_schemas::CredentialType;
 
+pub mod extract;
 pub mod fixture;
 
 /// Passphrase for every key file in the demo (never use a fixed passphrase in production).
