@@ -16,6 +16,9 @@ use bizcred_schemas::CredentialType;
 
 pub mod extract;
 pub mod fixture;
+pub mod repository;
+
+pub use repository::{repository_demo, RepositoryDemo};
 
 /// Passphrase for every key file in the demo (never use a fixed passphrase in production).
 pub const DEMO_PASSPHRASE: &str = "demo passphrase: not for production";
@@ -35,11 +38,12 @@ pub struct Bins {
     dir: PathBuf,
 }
 
-const BINARIES: [&str; 4] = [
+const BINARIES: [&str; 5] = [
     "bizcred-registry",
     "bizcred-issuer",
     "bizcred-verifier",
     "bizcred-wallet",
+    "bizcred-repository",
 ];
 
 /// The newest modification time of the sources binary `bin` is built from (its own crate and
@@ -65,6 +69,7 @@ fn newest_source(bin: &str) -> Option<std::time::SystemTime> {
         "bizcred-registry" => &["registry"],
         "bizcred-issuer" => &["issuer", "verifier"],
         "bizcred-verifier" => &["verifier"],
+        "bizcred-repository" => &["repository", "verifier", "web"],
         _ => &["holder-cli"],
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))

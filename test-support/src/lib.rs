@@ -429,12 +429,29 @@ impl InMemoryRegistry {
         types: &[CredentialType],
         at: i64,
     ) {
+        self.onboard_did(&agency.did, &agency.log, name_en, name_fr, types, at);
+    }
+
+    /// As [`InMemoryRegistry::onboard`], for an issuer known by its DID and DID log (a real
+    /// issuer's, in benchmarks).
+    ///
+    /// # Panics
+    /// If an entry does not apply (an agency registered twice, an undefined type).
+    pub fn onboard_did(
+        &mut self,
+        did: &str,
+        log: &str,
+        name_en: &str,
+        name_fr: &str,
+        types: &[CredentialType],
+        at: i64,
+    ) {
         let e = build::issuer_registered(
             &self.origin,
-            &agency.did,
+            did,
             name_en,
             name_fr,
-            &agency.log,
+            log,
             at,
             &self.authority,
             &mut OsRng,
@@ -444,7 +461,7 @@ impl InMemoryRegistry {
         for ty in types {
             let e = build::authorization_granted(
                 &self.origin,
-                &agency.did,
+                did,
                 ty.vct(),
                 at,
                 None,

@@ -19,6 +19,14 @@ struct Args {
     /// for a person to click through in a browser (Enter stops them).
     #[arg(long, conflicts_with = "json")]
     desk: bool,
+    /// Generate a registry extract of --count businesses, bulk-issue it at the Ontario Business
+    /// Registry, fill the public business repository from its feed, and leave the search page
+    /// running (Enter stops it).
+    #[arg(long, conflicts_with_all = ["json", "desk"])]
+    repository: bool,
+    /// Businesses in the --repository extract.
+    #[arg(long, default_value_t = 2_000, requires = "repository")]
+    count: usize,
 }
 
 fn main() -> ExitCode {
@@ -32,6 +40,9 @@ fn main() -> ExitCode {
     }
     if args.desk {
         return desk();
+    }
+    if args.repository {
+        return repository(args.count);
     }
     let result = bizcred_examples::restaurant_journey(&mut |line, record| {
         n += 1;
@@ -53,6 +64,38 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn repository(count: usize) -> ExitCode {
+    let demo = match bizcred_examples::repository_demo(count, &mut |line| println!("{line}")) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let p = &demo.pick;
+    println!();
+    println!("The public business repository: {}", demo.url);
+    println!(
+        "  try {}/search?q={} (a name), or its business number {} or corporation number {}",
+        demo.url,
+        p.legal_name.split_whitespace().next().unwrap_or_default(),
+        p.business_number.as_deref().unwrap_or("-"),
+        p.corporation_number
+    );
+    println!(
+        "  every credential downloads from its business page; check one offline with\n    bizcred-verifier --data-dir {} verify-record <file>",
+        demo.verifier_dir.display()
+    );
+    println!();
+    println!("Press Enter to stop every service (their data is deleted).");
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: reading the terminal: {e}");
+    }
+    drop(demo);
+    ExitCode::SUCCESS
 }
 
 fn desk() -> ExitCode {
