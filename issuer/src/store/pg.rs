@@ -920,22 +920,23 @@ impl PgStore {
             let mut lists: BTreeMap<u32, ListInfo> = BTreeMap::new();
             for item in &items {
                 let n = item.rec.status_list;
-                if !lists.contains_key(&n) {
-                    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-                        "SELECT list, size, allocated FROM status_lists WHERE list = $1 FOR UPDATE",
-                    )
-                    .bind(i64::from(n))
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let info = row.map(list_info_of).transpose()?.ok_or_else(|| {
-                        StoreError::NotFound {
-                            what: "status list",
-                            id: n.to_string(),
-                        }
-                    })?;
-                    lists.insert(n, info);
-                }
-                let info = lists.get_mut(&n).ok_or_else(|| corrupt_list("a list vanished"))?;
+                let info = match lists.entry(n) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                            "SELECT list, size, allocated FROM status_lists WHERE list = $1 FOR UPDATE",
+                        )
+                        .bind(i64::from(n))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        e.insert(row.map(list_info_of).transpose()?.ok_or_else(|| {
+                            StoreError::NotFound {
+                                what: "status list",
+                                id: n.to_string(),
+                            }
+                        })?)
+                    }
+                };
                 if item.rec.status_idx >= info.size {
                     return Err(StoreError::IndexTaken(item.rec.status_idx));
                 }
