@@ -1,17 +1,28 @@
 //! The OpenID4VCI 1.0 client (pre-authorized code flow): offers, issuer and authorization
 //! server metadata, the token, the nonce, the key proof, the credential request, and
-//! verification of the credential before anything is stored.
+//! verification of the credential before anything is stored; then the notification
+//! (`credential_accepted`, or `credential_failure` when it did not verify) when the issuer
+//! has a notification endpoint.
+//!
+//! DPoP (RFC 9449): when the authorization server accepts DPoP proofs of the holder key's
+//! algorithm, the wallet sends one with the token request, and presents the DPoP-bound token
+//! it gets with a proof by the same key (so a resumed receive, which reopens that key, can
+//! still use it), using the newest nonce the issuer supplied (`DPoP-Nonce`) and retrying once
+//! when told `use_dpop_nonce`. The proofs are typed (`dpop+jwt`), apart from key proofs and
+//! key-binding JWTs by the same key.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use bizcred_core::dpop;
 use bizcred_core::keys::{SecretKey, Signer};
 use bizcred_core::oid4vci::{self, OfferRef};
 use bizcred_core::sd_jwt::SdJwt;
 use bizcred_core::sd_jwt_vc::{self, VerifyOptions};
 use bizcred_schemas::{CredentialType, Lang};
+use rand_core::{OsRng, RngCore};
 
 use crate::error::{CredentialProblem, MetadataProblem, WalletError};
 use crate::net;
@@ -166,6 +177,9 @@ pub struct IssuerMetadata {
     /// The nonce endpoint, when the issuer wants a `c_nonce` in the proof.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce_endpoint: Option<String>,
+    /// The notification endpoint, when the issuer takes notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_endpoint: Option<String>,
     /// Authorization servers (else the issuer is its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_servers: Vec<String>,
@@ -236,11 +250,24 @@ impl IssuerMetadata {
     }
 }
 
-/// OAuth 2.0 authorization server metadata, the member this wallet uses.
+/// OAuth 2.0 authorization server metadata, the members this wallet uses.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct AuthorizationServerMetadata {
     /// The token endpoint.
     pub token_endpoint: String,
+    /// The DPoP proof algorithms the server accepts (RFC 9449 §5.1); none: no DPoP.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Vec<String>,
+}
+
+impl AuthorizationServerMetadata {
+    /// True when the server accepts DPoP proofs by `key`.
+    pub fn accepts_dpop(&self, key: &SecretKey) -> bool {
+        let alg = key.algorithm().as_str();
+        self.dpop_signing_alg_values_supported
+            .iter()
+            .any(|a| a == alg)
+    }
 }
 
 /// A token response.
@@ -248,6 +275,9 @@ pub struct AuthorizationServerMetadata {
 pub struct TokenResponse {
     /// The access token (a bearer secret; not printed by `Debug`).
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a token bound to the DPoP proof's key.
+    #[serde(default)]
+    pub token_type: Option<String>,
     /// Its lifetime in seconds, when the issuer says.
     #[serde(default)]
     pub expires_in: Option<i64>,
@@ -272,6 +302,9 @@ pub struct CredentialResponse {
     /// The issued credentials.
     #[serde(default)]
     pub credentials: Vec<IssuedCredential>,
+    /// What the notification endpoint knows this issuance by.
+    #[serde(default)]
+    pub notification_id: Option<String>,
 }
 
 /// One issued credential.
@@ -322,7 +355,7 @@ pub async fn start(
     progress: &mut dyn FnMut(&str),
 ) -> Result<PendingReceive, WalletError> {
     // The wallet must hold a key before an offer is spent.
-    vault.holder_key()?;
+    let holder = vault.holder_key()?;
     let issuer_url = offer.issuer().to_owned();
     let config_id = offer.configuration_id()?;
     let grant = offer.pre_authorized()?;
@@ -350,11 +383,27 @@ pub async fn start(
     )
     .await?;
     progress("exchanging the pre-authorized code");
-    let access = token(c, &as_meta.token_endpoint, grant, opts.tx_code).await?;
+    let mut dpop = as_meta.accepts_dpop(&holder).then(|| Dpop::new(&holder));
+    let now = opts.now_ms.div_euclid(1000);
+    let access = token(
+        c,
+        &as_meta.token_endpoint,
+        grant,
+        opts.tx_code,
+        dpop.as_mut(),
+        now,
+    )
+    .await?;
+    // A server that answers a proof with a bearer token did not bind it.
+    let bound = dpop.is_some()
+        && access
+            .token_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
     let expires = access
         .expires_in
         .map(|s| opts.now_ms.saturating_add(s.saturating_mul(1000)));
-    let p = PendingReceive::new(
+    let mut p = PendingReceive::new(
         offer_id.to_owned(),
         issuer_url,
         config_id.to_owned(),
@@ -366,8 +415,107 @@ pub async fn start(
         expires,
         opts.now_ms,
     );
+    p.dpop = bound;
+    p.notification_endpoint = meta.notification_endpoint.clone();
     pending.put_pending(&p)?;
     Ok(p)
+}
+
+/// DPoP proofs by the holder key (RFC 9449), and the newest nonce the issuer supplied.
+struct Dpop<'a> {
+    key: &'a SecretKey,
+    nonce: Option<String>,
+}
+
+impl<'a> Dpop<'a> {
+    fn new(key: &'a SecretKey) -> Dpop<'a> {
+        Dpop { key, nonce: None }
+    }
+
+    /// A proof for `POST url` (with the access token's hash when one is presented).
+    fn proof(
+        &self,
+        url: &str,
+        access_token: Option<&str>,
+        now: i64,
+    ) -> Result<String, WalletError> {
+        let mut jti = [0u8; 16];
+        OsRng.fill_bytes(&mut jti);
+        dpop::proof(
+            self.key,
+            "POST",
+            url,
+            access_token,
+            self.nonce.as_deref(),
+            &bizcred_core::base64url_encode(jti),
+            now,
+        )
+        .map_err(WalletError::Sign)
+    }
+
+    /// Keeps the nonce an answer supplied.
+    fn heard(&mut self, a: &net::Answer) {
+        if let Some(n) = &a.dpop_nonce {
+            self.nonce = Some(n.clone());
+        }
+    }
+}
+
+/// True when the server asks for (another) DPoP nonce: `use_dpop_nonce` in the error body or
+/// the `WWW-Authenticate: DPoP` challenge, with the nonce to use (RFC 9449 §8, §9).
+fn asks_for_nonce(a: &net::Answer) -> bool {
+    a.dpop_nonce.is_some()
+        && matches!(a.status, 400 | 401)
+        && (net::ErrorBody::parse(&a.text).error.as_deref() == Some("use_dpop_nonce")
+            || a.challenge
+                .as_deref()
+                .is_some_and(|c| c.contains("use_dpop_nonce")))
+}
+
+/// Sends the request `build` makes (given the DPoP state, when DPoP is used); when the
+/// server asks for a DPoP nonce, once more with it. Keeps every nonce the server supplies.
+async fn send_dpop(
+    url: &str,
+    what: &'static str,
+    dpop: Option<&mut Dpop<'_>>,
+    build: impl Fn(Option<&Dpop<'_>>) -> Result<reqwest::RequestBuilder, WalletError>,
+) -> Result<net::Answer, WalletError> {
+    let a = net::send(build(dpop.as_deref())?, what, url).await?;
+    let Some(d) = dpop else {
+        return Ok(a);
+    };
+    d.heard(&a);
+    if !asks_for_nonce(&a) {
+        return Ok(a);
+    }
+    let a = net::send(build(Some(d))?, what, url).await?;
+    d.heard(&a);
+    Ok(a)
+}
+
+/// The access token presented to the issuer: `DPoP` with a proof for `url`, or `Bearer`.
+fn authorize(
+    req: reqwest::RequestBuilder,
+    p: &PendingReceive,
+    dpop: Option<&Dpop<'_>>,
+    url: &str,
+    now: i64,
+) -> Result<reqwest::RequestBuilder, WalletError> {
+    Ok(match dpop {
+        Some(d) if p.dpop => req
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("DPoP {}", p.access_token()),
+            )
+            .header("DPoP", d.proof(url, Some(p.access_token()), now)?),
+        _ => req.bearer_auth(p.access_token()),
+    })
+}
+
+/// What the credential endpoint answered.
+struct Issued {
+    credential: String,
+    notification_id: Option<String>,
 }
 
 /// The credential request of a started receive: a fresh nonce, a fresh key proof, and the
@@ -381,31 +529,76 @@ pub async fn request_credential(
     now: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<String, WalletError> {
+    let mut dpop = p.dpop.then(|| Dpop::new(holder));
+    Ok(
+        credential_request(c, holder, p, dpop.as_mut(), now, progress)
+            .await?
+            .credential,
+    )
+}
+
+async fn credential_request(
+    c: &reqwest::Client,
+    holder: &SecretKey,
+    p: &PendingReceive,
+    mut dpop: Option<&mut Dpop<'_>>,
+    now: i64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Issued, WalletError> {
     let nonce = match &p.nonce_endpoint {
-        Some(n) => Some(
-            net::post_empty::<NonceResponse>(c, n, "the nonce request")
-                .await?
-                .c_nonce,
-        ),
+        Some(n) => {
+            let what = "the nonce request";
+            let a = net::send(c.post(n), what, n).await?;
+            if let Some(d) = dpop.as_deref_mut() {
+                d.heard(&a);
+            }
+            Some(net::parse_json::<NonceResponse>(&net::check(a, what)?, what)?.c_nonce)
+        }
         None => None,
     };
     let proof = oid4vci::proof_jwt(holder, &p.credential_issuer, nonce.as_deref(), now)
         .map_err(WalletError::Sign)?;
     progress("requesting the credential");
-    let resp: CredentialResponse = net::post_json(
-        c,
-        &p.credential_endpoint,
-        Some(p.access_token()),
-        &json!({"credential_configuration_id": p.configuration_id, "proofs": {"jwt": [proof]}}),
-        "the credential request",
-    )
+    let body =
+        json!({"credential_configuration_id": p.configuration_id, "proofs": {"jwt": [proof]}});
+    let url = &p.credential_endpoint;
+    let what = "the credential request";
+    let a = send_dpop(url, what, dpop, |d| {
+        authorize(c.post(url).json(&body), p, d, url, now)
+    })
     .await?;
-    Ok(resp
-        .credentials
-        .into_iter()
-        .next()
-        .ok_or(WalletError::NoCredential)?
-        .credential)
+    let resp: CredentialResponse = net::parse_json(&net::check(a, what)?, what)?;
+    Ok(Issued {
+        notification_id: resp.notification_id,
+        credential: resp
+            .credentials
+            .into_iter()
+            .next()
+            .ok_or(WalletError::NoCredential)?
+            .credential,
+    })
+}
+
+/// Tells the issuer's notification endpoint what became of the credential (OpenID4VCI 1.0
+/// §11): `event` is `credential_accepted` or `credential_failure`.
+async fn notify(
+    c: &reqwest::Client,
+    p: &PendingReceive,
+    dpop: Option<&mut Dpop<'_>>,
+    notification_id: &str,
+    event: &str,
+    now: i64,
+) -> Result<(), WalletError> {
+    let Some(url) = &p.notification_endpoint else {
+        return Ok(());
+    };
+    let what = "the notification";
+    let body = json!({"notification_id": notification_id, "event": event});
+    let a = send_dpop(url, what, dpop, |d| {
+        authorize(c.post(url).json(&body), p, d, url, now)
+    })
+    .await?;
+    net::check(a, what).map(|_| ())
 }
 
 /// True when an error leaves the receive resumable (the network, a server failure, the
@@ -432,8 +625,25 @@ pub async fn complete(
     let result = async {
         let key = vault.holder_key()?;
         let now = opts.now_ms.div_euclid(1000);
-        let text = request_credential(c, &key, p, now, progress).await?;
-        store_received(c, vault, p, &key, text, opts.now_ms, progress).await
+        let mut dpop = p.dpop.then(|| Dpop::new(&key));
+        let issued = credential_request(c, &key, p, dpop.as_mut(), now, progress).await?;
+        let stored =
+            store_received(c, vault, p, &key, issued.credential, opts.now_ms, progress).await;
+        // The issuer hears what became of it; a notification that fails changes nothing.
+        let event = match &stored {
+            Ok(_) => Some("credential_accepted"),
+            Err(WalletError::Credential(_)) => Some("credential_failure"),
+            Err(_) => None,
+        };
+        if let (Some(event), Some(id)) = (event, issued.notification_id.as_deref()) {
+            if p.notification_endpoint.is_some() {
+                match notify(c, p, dpop.as_mut(), id, event, now).await {
+                    Ok(()) => progress(&format!("notified the issuer: {event}")),
+                    Err(e) => progress(&format!("the issuer could not be notified: {e}")),
+                }
+            }
+        }
+        stored
     }
     .await;
     match result {
@@ -528,6 +738,8 @@ async fn token(
     endpoint: &str,
     grant: &PreAuthorizedGrant,
     tx_code: Option<&str>,
+    dpop: Option<&mut Dpop<'_>>,
+    now: i64,
 ) -> Result<TokenResponse, WalletError> {
     let mut form = vec![
         ("grant_type", oid4vci::PRE_AUTHORIZED_GRANT),
@@ -536,7 +748,14 @@ async fn token(
     if let Some(t) = tx_code {
         form.push(("tx_code", t));
     }
-    let a = net::post_form(c, endpoint, &form, "the token request").await?;
+    let a = send_dpop(endpoint, "the token request", dpop, |d| {
+        let req = c.post(endpoint).form(&form);
+        Ok(match d {
+            Some(d) => req.header("DPoP", d.proof(endpoint, None, now)?),
+            None => req,
+        })
+    })
+    .await?;
     if !(200..300).contains(&a.status) {
         let e = net::ErrorBody::parse(&a.text);
         return Err(WalletError::TokenRefused {

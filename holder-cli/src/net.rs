@@ -50,11 +50,14 @@ impl ErrorBody {
     }
 }
 
-/// A response read in full (bounded), with its status.
+/// A response read in full (bounded), with its status and the DPoP headers (RFC 9449): the
+/// next nonce (`DPoP-Nonce`) and the `WWW-Authenticate` challenge.
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) text: String,
+    pub(crate) dpop_nonce: Option<String>,
+    pub(crate) challenge: Option<String>,
 }
 
 pub(crate) async fn read(
@@ -63,6 +66,14 @@ pub(crate) async fn read(
     url: &str,
 ) -> Result<Answer, WalletError> {
     let status = resp.status().as_u16();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(1024).collect::<String>())
+    };
+    let dpop_nonce = header("dpop-nonce");
+    let challenge = header("www-authenticate");
     if resp.content_length().is_some_and(|l| l > MAX_BODY as u64) {
         return Err(WalletError::TooLarge {
             what,
@@ -90,11 +101,16 @@ pub(crate) async fn read(
         bytes.extend_from_slice(&chunk);
     }
     let text = String::from_utf8(bytes).map_err(|_| WalletError::NotUtf8 { what })?;
-    Ok(Answer { status, text })
+    Ok(Answer {
+        status,
+        text,
+        dpop_nonce,
+        challenge,
+    })
 }
 
 /// Turns an error status into [`WalletError::Http`].
-fn check(a: Answer, what: &'static str) -> Result<String, WalletError> {
+pub(crate) fn check(a: Answer, what: &'static str) -> Result<String, WalletError> {
     if (200..300).contains(&a.status) {
         return Ok(a.text);
     }
@@ -145,16 +161,6 @@ pub async fn get_json<T: DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, WalletError> {
     parse_json(&get_text(c, url, what).await?, what)
-}
-
-/// POST a form; the raw answer (the caller decides on the status).
-pub(crate) async fn post_form(
-    c: &reqwest::Client,
-    url: &str,
-    form: &[(&str, &str)],
-    what: &'static str,
-) -> Result<Answer, WalletError> {
-    send(c.post(url).form(form), what, url).await
 }
 
 /// POST JSON with a bearer token, expecting a typed JSON model back.

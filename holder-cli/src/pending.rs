@@ -53,6 +53,13 @@ pub struct PendingReceive {
     pub token_expires_ms: Option<i64>,
     /// When the receive started (milliseconds since the epoch).
     pub started_ms: i64,
+    /// The access token is DPoP-bound (RFC 9449) to the wallet's holder key: it is presented
+    /// with the `DPoP` scheme and a proof by that key.
+    #[serde(default)]
+    pub dpop: bool,
+    /// The issuer's notification endpoint (OpenID4VCI 1.0 §11), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_endpoint: Option<String>,
 }
 
 impl PendingReceive {
@@ -81,6 +88,8 @@ impl PendingReceive {
             access_token,
             token_expires_ms,
             started_ms,
+            dpop: false,
+            notification_endpoint: None,
         }
     }
 
