@@ -1,8 +1,10 @@
 //! Interoperability with an independent OpenID4VCI wallet (`tests/interop/oid4vci_wallet.py`,
 //! Python, written from the specifications with no bizcred code): given only the offer URI and
 //! the transaction code, it receives a credential of each of the four types from bizcred
-//! issuers and verifies it with the key it resolves from the issuer's did:webvh DID. Its
-//! OpenID4VP half (`tests/interop/oid4vp_wallet.py`) then answers the bank's loan-application
+//! issuers and verifies it with the key it resolves from the issuer's did:webvh DID; with
+//! `--dpop` it also binds its access tokens to a key of its own with DPoP (RFC 9449), is refused
+//! when it presents a bound token as a bearer token or replays a proof, and notifies each issuer
+//! once it verified the credential. Its OpenID4VP half (`tests/interop/oid4vp_wallet.py`) then answers the bank's loan-application
 //! request with presentations it builds itself, and the bank decides on them offline. Finally an
 //! independent SD-JWT issuer and holder (`tests/interop/sd_jwt_issue_present.py`) signs the four
 //! credentials with registered issuer keys and presents them: the verifier library decides on
@@ -39,6 +41,18 @@ fn independent_receive(
     claims: &Value,
     store: Option<&Path>,
 ) -> Value {
+    independent_receive_with(world, agency, ty, claims, store, &[])
+}
+
+/// As [`independent_receive`], with the wallet's `flags` (`--dpop`).
+fn independent_receive_with(
+    world: &World,
+    agency: &str,
+    ty: CredentialType,
+    claims: &Value,
+    store: Option<&Path>,
+    flags: &[&str],
+) -> Value {
     let offer = world.offer(agency, ty, agency, claims).expect("offer");
     let mut cmd = Command::new("python3");
     cmd.arg(script("oid4vci_wallet.py"))
@@ -47,6 +61,7 @@ fn independent_receive(
     if let Some(s) = store {
         cmd.arg("--store").arg(s);
     }
+    cmd.args(flags);
     let out = cmd.output().expect("python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -87,6 +102,38 @@ fn an_independent_wallet_receives_all_four_types() {
         for (k, v) in expected.as_object().expect("object") {
             assert_eq!(&got["claims"][k], v, "{agency}: claim {k}");
         }
+    }
+}
+
+/// The same independent wallet with DPoP (RFC 9449), written from the RFC: it binds its
+/// access token to a P-256 key of its own at every agency, is refused when it presents the
+/// bound token as a bearer token or replays a proof (each with a `WWW-Authenticate: DPoP`
+/// challenge and its reason code), receives all four types, and notifies each issuer.
+#[test]
+fn an_independent_dpop_wallet_receives_all_four_types() {
+    if !python_ready() {
+        return;
+    }
+    let world = World::start_with(&[], false).expect("world");
+    for (agency, ty) in FOUR {
+        let claims = example_claims(ty);
+        let got = independent_receive_with(&world, agency, ty, &claims, None, &["--dpop"]);
+        assert_eq!(got["vct"], ty.vct());
+        assert_eq!(got["iss"], world.agency(agency).did);
+        for (k, v) in claims.as_object().expect("object") {
+            assert_eq!(&got["claims"][k], v, "{agency}: claim {k}");
+        }
+        assert_eq!(
+            got["dpop"],
+            json!({
+                "nonce_required": true,
+                "token_type": "DPoP",
+                "bearer_refused": {"status": 401, "error": "invalid_token", "code": "DPOP_TOKEN_AS_BEARER"},
+                "replay_refused": {"status": 401, "error": "invalid_dpop_proof", "code": "DPOP_PROOF_REPLAYED"},
+                "notification": 204,
+            }),
+            "{agency}"
+        );
     }
 }
 
