@@ -4,13 +4,14 @@
 //! issuers and verifies it with the key it resolves from the issuer's did:webvh DID; with
 //! `--dpop` it also binds its access tokens to a key of its own with DPoP (RFC 9449), is refused
 //! when it presents a bound token as a bearer token or replays a proof, and notifies each issuer
-//! once it verified the credential. Its OpenID4VP half (`tests/interop/oid4vp_wallet.py`) then answers the bank's loan-application
-//! request with presentations it builds itself, and the bank decides on them offline. Finally an
-//! independent SD-JWT issuer and holder (`tests/interop/sd_jwt_issue_present.py`) signs the four
-//! credentials with registered issuer keys and presents them: the verifier library decides on
-//! them as on its own (same verdicts, same disclosed claims, same reason codes). And the other
-//! way round: the bizcred wallet receives from an independent OpenID4VCI issuer and presents to
-//! an independent OpenID4VP verifier (`tests/interop/oid4_services.py`).
+//! once it verified the credential. Its OpenID4VP half (`tests/interop/oid4vp_wallet.py`) then
+//! answers the bank's loan-application request with presentations it builds itself, and the
+//! bank decides on them offline. Finally an independent SD-JWT issuer and holder
+//! (`tests/interop/sd_jwt_issue_present.py`) signs the four credentials with registered issuer
+//! keys and presents them: the verifier library decides on them as on its own (same verdicts,
+//! same disclosed claims, same reason codes). And the other way round: the bizcred wallet
+//! receives from an independent OpenID4VCI issuer and presents to an independent OpenID4VP
+//! verifier (`tests/interop/oid4_services.py`).
 
 use std::path::Path;
 use std::process::Command;
