@@ -333,3 +333,54 @@ impl SearchIndex {
         Ok((total, out))
     }
 }
+
+/// Most municipalities [`SearchIndex::municipalities`] lists.
+pub const MAX_MUNICIPALITIES: usize = 2_000;
+
+impl SearchIndex {
+    /// The municipalities of the indexed businesses, each as one of them writes it, sorted
+    /// (the search page's filter): one term query per distinct folded municipality, at most
+    /// [`MAX_MUNICIPALITIES`].
+    pub fn municipalities(&self) -> Result<Vec<String>, Error> {
+        let searcher = self.reader.searcher();
+        let mut folded = std::collections::BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.f.municipality)?;
+            let mut terms = inverted
+                .terms()
+                .stream()
+                .map_err(|e| Error::Index(e.to_string()))?;
+            while terms.advance() && folded.len() < MAX_MUNICIPALITIES {
+                if let Ok(t) = std::str::from_utf8(terms.key()) {
+                    if !t.is_empty() {
+                        folded.insert(t.to_owned());
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(folded.len());
+        for f in folded {
+            let q = TermQuery::new(
+                Term::from_field_text(self.f.municipality, &f),
+                IndexRecordOption::Basic,
+            );
+            // Terms of deleted documents find nothing and are skipped.
+            if let Some((_, addr)) = searcher
+                .search(&q, &TopDocs::with_limit(1).order_by_score())?
+                .first()
+            {
+                let doc: TantivyDocument = searcher.doc(*addr)?;
+                if let Some(s) = doc
+                    .get_first(self.f.summary)
+                    .and_then(|v| v.as_str())
+                    .and_then(|t| serde_json::from_str::<Summary>(t).ok())
+                {
+                    out.push(s.municipality);
+                }
+            }
+        }
+        out.sort_by_key(|m| fold(m));
+        out.dedup();
+        Ok(out)
+    }
+}

@@ -15,6 +15,7 @@
 //! * The service ([`service`]): the JSON API and the pages (English and French).
 
 pub mod index;
+pub mod pages;
 pub mod repository;
 pub mod service;
 pub mod store;

@@ -309,7 +309,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "Businesses in the search index",
                 move || Some(r.index.len() as f64),
             );
-            let app = bizcred_repository::service::api(repo.clone());
+            let app = bizcred_repository::service::api(repo.clone())
+                .merge(bizcred_repository::pages::routes(repo.clone()));
             server.run(app, &health, &metrics).await?;
             Ok(ExitCode::SUCCESS)
         }

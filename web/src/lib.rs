@@ -10,6 +10,7 @@ pub mod assets;
 pub mod desk;
 pub mod form;
 pub mod i18n;
+pub mod public;
 pub mod qr;
 pub mod session;
 
@@ -17,4 +18,5 @@ pub use accounts::{Account, AccountError, Accounts};
 pub use desk::{see_other, Desk, DeskConfig, DeskError, Frame, NavItem, Staff};
 pub use form::{Form, FormError};
 pub use i18n::{Catalog, Lang, Source, Tr};
+pub use public::{Public, PublicFrame};
 pub use session::{Flash, FlashKind, SessionLimits};
