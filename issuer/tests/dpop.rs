@@ -3,6 +3,8 @@
 //! code, its OAuth error and (at the protected endpoints) its `WWW-Authenticate: DPoP`
 //! challenge; plain bearer tokens unchanged.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -28,22 +30,31 @@ fn now() -> i64 {
 }
 
 struct Fx {
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
     issuer: Arc<Issuer>,
+}
+
+fn config(dir: &std::path::Path, database: Option<&str>) -> Config {
+    let hash = bizcred_issuer::store::sha256_hex(TOKEN.as_bytes());
+    let database = database.map_or(String::new(), |u| format!("database = {u:?}\n"));
+    let cfg = format!(
+        "[agency]\nname_en = \"Ontario Business Registry\"\nname_fr = \"Registre des entreprises de l'Ontario\"\n[server]\npublic_url = \"{URL}\"\nlisten = \"127.0.0.1:18085\"\n[storage]\npath = {:?}\n{database}[registry]\nurl = \"http://127.0.0.1:9\"\norigin = \"registry.test/log\"\nlog_key = \"z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG\"\n[issuance]\ntypes = [\"certificate-of-incorporation\"]\n[status]\nlist_size = 1024\n[admin]\ntoken_sha256 = [\"{hash}\"]\n",
+        dir.join("data").to_string_lossy()
+    );
+    Config::parse(&cfg).expect("config")
 }
 
 fn fixture() -> Fx {
     let dir = tempfile::tempdir().expect("tmp");
-    let hash = bizcred_issuer::store::sha256_hex(TOKEN.as_bytes());
-    let cfg = format!(
-        "[agency]\nname_en = \"Ontario Business Registry\"\nname_fr = \"Registre des entreprises de l'Ontario\"\n[server]\npublic_url = \"{URL}\"\nlisten = \"127.0.0.1:18085\"\n[storage]\npath = {:?}\n[registry]\nurl = \"http://127.0.0.1:9\"\norigin = \"registry.test/log\"\nlog_key = \"z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG\"\n[issuance]\ntypes = [\"certificate-of-incorporation\"]\n[status]\nlist_size = 1024\n[admin]\ntoken_sha256 = [\"{hash}\"]\n",
-        dir.path().join("data").to_string_lossy()
-    );
-    let config = Config::parse(&cfg).expect("config");
-    let (issuer, _) =
-        Issuer::create(config, Zeroizing::new("pw".into()), now() - 10, now).expect("create");
+    let (issuer, _) = Issuer::create(
+        config(dir.path(), None),
+        Zeroizing::new("pw".into()),
+        now() - 10,
+        now,
+    )
+    .expect("create");
     Fx {
-        _dir: dir,
+        _dir: Arc::new(dir),
         issuer: Arc::new(issuer),
     }
 }
@@ -621,4 +632,98 @@ async fn bearer_tokens_keep_working_and_notifications_are_checked() {
             ),
         ]
     );
+}
+
+/// Two instances on one PostgreSQL database: a DPoP nonce one supplies is good once at the
+/// other, and a proof one accepted is a replay at the other.
+#[test]
+fn dpop_nonces_and_replays_hold_across_instances_on_postgres() {
+    let Some(server) = common::server("DPoP across two issuer instances on one database") else {
+        return;
+    };
+    let db = common::migrated(&server);
+    let dir = Arc::new(tempfile::tempdir().expect("tmp"));
+    let (a, _) = Issuer::create(
+        config(dir.path(), Some(&db.url)),
+        Zeroizing::new("pw".into()),
+        now() - 10,
+        now,
+    )
+    .expect("create");
+    let b = Issuer::open(
+        config(dir.path(), Some(&db.url)),
+        Zeroizing::new("pw".into()),
+        now,
+    )
+    .expect("open");
+    let (a, b) = (
+        Fx {
+            _dir: dir.clone(),
+            issuer: Arc::new(a),
+        },
+        Fx {
+            _dir: dir,
+            issuer: Arc::new(b),
+        },
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let key = SecretKey::generate(Algorithm::ES256, &mut OsRng);
+        let holder = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+        let (code, tx) = offer(&a).await;
+        let first = call(
+            &a,
+            token_req(&code, &tx, Some(&proof(&key, "/token", None, None))),
+        )
+        .await;
+        let n = first.nonce();
+        // Supplied by A, used at B.
+        let good = proof(&key, "/token", None, Some(&n));
+        let t = call(&b, token_req(&code, &tx, Some(&good))).await;
+        assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+        assert_eq!(t.body["token_type"], "DPoP");
+        let token = t.body["access_token"].as_str().expect("t").to_owned();
+        // The same proof at A: a replay.
+        let again = call(&a, token_req(&code, &tx, Some(&good))).await;
+        assert_eq!(again.code(), Some("DPOP_PROOF_REPLAYED"));
+        // The credential at A with the nonce B's nonce endpoint supplied; its proof replayed
+        // at B.
+        let (body, n2) = credential_body(&b, &holder).await;
+        let p = proof(&key, "/credential", Some(&token), Some(&n2));
+        let r = call(&a, protected("/credential", "DPoP", &token, &[&p], &body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r2 = call(&b, protected("/credential", "DPoP", &token, &[&p], &body)).await;
+        assert_eq!(
+            r2.refused(),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_dpop_proof"),
+                Some("DPOP_PROOF_REPLAYED")
+            )
+        );
+        // A nonce is used once, whichever instance takes it.
+        let n3 = r.nonce();
+        let id = r.body["notification_id"].as_str().expect("id");
+        let note = json!({"notification_id": id, "event": "credential_accepted"});
+        let p = proof(&key, "/notification", Some(&token), Some(&n3));
+        let ok = call(&b, protected("/notification", "DPoP", &token, &[&p], &note)).await;
+        assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.body);
+        let p = proof(&key, "/notification", Some(&token), Some(&n3));
+        let spent = call(&a, protected("/notification", "DPoP", &token, &[&p], &note)).await;
+        assert_eq!(
+            spent.refused(),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some("use_dpop_nonce"),
+                Some("DPOP_NONCE_INVALID")
+            )
+        );
+        assert!(spent
+            .challenge()
+            .starts_with("DPoP error=\"use_dpop_nonce\""));
+    });
 }
