@@ -417,6 +417,30 @@ async fn a_dpop_bound_token_obtains_and_notifies_only_with_its_key() {
             );
             assert!(a.challenge().contains("algs=\"EdDSA ES256\""));
         };
+        // A DPoP nonce is not a c_nonce, whatever the key proof calls it.
+        let sneaky =
+            oid4vci::proof_jwt(&holder, URL, Some(&format!("dpop:{n}")), now()).expect("proof");
+        let p = proof(&key, "/credential", Some(&token), Some(&n2));
+        let a = call(
+            &f,
+            protected(
+                "/credential",
+                "DPoP",
+                &token,
+                &[&p],
+                &json!({"credential_configuration_id": CONFIG, "proofs": {"jwt": [sneaky]}}),
+            ),
+        )
+        .await;
+        assert_eq!(
+            a.refused(),
+            (
+                StatusCode::BAD_REQUEST,
+                Some("invalid_nonce"),
+                Some("INVALID_NONCE")
+            )
+        );
+        let n2 = a.nonce();
         // As a bearer token: refused, and told to use DPoP.
         let a = call(&f, protected("/credential", "Bearer", &token, &[], &body)).await;
         unauthorized(&a, "invalid_token", "DPOP_TOKEN_AS_BEARER");

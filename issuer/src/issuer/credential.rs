@@ -97,15 +97,18 @@ impl std::fmt::Debug for Presented<'_> {
     }
 }
 
+/// True for a non-empty string of the base64url alphabet.
+fn is_base64url(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The key thumbprint a DPoP-bound access token is bound to (`<random>.<jkt>`), or `None` for
 /// a bearer token.
 fn bound_jkt(token: &str) -> Option<&str> {
     let (_, jkt) = token.rsplit_once('.')?;
-    (jkt.len() == JKT_LEN
-        && jkt
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    .then_some(jkt)
+    (jkt.len() == JKT_LEN && is_base64url(jkt)).then_some(jkt)
 }
 
 /// The store key of a supplied DPoP nonce (kept apart from `c_nonce`s).
@@ -432,7 +435,9 @@ impl Issuer {
             .nonce
             .as_deref()
             .ok_or(Error::BadProof("the key proof carries no c_nonce"))?;
-        if !self.store.take_nonce(nonce, now)? {
+        // A c_nonce is base64url: the store's other one-time entries (DPoP nonces, proofs'
+        // jtis, notifications) are named with a `:` and are never taken as one.
+        if !is_base64url(nonce) || !self.store.take_nonce(nonce, now)? {
             return Err(Error::InvalidNonce);
         }
         let app = self.store.application(&token.application_id)?;
