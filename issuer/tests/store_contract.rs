@@ -22,7 +22,7 @@ use bizcred_issuer::issuer::StatusAction;
 use bizcred_issuer::keyfiles::SealedKeyFiles;
 use bizcred_issuer::store::{
     sha256_hex, verify_audit, AccessToken, AppStatus, Application, CredentialRecord,
-    CredentialStatus, Offer, SignedList, Store, StoreError, Swept,
+    CredentialStatus, Offer, PublicIssue, SignedList, Store, StoreError, Swept,
 };
 use bizcred_issuer::{Actor, Config, Issuer};
 use bizcred_schemas::ReasonCode;
@@ -256,6 +256,7 @@ contract!(
     of_two_compare_and_swaps_one_lands,
     the_sweep_is_bounded_and_removes_only_what_expired,
     a_full_list_rolls_over_once,
+    public_records_replace_revoke_and_feed_in_one_transaction,
 );
 
 /// Issuances from two handles at once: each gets its own outcome, a refused one refuses only
@@ -925,4 +926,87 @@ fn a_full_list_rolls_over_once(place: &Place) {
         handles[0].status_list_info(9),
         Err(StoreError::NotFound { .. })
     ));
+}
+
+fn public(n: usize, idx: u64, subject: &str, content: &str, replaces: Option<&str>) -> PublicIssue {
+    PublicIssue {
+        rec: record(n, 1, idx),
+        subject: subject.into(),
+        content_sha256: content.into(),
+        credential: format!("credential-{n}~"),
+        replaces: replaces.map(|id| (id.to_owned(), "superseded".to_owned())),
+    }
+}
+
+/// Public records (bulk issuance): a batch lands whole with its feed positions and one audit
+/// entry; a replacement revokes the credential it replaces (record, history and list bits)
+/// in the same transaction; two runs replacing the same business: one lands, the other is
+/// refused whole (`PUBLIC_RECORD_CHANGED`) and writes nothing; free indices are listed in
+/// order around the taken ones.
+fn public_records_replace_revoke_and_feed_in_one_transaction(place: &Place) {
+    let handles = place.handles(2);
+    handles[0].prepare_status_lists(64).expect("lists");
+    handles[0]
+        .import_issued(&[record(900, 1, 2)], 1_000)
+        .expect("one taken");
+    assert_eq!(
+        handles[1].free_indices(1, 64, 0, 4).expect("free"),
+        vec![0, 1, 3, 4]
+    );
+    assert_eq!(
+        handles[1].free_indices(1, 64, 62, 4).expect("free"),
+        vec![62, 63, 0, 1]
+    );
+    let first = handles[0]
+        .record_public(
+            &[
+                public(1, 0, "1000001", "a", None),
+                public(2, 1, "1000002", "b", None),
+            ],
+            1_001,
+        )
+        .expect("first batch");
+    assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+    let held = handles[1]
+        .public_records(&["1000001".into(), "1000002".into(), "1000003".into()])
+        .expect("records");
+    assert_eq!(held.len(), 2);
+    assert_eq!(held["1000001"].credential_id, "cred-1");
+    // Two runs replace 1000001 at once: one lands.
+    let outcomes = race(&handles, 2, |i, s| {
+        s.record_public(
+            &[public(
+                10 + i,
+                3 + i as u64,
+                "1000001",
+                "a2",
+                Some("cred-1"),
+            )],
+            1_002,
+        )
+    });
+    let landed: Vec<_> = outcomes.iter().filter(|o| o.is_ok()).collect();
+    assert_eq!(landed.len(), 1, "{outcomes:?}");
+    for o in &outcomes {
+        if let Err(e) = o {
+            assert_eq!(e.code(), ReasonCode::PublicRecordChanged);
+        }
+    }
+    for s in &handles {
+        let old = s.credential("cred-1").expect("old");
+        assert_eq!(old.status, CredentialStatus::Revoked);
+        assert_eq!(old.history.len(), 1);
+        let bits = s.status_bits(1).expect("bits");
+        assert_eq!(entry(&bits.bytes, 0), 1);
+        let feed = s.public_feed(0, 10).expect("feed");
+        assert_eq!(
+            feed.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(s.public_feed(2, 10).expect("feed").len(), 1);
+        assert_eq!(events(s, "public_credentials_issued"), 2);
+    }
+    // The loser wrote nothing: its index is free.
+    let loser = outcomes.iter().position(|o| o.is_err()).expect("a loser");
+    assert!(!handles[0].index_taken(1, 3 + loser as u64).expect("taken"));
 }

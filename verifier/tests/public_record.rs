@@ -122,7 +122,7 @@ fn a_revoked_tampered_or_unauthorized_record_is_refused_with_its_code() {
     p["legal_name"] = json!("Someone Else Inc.");
     let forged = format!(
         "{jwt}.{}.{sig}",
-        bizcred_core::base64url_encode(&serde_json::to_vec(&p).expect("json"))
+        bizcred_core::base64url_encode(serde_json::to_vec(&p).expect("json"))
     );
     let r = w.check(&forged);
     assert_eq!(r.verdict, Verdict::Reject);

@@ -191,6 +191,8 @@ pub struct BulkRun<'a> {
     issuer: &'a Issuer,
     today: Date,
     seen: HashSet<String>,
+    /// Lines read, not yet parsed (parsed a chunk at a time, on every core).
+    raw: Vec<(u64, String)>,
     pending: Vec<Business>,
     counts: BulkCounts,
     skipped: Vec<LineError>,
@@ -225,6 +227,7 @@ impl Issuer {
             issuer: self,
             today,
             seen: HashSet::new(),
+            raw: Vec::with_capacity(BULK_CHUNK),
             pending: Vec::with_capacity(BULK_CHUNK),
             counts: BulkCounts::default(),
             skipped: Vec::new(),
@@ -264,26 +267,74 @@ impl BulkRun<'_> {
             return Ok(());
         }
         self.counts.lines += 1;
-        match parse_line(text, self.today) {
-            Err((code, message)) => self.skip(number, code, message),
-            Ok(b) => {
-                if self.seen.contains(&b.subject) {
-                    let m = format!("corporation {} appears earlier in the extract", b.subject);
-                    self.skip(number, ReasonCode::ExtractDuplicate, m);
-                } else {
-                    self.seen.insert(b.subject.clone());
-                    self.pending.push(b);
-                }
-            }
-        }
-        if self.pending.len() >= BULK_CHUNK {
+        self.raw.push((number, text.to_owned()));
+        if self.raw.len() >= BULK_CHUNK {
+            self.parse_raw();
             self.issue_pending()?;
         }
         Ok(())
     }
 
+    /// Parses the lines read, on every core, then keeps the good ones in order (a repeated
+    /// corporation number is skipped at its second line).
+    fn parse_raw(&mut self) {
+        let raw = std::mem::take(&mut self.raw);
+        let today = self.today;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 16);
+        let per = raw.len().div_ceil(threads).max(1);
+        type Parsed = Vec<(u64, Result<Business, (ReasonCode, String)>)>;
+        let parts: Vec<Parsed> = std::thread::scope(|s| {
+            let handles: Vec<_> = raw
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(n, text)| (*n, parse_line(text, today)))
+                            .collect::<Parsed>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(raw.chunks(per))
+                .map(|(h, part)| {
+                    h.join().unwrap_or_else(|_| {
+                        part.iter()
+                            .map(|(n, _)| {
+                                (
+                                    *n,
+                                    Err((
+                                        ReasonCode::ExtractLineInvalid,
+                                        "the line could not be parsed".to_owned(),
+                                    )),
+                                )
+                            })
+                            .collect()
+                    })
+                })
+                .collect()
+        });
+        for (number, parsed) in parts.into_iter().flatten() {
+            match parsed {
+                Err((code, message)) => self.skip(number, code, message),
+                Ok(b) => {
+                    if self.seen.contains(&b.subject) {
+                        let m = format!("corporation {} appears earlier in the extract", b.subject);
+                        self.skip(number, ReasonCode::ExtractDuplicate, m);
+                    } else {
+                        self.seen.insert(b.subject.clone());
+                        self.pending.push(b);
+                    }
+                }
+            }
+        }
+    }
+
     /// Issues what is pending, re-signs the status lists that changed, and reports.
     pub fn finish(mut self) -> Result<BulkReport, Error> {
+        self.parse_raw();
         self.issue_pending()?;
         self.issuer.refresh_status_lists()?;
         Ok(BulkReport {
