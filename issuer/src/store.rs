@@ -25,6 +25,9 @@
 //! * A status change updates the list's stored bits in the transaction that records it; a
 //!   signed list is stored only over an older one (`iat` strictly increasing).
 //! * The audit log is one hash chain: appends are serialized and each links to the last.
+//! * The event log ([`IssuerEvent`]: issued, suspended, revoked, reinstated) is appended in
+//!   the transaction of the issuance or status change it tells of; its positions run from 1
+//!   without gaps, in commit order.
 //!
 //! With PostgreSQL these hold across processes (see [`pg`] for how).
 
@@ -611,6 +614,153 @@ pub struct FeedItem {
 /// Most items one read of the public feed answers.
 pub const MAX_FEED_PAGE: usize = 1000;
 
+/// What happened to a credential, as the issuer's event feed (`/events`) tells other agencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Issued (also a public credential of a bulk run).
+    CredentialIssued,
+    /// Suspended.
+    CredentialSuspended,
+    /// Revoked (final).
+    CredentialRevoked,
+    /// Reinstated (valid again after a suspension).
+    CredentialReinstated,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 4] = [
+        EventKind::CredentialIssued,
+        EventKind::CredentialSuspended,
+        EventKind::CredentialRevoked,
+        EventKind::CredentialReinstated,
+    ];
+
+    /// The stored and published name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::CredentialIssued => "credential_issued",
+            EventKind::CredentialSuspended => "credential_suspended",
+            EventKind::CredentialRevoked => "credential_revoked",
+            EventKind::CredentialReinstated => "credential_reinstated",
+        }
+    }
+
+    /// The event of a status change to `to`.
+    pub fn of_change(to: CredentialStatus) -> EventKind {
+        match to {
+            CredentialStatus::Valid => EventKind::CredentialReinstated,
+            CredentialStatus::Suspended => EventKind::CredentialSuspended,
+            CredentialStatus::Revoked => EventKind::CredentialRevoked,
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest business identifier an event carries (longer claim values are left out).
+pub const MAX_BUSINESS_ID_LEN: usize = 64;
+
+/// The identifiers of the business a credential is about, as far as its claims carry them:
+/// never a person's name, an address or any other claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BusinessIds {
+    /// The Ontario corporation number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corporation_number: Option<String>,
+    /// The CRA business number (BN9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_number: Option<String>,
+    /// The licence number (municipal or liquor licence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence_number: Option<String>,
+}
+
+impl BusinessIds {
+    /// The identifiers of a public credential: its subject's corporation number.
+    pub fn public(subject: &str) -> BusinessIds {
+        BusinessIds {
+            corporation_number: Some(subject.chars().take(MAX_BUSINESS_ID_LEN).collect()),
+            ..BusinessIds::default()
+        }
+    }
+
+    /// The identifiers of the credential issued for application `application_id`: from the
+    /// application's claims (`corporation_number`, `business_number`, `licence_number`, only
+    /// when they are strings of at most [`MAX_BUSINESS_ID_LEN`] characters); a public
+    /// credential (`public:` and the corporation number, no application) carries its
+    /// corporation number.
+    pub fn of(application_id: &str, app: Option<&Application>) -> BusinessIds {
+        if let Some(subject) = application_id.strip_prefix("public:") {
+            return BusinessIds::public(subject);
+        }
+        let claim = |name: &str| {
+            app.and_then(|a| a.claims.get(name))
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty() && v.chars().count() <= MAX_BUSINESS_ID_LEN)
+                .map(str::to_owned)
+        };
+        BusinessIds {
+            corporation_number: claim("corporation_number"),
+            business_number: claim("business_number"),
+            licence_number: claim("licence_number"),
+        }
+    }
+}
+
+/// One event of the issuer's append-only event log: a credential issued or its status
+/// changed, recorded in the transaction that issued or changed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerEvent {
+    /// Position in the log, from 1, without gaps.
+    pub seq: u64,
+    /// When (Unix seconds).
+    pub time: i64,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// The credential's id.
+    pub credential_id: String,
+    /// Its `vct`.
+    pub vct: String,
+    /// Its status list (`/status/{n}`).
+    pub status_list: u32,
+    /// Its index in that list.
+    pub status_idx: u64,
+    /// The business it is about (identifiers only).
+    #[serde(default)]
+    pub business: BusinessIds,
+}
+
+impl IssuerEvent {
+    /// The event `kind` of `rec` at `time` (its position is given when it is appended).
+    pub(crate) fn new(
+        kind: EventKind,
+        rec: &CredentialRecord,
+        business: BusinessIds,
+        time: i64,
+    ) -> IssuerEvent {
+        IssuerEvent {
+            seq: 0,
+            time,
+            kind,
+            credential_id: rec.id.clone(),
+            vct: rec.vct.clone(),
+            status_list: rec.status_list,
+            status_idx: rec.status_idx,
+            business,
+        }
+    }
+}
+
+/// Most events one read of the event log answers.
+pub const MAX_EVENT_PAGE: usize = 500;
+
 /// The audit entry of a batch of public credentials: how many, the feed positions, a digest of
 /// their ids (each one is in the feed and in its record), and every revocation by name.
 pub(crate) fn public_batch_audit(
@@ -938,6 +1088,13 @@ impl Store {
     /// `after`, in order.
     pub fn public_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedItem>, StoreError> {
         dispatch!(self.public_feed(after, limit.min(MAX_FEED_PAGE)))
+    }
+
+    /// The event log: up to `limit` (at most [`MAX_EVENT_PAGE`]) events after position
+    /// `after`, in order. Every issuance, status change and public record appends its events
+    /// in the transaction that records it.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<IssuerEvent>, StoreError> {
+        dispatch!(self.events(after, limit.min(MAX_EVENT_PAGE)))
     }
 
     /// A list's stored bits: all a re-sign reads (never the credential records).

@@ -21,8 +21,9 @@ use bizcred_core::webvh;
 use bizcred_issuer::issuer::StatusAction;
 use bizcred_issuer::keyfiles::SealedKeyFiles;
 use bizcred_issuer::store::{
-    sha256_hex, verify_audit, AccessToken, AppStatus, Application, CredentialRecord,
-    CredentialStatus, Offer, PublicIssue, SignedList, Store, StoreError, Swept,
+    sha256_hex, verify_audit, AccessToken, AppStatus, Application, BusinessIds, CredentialRecord,
+    CredentialStatus, EventKind, Offer, PublicIssue, SignedList, Store, StoreError, Swept,
+    MAX_EVENT_PAGE,
 };
 use bizcred_issuer::{Actor, Config, Issuer};
 use bizcred_schemas::ReasonCode;
@@ -257,6 +258,7 @@ contract!(
     the_sweep_is_bounded_and_removes_only_what_expired,
     a_full_list_rolls_over_once,
     public_records_replace_revoke_and_feed_in_one_transaction,
+    events_land_with_their_changes_and_run_without_gaps,
 );
 
 /// Issuances from two handles at once: each gets its own outcome, a refused one refuses only
@@ -1009,4 +1011,219 @@ fn public_records_replace_revoke_and_feed_in_one_transaction(place: &Place) {
     // The loser wrote nothing: its index is free.
     let loser = outcomes.iter().position(|o| o.is_err()).expect("a loser");
     assert!(!handles[0].index_taken(1, 3 + loser as u64).expect("taken"));
+}
+
+/// The event log: each issuance, status change and public record appends its events in its
+/// own transaction (a refused one appends none); positions run from 1 without gaps under
+/// concurrent issuances and changes from two handles (two instances on PostgreSQL); events
+/// carry the business's identifiers and nothing else of the claims; reads are bounded.
+fn events_land_with_their_changes_and_run_without_gaps(place: &Place) {
+    let handles = place.handles(2);
+    let store = &handles[0];
+    store.prepare_status_lists(1024).expect("lists");
+    let n = 18;
+    let tokens: Vec<String> = (0..n).map(|i| redeemed(store, i)).collect();
+    // The first application names a person and an address beside the business's numbers.
+    let mut app = store.application("app-0").expect("app");
+    let mut claims = Map::new();
+    claims.insert("legal_name".into(), json!("Ristorante Jennifer Inc."));
+    claims.insert("corporation_number".into(), json!("1234567"));
+    claims.insert("business_number".into(), json!("812345676"));
+    claims.insert(
+        "directors".into(),
+        json!([{"given_name": "Jennifer", "family_name": "Tremblay"}]),
+    );
+    claims.insert(
+        "registered_office_address".into(),
+        json!({"street_address": "12 Queen St W", "postal_code": "M5H 2N2"}),
+    );
+    app.claims = claims;
+    store.put_application(&app, 1_000, None).expect("claims");
+    // 16 and 17 share one token: one of them is refused and appends nothing.
+    let jobs: Arc<Vec<(CredentialRecord, String)>> = Arc::new(
+        (0..n)
+            .map(|i| {
+                let tok = tokens[if i == 17 { 16 } else { i }].clone();
+                (record(i, 1, i as u64), tok)
+            })
+            .collect(),
+    );
+    let outcomes = race(&handles, n, move |i, s| {
+        s.record_issuance(&jobs[i].0, &jobs[i].1, 1_002)
+    });
+    let issued: HashSet<String> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.is_ok())
+        .map(|(i, _)| format!("cred-{i}"))
+        .collect();
+    assert_eq!(issued.len(), n - 1, "{outcomes:?}");
+    for s in &handles {
+        let log = s.events(0, 100).expect("events");
+        assert_eq!(
+            log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..n as u64).collect::<Vec<_>>(),
+            "positions from 1 without gaps"
+        );
+        assert!(log.iter().all(|e| e.kind == EventKind::CredentialIssued));
+        let ids: HashSet<String> = log.iter().map(|e| e.credential_id.clone()).collect();
+        assert_eq!(
+            ids, issued,
+            "an event for each issuance acknowledged, none else"
+        );
+        let first = log
+            .iter()
+            .find(|e| e.credential_id == "cred-0")
+            .expect("cred-0");
+        assert_eq!(
+            first.business,
+            BusinessIds {
+                corporation_number: Some("1234567".into()),
+                business_number: Some("812345676".into()),
+                licence_number: None,
+            }
+        );
+        assert_eq!((first.status_list, first.status_idx), (1, 0));
+        assert_eq!(first.vct, record(0, 1, 0).vct);
+        let text = serde_json::to_string(&log).expect("json");
+        for personal in ["Jennifer", "Tremblay", "Queen St", "M5H", "Ristorante"] {
+            assert!(!text.contains(personal), "{personal} in {text}");
+        }
+    }
+    // Status changes from two handles at once: each lands with its event.
+    let changes = race(&handles, 8, |t, s| {
+        s.set_status(
+            &format!("cred-{t}"),
+            if t % 2 == 0 {
+                CredentialStatus::Suspended
+            } else {
+                CredentialStatus::Revoked
+            },
+            &Actor::Automation,
+            Some("test"),
+            1_003,
+        )
+        .map(|(rec, _)| rec.status)
+    });
+    assert!(changes.iter().all(Result::is_ok), "{changes:?}");
+    let log = handles[1].events(0, 100).expect("events");
+    assert_eq!(
+        log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..n as u64 + 8).collect::<Vec<_>>()
+    );
+    for e in &log[n - 1..] {
+        let t: usize = e.credential_id["cred-".len()..].parse().expect("n");
+        let want = if t % 2 == 0 {
+            EventKind::CredentialSuspended
+        } else {
+            EventKind::CredentialRevoked
+        };
+        assert_eq!(e.kind, want, "{e:?}");
+        assert_eq!(e.time, 1_003);
+    }
+    // Reinstated: its event; a revoked one stays revoked and a refused change appends nothing;
+    // a change to the status held changes nothing to tell.
+    store
+        .set_status(
+            "cred-0",
+            CredentialStatus::Valid,
+            &Actor::Automation,
+            None,
+            1_004,
+        )
+        .expect("reinstate");
+    let refused = handles[1].set_status(
+        "cred-1",
+        CredentialStatus::Valid,
+        &Actor::Automation,
+        None,
+        1_004,
+    );
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.code()),
+        Err(ReasonCode::RevokedIsFinal)
+    );
+    store
+        .set_status(
+            "cred-1",
+            CredentialStatus::Revoked,
+            &Actor::Automation,
+            Some("again"),
+            1_004,
+        )
+        .expect("revoked again");
+    let log = handles[1].events(n as u64 + 6, 100).expect("tail");
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(
+        (log[1].seq, log[1].kind, log[1].credential_id.as_str()),
+        (n as u64 + 8, EventKind::CredentialReinstated, "cred-0")
+    );
+    assert_eq!(
+        log[1].business.corporation_number.as_deref(),
+        Some("1234567")
+    );
+    // Public records: the new credential issued, then the one it replaces revoked, with the
+    // corporation number.
+    handles[1]
+        .record_public(&[public(100, 100, "1000001", "a", None)], 1_005)
+        .expect("public");
+    store
+        .record_public(&[public(101, 101, "1000001", "b", Some("cred-100"))], 1_006)
+        .expect("replacement");
+    for s in &handles {
+        let tail = s.events(n as u64 + 8, 100).expect("tail");
+        let got: Vec<_> = tail
+            .iter()
+            .map(|e| {
+                (
+                    e.seq,
+                    e.kind,
+                    e.credential_id.as_str(),
+                    e.business.corporation_number.as_deref(),
+                )
+            })
+            .collect();
+        let base = n as u64 + 8;
+        assert_eq!(
+            got,
+            vec![
+                (
+                    base + 1,
+                    EventKind::CredentialIssued,
+                    "cred-100",
+                    Some("1000001")
+                ),
+                (
+                    base + 2,
+                    EventKind::CredentialIssued,
+                    "cred-101",
+                    Some("1000001")
+                ),
+                (
+                    base + 3,
+                    EventKind::CredentialRevoked,
+                    "cred-100",
+                    Some("1000001")
+                ),
+            ]
+        );
+        // Bounded reads: a page from a cursor, and never more than the page's bound.
+        let page = s.events(2, 3).expect("page");
+        assert_eq!(
+            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(s.events(base + 3, 10).expect("end").len(), 0);
+        assert!(s.events(0, usize::MAX).expect("all").len() <= MAX_EVENT_PAGE);
+    }
+    // A refused public batch (the replaced credential is no longer current) appends nothing.
+    let stale = store.record_public(&[public(102, 102, "1000001", "c", Some("cred-100"))], 1_007);
+    assert_eq!(
+        stale.map(|_| ()).map_err(|e| e.code()),
+        Err(ReasonCode::PublicRecordChanged)
+    );
+    assert_eq!(
+        store.events(0, 100).expect("events").len(),
+        n - 1 + 8 + 1 + 3
+    );
 }

@@ -4,11 +4,12 @@
 //! are their `code_hash`), access tokens, nonces, credential records (their status indices are
 //! the records' own, checked unique), the status lists (size, allocation, bits and their
 //! version, the newest signed token, which list is open), the metadata (the DID, its log, key
-//! numbers) and the audit log. Before the commit, what the transaction holds is read back and
-//! compared with the sled store kind by kind (a digest of every key and value, in key order),
-//! and the audit chain read back is verified and must end at the sled store's head; any
-//! difference rolls everything back ([`StoreError::MoveVerify`]). The sled store is then
-//! marked moved ([`super::sled::MOVED_MARKER`]), so it is never served again.
+//! numbers), the public records and feed, the event log and the audit log. Before the commit,
+//! what the transaction holds is read back and compared with the sled store kind by kind (a
+//! digest of every key and value, in key order), and the audit chain read back is verified and
+//! must end at the sled store's head; any difference rolls everything back
+//! ([`StoreError::MoveVerify`]). The sled store is then marked moved
+//! ([`super::sled::MOVED_MARKER`]), so it is never served again.
 //!
 //! A target holding anything is refused untouched ([`StoreError::NotEmpty`]), unless it holds
 //! exactly this store's records (an earlier move whose marking did not happen): then nothing is
@@ -25,17 +26,18 @@ use sqlx::Row;
 
 use super::pg::{self, Migrated, PgStore, Tx, MOVE_LOCK};
 use super::sled::{
-    SledStore, AUDIT_HEAD, AUDIT_SEQ, PUBLIC_SEQ, STATUS_BITS_KEPT, STATUS_OPEN_LIST,
+    SledStore, AUDIT_HEAD, AUDIT_SEQ, EVENT_SEQ, PUBLIC_SEQ, STATUS_BITS_KEPT, STATUS_OPEN_LIST,
 };
 use super::{
-    be8, de, ser, AccessToken, Application, AuditVerifier, CredentialRecord, FeedItem, ListInfo,
-    Offer, PublicRecord, SignedList, StoreError,
+    be8, de, ser, AccessToken, Application, AuditVerifier, CredentialRecord, FeedItem, IssuerEvent,
+    ListInfo, Offer, PublicRecord, SignedList, StoreError,
 };
 
 /// Metadata keys of the sled store that PostgreSQL keeps elsewhere (the audit head is the last
 /// entry; the open list is a table) or does not need.
-const SLED_ONLY_META: [&str; 6] = [
+const SLED_ONLY_META: [&str; 7] = [
     PUBLIC_SEQ,
+    EVENT_SEQ,
     AUDIT_SEQ,
     AUDIT_HEAD,
     STATUS_OPEN_LIST,
@@ -60,7 +62,7 @@ pub struct Moved {
 }
 
 /// The kinds of records moved, in the order they are copied.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 14] = [
     "status lists",
     "status list bits",
     "signed status lists",
@@ -73,6 +75,7 @@ pub const KINDS: [&str; 13] = [
     "credentials",
     "public records",
     "public feed",
+    "events",
     "audit entries",
 ];
 
@@ -488,8 +491,41 @@ fn read_sled(
         }
     }
     each(k)?;
+    // The event log (after the credentials its events name).
     let mut k = kind(
         KINDS[12],
+        "INSERT INTO events (seq, credential_id, kind, body) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bytea[])",
+    );
+    for kv in sled.events.iter() {
+        let (key, v) = kv?;
+        let e: IssuerEvent = de(&v)?;
+        if key.as_ref() != e.seq.to_be_bytes() {
+            return Err(StoreError::MoveVerify(format!(
+                "event {} is stored under another position",
+                e.seq
+            )));
+        }
+        k.tally.add(&key, &v);
+        if copy {
+            k.rows.push(vec![
+                Row_::Int(int(e.seq)?),
+                Row_::Text(e.credential_id),
+                Row_::Text(e.kind.as_str().to_owned()),
+                Row_::Bytes(v.to_vec()),
+            ]);
+        }
+        if k.rows.len() >= CHUNK {
+            each(Kind {
+                rows: std::mem::take(&mut k.rows),
+                tally: Tally::new(),
+                ..k
+            })?;
+        }
+    }
+    each(k)?;
+    let mut k = kind(
+        KINDS[13],
         "INSERT INTO audit (seq, hash, entry) \
          SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[])",
     );
@@ -569,7 +605,7 @@ async fn read_pg(tx: &mut Tx) -> Result<(Vec<(u64, [u8; 32])>, u64, String), Sto
             cause: Arc::new(e),
         })
     }
-    let queries: [(&str, Pick); 13] = [
+    let queries: [(&str, Pick); 14] = [
         (
             "SELECT list, size, allocated FROM status_lists ORDER BY list",
             |r| {
@@ -689,6 +725,12 @@ async fn read_pg(tx: &mut Tx) -> Result<(Vec<(u64, [u8; 32])>, u64, String), Sto
                 Ok((f.seq.to_be_bytes().to_vec(), ser(&f)?))
             },
         ),
+        ("SELECT seq, body FROM events ORDER BY seq", |r| {
+            Ok((
+                unsigned(r, "seq")?.to_be_bytes().to_vec(),
+                r.try_get("body")?,
+            ))
+        }),
         ("SELECT seq, entry FROM audit ORDER BY seq", |r| {
             Ok((
                 unsigned(r, "seq")?.to_be_bytes().to_vec(),

@@ -42,10 +42,13 @@
 //!   DO UPDATE … WHERE status_signed.iat < excluded.iat`: of two instances signing at once the
 //!   later `iat` is kept, the other is told [`StoreError::StatusListNotNewer`] and adopts the
 //!   stored one (see `Issuer::refresh_list`).
-//! * **Locks are taken in one order** (records' rows, then the list's row, then the audit
-//!   lock), so transactions of different instances do not deadlock; a deadlock PostgreSQL
-//!   still reports (two batches locking the same applications in different orders) retries
-//!   the issuance batch.
+//! * **The event log has no gaps.** An issuance or status change inserts its events in its
+//!   own transaction under the advisory lock [`EVENT_LOCK`] after reading the last position;
+//!   a transaction rolled back took no position.
+//! * **Locks are taken in one order** (records' rows, then the list's row, then the event
+//!   lock, then the audit lock), so transactions of different instances do not deadlock; a
+//!   deadlock PostgreSQL still reports (two batches locking the same applications in
+//!   different orders) retries the issuance batch.
 //!
 //! An instance killed mid-transaction (even `kill -9`) loses its connection; PostgreSQL rolls
 //! the transaction back and releases its locks at once. Nothing is acknowledged before its
@@ -83,9 +86,9 @@ use sqlx::Row;
 
 use super::{
     audit_entry, bits_len, corrupt_list, de, ser, sha256_hex, status_value, AccessToken, AppStatus,
-    Application, CredentialRecord, CredentialStatus, FeedItem, ListBits, ListInfo, Offer,
-    PendingIssuance, PublicIssue, PublicRecord, SignedList, StatusChange, StoreError, Swept,
-    MAX_STATUS_HISTORY,
+    Application, BusinessIds, CredentialRecord, CredentialStatus, EventKind, FeedItem, IssuerEvent,
+    ListBits, ListInfo, Offer, PendingIssuance, PublicIssue, PublicRecord, SignedList,
+    StatusChange, StoreError, Swept, MAX_STATUS_HISTORY,
 };
 use crate::issuer::Actor;
 
@@ -98,6 +101,10 @@ pub const AUDIT_LOCK: i64 = 0x6263_6973_4155_4454;
 /// The advisory lock under which a batch of public credentials takes its feed positions
 /// (`b"bcisPUBL"`).
 pub const PUBLIC_LOCK: i64 = 0x6263_6973_5055_424c;
+
+/// The advisory lock under which an issuance or status change takes its event log positions
+/// (`b"bcisEVNT"`); taken before [`AUDIT_LOCK`], held to the commit.
+pub const EVENT_LOCK: i64 = 0x6263_6973_4556_4e54;
 
 /// The advisory lock a move from sled holds while it checks the target is empty and fills it
 /// (`b"bcisMOVE"`).
@@ -337,6 +344,44 @@ async fn append_audit(
     .bind(seqs)
     .bind(hashes)
     .bind(entries)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends `events` to the event log inside `tx`: takes the event lock (held until the
+/// transaction ends), reads the last position and inserts after it, so positions run without
+/// gaps (a transaction rolled back took none).
+async fn append_events(tx: &mut PgConnection, events: Vec<IssuerEvent>) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(EVENT_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM events")
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut seq = from_db("event sequence number", last.unwrap_or(0))?;
+    let (mut seqs, mut ids, mut kinds, mut bodies) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for mut e in events {
+        seq += 1;
+        e.seq = seq;
+        seqs.push(db_int(seq)?);
+        ids.push(e.credential_id.clone());
+        kinds.push(e.kind.as_str().to_owned());
+        bodies.push(ser(&e)?);
+    }
+    sqlx::query(
+        "INSERT INTO events (seq, credential_id, kind, body) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bytea[])",
+    )
+    .bind(seqs)
+    .bind(ids)
+    .bind(kinds)
+    .bind(bodies)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -936,6 +981,7 @@ impl PgStore {
                             }
                         })?)
                     }
+            let mut revoked_recs: HashMap<String, CredentialRecord> = HashMap::new();
                 };
                 if item.rec.status_idx >= info.size {
                     return Err(StoreError::IndexTaken(item.rec.status_idx));
@@ -987,6 +1033,19 @@ impl PgStore {
                 let over = old.history.len().saturating_sub(MAX_STATUS_HISTORY);
                 old.history.drain(..over);
                 sqlx::query("UPDATE credentials SET status = $2, body = $3 WHERE id = $1")
+                revoked_recs.insert(item.rec.id.clone(), old);
+            }
+            // Each item's events in its order, as the embedded store appends them: the new
+            // credential issued, then the one it replaces revoked.
+            let mut events = Vec::new();
+            for item in &items {
+                let rec = &item.rec;
+                let business = BusinessIds::public(&item.subject);
+                events.push(IssuerEvent::new(EventKind::CredentialIssued, rec, business, now));
+                if let Some(old) = revoked_recs.get(&rec.id) {
+                    let business = BusinessIds::public(&item.subject);
+                    events.push(IssuerEvent::new(EventKind::CredentialRevoked, old, business, now));
+                }
                     .bind(old_id)
                     .bind(CredentialStatus::Revoked.as_str())
                     .bind(ser(&old)?)
@@ -1037,6 +1096,7 @@ impl PgStore {
                 f_cred.push(item.credential.clone());
                 p_hash.push(item.content_sha256.clone());
                 p_issued.push(item.rec.issued_at);
+            append_events(&mut tx, events).await?;
             }
             sqlx::query(
                 "INSERT INTO public_feed (seq, credential_id, subject, credential) \
@@ -1047,6 +1107,21 @@ impl PgStore {
             .bind(&f_subject)
             .bind(&f_cred)
             .execute(&mut *tx)
+    /// The event log after `after`, at most `limit` events.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<IssuerEvent>, StoreError> {
+        let after = db_int(after)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(|pool| async move {
+            let rows: Vec<Vec<u8>> =
+                sqlx::query_scalar("SELECT body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&pool)
+                    .await?;
+            rows.iter().map(|b| de(b)).collect()
+        })
+    }
+
             .await?;
             sqlx::query(
                 "INSERT INTO public_records (subject, credential_id, content_sha256, seq, issued_at) \
@@ -1689,7 +1764,7 @@ impl PgStore {
             }
             // The same details, in the same order, as the embedded store's.
             let mut details =
-                json!({"credential_id": id, "from": rec.status, "to": status, "actor": who});
+                json!({"credential_id": id, "from": from, "to": status, "actor": who});
             if let Some(r) = &reason {
                 details["reason"] = r.clone().into();
             }
@@ -1744,6 +1819,7 @@ impl PgStore {
         })
     }
 
+            let from = rec.status;
     /// Records a re-issue with one conditional update of the token (bounded by `max`), and
     /// its audit event, in one transaction.
     pub fn record_reissue(
@@ -1778,6 +1854,17 @@ impl PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
                 return Err(if exists {
+            if from != status {
+                let app: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT body FROM applications WHERE id = $1")
+                        .bind(&rec.application_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let app = app.map(|b| de::<Application>(&b)).transpose()?;
+                let business = BusinessIds::of(&rec.application_id, app.as_ref());
+                let event = IssuerEvent::new(EventKind::of_change(status), &rec, business, now);
+                append_events(&mut tx, vec![event]).await?;
+            }
                     StoreError::TokenUsed
                 } else {
                     StoreError::NotFound {
@@ -2072,3 +2159,13 @@ async fn commit_batch(
         .map(|o| o.unwrap_or(Err(StoreError::Unfinished)))
         .collect())
 }
+    let mut issued = Vec::new();
+        let app = apps.get(&rec.application_id).and_then(|a| a.as_ref().ok());
+        let business = BusinessIds::of(&rec.application_id, app);
+        issued.push(IssuerEvent::new(
+            EventKind::CredentialIssued,
+            rec,
+            business,
+            p.now,
+        ));
+    append_events(&mut tx, issued).await?;

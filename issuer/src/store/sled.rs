@@ -16,9 +16,9 @@ use sled::Transactional;
 
 use super::{
     audit_entry, be8, bits_len, corrupt_list, de, put_bits, ser, sha256_hex, status_value,
-    AccessToken, AppStatus, Application, CredentialRecord, CredentialStatus, ListBits, ListInfo,
-    FeedItem, Offer, PendingIssuance, PublicIssue, PublicRecord, SignedList, StatusChange,
-    StoreError, Swept, MAX_STATUS_HISTORY,
+    AccessToken, AppStatus, Application, BusinessIds, CredentialRecord, CredentialStatus,
+    EventKind, FeedItem, IssuerEvent, ListBits, ListInfo, Offer, PendingIssuance, PublicIssue,
+    PublicRecord, SignedList, StatusChange, StoreError, Swept, MAX_STATUS_HISTORY,
 };
 use crate::issuer::Actor;
 
@@ -92,6 +92,8 @@ pub struct SledStore {
     pub(super) public: sled::Tree,
     /// The public feed: sequence number (big-endian) -> [`FeedItem`].
     pub(super) feed: sled::Tree,
+    /// The event log: sequence number (big-endian) -> [`IssuerEvent`].
+    pub(super) events: sled::Tree,
     commit: std::sync::Arc<GroupCommit>,
 }
 
@@ -106,6 +108,8 @@ pub(super) const STATUS_BITS_KEPT: &str = "status_bits_kept";
 const STATUS_LIST_TOKEN: &str = "status_list_token";
 /// The public feed's last sequence number (kept in `meta`).
 pub(super) const PUBLIC_SEQ: &str = "public_seq";
+/// The event log's last sequence number (kept in `meta`).
+pub(super) const EVENT_SEQ: &str = "event_seq";
 /// The audit log's next sequence number and head hash (kept in `meta`).
 pub(super) const AUDIT_SEQ: &str = "audit_seq";
 /// See [`AUDIT_SEQ`].
@@ -200,6 +204,24 @@ fn audit_append(
     Ok(())
 }
 
+/// Appends `event` to the event log after the last position (kept in `meta`), in the caller's
+/// transaction: positions run from 1 without gaps.
+fn event_append(
+    meta: &TransactionalTree,
+    events: &TransactionalTree,
+    mut event: IssuerEvent,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    // A damaged sequence number aborts the append: never restart over older events.
+    let seq = match meta.get(EVENT_SEQ)? {
+        Some(v) => u64::from_be_bytes(be8("event sequence number", &v).map_err(abort)?),
+        None => 0,
+    };
+    event.seq = seq + 1;
+    events.insert(&event.seq.to_be_bytes(), tser(&event)?)?;
+    meta.insert(EVENT_SEQ, &event.seq.to_be_bytes())?;
+    Ok(())
+}
+
 impl SledStore {
     /// Opens (or creates) the store.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
@@ -249,6 +271,7 @@ impl SledStore {
             pending: db.open_tree("pending_requests")?,
             public: db.open_tree("public_records")?,
             feed: db.open_tree("public_feed")?,
+            events: db.open_tree("events")?,
             commit: std::sync::Arc::default(),
             db,
         };
@@ -602,8 +625,9 @@ impl SledStore {
             &self.feed,
             &self.meta,
             &self.audit,
+            &self.events,
         )
-            .transaction(|(c, s, al, b, p, f, m, a)| {
+            .transaction(|(c, s, al, b, p, f, m, a, ev)| {
                 let mut lists: std::collections::BTreeMap<u32, ListInfo> =
                     std::collections::BTreeMap::new();
                 let mut bits: std::collections::BTreeMap<u32, Vec<u8>> =
@@ -647,6 +671,8 @@ impl SledStore {
                     list.allocated += 1;
                     s.insert(&key, rec.id.as_bytes())?;
                     c.insert(rec.id.as_bytes(), tser(rec)?)?;
+                    let business = BusinessIds::public(&item.subject);
+                    event_append(m, ev, IssuerEvent::new(EventKind::CredentialIssued, rec, business, now))?;
                     if let Some((old_id, why)) = &item.replaces {
                         let mut old: CredentialRecord = de(&c.get(old_id.as_bytes())?.ok_or_else(|| {
                             abort(StoreError::NotFound {
@@ -681,6 +707,8 @@ impl SledStore {
                             put_bits(&mut lb[8..], old.status_idx, status_value(CredentialStatus::Revoked))
                                 .map_err(abort)?;
                             revoked.push(json!({"credential_id": old_id, "replaced_by": rec.id, "reason": why}));
+                            let business = BusinessIds::public(&item.subject);
+                            event_append(m, ev, IssuerEvent::new(EventKind::CredentialRevoked, &old, business, now))?;
                         }
                     }
                     seq += 1;
@@ -722,6 +750,16 @@ impl SledStore {
     /// The public feed after `after`, at most `limit` items.
     pub fn public_feed(&self, after: u64, limit: usize) -> Result<Vec<FeedItem>, StoreError> {
         self.feed
+            .range(after.saturating_add(1).to_be_bytes()..)
+            .values()
+            .take(limit)
+            .map(|v| de(&v?))
+            .collect()
+    }
+
+    /// The event log after `after`, at most `limit` events.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<IssuerEvent>, StoreError> {
+        self.events
             .range(after.saturating_add(1).to_be_bytes()..)
             .values()
             .take(limit)
@@ -1055,7 +1093,7 @@ impl SledStore {
         &self,
         batch: &[PendingIssuance],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let outcomes = (&self.creds, &self.status_idx, &self.status_alloc, &self.tokens, &self.apps, &self.meta, &self.audit).transaction(|(c, s, al, t, apps, m, a)| {
+        let outcomes = (&self.creds, &self.status_idx, &self.status_alloc, &self.tokens, &self.apps, &self.meta, &self.audit, &self.events).transaction(|(c, s, al, t, apps, m, a, ev)| {
             let mut outcomes = Vec::with_capacity(batch.len());
             for p in batch {
                 let rec = &p.rec;
@@ -1107,6 +1145,8 @@ impl SledStore {
                 let list = ListInfo { allocated: list.allocated + 1, ..list };
                 al.insert(&rec.status_list.to_be_bytes(), &list.encode())?;
                 c.insert(rec.id.as_bytes(), tser(rec)?)?;
+                let business = BusinessIds::of(&rec.application_id, app.as_ref());
+                event_append(m, ev, IssuerEvent::new(EventKind::CredentialIssued, rec, business, p.now))?;
                 if let Some(mut app) = app {
                     app.status = AppStatus::Issued;
                     apps.insert(app.id.as_bytes(), tser(&app)?)?;
@@ -1206,8 +1246,8 @@ impl SledStore {
         reason: Option<&str>,
         now: i64,
     ) -> Result<(CredentialRecord, u64), StoreError> {
-        let out = (&self.creds, &self.status_bits, &self.meta, &self.audit).transaction(
-            |(c, b, m, a)| {
+        let out = (&self.creds, &self.status_bits, &self.meta, &self.audit, &self.apps, &self.events).transaction(
+            |(c, b, m, a, apps, ev)| {
                 let mut rec: CredentialRecord = de(&c.get(id)?.ok_or_else(|| {
                     abort(StoreError::NotFound {
                         what: "credential",
@@ -1249,6 +1289,15 @@ impl SledStore {
                     details["reason"] = r.into();
                 }
                 audit_append(m, a, now, "status_changed", details)?;
+                if from != status {
+                    let app = apps
+                        .get(rec.application_id.as_bytes())?
+                        .map(|v| de::<Application>(&v))
+                        .transpose()
+                        .map_err(abort)?;
+                    let business = BusinessIds::of(&rec.application_id, app.as_ref());
+                    event_append(m, ev, IssuerEvent::new(EventKind::of_change(status), &rec, business, now))?;
+                }
                 Ok((rec, version))
             },
         )?;
