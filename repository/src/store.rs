@@ -1,18 +1,21 @@
-//! The repository's records on sled: every accepted public credential as issued, with what
-//! its verification found, by business and by status list entry.
+//! The repository's records: every accepted public credential as issued, with what its
+//! verification found, by business and by status list entry; each issuer feed's cursor; the
+//! time of each status list as last applied.
 //!
-//! Trees: `records` (credential id, the SHA-256 of its text, to [`Record`]), `by_subject`
-//! (subject, then issued-at and id, to nothing: a business's credentials in time order),
-//! `by_list` (status list URI, then index, to the id: what a newer list changes), `cursors`
-//! (an issuer's feed URL to the last position taken), `meta` (each status list's `iat` as last
-//! applied).
+//! [`Store`] is a handle on one backend (a closed enum): **sled** ([`sled::SledStore`], the
+//! embedded default: a directory, one process). Each method dispatches to the backend that
+//! implements it.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{corrupt, Error};
+use crate::Error;
+
+pub mod sled;
+
+pub use self::sled::SledStore;
 
 /// A public credential the repository holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,203 +53,114 @@ impl Record {
     }
 }
 
-/// The store.
+/// The store: a handle on its backend (cheap to clone; clones share it).
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: sled::Db,
-    records: sled::Tree,
-    by_subject: sled::Tree,
-    by_list: sled::Tree,
-    cursors: sled::Tree,
-    meta: sled::Tree,
+    backend: Backend,
 }
 
-fn subject_key(subject: &str, issued_at: i64, id: &str) -> Vec<u8> {
-    let mut k = subject.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(&issued_at.to_be_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k
+#[derive(Debug, Clone)]
+enum Backend {
+    Sled(SledStore),
 }
 
-fn list_key(uri: &str, idx: u64) -> Vec<u8> {
-    let mut k = uri.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(&idx.to_be_bytes());
-    k
+/// Calls the backend's method of the same name.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sled(s) => s.$method($($arg),*),
+        }
+    };
+}
+
+impl From<SledStore> for Store {
+    fn from(s: SledStore) -> Store {
+        Store {
+            backend: Backend::Sled(s),
+        }
+    }
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the sled store in `path`.
     pub fn open(path: &Path) -> Result<Store, Error> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(256 * 1024 * 1024)
-            .open()?;
-        Ok(Store {
-            records: db.open_tree("records")?,
-            by_subject: db.open_tree("by_subject")?,
-            by_list: db.open_tree("by_list")?,
-            cursors: db.open_tree("cursors")?,
-            meta: db.open_tree("meta")?,
-            db,
-        })
+        SledStore::open(path).map(Store::from)
     }
 
     /// Whether a credential is held.
     pub fn contains(&self, id: &str) -> Result<bool, Error> {
-        Ok(self.records.contains_key(id.as_bytes())?)
+        dispatch!(self.contains(id))
     }
 
     /// Keeps `records` (each with its indexes), durable before it returns. A record held
     /// already is written again as given (the same credential: its status may be newer).
     pub fn put(&self, records: &[Record]) -> Result<(), Error> {
-        let mut r = sled::Batch::default();
-        let mut s = sled::Batch::default();
-        let mut l = sled::Batch::default();
-        for rec in records {
-            r.insert(
-                rec.id.as_bytes(),
-                serde_json::to_vec(rec).map_err(corrupt("record"))?,
-            );
-            s.insert(subject_key(&rec.subject, rec.issued_at, &rec.id), &[][..]);
-            l.insert(list_key(&rec.status_uri, rec.status_idx), rec.id.as_bytes());
-        }
-        // The indexes first: a record is never stored without them.
-        self.by_subject.apply_batch(s)?;
-        self.by_list.apply_batch(l)?;
-        self.records.apply_batch(r)?;
-        self.db.flush()?;
-        Ok(())
+        dispatch!(self.put(records))
     }
 
     /// A record.
     pub fn get(&self, id: &str) -> Result<Option<Record>, Error> {
-        self.records
-            .get(id.as_bytes())?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt("record")))
-            .transpose()
+        dispatch!(self.get(id))
     }
 
     /// Every credential about `subject`, oldest first.
     pub fn of_subject(&self, subject: &str) -> Result<Vec<Record>, Error> {
-        let mut prefix = subject.as_bytes().to_vec();
-        prefix.push(0);
-        let mut out = Vec::new();
-        for k in self.by_subject.scan_prefix(&prefix).keys() {
-            let k = k?;
-            let id = std::str::from_utf8(&k[prefix.len() + 8..]).map_err(|e| Error::Corrupt {
-                what: "subject index",
-                cause: e.to_string(),
-            })?;
-            if let Some(r) = self.get(id)? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        dispatch!(self.of_subject(subject))
     }
 
-    /// The credentials whose status is in list `uri`: (index, id).
+    /// The credentials whose status is in list `uri`: (index, id), in index order.
     pub fn in_list(&self, uri: &str) -> impl Iterator<Item = Result<(u64, String), Error>> + '_ {
-        let mut prefix = uri.as_bytes().to_vec();
-        prefix.push(0);
-        let n = prefix.len();
-        self.by_list.scan_prefix(prefix).map(move |kv| {
-            let (k, v) = kv?;
-            let bad = |cause: String| Error::Corrupt {
-                what: "status list index",
-                cause,
-            };
-            let idx: [u8; 8] = k[n..].try_into().map_err(|_| bad("key length".into()))?;
-            let id = String::from_utf8(v.to_vec()).map_err(|e| bad(e.to_string()))?;
-            Ok((u64::from_be_bytes(idx), id))
-        })
+        match &self.backend {
+            Backend::Sled(s) => s.in_list(uri),
+        }
     }
 
     /// Every record, in id order (for a rebuild of the index).
     pub fn all(&self) -> impl Iterator<Item = Result<Record, Error>> + '_ {
-        self.records
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(corrupt("record")))
+        match &self.backend {
+            Backend::Sled(s) => s.all(),
+        }
     }
 
     /// Every subject, once each, in order.
     pub fn subjects(&self) -> impl Iterator<Item = Result<String, Error>> + '_ {
-        let mut last: Option<String> = None;
-        self.by_subject.iter().keys().filter_map(move |k| {
-            let k = match k {
-                Ok(k) => k,
-                Err(e) => return Some(Err(e.into())),
-            };
-            let end = k.iter().position(|b| *b == 0).unwrap_or(k.len());
-            let s = String::from_utf8_lossy(&k[..end]).into_owned();
-            if last.as_deref() == Some(s.as_str()) {
-                return None;
-            }
-            last = Some(s.clone());
-            Some(Ok(s))
-        })
+        match &self.backend {
+            Backend::Sled(s) => s.subjects(),
+        }
     }
 
     /// How many records are held.
     pub fn len(&self) -> usize {
-        self.records.len()
+        dispatch!(self.len())
     }
 
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        dispatch!(self.is_empty())
     }
 
     /// The last feed position taken from `feed`.
     pub fn cursor(&self, feed: &str) -> Result<u64, Error> {
-        Ok(self
-            .cursors
-            .get(feed.as_bytes())?
-            .map(|v| v.as_ref().try_into().map(u64::from_be_bytes))
-            .transpose()
-            .map_err(|_| Error::Corrupt {
-                what: "feed cursor",
-                cause: "not 8 bytes".into(),
-            })?
-            .unwrap_or(0))
+        dispatch!(self.cursor(feed))
     }
 
     /// Records the feed position taken (durable).
     pub fn set_cursor(&self, feed: &str, seq: u64) -> Result<(), Error> {
-        self.cursors.insert(feed.as_bytes(), &seq.to_be_bytes())?;
-        self.db.flush()?;
-        Ok(())
+        dispatch!(self.set_cursor(feed, seq))
     }
 
     /// The `iat` of status list `uri` as last applied.
     pub fn list_applied(&self, uri: &str) -> Result<Option<i64>, Error> {
-        let k = format!("list_iat:{uri}");
-        self.meta
-            .get(k.as_bytes())?
-            .map(|v| {
-                v.as_ref()
-                    .try_into()
-                    .map(i64::from_be_bytes)
-                    .map_err(|_| Error::Corrupt {
-                        what: "status list time",
-                        cause: "not 8 bytes".into(),
-                    })
-            })
-            .transpose()
+        dispatch!(self.list_applied(uri))
     }
 
     /// Records that status list `uri` as of `iat` was applied.
     pub fn set_list_applied(&self, uri: &str, iat: i64) -> Result<(), Error> {
-        let k = format!("list_iat:{uri}");
-        self.meta.insert(k.as_bytes(), &iat.to_be_bytes())?;
-        Ok(())
+        dispatch!(self.set_list_applied(uri, iat))
     }
 
     /// Flushes what was written.
     pub fn flush(&self) -> Result<(), Error> {
-        self.db.flush()?;
-        Ok(())
+        dispatch!(self.flush())
     }
 }
