@@ -7,12 +7,18 @@
 //! filled through `Store::import_issued` (records, indices, list bits and audit entries, as
 //! issuance writes them, without the OpenID4VCI round trips), 1 % of the credentials revoked
 //! and 0.5 % suspended.
+//!
+//! With `BIZCRED_TEST_DATABASE_URL` set (a PostgreSQL server, as the stores' tests use), each
+//! size is run again beside the sled run with the issuer's records in a fresh, migrated
+//! database of that server (dropped afterwards), and reported as a ratio to the sled figure
+//! and to the raw signature of the same run.
 
 // The service binaries' allocator, so the figures are the binaries' figures.
 #[global_allocator]
 static ALLOC: bizcred_cli::Allocator = bizcred_cli::Allocator;
 
 use bizcred_examples::disk_bytes;
+use bizcred_pg::testing::{shout, TestDb, DB_VAR};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,9 +61,10 @@ fn reference() -> Duration {
     best
 }
 
-fn config(dir: &std::path::Path, list_size: u64) -> Config {
+fn config(dir: &std::path::Path, list_size: u64, database: Option<&str>) -> Config {
+    let database = database.map_or(String::new(), |u| format!("database = {u:?}\n"));
     Config::parse(&format!(
-        "[agency]\nname_en = \"Bench\"\nname_fr = \"Banc\"\n[server]\npublic_url = \"http://localhost:9\"\nlisten = \"127.0.0.1:9\"\n[storage]\npath = {:?}\n[registry]\nurl = \"http://127.0.0.1:9\"\norigin = \"r/log\"\nlog_key = \"z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG\"\n[issuance]\ntypes = [\"certificate-of-incorporation\"]\n[status]\nlist_size = {list_size}\n[admin]\ntoken_sha256 = [\"{}\"]\n",
+        "[agency]\nname_en = \"Bench\"\nname_fr = \"Banc\"\n[server]\npublic_url = \"http://localhost:9\"\nlisten = \"127.0.0.1:9\"\n[storage]\npath = {:?}\n{database}[registry]\nurl = \"http://127.0.0.1:9\"\norigin = \"r/log\"\nlog_key = \"z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG\"\n[issuance]\ntypes = [\"certificate-of-incorporation\"]\n[status]\nlist_size = {list_size}\n[admin]\ntoken_sha256 = [\"{}\"]\n",
         dir.join("data").to_string_lossy(),
         "00".repeat(32)
     ))
@@ -109,9 +116,19 @@ fn fill(issuer: &Issuer, n: u64, list_size: u64) -> String {
     valid
 }
 
-fn run(n: u64, list_size: u64, reference: Duration) {
+/// The figures of one run, for the ratios between the backends.
+struct Figures {
+    one: Duration,
+    all: Duration,
+    change: Duration,
+    open: Duration,
+}
+
+/// One store of `n` credentials in lists of `list_size`: on sled, or in the PostgreSQL
+/// database at `database`.
+fn run(n: u64, list_size: u64, reference: Duration, database: Option<&str>) -> Figures {
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = config(dir.path(), list_size);
+    let cfg = config(dir.path(), list_size, database);
     let (issuer, _) = Issuer::create(
         cfg.clone(),
         Zeroizing::new("pw".into()),
@@ -183,8 +200,16 @@ fn run(n: u64, list_size: u64, reference: Duration) {
         .collect();
     let open = median(opens);
     let r = reference.as_secs_f64();
+    let store = match database {
+        Some(_) => "PostgreSQL".to_owned(),
+        None => format!(
+            "sled, store {:.0} MiB ({} bytes/credential)",
+            disk_bytes(dir.path()).expect("the store's size") as f64 / (1024.0 * 1024.0),
+            disk_bytes(dir.path()).expect("the store's size") / n.max(1)
+        ),
+    };
     println!(
-        "status: {n} credentials, {lists} list(s) of {list_size}: re-sign one list {:.1} ms ({:.0} raw signatures), all lists {:.1} ms ({:.0}); status change (durable, re-signed) {:.1} ms; open (restart) {:.0} ms ({:.0} raw signatures); token {} KiB; store {:.0} MiB ({} bytes/credential), filled in {:.1} s; reading every record (the old re-sign) {:.0} ms",
+        "status ({store}): {n} credentials, {lists} list(s) of {list_size}: re-sign one list {:.1} ms ({:.0} raw signatures), all lists {:.1} ms ({:.0}); status change (durable, re-signed) {:.1} ms; open (restart) {:.0} ms ({:.0} raw signatures); token {} KiB; filled in {:.1} s; reading every record (the old re-sign) {:.0} ms",
         ms(one),
         one.as_secs_f64() / r,
         ms(all),
@@ -193,10 +218,37 @@ fn run(n: u64, list_size: u64, reference: Duration) {
         ms(open),
         open.as_secs_f64() / r,
         token.len() / 1024,
-        disk_bytes(dir.path()).expect("the store's size") as f64 / (1024.0 * 1024.0),
-        disk_bytes(dir.path()).expect("the store's size") / n.max(1),
         filled.as_secs_f64(),
         ms(read_all),
+    );
+    Figures {
+        one,
+        all,
+        change,
+        open,
+    }
+}
+
+/// Runs `n` credentials in lists of `list_size` on sled, then (with a server) on a fresh
+/// PostgreSQL database, and prints PostgreSQL's figures as ratios to sled's.
+fn both(n: u64, list_size: u64, reference: Duration, server: Option<&str>) {
+    let sled = run(n, list_size, reference, None);
+    let Some(server) = server else {
+        return;
+    };
+    let db = TestDb::migrated(server, bizcred_issuer::store::pg::migrate);
+    let pg = run(n, list_size, reference, Some(&db.url));
+    drop(db);
+    let x = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!(
+        "status (PostgreSQL against sled, same run): {n} credentials, lists of {list_size}: re-sign one list {:.1} ms = {:.2} x sled ({:.1} ms) = {:.0} raw signatures; all lists {:.2} x sled; status change {:.2} x sled; open {:.2} x sled",
+        ms(pg.one),
+        x(pg.one, sled.one),
+        ms(sled.one),
+        x(pg.one, reference),
+        x(pg.all, sled.all),
+        x(pg.change, sled.change),
+        x(pg.open, sled.open),
     );
 }
 
@@ -215,10 +267,15 @@ fn main() {
         "reference: one raw Ed25519 signature of 256 bytes: {:.1} us (ed25519-dalek, one core)",
         reference.as_secs_f64() * 1e6
     );
+    // PostgreSQL beside sled when a server is named (said loudly when not).
+    let server = std::env::var(DB_VAR).ok().filter(|u| !u.trim().is_empty());
+    if server.is_none() {
+        shout("status_scale on PostgreSQL", &format!("{DB_VAR} is not set"));
+    }
     for n in sizes {
-        run(n, 131_072, reference);
+        both(n, 131_072, reference, server.as_deref());
         if n > 131_072 {
-            run(n, 1 << 20, reference);
+            both(n, 1 << 20, reference, server.as_deref());
         }
     }
 }
