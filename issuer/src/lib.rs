@@ -26,12 +26,16 @@
 //! * Public credentials: `bulk` issues one public certificate of incorporation per business of
 //!   the registry's extract (no holder key, no personal data); `/public/credentials` is their
 //!   feed ([`public`]).
+//! * Agency events: every issuance and status change is appended to an event log in its own
+//!   transaction; `/events` serves it as signed pages other agencies poll ([`events`]), and
+//!   [`issuer::subscribe::Subscription`] is the subscriber's side.
 //! * The agency desk (`/desk`, module [`desk`]): clerks, approvers and administrators work the
 //!   queue, credentials, keys, the audit log and staff accounts in the browser.
 
 pub mod admin_client;
 pub mod config;
 pub mod desk;
+pub mod events;
 pub mod issuer;
 pub mod keyfiles;
 pub mod public;

@@ -487,6 +487,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .context("loading the desk's catalogues")?;
             let app = service::app(issuer.clone())
                 .merge(bizcred_issuer::public::routes(issuer.clone()))
+                .merge(bizcred_issuer::events::routes(issuer.clone()))
                 .merge(bizcred_issuer::desk::routes(issuer, Arc::new(desk)));
             // Served with the connection info: client addresses (behind --trusted-proxy, the
             // forwarded ones) reach the desk's sign-in throttle. Returns once SIGTERM or

@@ -278,6 +278,8 @@ fn a_sled_deployment_moves_to_postgresql_whole_and_goes_on_there() {
     assert_eq!(count("credentials"), Some(17));
     assert_eq!(count("applications"), Some(4));
     assert_eq!(count("status lists"), Some(2));
+    // The event log: the issuance, the revocation and the suspension.
+    assert_eq!(count("events"), Some(3));
     let entries = store.audit_entries().expect("audit");
     assert_eq!(moved.audit_entries, entries.len() as u64);
     assert_eq!(
@@ -288,6 +290,10 @@ fn a_sled_deployment_moves_to_postgresql_whole_and_goes_on_there() {
     // PostgreSQL answers what sled answered, record for record.
     let pg = Store::connect(&db.url, 4).expect("connect");
     assert_eq!(everything(&pg), before);
+    assert_eq!(
+        pg.events(0, 10).expect("events"),
+        store.events(0, 10).expect("events")
+    );
     for id in ["live", "expired", "redeemed"] {
         assert_eq!(
             pg.offer(id).expect("offer"),

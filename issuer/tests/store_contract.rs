@@ -1094,7 +1094,7 @@ fn events_land_with_their_changes_and_run_without_gaps(place: &Place) {
     let changes = race(&handles, 8, |t, s| {
         s.set_status(
             &format!("cred-{t}"),
-            if t % 2 == 0 {
+            if t.is_multiple_of(2) {
                 CredentialStatus::Suspended
             } else {
                 CredentialStatus::Revoked
@@ -1113,7 +1113,7 @@ fn events_land_with_their_changes_and_run_without_gaps(place: &Place) {
     );
     for e in &log[n - 1..] {
         let t: usize = e.credential_id["cred-".len()..].parse().expect("n");
-        let want = if t % 2 == 0 {
+        let want = if t.is_multiple_of(2) {
             EventKind::CredentialSuspended
         } else {
             EventKind::CredentialRevoked

@@ -355,6 +355,14 @@ reasons! {
         BusinessNotFound = "BUSINESS_NOT_FOUND", "repository", "The repository holds no public credential about this business.";
         FeedUnreachable = "FEED_UNREACHABLE", "repository", "An issuer's public feed could not be read (the repository keeps what it holds).";
     }
+    "Agency events: the signed event feed and its subscribers (issuer)" {
+        EventPageMalformed = "EVENT_PAGE_MALFORMED", "issuer", "An event page is not a compact JWS of type bizcred-events+jwt with the documented members, or is larger than a subscriber accepts.";
+        EventPageWrongIssuer = "EVENT_PAGE_WRONG_ISSUER", "issuer", "An event page names, or is signed by, an issuer other than the one subscribed to.";
+        EventPageStale = "EVENT_PAGE_STALE", "issuer", "An event page was signed too long ago, or is dated ahead of the clock, to say what the issuer holds now.";
+        EventPageReplayed = "EVENT_PAGE_REPLAYED", "issuer", "An event page answers a position before the subscriber's cursor: events already taken are not taken twice.";
+        EventPageGap = "EVENT_PAGE_GAP", "issuer", "An event page starts after the subscriber's cursor, skips a position, or ends elsewhere than its last event: events would be missed.";
+        EventOutOfOrder = "EVENT_OUT_OF_ORDER", "issuer", "An event page's events are not in increasing order of position.";
+    }
 }
 
 impl ReasonCode {

@@ -12,7 +12,8 @@
 //! * `lifecycle`: the desk's actions on an application (edit claims, request changes, refuse,
 //!   withdraw), each a compare-and-swap of the record, and the work queue;
 //! * `records`: credential search and views, the audit report;
-//! * `bulk`: public credentials issued in bulk from the registry's extract.
+//! * `bulk`: public credentials issued in bulk from the registry's extract;
+//! * `subscribe`: the event feed's signed pages, and a subscriber's checks of them.
 
 mod applications;
 pub mod bulk;
@@ -24,6 +25,7 @@ mod offers;
 mod records;
 mod staff;
 mod status;
+pub mod subscribe;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;

@@ -981,7 +981,6 @@ impl PgStore {
                             }
                         })?)
                     }
-            let mut revoked_recs: HashMap<String, CredentialRecord> = HashMap::new();
                 };
                 if item.rec.status_idx >= info.size {
                     return Err(StoreError::IndexTaken(item.rec.status_idx));
@@ -1007,6 +1006,7 @@ impl PgStore {
             }
             // The replaced credentials: revoked, with the change in their history and bits.
             let mut revoked = Vec::new();
+            let mut revoked_recs: HashMap<String, CredentialRecord> = HashMap::new();
             for item in &items {
                 let Some((old_id, why)) = &item.replaces else {
                     continue;
@@ -1033,19 +1033,6 @@ impl PgStore {
                 let over = old.history.len().saturating_sub(MAX_STATUS_HISTORY);
                 old.history.drain(..over);
                 sqlx::query("UPDATE credentials SET status = $2, body = $3 WHERE id = $1")
-                revoked_recs.insert(item.rec.id.clone(), old);
-            }
-            // Each item's events in its order, as the embedded store appends them: the new
-            // credential issued, then the one it replaces revoked.
-            let mut events = Vec::new();
-            for item in &items {
-                let rec = &item.rec;
-                let business = BusinessIds::public(&item.subject);
-                events.push(IssuerEvent::new(EventKind::CredentialIssued, rec, business, now));
-                if let Some(old) = revoked_recs.get(&rec.id) {
-                    let business = BusinessIds::public(&item.subject);
-                    events.push(IssuerEvent::new(EventKind::CredentialRevoked, old, business, now));
-                }
                     .bind(old_id)
                     .bind(CredentialStatus::Revoked.as_str())
                     .bind(ser(&old)?)
@@ -1071,6 +1058,19 @@ impl PgStore {
                     return Err(corrupt_list("a credential's list has no bits for its index"));
                 }
                 revoked.push(json!({"credential_id": old_id, "replaced_by": item.rec.id, "reason": why}));
+                revoked_recs.insert(item.rec.id.clone(), old);
+            }
+            // Each item's events in its order, as the embedded store appends them: the new
+            // credential issued, then the one it replaces revoked.
+            let mut events = Vec::new();
+            for item in &items {
+                let rec = &item.rec;
+                let business = BusinessIds::public(&item.subject);
+                events.push(IssuerEvent::new(EventKind::CredentialIssued, rec, business, now));
+                if let Some(old) = revoked_recs.get(&rec.id) {
+                    let business = BusinessIds::public(&item.subject);
+                    events.push(IssuerEvent::new(EventKind::CredentialRevoked, old, business, now));
+                }
             }
             // Feed positions after the last one, under PUBLIC_LOCK.
             let last: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM public_feed")
@@ -1096,7 +1096,6 @@ impl PgStore {
                 f_cred.push(item.credential.clone());
                 p_hash.push(item.content_sha256.clone());
                 p_issued.push(item.rec.issued_at);
-            append_events(&mut tx, events).await?;
             }
             sqlx::query(
                 "INSERT INTO public_feed (seq, credential_id, subject, credential) \
@@ -1107,21 +1106,6 @@ impl PgStore {
             .bind(&f_subject)
             .bind(&f_cred)
             .execute(&mut *tx)
-    /// The event log after `after`, at most `limit` events.
-    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<IssuerEvent>, StoreError> {
-        let after = db_int(after)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(|pool| async move {
-            let rows: Vec<Vec<u8>> =
-                sqlx::query_scalar("SELECT body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(&pool)
-                    .await?;
-            rows.iter().map(|b| de(b)).collect()
-        })
-    }
-
             .await?;
             sqlx::query(
                 "INSERT INTO public_records (subject, credential_id, content_sha256, seq, issued_at) \
@@ -1137,6 +1121,7 @@ impl PgStore {
             .bind(&p_issued)
             .execute(&mut *tx)
             .await?;
+            append_events(&mut tx, events).await?;
             if !out.is_empty() {
                 let details = super::public_batch_audit(&items, &out, revoked);
                 append_audit(&mut tx, vec![(now, "public_credentials_issued".to_owned(), details)])
@@ -1144,6 +1129,21 @@ impl PgStore {
             }
             tx.commit().await?;
             Ok(out)
+        })
+    }
+
+    /// The event log after `after`, at most `limit` events.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<IssuerEvent>, StoreError> {
+        let after = db_int(after)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(|pool| async move {
+            let rows: Vec<Vec<u8>> =
+                sqlx::query_scalar("SELECT body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&pool)
+                    .await?;
+            rows.iter().map(|b| de(b)).collect()
         })
     }
 
@@ -1763,6 +1763,7 @@ impl PgStore {
                 return Err(StoreError::RevokedIsFinal);
             }
             // The same details, in the same order, as the embedded store's.
+            let from = rec.status;
             let mut details =
                 json!({"credential_id": id, "from": from, "to": status, "actor": who});
             if let Some(r) = &reason {
@@ -1797,6 +1798,17 @@ impl PgStore {
             .await?;
             let version = version
                 .ok_or_else(|| corrupt_list("a credential's list has no bits for its index"))?;
+            if from != status {
+                let app: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT body FROM applications WHERE id = $1")
+                        .bind(&rec.application_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let app = app.map(|b| de::<Application>(&b)).transpose()?;
+                let business = BusinessIds::of(&rec.application_id, app.as_ref());
+                let event = IssuerEvent::new(EventKind::of_change(status), &rec, business, now);
+                append_events(&mut tx, vec![event]).await?;
+            }
             append_audit(&mut tx, vec![(now, "status_changed".to_owned(), details)]).await?;
             tx.commit().await?;
             Ok((rec, from_db("status list version", version)?))
@@ -1819,7 +1831,6 @@ impl PgStore {
         })
     }
 
-            let from = rec.status;
     /// Records a re-issue with one conditional update of the token (bounded by `max`), and
     /// its audit event, in one transaction.
     pub fn record_reissue(
@@ -1854,17 +1865,6 @@ impl PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
                 return Err(if exists {
-            if from != status {
-                let app: Option<Vec<u8>> =
-                    sqlx::query_scalar("SELECT body FROM applications WHERE id = $1")
-                        .bind(&rec.application_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let app = app.map(|b| de::<Application>(&b)).transpose()?;
-                let business = BusinessIds::of(&rec.application_id, app.as_ref());
-                let event = IssuerEvent::new(EventKind::of_change(status), &rec, business, now);
-                append_events(&mut tx, vec![event]).await?;
-            }
                     StoreError::TokenUsed
                 } else {
                     StoreError::NotFound {
@@ -2116,11 +2116,20 @@ async fn commit_batch(
     let mut allocated: BTreeMap<i64, i64> = BTreeMap::new();
     let mut issued_apps: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut events = Vec::new();
+    let mut issued = Vec::new();
     for (p, outcome) in batch.iter().zip(outcomes.iter_mut()) {
         if outcome.is_some() {
             continue;
         }
         let rec = &p.rec;
+        let app = apps.get(&rec.application_id).and_then(|a| a.as_ref().ok());
+        let business = BusinessIds::of(&rec.application_id, app);
+        issued.push(IssuerEvent::new(
+            EventKind::CredentialIssued,
+            rec,
+            business,
+            p.now,
+        ));
         if let Some(Ok(app)) = apps.get_mut(&rec.application_id) {
             app.status = AppStatus::Issued;
             issued_apps.insert(app.id.clone(), ser(app)?);
@@ -2152,6 +2161,7 @@ async fn commit_batch(
             .execute(&mut *tx)
             .await?;
     }
+    append_events(&mut tx, issued).await?;
     append_audit(&mut tx, events).await?;
     tx.commit().await?;
     Ok(outcomes
@@ -2159,13 +2169,3 @@ async fn commit_batch(
         .map(|o| o.unwrap_or(Err(StoreError::Unfinished)))
         .collect())
 }
-    let mut issued = Vec::new();
-        let app = apps.get(&rec.application_id).and_then(|a| a.as_ref().ok());
-        let business = BusinessIds::of(&rec.application_id, app);
-        issued.push(IssuerEvent::new(
-            EventKind::CredentialIssued,
-            rec,
-            business,
-            p.now,
-        ));
-    append_events(&mut tx, issued).await?;
