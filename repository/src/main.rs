@@ -177,34 +177,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let repo = open(&cli, clock)?;
             let f =
                 std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-            let mut total = IntakeReport::default();
-            let mut batch = Vec::new();
-            let mut offset = 0;
-            let take = |batch: &mut Vec<String>,
-                        total: &mut IntakeReport,
-                        offset: &mut usize|
-             -> Result<()> {
-                let mut r = repo.intake(batch)?;
-                for f in &mut r.refusals {
-                    f.index += *offset;
-                }
-                *offset += batch.len();
-                total.accepted += r.accepted;
-                total.already_held += r.already_held;
-                total.refused += r.refused;
-                let room = 100usize.saturating_sub(total.refusals.len());
-                total.refusals.extend(r.refusals.into_iter().take(room));
-                batch.clear();
-                Ok(())
-            };
-            for line in std::io::BufReader::new(f).lines() {
-                let line = line?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                batch.push(line);
-                if batch.len() >= 5_000 {
-                    take(&mut batch, &mut total, &mut offset)?;
+            let mut lines = std::io::BufReader::new(f).lines();
+            let mut failed: Option<std::io::Error> = None;
+            // Batches of 5,000 lines; a read error ends them and is answered below.
+            let batches = std::iter::from_fn(|| {
+                let mut batch = Vec::new();
+                for line in lines.by_ref() {
+                    match line {
+                        Ok(l) if l.trim().is_empty() => {}
+                        Ok(l) => {
+                            batch.push(l);
+                            if batch.len() >= 5_000 {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
                 }
             }
             take(&mut batch, &mut total, &mut offset)?;

@@ -56,6 +56,9 @@ const STATUS_CODES: [ReasonCode; 5] = [
     ReasonCode::StatusUnavailable,
 ];
 
+/// What a batch's verification found, credential by credential.
+type Checked = Vec<Result<Record, Refusal>>;
+
 /// A credential refused at intake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refusal {
@@ -358,7 +361,6 @@ impl Repository {
             .map_or(1, |n| n.get())
             .clamp(1, 16);
         let per = credentials.len().div_ceil(threads).max(1);
-        type Checked = Vec<Result<Record, Refusal>>;
         let parts: Vec<Checked> = std::thread::scope(|s| {
             let handles: Vec<_> = credentials
                 .chunks(per)
@@ -366,6 +368,58 @@ impl Repository {
                 .map(|(n, part)| {
                     let trust = &trust;
                     s.spawn(move || {
+        let checked = self.verify_batch(credentials)?;
+        self.keep(checked)
+    }
+
+    /// [`Repository::intake`] of every batch of `batches`, the next batch verified on every
+    /// core while the one before is stored and indexed on a thread of its own. Refusals are
+    /// numbered across the batches. Searchable once committed ([`Repository::commit`]).
+    pub fn intake_all(
+        &self,
+        batches: impl Iterator<Item = Vec<String>>,
+    ) -> Result<IntakeReport, Error> {
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Checked>(1);
+            let keeper = s.spawn(move || {
+                let mut total = IntakeReport::default();
+                for checked in rx {
+                    total.add(self.keep(checked)?);
+                }
+                Ok::<IntakeReport, Error>(total)
+            });
+            let mut offset = 0;
+            let mut sent = Ok(());
+            for batch in batches {
+                let mut checked = match self.verify_batch(&batch) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        sent = Err(e);
+                        break;
+                    }
+                };
+                for r in checked.iter_mut() {
+                    if let Err(f) = r {
+                        f.index += offset;
+                    }
+                }
+                offset += batch.len();
+                // The keeper stopped (its error is answered below).
+                if tx.send(checked).is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+            let kept = keeper
+                .join()
+                .map_err(|_| Error::Index("the storing thread failed".into()))?;
+            sent?;
+            kept
+        })
+    }
+
+    /// Verifies a batch on every core (no write).
+    fn verify_batch(&self, credentials: &[String]) -> Result<Checked, Error> {
                         part.iter()
                             .enumerate()
                             .map(|(i, text)| check(n * per + i, text, trust, now))
@@ -406,6 +460,11 @@ impl Repository {
                     }
                 }
             }
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Stores the verified records not held yet and indexes their businesses.
+    fn keep(&self, checked: Checked) -> Result<IntakeReport, Error> {
         }
         report.accepted = fresh.len();
         self.store.put(&fresh)?;

@@ -381,3 +381,22 @@ fn the_index_is_rebuilt_from_the_stored_credentials() {
     assert_eq!(repo.reindex().expect("reindex"), 5);
     assert_eq!(sorted(search(&repo, "eloise")), before);
 }
+
+#[test]
+fn batches_taken_in_a_pipeline_number_their_refusals_across_batches() {
+    let w = World::new();
+    let repo = w.open();
+    let good = population(&w);
+    let second = vec![good[3].clone(), "garbage".to_owned(), good[4].clone()];
+    let report = repo
+        .intake_all(vec![good[..3].to_vec(), second, good[..1].to_vec()].into_iter())
+        .expect("intake");
+    repo.commit().expect("commit");
+    assert_eq!(
+        (report.accepted, report.already_held, report.refused),
+        (5, 1, 1)
+    );
+    assert_eq!(report.refusals[0].index, 4);
+    assert_eq!(report.refusals[0].code, ReasonCode::PublicRecordRefused);
+    assert_eq!(search(&repo, "gagne")[0].0, "1000003");
+}

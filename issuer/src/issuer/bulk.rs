@@ -199,7 +199,15 @@ pub struct BulkRun<'a> {
     last_seq: Option<u64>,
     /// Where the next free index is looked for, per list.
     cursor: HashMap<u32, u64>,
+    /// The chunk being recorded, with the recording thread.
+    inflight: Option<InFlight>,
 }
+
+/// A chunk being recorded: what it issues, and the thread recording it.
+type InFlight = (
+    Vec<(Business, Option<PublicRecord>)>,
+    std::thread::JoinHandle<Result<Vec<PublicRecord>, StoreError>>,
+);
 
 impl std::fmt::Debug for BulkRun<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -233,6 +241,7 @@ impl Issuer {
             skipped: Vec::new(),
             last_seq: None,
             cursor: HashMap::new(),
+            inflight: None,
         })
     }
 }
@@ -336,6 +345,7 @@ impl BulkRun<'_> {
     pub fn finish(mut self) -> Result<BulkReport, Error> {
         self.parse_raw();
         self.issue_pending()?;
+        self.settle()?;
         self.issuer.refresh_status_lists()?;
         Ok(BulkReport {
             counts: self.counts,
@@ -344,6 +354,9 @@ impl BulkRun<'_> {
         })
     }
 
+    /// Looks up, allocates and signs what is pending, then records it on a thread of its own
+    /// while the caller reads, parses and signs the next chunk (the previous chunk's recording
+    /// is settled first: its outcome counted, or its error answered).
     fn issue_pending(&mut self) -> Result<(), Error> {
         if self.pending.is_empty() {
             return Ok(());
@@ -351,24 +364,38 @@ impl BulkRun<'_> {
         let batch = std::mem::take(&mut self.pending);
         let subjects: Vec<String> = batch.iter().map(|b| b.subject.clone()).collect();
         let current = self.issuer.store.public_records(&subjects)?;
-        let mut todo: Vec<(Business, Option<&PublicRecord>)> = Vec::new();
+        let mut todo: Vec<(Business, Option<PublicRecord>)> = Vec::new();
         for b in batch {
             match current.get(&b.subject) {
                 Some(r) if r.content_sha256 == b.content_sha256 => self.counts.unchanged += 1,
-                r => todo.push((b, r)),
+                r => todo.push((b, r.cloned())),
             }
         }
         if todo.is_empty() {
             return Ok(());
         }
-        // A regular issuance on another instance may take an index meanwhile: allocate and
-        // sign again (a few times) rather than fail the run.
-        let mut last = None;
+        let now = self.issuer.now();
+        let indices = self.allocate(todo.len(), now)?;
+        let items = self.sign(&todo, &indices, now)?;
+        self.settle()?;
+        let store = self.issuer.store.clone();
+        let handle = std::thread::spawn(move || store.record_public(&items, now));
+        self.inflight = Some((todo, handle));
+        Ok(())
+    }
+
+    /// Waits for the chunk being recorded and counts it. A chunk refused because another
+    /// issuance took one of its indices meanwhile (another instance) is allocated, signed and
+    /// recorded again, a few times, rather than failing the run.
+    fn settle(&mut self) -> Result<(), Error> {
+        let Some((todo, handle)) = self.inflight.take() else {
+            return Ok(());
+        };
+        let mut outcome = handle
+            .join()
+            .unwrap_or(Err(StoreError::Poisoned("bulk recording thread")));
         for _ in 0..3 {
-            let now = self.issuer.now();
-            let indices = self.allocate(todo.len(), now)?;
-            let items = self.sign(&todo, &indices, now)?;
-            match self.issuer.store.record_public(&items, now) {
+            match outcome {
                 Ok(recorded) => {
                     for (_, r) in &todo {
                         if r.is_some() {
@@ -382,14 +409,20 @@ impl BulkRun<'_> {
                     }
                     return Ok(());
                 }
-                Err(StoreError::IndexTaken(i)) => {
-                    last = Some(StoreError::IndexTaken(i));
+                Err(StoreError::IndexTaken(_)) => {
                     self.cursor.clear();
+                    let now = self.issuer.now();
+                    let indices = self.allocate(todo.len(), now)?;
+                    let items = self.sign(&todo, &indices, now)?;
+                    outcome = self.issuer.store.record_public(&items, now);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(last.map_or(Error::NoFreeIndex, Error::Store))
+        Err(match outcome {
+            Err(e) => Error::Store(e),
+            Ok(_) => Error::NoFreeIndex,
+        })
     }
 
     /// `n` free status indices, in the open list and the lists opened after it when full.
@@ -403,8 +436,14 @@ impl BulkRun<'_> {
             }
             let open = store.open_status_list()?;
             let start = self.cursor.get(&open.list).copied().unwrap_or(0);
-            let free = if open.allocated < open.size {
-                store.free_indices(open.list, open.size, start, n - out.len())?
+            // Only at or after the cursor: indices before it may be held by the chunk being
+            // recorded, not yet in the store. A list this run went through is left for the next.
+            let free: Vec<u64> = if open.allocated < open.size && start < open.size {
+                store
+                    .free_indices(open.list, open.size, start, n - out.len())?
+                    .into_iter()
+                    .take_while(|i| *i >= start)
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -431,7 +470,7 @@ impl BulkRun<'_> {
     /// Signs the credentials of `todo` at `indices`, on every core.
     fn sign(
         &self,
-        todo: &[(Business, Option<&PublicRecord>)],
+        todo: &[(Business, Option<PublicRecord>)],
         indices: &[(u32, u64)],
         now: i64,
     ) -> Result<Vec<PublicIssue>, Error> {
@@ -442,7 +481,7 @@ impl BulkRun<'_> {
             .map_or(1, |n| n.get())
             .clamp(1, 16);
         let per = todo.len().div_ceil(threads).max(1);
-        let sign_part = |part: &[(Business, Option<&PublicRecord>)],
+        let sign_part = |part: &[(Business, Option<PublicRecord>)],
                          idx: &[(u32, u64)]|
          -> Result<Vec<PublicIssue>, Error> {
             let mut rng =
@@ -471,7 +510,7 @@ impl BulkRun<'_> {
                     .map_err(Error::Issue)?
                     .serialize();
                 let id = random_id();
-                let why = replaces.map(|r| {
+                let why = replaces.as_ref().map(|r| {
                     (
                         r.credential_id.clone(),
                         format!(
