@@ -197,9 +197,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         }
                     }
                 }
-            }
-            take(&mut batch, &mut total, &mut offset)?;
+                (!batch.is_empty()).then_some(batch)
+            });
+            let total = repo.intake_all(batches)?;
             repo.commit()?;
+            if let Some(e) = failed {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "reading {} (what was read before is kept)",
+                    file.display()
+                )));
+            }
             out.say(
                 &report_text(&file.display().to_string(), &total),
                 &serde_json::to_value(&total)?,
@@ -209,6 +216,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Migrate => {
+            let Some(url) = cli.database.as_deref() else {
+                anyhow::bail!(
+                    "migrate needs the database: --database or BIZCRED_REPOSITORY_DATABASE_URL"
+                );
+            };
+            let m = bizcred_repository::store::pg::migrate(url)
+                .with_context(|| format!("migrating {}", bizcred_pg::redact_url(url)))?;
+            out.say(
+                &format!(
+                    "database migrated: {} applied now, {} in all",
+                    m.applied.len(),
+                    m.versions.len()
+                ),
+                &json!({"applied": m.applied, "versions": m.versions}),
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Reindex => {
             let repo = open(&cli, clock)?;

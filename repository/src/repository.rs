@@ -349,25 +349,6 @@ impl Repository {
     /// Verifies and keeps `credentials` (public records), on every core; each refused one
     /// with its reason. Searchable once the index is committed ([`Repository::commit`]).
     pub fn intake(&self, credentials: &[String]) -> Result<IntakeReport, Error> {
-        if credentials.len() > MAX_INTAKE_BATCH {
-            return Err(Error::TooLarge(format!(
-                "{} credentials in one batch; the limit is {MAX_INTAKE_BATCH}",
-                credentials.len()
-            )));
-        }
-        let trust = self.trust().ok_or(Error::NoTrust)?;
-        let now = self.now();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 16);
-        let per = credentials.len().div_ceil(threads).max(1);
-        let parts: Vec<Checked> = std::thread::scope(|s| {
-            let handles: Vec<_> = credentials
-                .chunks(per)
-                .enumerate()
-                .map(|(n, part)| {
-                    let trust = &trust;
-                    s.spawn(move || {
         let checked = self.verify_batch(credentials)?;
         self.keep(checked)
     }
@@ -420,6 +401,25 @@ impl Repository {
 
     /// Verifies a batch on every core (no write).
     fn verify_batch(&self, credentials: &[String]) -> Result<Checked, Error> {
+        if credentials.len() > MAX_INTAKE_BATCH {
+            return Err(Error::TooLarge(format!(
+                "{} credentials in one batch; the limit is {MAX_INTAKE_BATCH}",
+                credentials.len()
+            )));
+        }
+        let trust = self.trust().ok_or(Error::NoTrust)?;
+        let now = self.now();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 16);
+        let per = credentials.len().div_ceil(threads).max(1);
+        let parts: Vec<Checked> = std::thread::scope(|s| {
+            let handles: Vec<_> = credentials
+                .chunks(per)
+                .enumerate()
+                .map(|(n, part)| {
+                    let trust = &trust;
+                    s.spawn(move || {
                         part.iter()
                             .enumerate()
                             .map(|(i, text)| check(n * per + i, text, trust, now))
@@ -440,10 +440,15 @@ impl Repository {
                 })
                 .collect()
         });
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Stores the verified records not held yet and indexes their businesses.
+    fn keep(&self, checked: Checked) -> Result<IntakeReport, Error> {
         let mut report = IntakeReport::default();
         let mut fresh = Vec::new();
         let mut subjects = BTreeSet::new();
-        for r in parts.into_iter().flatten() {
+        for r in checked {
             match r {
                 Ok(rec) => {
                     if self.store.contains(&rec.id)? {
@@ -460,11 +465,6 @@ impl Repository {
                     }
                 }
             }
-        Ok(parts.into_iter().flatten().collect())
-    }
-
-    /// Stores the verified records not held yet and indexes their businesses.
-    fn keep(&self, checked: Checked) -> Result<IntakeReport, Error> {
         }
         report.accepted = fresh.len();
         self.store.put(&fresh)?;
