@@ -270,7 +270,10 @@ fn main() {
     // PostgreSQL beside sled when a server is named (said loudly when not).
     let server = std::env::var(DB_VAR).ok().filter(|u| !u.trim().is_empty());
     if server.is_none() {
-        shout("status_scale on PostgreSQL", &format!("{DB_VAR} is not set"));
+        shout(
+            "status_scale on PostgreSQL",
+            &format!("{DB_VAR} is not set"),
+        );
     }
     for n in sizes {
         both(n, 131_072, reference, server.as_deref());

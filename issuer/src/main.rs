@@ -521,8 +521,7 @@ fn bulk(
         line.clear();
         // Bounded: a line longer than the limit is read no further than the limit plus one.
         let limit = bizcred_issuer::issuer::bulk::MAX_EXTRACT_LINE as u64 + 2;
-        let n = std::io::Read::take(&mut reader, limit)
-            .read_until(b'\n', &mut line)?;
+        let n = std::io::Read::take(&mut reader, limit).read_until(b'\n', &mut line)?;
         if n == 0 {
             break;
         }
@@ -534,8 +533,7 @@ fn bulk(
             let mut rest = Vec::new();
             loop {
                 rest.clear();
-                let m = std::io::Read::take(&mut reader, 1 << 16)
-                    .read_until(b'\n', &mut rest)?;
+                let m = std::io::Read::take(&mut reader, 1 << 16).read_until(b'\n', &mut rest)?;
                 read += m as u64;
                 if m == 0 || rest.ends_with(b"\n") {
                     break;
