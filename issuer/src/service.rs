@@ -537,7 +537,7 @@ async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
 
 /// The nonce endpoint: a `c_nonce`, and a DPoP nonce in `DPoP-Nonce` (OpenID4VCI 1.0 §7.2).
 async fn nonce(State(s): State<Shared>) -> Result<Response, ApiError> {
-    let (v, n) = blocking(&s, |s| Ok((s.nonce()?, s.dpop_nonce()?))).await?;
+    let (v, n) = blocking(&s, |s| s.nonce_and_dpop_nonce()).await?;
     let mut resp = no_store(v);
     set_dpop_nonce(&mut resp, Some(&n));
     Ok(resp)

@@ -1250,6 +1250,57 @@ impl Store {
         dispatch!(self.take_nonce(nonce, now))
     }
 
+    /// Stores several fresh nonces at once, each valid until its `expires` (as
+    /// [`Store::put_nonce`] each; on PostgreSQL one statement).
+    pub fn put_nonces(&self, nonces: &[(&str, i64)]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => nonces.iter().try_for_each(|(n, e)| s.put_nonce(n, *e)),
+            Backend::Pg(p) => p.put_nonces(nonces),
+        }
+    }
+
+    /// An access token by its hash, with the application it was granted for (`None` when
+    /// that application is not stored); on PostgreSQL one query.
+    pub fn token_with_application(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(AccessToken, Option<Application>)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => {
+                let Some(token) = s.token(hash)? else {
+                    return Ok(None);
+                };
+                let app = match s.application(&token.application_id) {
+                    Ok(app) => Some(app),
+                    Err(StoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                Ok(Some((token, app)))
+            }
+            Backend::Pg(p) => p.token_with_application(hash),
+        }
+    }
+
+    /// The list new indices are drawn in, and the first of `candidates` (each taken modulo
+    /// that list's size) that no credential holds, if any; on PostgreSQL one query. A free
+    /// index here may still be taken by a concurrent issuance before it commits (the
+    /// issuance's transaction refuses it then: [`StoreError::IndexTaken`]).
+    pub fn draw_index(&self, candidates: &[u64]) -> Result<(ListInfo, Option<u64>), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => {
+                let open = s.open_status_list()?;
+                for c in candidates {
+                    let idx = c % open.size.max(1);
+                    if !s.index_taken(open.list, idx)? {
+                        return Ok((open, Some(idx)));
+                    }
+                }
+                Ok((open, None))
+            }
+            Backend::Pg(p) => p.draw_index(candidates),
+        }
+    }
+
     /// Records an issued credential, atomically with its status index, the access token's
     /// use, the application's status and the audit event; durable when it returns.
     ///

@@ -48,6 +48,9 @@ pub const NOTIFICATION_EVENTS: [&str; 3] = [
     "credential_deleted",
 ];
 
+/// Random status indices tried in the store's one read before probing one by one.
+const DRAWN_AT_ONCE: usize = 8;
+
 /// The length of a JWK SHA-256 thumbprint in base64url.
 const JKT_LEN: usize = 43;
 
@@ -127,6 +130,13 @@ fn description_ok(s: &str) -> bool {
     s.len() <= MAX_EVENT_DESCRIPTION
         && s.bytes()
             .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Whether an access token may be used at `now`: unexpired, and unused or used for the
+/// credential it issued (a wallet that lost the response retries, or notifies: see
+/// `Issuer::reissue`).
+fn token_usable(t: &AccessToken, now: i64) -> bool {
+    now < t.expires && (!t.used || t.credential_id.is_some())
 }
 
 fn credential_response(text: &str, id: &str) -> Value {
@@ -268,17 +278,15 @@ impl Issuer {
         Ok(verified)
     }
 
-    /// The access token of a request to the credential or notification endpoint, as
-    /// presented: a bearer token must not be DPoP-bound; a DPoP-bound one comes with the
-    /// `DPoP` scheme and a proof for `endpoint` by its key over its hash. Answers the token's
-    /// hash and record (unknown, expired or spent tokens are `InvalidToken`).
-    fn access(
+    /// The access token a request presents, once its scheme and (with DPoP) its proof for
+    /// `endpoint` are checked (see [`Issuer::access`]).
+    fn presented_token<'a>(
         &self,
-        presented: Presented<'_>,
+        presented: Presented<'a>,
         endpoint: DpopEndpoint,
         now: i64,
-    ) -> Result<(String, AccessToken), Error> {
-        let access_token = match presented {
+    ) -> Result<&'a str, Error> {
+        Ok(match presented {
             Presented::Bearer(token) => {
                 if bound_jkt(token).is_some() {
                     return Err(Error::DpopTokenAsBearer);
@@ -291,16 +299,44 @@ impl Issuer {
                 self.check_dpop(proof, endpoint, Some(token), Some(jkt), now)?;
                 token
             }
-        };
+        })
+    }
+
+    /// The access token of a request to the credential or notification endpoint, as
+    /// presented: a bearer token must not be DPoP-bound; a DPoP-bound one comes with the
+    /// `DPoP` scheme and a proof for `endpoint` by its key over its hash. Answers the token's
+    /// hash and record (unknown, expired or spent tokens are `InvalidToken`).
+    fn access(
+        &self,
+        presented: Presented<'_>,
+        endpoint: DpopEndpoint,
+        now: i64,
+    ) -> Result<(String, AccessToken), Error> {
+        let access_token = self.presented_token(presented, endpoint, now)?;
         let token_hash = sha256_hex(access_token.as_bytes());
         let token = self
             .store
             .token(&token_hash)?
-            // A used token is still good, within its lifetime, for the credential it issued
-            // (a wallet that lost the response retries, or notifies): see `reissue`.
-            .filter(|t| now < t.expires && (!t.used || t.credential_id.is_some()))
+            .filter(|t| token_usable(t, now))
             .ok_or(Error::InvalidToken)?;
         Ok((token_hash, token))
+    }
+
+    /// [`Issuer::access`] for the credential endpoint: the token read with its application
+    /// (one store read; `None` when the application is not stored).
+    fn access_with_application(
+        &self,
+        presented: Presented<'_>,
+        now: i64,
+    ) -> Result<(String, AccessToken, Option<Application>), Error> {
+        let access_token = self.presented_token(presented, DpopEndpoint::Credential, now)?;
+        let token_hash = sha256_hex(access_token.as_bytes());
+        let (token, app) = self
+            .store
+            .token_with_application(&token_hash)?
+            .filter(|(t, _)| token_usable(t, now))
+            .ok_or(Error::InvalidToken)?;
+        Ok((token_hash, token, app))
     }
 
     /// The notification endpoint (OpenID4VCI 1.0 §11): the wallet says what became of the
@@ -375,6 +411,17 @@ impl Issuer {
         Ok(json!({"c_nonce": n}))
     }
 
+    /// The nonce endpoint's answer and a fresh DPoP nonce (as [`Issuer::nonce`] and
+    /// [`Issuer::dpop_nonce`]), stored together in one write.
+    pub fn nonce_and_dpop_nonce(&self) -> Result<(Value, String), Error> {
+        let (c, d) = (random_token(18), random_token(18));
+        let now = self.now();
+        let dpop = dpop_nonce_key(&d);
+        self.store
+            .put_nonces(&[(&c, now + NONCE_TTL), (&dpop, now + DPOP_NONCE_TTL)])?;
+        Ok((json!({"c_nonce": c}), d))
+    }
+
     /// The credential endpoint, with a bearer token.
     pub fn credential(&self, access_token: &str, body: &Value) -> Result<Value, Error> {
         self.credential_request(Presented::Bearer(access_token), body)
@@ -388,7 +435,7 @@ impl Issuer {
         body: &Value,
     ) -> Result<Value, Error> {
         let now = self.now();
-        let (token_hash, token) = self.access(presented, DpopEndpoint::Credential, now)?;
+        let (token_hash, token, app) = self.access_with_application(presented, now)?;
         let Value::Object(req) = body else {
             return Err(Error::BadCredentialRequest(
                 "the request is not a JSON object",
@@ -440,7 +487,13 @@ impl Issuer {
         if !is_base64url(nonce) || !self.store.take_nonce(nonce, now)? {
             return Err(Error::InvalidNonce);
         }
-        let app = self.store.application(&token.application_id)?;
+        // Read with the token; missing, it is refused here as a read of it would be.
+        let app = app.ok_or_else(|| {
+            Error::from(StoreError::NotFound {
+                what: "application",
+                id: token.application_id.clone(),
+            })
+        })?;
         if let Some(tp) = &app.holder_thumbprint {
             if *tp != verified.key.thumbprint() {
                 return Err(Error::HolderKeyMismatch);
@@ -558,9 +611,14 @@ impl Issuer {
     fn allocate_index(&self, now: i64) -> Result<(u32, u64), Error> {
         // More than one roll-over in one call only when concurrent issuances fill lists faster.
         for _ in 0..4 {
-            let open = self.store.open_status_list()?;
+            // The open list and the first free one of a few random indices, in one read.
+            let candidates: [u64; DRAWN_AT_ONCE] = std::array::from_fn(|_| OsRng.next_u64());
+            let (open, free) = self.store.draw_index(&candidates)?;
             if open.allocated < open.size {
-                for _ in 0..64 {
+                if let Some(idx) = free {
+                    return Ok((open.list, idx));
+                }
+                for _ in DRAWN_AT_ONCE..64 {
                     let idx = OsRng.next_u64() % open.size;
                     if !self.store.index_taken(open.list, idx)? {
                         return Ok((open.list, idx));

@@ -25,6 +25,15 @@
 //!   an issuance uses its token with `UPDATE … WHERE hash = $1 AND NOT used`; a nonce is taken
 //!   with `DELETE … RETURNING`. The row lock of the first writer makes the second wait, and it
 //!   then sees the row changed (no row matches): exactly one wins.
+//! * **Nonces are committed without waiting for their WAL flush** (`c_nonce`s, DPoP nonces,
+//!   proofs' `jti`s, notifications seen: `put_nonce`, `put_nonces`, `take_nonce`). Each of
+//!   those statements sets `synchronous_commit` off for its own transaction
+//!   (`set_config(…, true)`): its commit is visible to every instance at once, so a nonce is
+//!   still taken once across instances; only its durability waits. As with sled, where they
+//!   are not flushed on their own: a nonce lost when the server crashes makes the wallet fetch
+//!   another, and a take is made durable by the issuance or redemption that follows it (a
+//!   synchronous commit flushes the WAL past every earlier record), so no crash lets one
+//!   nonce serve twice.
 //! * **An application's compare-and-swap** reads the record and its `version`, compares the
 //!   record with the caller's, and writes with `UPDATE … WHERE id = $1 AND version = $v`: a
 //!   write by any instance in between bumped the version, no row matches, and the loser is
@@ -421,31 +430,6 @@ async fn upsert_offer(tx: &mut PgConnection, offer: &Offer) -> Result<(), StoreE
     .bind(i64::from(offer.attempts))
     .bind(offer.used)
     .bind(ser(&offer.offer)?)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-async fn upsert_token(
-    tx: &mut PgConnection,
-    hash: &str,
-    token: &AccessToken,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO access_tokens (hash, application_id, configuration_id, expires, used, \
-         credential_id, reissues) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (hash) DO UPDATE SET application_id = excluded.application_id, \
-         configuration_id = excluded.configuration_id, expires = excluded.expires, \
-         used = excluded.used, credential_id = excluded.credential_id, \
-         reissues = excluded.reissues",
-    )
-    .bind(hash)
-    .bind(&token.application_id)
-    .bind(&token.configuration_id)
-    .bind(token.expires)
-    .bind(token.used)
-    .bind(&token.credential_id)
-    .bind(i64::from(token.reissues))
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -1547,21 +1531,36 @@ impl PgStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let (id, hash, token) = (offer_id.to_owned(), token_hash.to_owned(), token.clone());
+        let reissues = i64::from(token.reissues);
         self.run(|pool| async move {
-            let mut tx = pool.begin().await?;
-            let redeemed = sqlx::query(
-                "UPDATE offers SET used = TRUE WHERE id = $1 AND NOT used AND expires > $2",
+            // One statement, so one implicit transaction: the token is stored only when this
+            // statement's conditional update used the code.
+            let redeemed: Option<String> = sqlx::query_scalar(
+                "WITH r AS (UPDATE offers SET used = TRUE \
+                            WHERE id = $1 AND NOT used AND expires > $2 RETURNING id) \
+                 INSERT INTO access_tokens (hash, application_id, configuration_id, expires, \
+                 used, credential_id, reissues) SELECT $3, $4, $5, $6, $7, $8, $9 FROM r \
+                 ON CONFLICT (hash) DO UPDATE SET application_id = excluded.application_id, \
+                 configuration_id = excluded.configuration_id, expires = excluded.expires, \
+                 used = excluded.used, credential_id = excluded.credential_id, \
+                 reissues = excluded.reissues RETURNING hash",
             )
             .bind(&id)
             .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if redeemed == 0 {
+            .bind(&hash)
+            .bind(&token.application_id)
+            .bind(&token.configuration_id)
+            .bind(token.expires)
+            .bind(token.used)
+            .bind(&token.credential_id)
+            .bind(reissues)
+            .fetch_optional(&pool)
+            .await?;
+            if redeemed.is_none() {
                 let exists: bool =
                     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM offers WHERE id = $1)")
                         .bind(&id)
-                        .fetch_one(&mut *tx)
+                        .fetch_one(&pool)
                         .await?;
                 return Err(if exists {
                     StoreError::CodeUsedOrExpired
@@ -1569,8 +1568,6 @@ impl PgStore {
                     StoreError::NotFound { what: "offer", id }
                 });
             }
-            upsert_token(&mut tx, &hash, &token).await?;
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -1585,12 +1582,14 @@ impl PgStore {
         })
     }
 
-    /// Stores a fresh `c_nonce` valid until `expires` (committed).
+    /// Stores a fresh `c_nonce` valid until `expires` (committed, visible to every instance;
+    /// see the module documentation for its durability).
     pub fn put_nonce(&self, nonce: &str, expires: i64) -> Result<(), StoreError> {
         let nonce = nonce.to_owned();
         self.run(|pool| async move {
             sqlx::query(
-                "INSERT INTO nonces (nonce, expires) VALUES ($1, $2) \
+                "WITH s AS (SELECT set_config('synchronous_commit', 'off', true)) \
+                 INSERT INTO nonces (nonce, expires) SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM s) \
                  ON CONFLICT (nonce) DO UPDATE SET expires = excluded.expires",
             )
             .bind(nonce)
@@ -1601,16 +1600,89 @@ impl PgStore {
         })
     }
 
-    /// Takes a `c_nonce` with `DELETE … RETURNING`: true when it existed and had not expired.
+    /// Takes a `c_nonce` with `DELETE … RETURNING`: true when it existed and had not expired
+    /// (see the module documentation for its durability).
     pub fn take_nonce(&self, nonce: &str, now: i64) -> Result<bool, StoreError> {
         let nonce = nonce.to_owned();
         self.run(|pool| async move {
-            let expires: Option<i64> =
-                sqlx::query_scalar("DELETE FROM nonces WHERE nonce = $1 RETURNING expires")
-                    .bind(nonce)
-                    .fetch_optional(&pool)
-                    .await?;
+            let expires: Option<i64> = sqlx::query_scalar(
+                "WITH s AS (SELECT set_config('synchronous_commit', 'off', true)) \
+                 DELETE FROM nonces WHERE nonce = $1 AND EXISTS (SELECT 1 FROM s) \
+                 RETURNING expires",
+            )
+            .bind(nonce)
+            .fetch_optional(&pool)
+            .await?;
             Ok(expires.is_some_and(|e| e > now))
+        })
+    }
+
+    /// Stores several fresh nonces in one statement (see [`super::Store::put_nonces`]).
+    pub fn put_nonces(&self, nonces: &[(&str, i64)]) -> Result<(), StoreError> {
+        let (names, expires): (Vec<String>, Vec<i64>) =
+            nonces.iter().map(|(n, e)| ((*n).to_owned(), *e)).unzip();
+        self.run(|pool| async move {
+            sqlx::query(
+                "WITH s AS (SELECT set_config('synchronous_commit', 'off', true)) \
+                 INSERT INTO nonces (nonce, expires) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[]) WHERE EXISTS (SELECT 1 FROM s) \
+                 ON CONFLICT (nonce) DO UPDATE SET expires = excluded.expires",
+            )
+            .bind(names)
+            .bind(expires)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// An access token with its application, in one query (see
+    /// [`super::Store::token_with_application`]).
+    pub fn token_with_application(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(AccessToken, Option<Application>)>, StoreError> {
+        let hash = hash.to_owned();
+        self.run(|pool| async move {
+            let row = sqlx::query(
+                "SELECT t.application_id, t.configuration_id, t.expires, t.used, \
+                 t.credential_id, t.reissues, a.body FROM access_tokens t \
+                 LEFT JOIN applications a ON a.id = t.application_id WHERE t.hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(&pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let body: Option<Vec<u8>> = row.try_get("body")?;
+            let app = body.map(|b| de::<Application>(&b)).transpose()?;
+            Ok(Some((token_of(&row)?, app)))
+        })
+    }
+
+    /// The open list and the first free one of `candidates` (modulo its size), in one query
+    /// (see [`super::Store::draw_index`]).
+    pub fn draw_index(&self, candidates: &[u64]) -> Result<(ListInfo, Option<u64>), StoreError> {
+        // Below 2^63, so the database's bigint holds each.
+        let candidates: Vec<i64> = candidates.iter().map(|c| (c >> 1) as i64).collect();
+        self.run(|pool| async move {
+            let row: Option<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT l.list, l.size, l.allocated, \
+                 (SELECT u.c % l.size FROM UNNEST($1::bigint[]) WITH ORDINALITY AS u(c, o) \
+                  WHERE NOT EXISTS (SELECT 1 FROM credentials k \
+                                    WHERE k.status_list = l.list AND k.status_idx = u.c % l.size) \
+                  ORDER BY u.o LIMIT 1) \
+                 FROM status_open o JOIN status_lists l ON l.list = o.list",
+            )
+            .bind(candidates)
+            .fetch_optional(&pool)
+            .await?;
+            let (list, size, allocated, free) =
+                row.ok_or_else(|| corrupt_list("no open list (the store was not prepared)"))?;
+            let open = list_info_of((list, size, allocated))?;
+            let free = free.map(|i| from_db("status index", i)).transpose()?;
+            Ok((open, free))
         })
     }
 
