@@ -24,11 +24,12 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{Map, Value};
 
-use bizcred_schemas::{CredentialType, ReasonCode, TypeMetadata};
+use bizcred_schemas::ReasonCode;
 use bizcred_verifier::verify::Verdict;
 use bizcred_web::desk::security_headers;
 use bizcred_web::i18n::{Catalog, CatalogError, Lang, Source, Tr, SHARED};
 use bizcred_web::public::{Public, PublicFrame};
+use bizcred_web::{claim_rows, ClaimRow};
 
 use crate::index::{fold, MAX_QUERY_WORDS};
 use crate::repository::{CredentialView, ENTITY_TYPES, MAX_PAGE, MAX_QUERY_CHARS, STATUSES};
@@ -173,13 +174,6 @@ struct Text {
     lang: Option<&'static str>,
 }
 
-/// One labelled item of information a credential states.
-#[derive(Debug, Clone)]
-struct ClaimRow {
-    label: String,
-    value: String,
-}
-
 /// One credential of a business page.
 #[derive(Debug, Clone)]
 struct CredentialRow {
@@ -282,13 +276,6 @@ fn credential_status(t: &Tr, status: &str) -> (String, &'static str) {
     }
 }
 
-fn schema_lang(l: Lang) -> bizcred_schemas::Lang {
-    match l {
-        Lang::En => bizcred_schemas::Lang::En,
-        Lang::Fr => bizcred_schemas::Lang::Fr,
-    }
-}
-
 /// A day for the locale: `March 5, 2026` in English, `5 mars 2026` (`1er mars`) in French.
 fn long_date(t: &Tr, unix: i64) -> String {
     let iso = bizcred_core::time::format_utc(unix);
@@ -324,8 +311,10 @@ fn reason(p: &Pages, lang: Lang, code: ReasonCode) -> Text {
     }
 }
 
-fn scalar(t: &Tr, key: &str, v: &Value) -> String {
-    match v {
+/// A credential's claims, labelled, in the order the type metadata lists them; statuses and
+/// entity types in words.
+fn claims(t: &Tr, vct: &str, claims: &Map<String, Value>) -> Vec<ClaimRow> {
+    let scalar = |key: &str, v: &Value| match v {
         Value::String(s) if key == "corporate_status" => corporate(t, s).0,
         Value::String(s) if key == "entity_type" => entity(t, s),
         Value::String(s) => s.clone(),
@@ -333,80 +322,8 @@ fn scalar(t: &Tr, key: &str, v: &Value) -> String {
         Value::Bool(false) => t.get("credential.no"),
         Value::Null => String::new(),
         other => other.to_string(),
-    }
-}
-
-/// Flattens a claim into labelled rows: members and list items get their own row, labelled
-/// from the type metadata (the member's name where the metadata has no label).
-fn claim_rows(
-    t: &Tr,
-    meta: Option<&TypeMetadata>,
-    path: &mut Vec<Value>,
-    label: String,
-    v: &Value,
-    out: &mut Vec<ClaimRow>,
-) {
-    const MAX_ROWS: usize = 200;
-    if out.len() >= MAX_ROWS {
-        return;
-    }
-    let key = path.last().and_then(Value::as_str).unwrap_or("").to_owned();
-    match v {
-        Value::Object(m) => {
-            for (k, item) in m {
-                path.push(Value::from(k.as_str()));
-                let own = meta
-                    .and_then(|m| m.label(path, schema_lang(t.lang)))
-                    .unwrap_or(k.as_str())
-                    .to_owned();
-                claim_rows(t, meta, path, format!("{label} – {own}"), item, out);
-                path.pop();
-            }
-        }
-        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
-            let joined: Vec<String> = items.iter().map(|i| scalar(t, &key, i)).collect();
-            out.push(ClaimRow {
-                label,
-                value: joined.join(", "),
-            });
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                path.push(Value::from(i));
-                claim_rows(t, meta, path, format!("{label} {}", i + 1), item, out);
-                path.pop();
-            }
-        }
-        other => out.push(ClaimRow {
-            label,
-            value: scalar(t, &key, other),
-        }),
-    }
-}
-
-/// A credential's claims, labelled, in the order the type metadata lists them.
-fn claims(t: &Tr, vct: &str, claims: &Map<String, Value>) -> Vec<ClaimRow> {
-    let meta = CredentialType::from_vct(vct).map(|c| c.metadata());
-    let rank = |k: &str| {
-        meta.and_then(|m| {
-            m.claims
-                .iter()
-                .position(|c| c.path.first().and_then(Value::as_str) == Some(k))
-        })
-        .unwrap_or(usize::MAX)
     };
-    let mut keys: Vec<(&String, &Value)> = claims.iter().collect();
-    keys.sort_by_key(|(k, _)| rank(k));
-    let mut out = Vec::new();
-    for (k, v) in keys {
-        let mut path = vec![Value::from(k.as_str())];
-        let label = meta
-            .and_then(|m| m.label(&path, schema_lang(t.lang)))
-            .unwrap_or(k.as_str())
-            .to_owned();
-        claim_rows(t, meta, &mut path, label, v, &mut out);
-    }
-    out
+    claim_rows(t, vct, claims, &scalar)
 }
 
 fn credential_row(p: &Pages, t: &Tr, c: &CredentialView) -> CredentialRow {

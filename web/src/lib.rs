@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod assets;
+pub mod claims;
 pub mod desk;
 pub mod form;
 pub mod i18n;
@@ -15,6 +16,7 @@ pub mod qr;
 pub mod session;
 
 pub use accounts::{Account, AccountError, Accounts};
+pub use claims::{claim_rows, schema_lang, ClaimRow};
 pub use desk::{see_other, Desk, DeskConfig, DeskError, Frame, NavItem, Staff};
 pub use form::{Form, FormError};
 pub use i18n::{Catalog, Lang, Source, Tr};

@@ -5,8 +5,9 @@ use askama::Template;
 use serde_json::Value;
 
 use bizcred_core::time::parse_utc;
-use bizcred_schemas::{CredentialType, ReasonCode, TypeMetadata};
+use bizcred_schemas::{CredentialType, ReasonCode};
 use bizcred_web::i18n::{Catalog, Lang, Tr};
+use bizcred_web::{claim_rows, schema_lang, ClaimRow};
 
 use crate::service::{TrustStatus, Verification};
 use crate::store::ReceiptEntry;
@@ -20,13 +21,6 @@ pub(super) struct Text {
     pub(super) text: String,
     /// Its language tag, when not the page's.
     pub(super) lang: Option<&'static str>,
-}
-
-fn schema_lang(l: Lang) -> bizcred_schemas::Lang {
-    match l {
-        Lang::En => bizcred_schemas::Lang::En,
-        Lang::Fr => bizcred_schemas::Lang::Fr,
-    }
 }
 
 /// The sentence of a reason code in the page's language (the code's English sentence when the
@@ -118,15 +112,6 @@ pub(super) struct FailureRow {
     pub(super) detail: Option<String>,
 }
 
-/// One disclosed item of information.
-#[derive(Debug, Clone)]
-pub(super) struct ClaimRow {
-    /// Its label from the type metadata.
-    pub(super) label: String,
-    /// Its value.
-    pub(super) value: String,
-}
-
 /// One presented credential.
 #[derive(Debug, Clone)]
 pub(super) struct CredentialView {
@@ -192,92 +177,20 @@ fn status_words(t: &Tr, status: &str) -> (String, &'static str) {
     }
 }
 
-fn scalar(t: &Tr, v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Bool(true) => t.get("common.yes"),
-        Value::Bool(false) => t.get("common.no"),
-        Value::Null => t.get("common.none"),
-        other => other.to_string(),
-    }
-}
-
-/// Flattens a disclosed value into labelled rows: nested members and list items get their own
-/// row, labelled from the type metadata (the member's name when the metadata has no label).
-fn claim_rows(
-    t: &Tr,
-    meta: Option<&TypeMetadata>,
-    path: &mut Vec<Value>,
-    label: String,
-    v: &Value,
-    out: &mut Vec<ClaimRow>,
-) {
-    const MAX_ROWS: usize = 500;
-    if out.len() >= MAX_ROWS {
-        return;
-    }
-    let lang = schema_lang(t.lang);
-    match v {
-        Value::Object(m) => {
-            for (k, item) in m {
-                path.push(Value::from(k.as_str()));
-                let own = meta
-                    .and_then(|m| m.label(path, lang))
-                    .unwrap_or(k.as_str())
-                    .to_owned();
-                claim_rows(t, meta, path, format!("{label} – {own}"), item, out);
-                path.pop();
-            }
-        }
-        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
-            let joined: Vec<String> = items.iter().map(|i| scalar(t, i)).collect();
-            out.push(ClaimRow {
-                label,
-                value: joined.join(", "),
-            });
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                path.push(Value::from(i));
-                claim_rows(t, meta, path, format!("{label} {}", i + 1), item, out);
-                path.pop();
-            }
-        }
-        other => out.push(ClaimRow {
-            label,
-            value: scalar(t, other),
-        }),
-    }
-}
-
 /// The labelled rows of a credential's disclosed claims.
 pub(super) fn claims(
     t: &Tr,
     vct: &str,
     disclosed: &serde_json::Map<String, Value>,
 ) -> Vec<ClaimRow> {
-    let meta = CredentialType::from_vct(vct).map(|c| c.metadata());
-    // In the order the type metadata lists the claims (the wallet's order is its own).
-    let rank = |k: &str| {
-        meta.and_then(|m| {
-            m.claims
-                .iter()
-                .position(|c| c.path.first().and_then(Value::as_str) == Some(k))
-        })
-        .unwrap_or(usize::MAX)
+    let scalar = |_: &str, v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => t.get("common.yes"),
+        Value::Bool(false) => t.get("common.no"),
+        Value::Null => t.get("common.none"),
+        other => other.to_string(),
     };
-    let mut keys: Vec<(&String, &Value)> = disclosed.iter().collect();
-    keys.sort_by_key(|(k, _)| rank(k));
-    let mut out = Vec::new();
-    for (k, v) in keys {
-        let mut path = vec![Value::from(k.as_str())];
-        let label = meta
-            .and_then(|m| m.label(&path, schema_lang(t.lang)))
-            .unwrap_or(k.as_str())
-            .to_owned();
-        claim_rows(t, meta, &mut path, label, v, &mut out);
-    }
-    out
+    claim_rows(t, vct, disclosed, &scalar)
 }
 
 /// The verdict page's content for a kept verification.
