@@ -7,8 +7,9 @@
 //!   authorized for the type, key valid at issuance, signature, schema, status) and refused
 //!   with the reason code otherwise; a credential bound to a holder key is refused: it is a
 //!   business's own, not a public record.
-//! * Storage ([`store`], sled): every accepted credential as issued, by business and by status
-//!   list entry; statuses are refreshed from the status lists of each newer bundle.
+//! * Storage ([`store`]: sled in the data directory, or PostgreSQL shared by several
+//!   instances): every accepted credential as issued, by business and by status list entry;
+//!   statuses are refreshed from the status lists of each newer bundle.
 //! * Search ([`index`], tantivy): derived from the stored credentials (rebuilt by
 //!   [`Repository::reindex`]): names folded for accents and case and matched with one typo,
 //!   exact business and corporation numbers, filters, active businesses first.
@@ -31,6 +32,10 @@ pub enum Error {
     /// The storage engine failed.
     #[error("storage failed: {0}")]
     Storage(#[from] sled::Error),
+    /// The PostgreSQL database failed, could not be reached, or its schema is not this
+    /// binary's (the URL is never in the message: it may hold a password).
+    #[error("{}", database_message(.0))]
+    Database(bizcred_pg::Error),
     /// The search index failed.
     #[error("the search index failed: {0}")]
     Index(String),
@@ -89,6 +94,7 @@ impl Error {
     pub fn code(&self) -> ReasonCode {
         match self {
             Error::Storage(_) | Error::Index(_) | Error::Io { .. } => ReasonCode::StorageFailed,
+            Error::Database(e) => e.code(),
             Error::Corrupt { .. } => ReasonCode::StoreCorrupt,
             Error::NotInitialized(_) => ReasonCode::NotInitialized,
             Error::AlreadyInitialized(_) => ReasonCode::AlreadyInitialized,
@@ -106,6 +112,27 @@ impl Error {
 impl From<tantivy::TantivyError> for Error {
     fn from(e: tantivy::TantivyError) -> Error {
         Error::Index(e.to_string())
+    }
+}
+
+impl From<bizcred_pg::Error> for Error {
+    fn from(e: bizcred_pg::Error) -> Error {
+        // Not a source: the message says it all already (a chain would repeat it).
+        Error::Database(e)
+    }
+}
+
+fn database_message(e: &bizcred_pg::Error) -> String {
+    match e {
+        bizcred_pg::Error::SchemaBehind { missing } => format!(
+            "the database is not migrated to this version of bizcred-repository (migrations \
+             {missing:?} are not applied); run `bizcred-repository --database <url> migrate`"
+        ),
+        bizcred_pg::Error::SchemaNewer { unknown } => format!(
+            "the database was migrated by a newer bizcred-repository (migrations {unknown:?} \
+             are not this binary's); run the newer binary"
+        ),
+        other => format!("repository database: {other}"),
     }
 }
 

@@ -37,6 +37,16 @@ struct Cli {
         default_value = "repository-data"
     )]
     data_dir: PathBuf,
+    /// Keep the records in this PostgreSQL database (postgres://…), shared by any number of
+    /// instances (serve, sync, pull, import, reindex, search, migrate); the trust directory
+    /// and the search index stay in the data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "BIZCRED_REPOSITORY_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,6 +75,8 @@ enum Command {
     Import { file: PathBuf },
     /// Rebuild the search index from the stored credentials.
     Reindex,
+    /// Apply this binary's migrations to the PostgreSQL database (--database).
+    Migrate,
     /// Search, as the search page does.
     Search {
         /// Name words, a business number or a corporation number.
@@ -96,7 +108,7 @@ enum Command {
 
 fn open(cli: &Cli, clock: SystemClock) -> Result<Arc<Repository>> {
     Ok(Arc::new(
-        Repository::open(&cli.data_dir, Arc::new(clock))
+        Repository::open_with(&cli.data_dir, Arc::new(clock), cli.database.as_deref())
             .with_context(|| format!("opening the repository in {}", cli.data_dir.display()))?,
     ))
 }

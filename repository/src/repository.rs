@@ -239,6 +239,18 @@ impl Repository {
 
     /// Opens the repository in `dir`, replaying the trust bundles kept.
     pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Repository, Error> {
+        Repository::open_with(dir, clock, None)
+    }
+
+    /// [`Repository::open`] with its store in the PostgreSQL database at `database` when
+    /// given (shared by any number of instances; each keeps its trust directory and search
+    /// index in its own `dir`, and one whose index is empty rebuilds it from the database
+    /// here), else the sled store in `dir`.
+    pub fn open_with(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        database: Option<&str>,
+    ) -> Result<Repository, Error> {
         let trust_dir = TrustDir::open(&dir.join("trust"))?;
         let now = clock.now();
         let trust = trust_dir.load(now)?.map(Arc::new);
@@ -249,15 +261,23 @@ impl Repository {
                 url: String::new(),
                 cause: e.to_string(),
             })?;
-        Ok(Repository {
-            store: Store::open(&dir.join("db"))?,
+        let store = match database {
+            Some(url) => Store::connect(url, crate::store::pg::MAX_CONNECTIONS)?,
+            None => Store::open(&dir.join("db"))?,
+        };
+        let repo = Repository {
+            store,
             index: SearchIndex::open(&dir.join("index"))?,
             trust_dir,
             trust: RwLock::new(trust),
             clock,
             http,
             dir: dir.to_owned(),
-        })
+        };
+        if database.is_some() && repo.index.is_empty() && !repo.store.is_empty() {
+            repo.reindex()?;
+        }
+        Ok(repo)
     }
 
     /// The clock's time.

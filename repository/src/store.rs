@@ -2,19 +2,28 @@
 //! verification found, by business and by status list entry; each issuer feed's cursor; the
 //! time of each status list as last applied.
 //!
-//! [`Store`] is a handle on one backend (a closed enum): **sled** ([`sled::SledStore`], the
-//! embedded default: a directory, one process). Each method dispatches to the backend that
-//! implements it.
+//! [`Store`] is a handle on one backend (a closed enum):
+//!
+//! * **sled** ([`sled::SledStore`], the embedded default: a directory, one process);
+//! * **PostgreSQL** ([`pg::PgStore`]: any number of repository instances on one database,
+//!   chosen by `--database postgres://…`; each instance keeps its trust directory and search
+//!   index in its data directory).
+//!
+//! Each method dispatches to the backend that implements it; one contract test suite
+//! (`repository/tests/store_contract.rs`) holds both to the same behaviour.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Error;
 
+pub mod pg;
 pub mod sled;
 
+pub use self::pg::PgStore;
 pub use self::sled::SledStore;
 
 /// A public credential the repository holds.
@@ -62,6 +71,24 @@ pub struct Store {
 #[derive(Debug, Clone)]
 enum Backend {
     Sled(SledStore),
+    Pg(Arc<PgStore>),
+}
+
+/// One of two iterators (a listing of either backend).
+enum Either<A, B> {
+    Sled(A),
+    Pg(B),
+}
+
+impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Either<A, B> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Either::Sled(a) => a.next(),
+            Either::Pg(b) => b.next(),
+        }
+    }
 }
 
 /// Calls the backend's method of the same name.
@@ -69,6 +96,7 @@ macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match &$self.backend {
             Backend::Sled(s) => s.$method($($arg),*),
+            Backend::Pg(p) => p.$method($($arg),*),
         }
     };
 }
@@ -81,10 +109,40 @@ impl From<SledStore> for Store {
     }
 }
 
+impl From<PgStore> for Store {
+    fn from(p: PgStore) -> Store {
+        Store {
+            backend: Backend::Pg(Arc::new(p)),
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the sled store in `path`.
     pub fn open(path: &Path) -> Result<Store, Error> {
         SledStore::open(path).map(Store::from)
+    }
+
+    /// Connects to the PostgreSQL database at `url` with at most `max_connections`
+    /// connections, refusing a database whose schema is not this binary's (not migrated:
+    /// `DATABASE_NOT_MIGRATED`; migrated by a newer binary: `DATABASE_SCHEMA_NEWER`).
+    pub fn connect(url: &str, max_connections: u32) -> Result<Store, Error> {
+        PgStore::connect(url, max_connections).map(Store::from)
+    }
+
+    /// Whether the store may be served by this binary now: on PostgreSQL, the database's
+    /// migrations are still this binary's (a newer binary may have migrated it since); sled
+    /// has nothing to check.
+    pub fn schema_current(&self) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(()),
+            Backend::Pg(p) => p.schema_current(),
+        }
+    }
+
+    /// Whether other instances may write this store meanwhile (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Pg(_))
     }
 
     /// Whether a credential is held.
@@ -111,21 +169,24 @@ impl Store {
     /// The credentials whose status is in list `uri`: (index, id), in index order.
     pub fn in_list(&self, uri: &str) -> impl Iterator<Item = Result<(u64, String), Error>> + '_ {
         match &self.backend {
-            Backend::Sled(s) => s.in_list(uri),
+            Backend::Sled(s) => Either::Sled(s.in_list(uri)),
+            Backend::Pg(p) => Either::Pg(p.in_list(uri)),
         }
     }
 
     /// Every record, in id order (for a rebuild of the index).
     pub fn all(&self) -> impl Iterator<Item = Result<Record, Error>> + '_ {
         match &self.backend {
-            Backend::Sled(s) => s.all(),
+            Backend::Sled(s) => Either::Sled(s.all()),
+            Backend::Pg(p) => Either::Pg(p.all()),
         }
     }
 
     /// Every subject, once each, in order.
     pub fn subjects(&self) -> impl Iterator<Item = Result<String, Error>> + '_ {
         match &self.backend {
-            Backend::Sled(s) => s.subjects(),
+            Backend::Sled(s) => Either::Sled(s.subjects()),
+            Backend::Pg(p) => Either::Pg(p.subjects()),
         }
     }
 
