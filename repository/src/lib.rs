@@ -73,6 +73,9 @@ pub enum Error {
     /// A search query the repository does not take.
     #[error("{0}")]
     Query(String),
+    /// A request that is not well formed (a push that is not `{"credentials": [...]}`).
+    #[error("{0}")]
+    Request(String),
     /// No public credential about this business.
     #[error("the repository holds no public credential about {0}")]
     NotFound(String),
@@ -102,6 +105,7 @@ impl Error {
             Error::Sync(e) => e.code(),
             Error::Bundle(e) => e.code(),
             Error::Query(_) => ReasonCode::SearchQueryInvalid,
+            Error::Request(_) => ReasonCode::RequestInvalid,
             Error::NotFound(_) => ReasonCode::BusinessNotFound,
             Error::TooLarge(_) => ReasonCode::PublicRecordTooLarge,
             Error::Feed { .. } => ReasonCode::FeedUnreachable,

@@ -20,11 +20,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::repository::{MAX_CREDENTIAL_LEN, MAX_INTAKE_BATCH};
 use crate::{Error, Repository, SearchQuery};
 
+/// Most credentials one push takes (anyone may push: each is verified, and a push is bounded).
+pub const MAX_PUSH_CREDENTIALS: usize = 2_000;
 /// Largest body of a push.
-pub const MAX_PUSH_BODY: usize = MAX_INTAKE_BATCH * (MAX_CREDENTIAL_LEN / 4);
+pub const MAX_PUSH_BODY: usize = 8 * 1024 * 1024;
 
 /// An API error.
 #[derive(Debug)]
@@ -39,7 +40,7 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match &self.0 {
-            Error::Query(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Error::Query(_) | Error::Request(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
             Error::NoTrust => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
@@ -137,8 +138,14 @@ async fn push(
         axum::extract::rejection::JsonRejection::BytesRejection(_) => {
             Error::TooLarge(format!("the body is over {MAX_PUSH_BODY} bytes"))
         }
-        other => Error::Query(other.body_text()),
+        other => Error::Request(other.body_text()),
     })?;
+    if p.credentials.len() > MAX_PUSH_CREDENTIALS {
+        return Err(ApiError(Error::TooLarge(format!(
+            "{} credentials in one push; the limit is {MAX_PUSH_CREDENTIALS}",
+            p.credentials.len()
+        ))));
+    }
     let report = blocking(&s, move |r| {
         let report = r.intake(&p.credentials)?;
         r.commit()?;

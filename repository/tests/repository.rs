@@ -3,96 +3,16 @@
 //! corporation number, filters, ranking, bad queries, business pages with the name history,
 //! status refreshes, and the index rebuilt from the store.
 
-use std::sync::Arc;
-
 use bizcred_core::keys::{Algorithm, SecretKey, Signer};
-use bizcred_core::status_list::{Status, StatusList};
-use bizcred_repository::trust::TrustConfig;
+use bizcred_core::status_list::Status;
 use bizcred_repository::{Repository, SearchQuery};
-use bizcred_schemas::{CredentialType, ReasonCode};
-use bizcred_test_support::{example_claims, Agency, Credential, InMemoryRegistry};
+use bizcred_schemas::ReasonCode;
+use bizcred_test_support::{example_claims, Credential};
 use rand_core::OsRng;
-use serde_json::{json, Map, Value};
 
-/// 2026-11-22T12:00:00Z.
-const NOW: i64 = 1_795_348_800;
-const ISSUED: i64 = NOW - 30 * 86_400;
-const INC: CredentialType = CredentialType::CertificateOfIncorporation;
+mod common;
 
-fn now() -> i64 {
-    NOW
-}
-
-struct World {
-    reg: InMemoryRegistry,
-    obr: Agency,
-    cra: Agency,
-    list: StatusList,
-    dir: tempfile::TempDir,
-}
-
-fn claims(corp: &str, name: &str, status: &str, town: &str, bn: &str) -> Map<String, Value> {
-    let mut c = example_claims(INC);
-    c.remove("directors");
-    c.insert("corporation_number".into(), json!(corp));
-    c.insert("legal_name".into(), json!(name));
-    c.insert("corporate_status".into(), json!(status));
-    c.insert("business_number".into(), json!(bn));
-    c["registered_office_address"]["locality"] = json!(town);
-    c
-}
-
-impl World {
-    fn new() -> World {
-        let t = ISSUED - 86_400;
-        let mut reg = InMemoryRegistry::new("registry.bizcred.test/log", t, NOW);
-        let obr = Agency::new("obr.bizcred.test", t);
-        let cra = Agency::new("cra.bizcred.test", t);
-        reg.onboard(
-            &obr,
-            "Ontario Business Registry",
-            "Registre des entreprises de l'Ontario",
-            &[INC],
-            t,
-        );
-        reg.onboard(&cra, "CRA", "ARC", &[CredentialType::BusinessNumber], t);
-        World {
-            reg,
-            obr,
-            cra,
-            list: StatusList::new(1024, 2).expect("list"),
-            dir: tempfile::tempdir().expect("dir"),
-        }
-    }
-
-    /// Writes the registry's bundle (with the OBR's list as it is now) as the repository's
-    /// trust, and opens the repository.
-    fn open(&self) -> Arc<Repository> {
-        let trust = self.dir.path().join("trust");
-        if !trust.join("trust.json").exists() {
-            Repository::init(
-                self.dir.path(),
-                TrustConfig {
-                    anchor: self.reg.anchor(),
-                    registry: "http://127.0.0.1:9".into(),
-                },
-            )
-            .expect("init");
-        }
-        let lists = vec![self
-            .obr
-            .status_list_copy(&self.list, NOW - 600, NOW + 86_400)];
-        let bundle = self.reg.bundle(0, NOW - 3600, lists);
-        let bdir = trust.join("bundles");
-        let n = std::fs::read_dir(&bdir).expect("bundles").count();
-        std::fs::write(bdir.join(format!("{n:06}.json")), bundle).expect("bundle");
-        Arc::new(Repository::open(self.dir.path(), Arc::new(now)).expect("open"))
-    }
-
-    fn record(&self, c: Map<String, Value>, idx: u64, iat: i64) -> String {
-        self.obr.issue_public(INC, c, idx, iat).serialize()
-    }
-}
+use common::{claims, World, INC, ISSUED, NOW};
 
 fn search(r: &Repository, q: &str) -> Vec<(String, String)> {
     r.search(&SearchQuery {

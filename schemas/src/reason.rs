@@ -161,7 +161,7 @@ reasons! {
         BundleRecognizedInvalid = "BUNDLE_RECOGNIZED_INVALID", "core, verifier, registry", "A recognized registry's bundle does not verify against the anchor its recognition pins (or no recognition names its authority).";
     }
     "Trust registry service and TRQP (registry, verifier)" {
-        RequestInvalid = "REQUEST_INVALID", "registry", "The request is not well formed: not JSON, or a member missing, empty or of the wrong type (TRQP: action and resource non-empty, context an object of strings, context.time an RFC 3339 UTC time).";
+        RequestInvalid = "REQUEST_INVALID", "registry, repository", "The request is not well formed: not JSON, or a member missing, empty or of the wrong type (TRQP: action and resource non-empty, context an object of strings, context.time an RFC 3339 UTC time).";
         RequestTooLarge = "REQUEST_TOO_LARGE", "registry", "The request body is larger than the endpoint accepts.";
         MediaTypeUnsupported = "MEDIA_TYPE_UNSUPPORTED", "registry", "The request's Content-Type is not the one the endpoint takes (application/json).";
         PathNotFound = "PATH_NOT_FOUND", "registry", "The service has no endpoint at this path.";
