@@ -9,8 +9,13 @@
 -- Every public credential held, by its id (SHA-256 of its text, hex). body is the record as
 -- the embedded store writes it (JSON); the columns beside it are written from the same record
 -- in the same statement.
+-- Every write of a record takes the next number of records_changed (writes are serialized
+-- under an advisory lock, so numbers are in commit order): an instance follows the others'
+-- writes (`changed > its cursor`) to keep its own search index current.
+CREATE SEQUENCE records_changed;
 CREATE TABLE records (
     id TEXT COLLATE "C" PRIMARY KEY,
+    changed BIGINT NOT NULL DEFAULT nextval('records_changed'),
     subject TEXT COLLATE "C" NOT NULL,
     issued_at BIGINT NOT NULL,
     status_uri TEXT COLLATE "C" NOT NULL,
@@ -19,6 +24,8 @@ CREATE TABLE records (
 );
 -- A business's credentials in time order, and every subject once (index only).
 CREATE INDEX records_subject ON records (subject, issued_at, id);
+-- What changed after an instance's cursor.
+CREATE INDEX records_changed_at ON records (changed);
 -- What a newer status list changes, in index order.
 CREATE INDEX records_status ON records (status_uri, status_idx, id);
 

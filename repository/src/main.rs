@@ -301,6 +301,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     if let Err(e) = bg.sync().await {
                         tracing::warn!("trust bundle sync: {e}");
                     }
+                    // Another instance's intake and status refreshes, into this one's index.
+                    let follower = bg.clone();
+                    match tokio::task::spawn_blocking(move || follower.follow_changes()).await {
+                        Ok(Ok(n)) if n > 0 => {
+                            tracing::info!("followed {n} writes of other instances")
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!("following other instances' writes: {e}"),
+                        Err(e) => tracing::warn!("following other instances' writes: {e}"),
+                    }
                     for i in &issuers {
                         match bg.pull(i).await {
                             Ok(r) if r.refused > 0 => tracing::warn!(

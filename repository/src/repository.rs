@@ -280,6 +280,49 @@ impl Repository {
         Ok(repo)
     }
 
+    /// On a shared store, indexes the businesses whose records any instance wrote since this
+    /// instance last looked (intake, status refreshes), and keeps its place in the index
+    /// directory; answers how many records' writes it followed. On sled, nothing to follow.
+    pub fn follow_changes(&self) -> Result<usize, Error> {
+        if !self.store.is_shared() {
+            return Ok(0);
+        }
+        let file = self.followed_file();
+        let mut after = match std::fs::read_to_string(&file) {
+            Ok(t) => t.trim().parse::<u64>().map_err(|e| Error::Corrupt {
+                what: "followed change number",
+                cause: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(crate::io(&file)(e)),
+        };
+        let mut followed = 0;
+        loop {
+            let (subjects, last) = self.store.changed_since(after, 10_000)?;
+            if subjects.is_empty() {
+                return Ok(followed);
+            }
+            followed += subjects.len();
+            let subjects: BTreeSet<String> = subjects.into_iter().collect();
+            self.reindex_subjects(subjects.iter().map(String::as_str))?;
+            self.index.commit()?;
+            self.set_followed(last)?;
+            after = last;
+        }
+    }
+
+    fn followed_file(&self) -> PathBuf {
+        self.dir.join("index").join("changes-followed")
+    }
+
+    /// Keeps the change number the index holds everything up to (after its commit).
+    fn set_followed(&self, last: u64) -> Result<(), Error> {
+        let file = self.followed_file();
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, last.to_string()).map_err(crate::io(&tmp))?;
+        std::fs::rename(&tmp, &file).map_err(crate::io(&file))
+    }
+
     /// The clock's time.
     pub fn now(&self) -> i64 {
         self.clock.now()
@@ -552,6 +595,8 @@ impl Repository {
 
     /// Rebuilds the index from the stored credentials; answers the businesses indexed.
     pub fn reindex(&self) -> Result<usize, Error> {
+        // On a shared store, what other instances write from now on is followed afterwards.
+        let mark = self.store.last_change()?;
         self.index.clear()?;
         let mut n = 0;
         let mut batch: Vec<String> = Vec::new();
@@ -566,6 +611,9 @@ impl Repository {
         n += batch.len();
         self.reindex_subjects(batch.iter().map(String::as_str))?;
         self.index.commit()?;
+        if self.store.is_shared() {
+            self.set_followed(mark)?;
+        }
         Ok(n)
     }
 

@@ -161,6 +161,25 @@ impl Store {
         dispatch!(self.get(id))
     }
 
+    /// The last change number of a shared store (0 on sled, which has none).
+    pub fn last_change(&self) -> Result<u64, Error> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(0),
+            Backend::Pg(p) => p.last_change(),
+        }
+    }
+
+    /// The subjects of records written after change number `after` (at most `limit` writes)
+    /// and the last change number read: how an instance follows the others' writes to a
+    /// shared store. On sled (one process: every write was this instance's, and indexed by
+    /// it) nothing, at `after`.
+    pub fn changed_since(&self, after: u64, limit: i64) -> Result<(Vec<String>, u64), Error> {
+        match &self.backend {
+            Backend::Sled(_) => Ok((Vec::new(), after)),
+            Backend::Pg(p) => p.changed_since(after, limit),
+        }
+    }
+
     /// Every credential about `subject`, oldest first.
     pub fn of_subject(&self, subject: &str) -> Result<Vec<Record>, Error> {
         dispatch!(self.of_subject(subject))

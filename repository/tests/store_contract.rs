@@ -501,8 +501,9 @@ mod postgres_only {
     }
 
     /// Two instances on one database, each with its own data directory: what one takes in,
-    /// the other holds (held already, its business page) and finds once it reindexes; a
-    /// third instance starting with an empty index rebuilds it at start-up.
+    /// the other holds (held already, its business page) and finds once it reindexes or
+    /// follows the database's changes; a third instance starting with an empty index rebuilds
+    /// it at start-up.
     #[test]
     fn two_instances_on_one_database_see_each_others_intake() {
         let Some(server) = server("repository: two instances on one database") else {
@@ -536,13 +537,20 @@ mod postgres_only {
         assert!(names(&two, "eloise").is_empty());
         assert_eq!(two.reindex().expect("reindex"), 2);
         assert_eq!(names(&two, "eloise"), vec!["Boulangerie Éloïse Inc."]);
-        // The second takes in a third business; the first sees it after a reindex.
+        // The second takes in a third business; the first follows the database's changes
+        // into its own index (as serve does every round) without a rebuild.
         let more = vec![w.record("1000003", "Les Entreprises Gagné Ltée", 3)];
         assert_eq!(two.intake(&more).expect("intake").accepted, 1);
         two.commit().expect("commit");
         assert!(names(&one, "gagne").is_empty());
-        assert_eq!(one.reindex().expect("reindex"), 3);
+        assert!(one.follow_changes().expect("follow") >= 1);
         assert_eq!(names(&one, "gagne"), vec!["Les Entreprises Gagné Ltée"]);
+        assert_eq!(one.follow_changes().expect("follow"), 0);
+        // The second, rebuilt before that write, follows it too; after a rebuild, only what
+        // came after.
+        assert_eq!(two.follow_changes().expect("follow"), 1);
+        assert_eq!(one.reindex().expect("reindex"), 3);
+        assert_eq!(one.follow_changes().expect("follow"), 0);
         // A new instance's empty index is rebuilt when it opens.
         let three = w.instance(d3.path(), &db.url);
         assert_eq!(three.index.len(), 3);

@@ -48,6 +48,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long a statement waits for a lock before it fails (PostgreSQL's `lock_timeout`).
 pub const LOCK_TIMEOUT: &str = "10s";
 
+/// The advisory lock every write of records takes, so change numbers are in commit order
+/// (`b"bcrpWRIT"`).
+pub const WRITE_LOCK: i64 = 0x6263_7270_5752_4954;
+
 /// Connections an instance keeps unless told otherwise.
 pub const MAX_CONNECTIONS: u32 = 8;
 
@@ -247,6 +251,11 @@ impl PgStore {
         self.run(async |pool| {
             let db = |e: sqlx::Error| Error::from(bizcred_pg::Error::from(e));
             let mut tx = pool.begin().await.map_err(db)?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             for chunk in rows.chunks(WRITE_CHUNK) {
                 let ids: Vec<&str> = chunk.iter().map(|(r, _)| r.id.as_str()).collect();
                 let subjects: Vec<&str> = chunk.iter().map(|(r, _)| r.subject.as_str()).collect();
@@ -261,8 +270,8 @@ impl PgStore {
                     "INSERT INTO records (id, subject, issued_at, status_uri, status_idx, body) \
                      SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], \
                                           $5::text[]::numeric[], $6::text[]::json[]) \
-                     ON CONFLICT (id) DO UPDATE SET subject = excluded.subject, \
-                       issued_at = excluded.issued_at, status_uri = excluded.status_uri, \
+                     ON CONFLICT (id) DO UPDATE SET changed = nextval('records_changed'), \
+                       subject = excluded.subject, issued_at = excluded.issued_at, status_uri = excluded.status_uri, \
                        status_idx = excluded.status_idx, body = excluded.body",
                 )
                 .bind(ids)
@@ -278,6 +287,38 @@ impl PgStore {
             tx.commit().await.map_err(db)?;
             Ok(())
         })
+    }
+
+    /// The last change number given (0 before any write).
+    pub fn last_change(&self) -> Result<u64, Error> {
+        let last: Option<i64> = self.run(async |pool| {
+            Ok(sqlx::query_scalar("SELECT max(changed) FROM records")
+                .fetch_one(pool)
+                .await
+                .map_err(bizcred_pg::Error::from)?)
+        })?;
+        Ok(last.map_or(0, |l| u64::try_from(l).unwrap_or(0)))
+    }
+
+    /// The subjects of records written after change number `after`, at most `limit` writes,
+    /// with the last change number read.
+    pub fn changed_since(&self, after: u64, limit: i64) -> Result<(Vec<String>, u64), Error> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String)> = self.run(async |pool| {
+            Ok(sqlx::query_as(
+                "SELECT changed, subject FROM records WHERE changed > $1 ORDER BY changed LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(bizcred_pg::Error::from)?)
+        })?;
+        let last = rows.last().map_or(after, |(c, _)| *c);
+        Ok((
+            rows.into_iter().map(|(_, s)| s).collect(),
+            u64::try_from(last).unwrap_or(0),
+        ))
     }
 
     /// A record.
