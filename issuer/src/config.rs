@@ -52,6 +52,24 @@ struct Raw {
     admin: RawAdmin,
     #[serde(default)]
     desk: RawDesk,
+    #[serde(default)]
+    subscription: Vec<RawSubscription>,
+    #[serde(default)]
+    policy: std::collections::BTreeMap<String, RawPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubscription {
+    url: String,
+    did: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    auto_suspend_dependents: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -236,6 +254,23 @@ pub struct Config {
     pub admin_token_hashes: Vec<[u8; 32]>,
     /// The staff desk's sessions and cookies.
     pub desk: DeskSettings,
+    /// Upstream agencies whose event feeds this agency polls (`[[subscription]]`).
+    pub subscriptions: Vec<UpstreamConfig>,
+    /// Types whose credentials are suspended automatically when a prerequisite is revoked or
+    /// suspended upstream (`[policy.<type>] auto_suspend_dependents = true`; off by default).
+    pub auto_suspend: Vec<CredentialType>,
+}
+
+/// Most upstream agencies one issuer subscribes to.
+pub const MAX_SUBSCRIPTIONS: usize = 32;
+
+/// An upstream agency's event feed (`[[subscription]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Its issuer URL (the feed is `{url}/events`), no trailing slash.
+    pub url: String,
+    /// Its DID, when given; else the trust state's issuer whose did:webvh host is the URL's.
+    pub did: Option<String>,
 }
 
 /// The staff desk's settings (`[desk]`).
@@ -413,6 +448,33 @@ impl Config {
             idle_seconds: idle * 60,
             absolute_seconds: absolute * 3600,
         };
+        if raw.subscription.len() > MAX_SUBSCRIPTIONS {
+            return Err(bad("subscription", "at most 32 subscriptions"));
+        }
+        let mut subscriptions: Vec<UpstreamConfig> = Vec::new();
+        for sub in raw.subscription {
+            let url = sub.url.trim_end_matches('/').to_owned();
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048 {
+                return Err(bad("subscription.url", "an http(s) issuer URL"));
+            }
+            if subscriptions.iter().any(|s| s.url == url) {
+                return Err(bad("subscription.url", format!("{url} is listed twice")));
+            }
+            if sub.did.as_deref().is_some_and(|d| !d.starts_with("did:")) {
+                return Err(bad("subscription.did", "a DID"));
+            }
+            subscriptions.push(UpstreamConfig { url, did: sub.did });
+        }
+        let mut auto_suspend = Vec::new();
+        for (t, p) in &raw.policy {
+            let ty = parse_type(t, "policy")?;
+            if !types.iter().any(|(issued, _)| *issued == ty) {
+                return Err(bad("policy", format!("{t} is not issued by this agency")));
+            }
+            if p.auto_suspend_dependents {
+                auto_suspend.push(ty);
+            }
+        }
         Ok(Config {
             name_en: raw.agency.name_en,
             name_fr: raw.agency.name_fr,
@@ -439,6 +501,8 @@ impl Config {
             status_validity,
             admin_token_hashes: hashes,
             desk,
+            subscriptions,
+            auto_suspend,
         })
     }
 }

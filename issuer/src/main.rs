@@ -21,6 +21,9 @@ use bizcred_core::time::Clock;
 use bizcred_issuer::admin_client::{AdminAction, AdminAnswer, AdminClient};
 use bizcred_issuer::{service, Config, Issuer};
 
+/// How often `serve` polls the upstream agencies' event feeds.
+const SUBSCRIPTION_POLL: Duration = Duration::from_secs(2);
+
 #[derive(Parser)]
 #[command(
     name = "bizcred-issuer",
@@ -460,6 +463,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
             });
+            // Upstream agencies' event feeds (`[[subscription]]`): polled every few seconds; an
+            // unreachable agency or a refused page is logged with its code and asked again
+            // from the same cursor next round.
+            if !issuer.config.subscriptions.is_empty() {
+                let poller = issuer.clone();
+                tokio::spawn(async move {
+                    loop {
+                        poller.poll_subscriptions().await;
+                        tokio::time::sleep(SUBSCRIPTION_POLL).await;
+                    }
+                });
+            }
             // TLS files are read and the SIGTERM / Ctrl-C handlers installed before the line
             // that says the issuer listens.
             let server = bizcred_cli::serve::Server::bind(listen, &serve).await?;

@@ -368,6 +368,72 @@ pub struct Application {
     /// Staff actions on it, oldest first (at most [`MAX_APPLICATION_HISTORY`], the newest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<ApplicationEvent>,
+    /// The status list entries of its verified prerequisites and the review flags raised by
+    /// upstream agencies' events about them (records written before have none).
+    #[serde(default, skip_serializing_if = "Dependencies::is_empty")]
+    pub dependencies: Dependencies,
+}
+
+/// Most prerequisite references and review flags an application keeps.
+pub const MAX_DEPENDENCIES: usize = 16;
+
+/// What an application depends on upstream: the status list entries of the prerequisite
+/// credentials presented for it, and the flags raised when an upstream agency revoked or
+/// suspended one of them (issue #14).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependencies {
+    /// The verified prerequisites' status list entries, as presented.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prerequisites: Vec<PrerequisiteRef>,
+    /// Open review flags (at most [`MAX_DEPENDENCIES`]), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<ReviewFlag>,
+}
+
+impl Dependencies {
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.prerequisites.is_empty() && self.flags.is_empty()
+    }
+}
+
+/// A presented prerequisite credential's status list entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrerequisiteRef {
+    /// Its `vct`.
+    pub vct: String,
+    /// Its issuer's DID.
+    pub issuer: String,
+    /// The URI of its status list.
+    pub status_list: String,
+    /// Its index there.
+    pub status_idx: u64,
+}
+
+/// Why an application (and the credentials issued from it) is flagged for review: an upstream
+/// agency's event about one of its prerequisites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewFlag {
+    /// The event (`credential_revoked` or `credential_suspended`).
+    pub event: EventKind,
+    /// Its position in the upstream agency's event log.
+    pub seq: u64,
+    /// The upstream agency's DID.
+    pub upstream: String,
+    /// The prerequisite's `vct`.
+    pub vct: String,
+    /// The prerequisite's status list URI.
+    pub status_list: String,
+    /// Its index there.
+    pub status_idx: u64,
+    /// When the event happened upstream (Unix seconds).
+    pub time: i64,
+    /// When this agency took it (Unix seconds).
+    pub flagged_at: i64,
+    /// Credentials of this agency suspended automatically for it (the type's
+    /// `auto_suspend_dependents` policy); reinstated when the prerequisite is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auto_suspended: Vec<String>,
 }
 
 impl Application {

@@ -100,6 +100,7 @@ fn verified_application(f: &Fx) -> String {
         offer_id: None,
         created: now(),
         history: Vec::new(),
+        dependencies: Default::default(),
     };
     f.issuer
         .store
@@ -125,6 +126,7 @@ fn issued(f: &Fx, n: usize, claims: Map<String, Value>, at: i64) -> String {
         offer_id: None,
         created: at,
         history: Vec::new(),
+        dependencies: Default::default(),
     };
     let offer = Offer {
         id: format!("offer-{n}"),

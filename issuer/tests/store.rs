@@ -22,6 +22,7 @@ fn application(id: &str) -> Application {
         offer_id: None,
         created: 1_000,
         history: Vec::new(),
+        dependencies: Default::default(),
     }
 }
 

@@ -135,6 +135,7 @@ fn application(id: &str, status: AppStatus, created: i64) -> Application {
         offer_id: None,
         created,
         history: Vec::new(),
+        dependencies: Default::default(),
     }
 }
 

@@ -52,6 +52,7 @@ impl Issuer {
             offer_id: None,
             created: now,
             history: Vec::new(),
+            dependencies: Default::default(),
         };
         let uri = if prereq.is_empty() {
             None
@@ -245,6 +246,8 @@ impl Issuer {
             // An accepted presentation is key-bound: without its holder key the issuance could
             // not be tied to the holder, so that is an error, not an unbound application.
             app.holder_thumbprint = Some(report_holder(&vp_token).ok_or(Error::NoHolderKey)?);
+            // The prerequisites' status list entries, to match upstream agencies' events.
+            app.dependencies.prerequisites = super::dependents::presented_prerequisites(&vp_token);
             app.status = AppStatus::AwaitingApproval;
         } else {
             // A refused presentation does not consume the application: the applicant may try

@@ -279,6 +279,21 @@ pub enum Error {
     /// The registry's trust bundle was refused.
     #[error("the trust bundle: {0}")]
     Bundle(#[source] BundleError),
+    /// An upstream agency's event feed could not be read.
+    #[error("the upstream agency's event feed is unreachable: {0}")]
+    UpstreamUnreachable(#[source] reqwest::Error),
+    /// An upstream agency's event feed answered an HTTP error.
+    #[error("the upstream agency's event feed answered HTTP {0}")]
+    UpstreamRefused(u16),
+    /// An upstream agency's event page was refused (the cursor stays).
+    #[error("the upstream agency's event page: {0}")]
+    EventPage(#[source] super::subscribe::SubscribeError),
+    /// No trust bundle is held yet to verify an upstream agency's events with.
+    #[error("no trust bundle is held yet")]
+    NoTrustBundle,
+    /// No registered issuer has the subscribed URL's host (and no DID was configured).
+    #[error("no registered issuer is at {0}")]
+    UpstreamUnknown(String),
 }
 
 impl Error {
@@ -349,6 +364,11 @@ impl Error {
             Error::RegistryUnreachable(_) => ReasonCode::Unreachable,
             Error::RegistryRefused { .. } => ReasonCode::RegistryRefused,
             Error::Bundle(e) => e.code(),
+            Error::UpstreamUnreachable(_) => ReasonCode::Unreachable,
+            Error::UpstreamRefused(_) => ReasonCode::FeedUnreachable,
+            Error::EventPage(e) => e.code(),
+            Error::NoTrustBundle => ReasonCode::TrustBundleMissing,
+            Error::UpstreamUnknown(_) => ReasonCode::IssuerUnknown,
         }
     }
 }

@@ -18,6 +18,7 @@
 mod applications;
 pub mod bulk;
 mod credential;
+pub mod dependents;
 mod error;
 mod keys;
 mod lifecycle;

@@ -55,6 +55,7 @@ fn issued(store: &Store, n: usize, idx: u64, at: i64) -> String {
         offer_id: None,
         created: at,
         history: Vec::new(),
+        dependencies: Default::default(),
     };
     let offer = Offer {
         id: format!("offer-{n}"),

@@ -1630,6 +1630,7 @@ mod tests {
             offer_id: None,
             created,
             history: Vec::new(),
+            dependencies: Default::default(),
         }
     }
 
