@@ -82,6 +82,17 @@ pub enum Error {
     /// A pushed credential or batch is too large.
     #[error("{0}")]
     TooLarge(String),
+    /// An issuer's event page was refused (its reason code: a signature or key the trust
+    /// bundle does not vouch for, a stale or replayed page, a gap): nothing was applied.
+    #[error("the event page of {url} was refused: {message}")]
+    EventsRefused {
+        /// The feed.
+        url: String,
+        /// Why.
+        code: ReasonCode,
+        /// A sentence.
+        message: String,
+    },
     /// An issuer's public feed could not be read.
     #[error("cannot read the public feed at {url}: {cause}")]
     Feed {
@@ -109,6 +120,7 @@ impl Error {
             Error::NotFound(_) => ReasonCode::BusinessNotFound,
             Error::TooLarge(_) => ReasonCode::PublicRecordTooLarge,
             Error::Feed { .. } => ReasonCode::FeedUnreachable,
+            Error::EventsRefused { code, .. } => *code,
         }
     }
 }

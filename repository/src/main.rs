@@ -322,6 +322,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             Ok(r) => tracing::info!("pulled {i}: {} accepted", r.accepted),
                             Err(e) => tracing::warn!("pull {i}: {e}"),
                         }
+                        match bg.follow_events(i).await {
+                            Ok(n) if n > 0 => tracing::info!("{i}'s events changed {n} statuses"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!("events of {i}: {e} ({})", e.code()),
+                        }
                     }
                     tokio::time::sleep(period).await;
                 }

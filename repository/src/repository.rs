@@ -385,6 +385,10 @@ impl Repository {
                 let Some(mut rec) = self.store.get(&id)? else {
                     continue;
                 };
+                // A status already newer than this list (an issuer's event) stays.
+                if rec.status_as_of > list.iat {
+                    continue;
+                }
                 if rec.status != status || rec.status_as_of < list.iat {
                     if rec.status != status {
                         changed += 1;
@@ -591,6 +595,112 @@ impl Repository {
             body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|e| failed(format!("not a feed page: {e}")))
+    }
+
+    /// Follows an issuer's signed event feed (`{issuer}/events`) from the position last
+    /// taken: each page is verified against the trust state (the issuer registered, its key at
+    /// the page's time, the signature, freshness, no gap) and each suspension, revocation or
+    /// reinstatement of a credential held is applied at once, as of the event's time (the next
+    /// bundle's status list confirms it; an older list never undoes it). Answers the statuses
+    /// changed. A refused page changes nothing and is answered as an error.
+    pub async fn follow_events(&self, issuer_url: &str) -> Result<usize, Error> {
+        use bizcred_issuer::issuer::subscribe::Subscription;
+        use bizcred_issuer::store::EventKind;
+        let feed = format!("{}/events", issuer_url.trim_end_matches('/'));
+        let trust = self.trust().ok_or(Error::NoTrust)?;
+        let mut changed = 0;
+        loop {
+            let failed = |cause: String| Error::Feed {
+                url: feed.clone(),
+                cause,
+            };
+            // The page names its issuer; the cursor is kept per feed and issuer, and the
+            // page is verified as that issuer's (a page another key signed is refused).
+            let after_key = |did: &str| format!("{feed}#{did}");
+            let probe = self.read_events(&feed, None).await?;
+            let did =
+                Self::page_issuer(&probe).ok_or_else(|| failed("not an event page".into()))?;
+            let cursor = self.store.cursor(&after_key(&did))?;
+            let token = self.read_events(&feed, Some(cursor)).await?;
+            let mut sub = Subscription::new(did.clone());
+            sub.cursor = cursor;
+            let events = sub
+                .accept(&token, &trust, self.now())
+                .map_err(|e| Error::EventsRefused {
+                    url: feed.clone(),
+                    code: e.code(),
+                    message: e.to_string(),
+                })?;
+            if events.is_empty() {
+                return Ok(changed);
+            }
+            let mut subjects = BTreeSet::new();
+            let mut batch = Vec::new();
+            for e in &events {
+                let status = match e.kind {
+                    EventKind::CredentialSuspended => "suspended",
+                    EventKind::CredentialRevoked => "revoked",
+                    EventKind::CredentialReinstated => "valid",
+                    EventKind::CredentialIssued => continue,
+                };
+                for id in self.store.at_status(&e.status_list, e.status_idx)? {
+                    let Some(mut rec) = self.store.get(&id)? else {
+                        continue;
+                    };
+                    // Only the issuer's own credentials, and never back in time.
+                    if rec.issuer != did || rec.status_as_of > e.time {
+                        continue;
+                    }
+                    if rec.status != status {
+                        changed += 1;
+                        subjects.insert(rec.subject.clone());
+                    }
+                    rec.status = status.to_owned();
+                    rec.status_as_of = e.time;
+                    batch.push(rec);
+                }
+            }
+            self.store.put(&batch)?;
+            self.reindex_subjects(subjects.iter().map(String::as_str))?;
+            self.index.commit()?;
+            self.store.set_cursor(&after_key(&did), sub.cursor)?;
+        }
+    }
+
+    fn page_issuer(token: &str) -> Option<String> {
+        let jws = Jws::decode(token.trim()).ok()?;
+        let v: Value = serde_json::from_slice(&jws.payload).ok()?;
+        v.get("issuer").and_then(Value::as_str).map(str::to_owned)
+    }
+
+    async fn read_events(&self, feed: &str, after: Option<u64>) -> Result<String, Error> {
+        let failed = |cause: String| Error::Feed {
+            url: feed.to_owned(),
+            cause,
+        };
+        let url = match after {
+            Some(a) => format!("{feed}?after={a}&limit=500"),
+            None => format!("{feed}?limit=1"),
+        };
+        let mut resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(failed(format!("HTTP {}", resp.status().as_u16())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| failed(e.to_string()))? {
+            if body.len() + chunk.len() > MAX_FEED_ANSWER {
+                return Err(failed(format!(
+                    "the answer is over {MAX_FEED_ANSWER} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        String::from_utf8(body).map_err(|_| failed("the answer is not UTF-8".into()))
     }
 
     /// Rebuilds the index from the stored credentials; answers the businesses indexed.

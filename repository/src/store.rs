@@ -193,6 +193,11 @@ impl Store {
         }
     }
 
+    /// The ids of the credentials at entry `idx` of status list `uri`.
+    pub fn at_status(&self, uri: &str, idx: u64) -> Result<Vec<String>, Error> {
+        dispatch!(self.at_status(uri, idx))
+    }
+
     /// Every record, in id order (for a rebuild of the index).
     pub fn all(&self) -> impl Iterator<Item = Result<Record, Error>> + '_ {
         match &self.backend {

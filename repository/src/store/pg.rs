@@ -349,6 +349,22 @@ impl PgStore {
         bodies.iter().map(|b| decode(b)).collect()
     }
 
+    /// The ids of the credentials at entry `idx` of status list `uri`.
+    pub fn at_status(&self, uri: &str, idx: u64) -> Result<Vec<String>, Error> {
+        let idx = idx.to_string();
+        self.run(async |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT id FROM records WHERE status_uri = $1 AND status_idx = $2::numeric \
+                 ORDER BY id",
+            )
+            .bind(uri)
+            .bind(&idx)
+            .fetch_all(pool)
+            .await
+            .map_err(bizcred_pg::Error::from)?)
+        })
+    }
+
     /// The credentials whose status is in list `uri`: (index, id), in index order, read
     /// [`KEY_PAGE`] at a time.
     pub fn in_list(&self, uri: &str) -> impl Iterator<Item = Result<(u64, String), Error>> + '_ {

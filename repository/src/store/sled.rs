@@ -124,6 +124,23 @@ impl SledStore {
         })
     }
 
+    /// The ids of the credentials at entry `idx` of status list `uri`.
+    pub fn at_status(&self, uri: &str, idx: u64) -> Result<Vec<String>, Error> {
+        let mut k = uri.as_bytes().to_vec();
+        k.push(0);
+        k.extend_from_slice(&idx.to_be_bytes());
+        self.by_list
+            .get(k)?
+            .map(|v| {
+                String::from_utf8(v.to_vec()).map_err(|e| Error::Corrupt {
+                    what: "status list index",
+                    cause: e.to_string(),
+                })
+            })
+            .into_iter()
+            .collect()
+    }
+
     /// Every record, in id order (for a rebuild of the index).
     pub fn all(&self) -> impl Iterator<Item = Result<Record, Error>> + '_ {
         self.records
