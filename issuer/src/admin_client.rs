@@ -70,7 +70,10 @@ pub enum AdminAction {
         reason: Option<String>,
     },
     /// Rotate the signing key.
-    RotateKey,
+    RotateKey {
+        /// Key ids (`{did}#key-N`) declared compromised: the new DID version does not list them.
+        compromised: Vec<String>,
+    },
 }
 
 impl AdminAction {
@@ -124,7 +127,11 @@ impl AdminAction {
                 format!("/admin/credentials/{}/reinstate", segment(id)),
                 Some(json!({"reason": reason})),
             ),
-            AdminAction::RotateKey => (true, "/admin/keys/rotate".to_owned(), None),
+            AdminAction::RotateKey { compromised } => (
+                true,
+                "/admin/keys/rotate".to_owned(),
+                (!compromised.is_empty()).then(|| json!({"compromised": compromised})),
+            ),
         }
     }
 }

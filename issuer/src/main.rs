@@ -183,8 +183,14 @@ enum AdminCmd {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Rotate the signing key (publishes a new did:webvh version to the registry).
-    RotateKey,
+    /// Rotate the signing key (publishes a new did:webvh version to the registry). Retired
+    /// keys stay listed in the DID document until the credentials they signed expired.
+    RotateKey {
+        /// A key id (`{did}#key-N`, repeatable) declared compromised: no longer listed. Declare
+        /// it to the trust registry too (`bizcred-registry declare-compromise`).
+        #[arg(long)]
+        compromised: Vec<String>,
+    },
 }
 
 fn passphrase(pass: &PassphraseArgs) -> Result<Zeroizing<String>> {
@@ -250,7 +256,9 @@ async fn admin(
             id: id.clone(),
             reason: reason.clone(),
         },
-        AdminCmd::RotateKey => AdminAction::RotateKey,
+        AdminCmd::RotateKey { compromised } => AdminAction::RotateKey {
+            compromised: compromised.clone(),
+        },
     };
     let client = AdminClient::new(url, token, reqwest::Client::new());
     match client.call(&call).await? {

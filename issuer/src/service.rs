@@ -869,9 +869,35 @@ async fn change_status(
     Ok(Json(rec).into_response())
 }
 
-async fn rotate(State(s): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn rotate(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let out = s.rotate_key(&Actor::Automation).await?;
+    // `{"compromised": ["did...#key-N", ...]}`: keys the new DID version must not list.
+    let compromised = match json_body(&headers, &body)?.get("compromised") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ids)) if ids.len() <= 64 => ids
+            .iter()
+            .map(|k| k.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "compromised is a list of key ids",
+                )
+            })?,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "compromised is a list of at most 64 key ids",
+            ))
+        }
+    };
+    let out = s.rotate_key_with(&Actor::Automation, &compromised).await?;
     if let Err(e) = s.push_status_list().await {
         tracing::warn!("status list not pushed to the registry: {e}");
     }

@@ -5,7 +5,7 @@ use rand_core::OsRng;
 use serde_json::{json, Value};
 
 use bizcred_core::did;
-use bizcred_core::keys::{Algorithm, SecretKey, Signer};
+use bizcred_core::keys::{Algorithm, PublicKey, SecretKey, Signer};
 use bizcred_core::webvh;
 
 use super::staff::{Actor, Permission};
@@ -75,14 +75,78 @@ fn key_number(store: &Store, name: &'static str) -> Result<u32, Error> {
         .ok_or(Error::Metadata(name))
 }
 
-fn did_document(assertion: &SecretKey, n: u32, did: &str, cfg: &Config) -> Value {
+/// A DID document listing `current` (`(n, key)`, the key that signs from this version on) and the
+/// retired assertion keys still `kept` (absolute id, key), each in `verificationMethod` and
+/// `assertionMethod`, current first.
+fn did_document(
+    current: (u32, &PublicKey),
+    kept: &[(String, PublicKey)],
+    did: &str,
+    service: &str,
+) -> Value {
+    let (n, key) = current;
+    let mut methods = vec![
+        json!({"id": format!("{did}#key-{n}"), "type": "Multikey", "controller": did, "publicKeyMultibase": did::multikey(key)}),
+    ];
+    let mut assertion = vec![json!(format!("{did}#key-{n}"))];
+    for (id, key) in kept {
+        methods.push(json!({"id": id, "type": "Multikey", "controller": did, "publicKeyMultibase": did::multikey(key)}));
+        assertion.push(json!(id));
+    }
     json!({
         "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
         "id": did,
-        "verificationMethod": [{"id": format!("{did}#key-{n}"), "type": "Multikey", "controller": did, "publicKeyMultibase": did::multikey(&assertion.public_key())}],
-        "assertionMethod": [format!("{did}#key-{n}")],
-        "service": [{"id": "#oid4vci", "type": "OpenID4VCI", "serviceEndpoint": cfg.public_url}],
+        "verificationMethod": methods,
+        "assertionMethod": assertion,
+        "service": [{"id": "#oid4vci", "type": "OpenID4VCI", "serviceEndpoint": service}],
     })
+}
+
+/// Leeway for verifiers' clocks after a retired key's last credential expired.
+const RETIRED_KEY_LEEWAY: i64 = 300;
+
+/// The assertion keys of the DID's newest version that a new version made at `t` keeps listed
+/// beside its new key: every key of the newest version's `assertionMethod` (the current key, now
+/// retired, and keys retired before it) while a credential it signed may still be unexpired, so
+/// a verifier that resolves only the current DID document still finds it. A credential signed by
+/// `#key-m` is dated before the version that introduced `#key-{m+1}` (the current key: before
+/// `t`) and expires at most `validity` seconds after its `iat`; the key is dropped at the first
+/// rotation after that. A key in `compromised` is never listed again (the next versions are built
+/// from this one's list, so it stays out).
+fn retained_keys(
+    log: &webvh::VerifiedLog,
+    t: i64,
+    validity: i64,
+    compromised: &[String],
+) -> Vec<(String, PublicKey)> {
+    let Some(newest) = log.versions.last() else {
+        return Vec::new();
+    };
+    let did = newest.id();
+    newest
+        .methods
+        .iter()
+        .filter(|(id, _)| newest.has_relationship("assertionMethod", id))
+        .filter(|(id, _)| !compromised.iter().any(|c| c == id))
+        .filter(|(id, _)| {
+            let successor = id
+                .strip_prefix(&format!("{did}#key-"))
+                .and_then(|m| m.parse::<u32>().ok())
+                .map(|m| format!("{did}#key-{}", m.saturating_add(1)));
+            // When its successor was introduced; the current key retires now.
+            let retired = successor
+                .and_then(|s| {
+                    log.versions
+                        .iter()
+                        .find(|v| v.methods.iter().any(|(i, _)| *i == s))
+                })
+                .map_or(t, |v| v.time);
+            t < retired
+                .saturating_add(validity)
+                .saturating_add(RETIRED_KEY_LEEWAY)
+        })
+        .cloned()
+        .collect()
 }
 
 impl Keys {
@@ -134,7 +198,7 @@ impl Issuer {
         key_store.save("assertion-1", &assertion)?;
         let mut params = webvh::pre_rotation_parameters(&update.public_key(), &next.public_key());
         params.insert("portable".into(), false.into());
-        let doc = did_document(&assertion, 1, "{DID}", cfg);
+        let doc = did_document((1, &assertion.public_key()), &[], "{DID}", &cfg.public_url);
         let (did, line) =
             webvh::create(&cfg.did_host(), doc, params, now, &update).map_err(Error::DidLog)?;
         let log = format!("{line}\n");
@@ -148,22 +212,62 @@ impl Issuer {
 
     /// Rotates the signing key: a new did:webvh version (signed with the pre-committed update
     /// key) replaces the assertion key; the registry must accept it before the new key signs.
-    /// Administrators (and automation) only; the audit event names the actor.
+    /// The retired key stays listed (see [`Issuer::rotate_key_with`]). Administrators (and
+    /// automation) only; the audit event names the actor.
     pub async fn rotate_key(&self, actor: &Actor) -> Result<Value, Error> {
+        self.rotate_key_with(actor, &[]).await
+    }
+
+    /// Rotates the signing key as [`Issuer::rotate_key`] does. The new DID version lists the new
+    /// key and keeps the retired assertion keys in `verificationMethod` and `assertionMethod`
+    /// until every credential they signed has expired (`validity_days` after their retirement),
+    /// so verifiers that resolve only the current DID document accept credentials signed before
+    /// the rotation; keys named in `compromised` (ids `{did}#key-N` of this DID, the current key
+    /// included) are not listed. A compromise must also be declared to the trust registry
+    /// (`bizcred-registry declare-compromise`): only verifiers that read the registry learn
+    /// from when a key stopped being trustworthy.
+    pub async fn rotate_key_with(
+        &self,
+        actor: &Actor,
+        compromised: &[String],
+    ) -> Result<Value, Error> {
         actor.require(Permission::RotateKey)?;
         let now = self.now();
         let n = key_number(&self.store, "assertion_n")?;
         let u = key_number(&self.store, "update_n")?;
+        let log_text = self.did_log()?;
+        let log = verified_log(&log_text, now)?;
+        for c in compromised {
+            if !log
+                .versions
+                .iter()
+                .any(|v| v.methods.iter().any(|(id, _)| id == c))
+            {
+                return Err(Error::UnknownName {
+                    what: "signing key of this issuer",
+                    name: c.chars().take(64).collect(),
+                });
+            }
+        }
         let next_update = self.key_store.load(&format!("update-{}", u + 1))?;
         let after = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
         let assertion = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
-        let log_text = self.did_log()?;
-        let log = verified_log(&log_text, now)?;
         let params = webvh::pre_rotation_parameters(&next_update.public_key(), &after.public_key());
-        let doc = did_document(&assertion, n + 1, &self.did, &self.config);
         // Strictly after every signature of the old key (second precision), so the old key stays
         // valid for everything it signed and the new key for everything it will sign.
         let t = (now + 1).max(log.versions.last().map_or(now, |v| v.time + 1));
+        let kept = retained_keys(
+            &log,
+            t,
+            self.config.validity_days.saturating_mul(86_400),
+            compromised,
+        );
+        let doc = did_document(
+            (n + 1, &assertion.public_key()),
+            &kept,
+            &self.did,
+            &self.config.public_url,
+        );
         let line = webvh::update(&log, doc, params, t, &next_update).map_err(Error::DidLog)?;
         let r = self
             .http
@@ -193,7 +297,13 @@ impl Issuer {
         self.store.audit(
             now,
             "key_rotated",
-            json!({"from": format!("{}#key-{n}", self.did), "to": kid, "actor": actor.audit()}),
+            json!({
+                "from": format!("{}#key-{n}", self.did),
+                "to": kid,
+                "kept": kept.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                "compromised": compromised,
+                "actor": actor.audit(),
+            }),
         )?;
         *write(&self.keys) = Keys {
             assertion,
@@ -203,7 +313,11 @@ impl Issuer {
         // Every list is signed again with the new key (as far as the clock allows; a list
         // that must wait is signed by the next re-sign).
         self.refresh_status_lists()?;
-        Ok(json!({"kid": kid, "version_time": bizcred_core::time::format_utc(t)}))
+        Ok(json!({
+            "kid": kid,
+            "version_time": bizcred_core::time::format_utc(t),
+            "retired_keys_listed": kept.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        }))
     }
 
     /// The current signing key as the desk shows it: its id, the DID version that introduced
@@ -234,5 +348,107 @@ impl Issuer {
     /// The signing key's id and first second, read together.
     pub(super) fn signing_key(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
         read(&self.keys)
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    const T0: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    fn key() -> SecretKey {
+        SecretKey::generate(Algorithm::EdDSA, &mut OsRng)
+    }
+
+    /// A DID rotated at each of `times` (after creation at `T0`) as `rotate_key_with` does,
+    /// with `validity` seconds of credential validity and the compromised keys of each rotation.
+    fn rotated(times: &[(i64, &[&str])], validity: i64) -> (String, webvh::VerifiedLog) {
+        let mut updates = vec![key(), key()];
+        let first = key();
+        let params =
+            webvh::pre_rotation_parameters(&updates[0].public_key(), &updates[1].public_key());
+        let doc = did_document(
+            (1, &first.public_key()),
+            &[],
+            "{DID}",
+            "https://agency.example",
+        );
+        let (did, line) =
+            webvh::create("agency.example", doc, params, T0, &updates[0]).expect("create");
+        let mut text = format!("{line}\n");
+        for (i, (t, compromised)) in times.iter().enumerate() {
+            let log = webvh::verify_log(&text, None, *t);
+            assert!(log.error.is_none(), "{:?}", log.error);
+            let compromised: Vec<String> =
+                compromised.iter().map(|k| format!("{did}{k}")).collect();
+            let kept = retained_keys(&log, *t, validity, &compromised);
+            updates.push(key());
+            let next = &updates[i + 1];
+            let params =
+                webvh::pre_rotation_parameters(&next.public_key(), &updates[i + 2].public_key());
+            let doc = did_document(
+                (i as u32 + 2, &key().public_key()),
+                &kept,
+                &did,
+                "https://agency.example",
+            );
+            let line = webvh::update(&log, doc, params, *t, next).expect("update");
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let log = webvh::verify_log(&text, None, T0 + 10_000 * DAY);
+        assert!(log.error.is_none(), "{:?}", log.error);
+        (did, log)
+    }
+
+    /// The assertion keys the current DID document lists, as fragments.
+    fn listed(did: &str, log: &webvh::VerifiedLog) -> Vec<String> {
+        let newest = log.versions.last().expect("a version");
+        newest.state["assertionMethod"]
+            .as_array()
+            .expect("assertionMethod")
+            .iter()
+            .map(|k| {
+                let k = k.as_str().expect("id");
+                assert!(newest.verification_method(k).is_some(), "{k} has no method");
+                k.strip_prefix(did).expect("own key").to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_retired_key_stays_listed_until_its_credentials_expired() {
+        let validity = 30 * DAY;
+        let (did, log) = rotated(&[(T0 + DAY, &[]), (T0 + 2 * DAY, &[])], validity);
+        assert_eq!(listed(&did, &log), ["#key-3", "#key-2", "#key-1"]);
+        // key-1 retired at T0 + 1 day: its last credential expires 30 days later. A rotation
+        // before that keeps it, the first one after drops it, and key-2 (retired at T0 + 2
+        // days) only when its own credentials expired; the key retiring now is always kept.
+        let (did, log) = rotated(
+            &[
+                (T0 + DAY, &[]),
+                (T0 + 2 * DAY, &[]),
+                (T0 + 31 * DAY + RETIRED_KEY_LEEWAY, &[]),
+            ],
+            validity,
+        );
+        assert_eq!(listed(&did, &log), ["#key-4", "#key-3", "#key-2"]);
+        let (did, log) = rotated(
+            &[(T0 + DAY, &[]), (T0 + 2 * DAY, &[]), (T0 + 40 * DAY, &[])],
+            validity,
+        );
+        assert_eq!(listed(&did, &log), ["#key-4", "#key-3"]);
+    }
+
+    #[test]
+    fn a_compromised_key_is_never_listed_again() {
+        let validity = 365 * DAY;
+        let (did, log) = rotated(&[(T0 + DAY, &["#key-1"]), (T0 + 2 * DAY, &[])], validity);
+        assert_eq!(listed(&did, &log), ["#key-3", "#key-2"]);
+        // The current key declared compromised at its own rotation is not kept either.
+        let (did, log) = rotated(&[(T0 + DAY, &[]), (T0 + 2 * DAY, &["#key-2"])], validity);
+        assert_eq!(listed(&did, &log), ["#key-3", "#key-1"]);
     }
 }
