@@ -426,3 +426,134 @@ async fn an_unreachable_agency_is_an_error_and_the_cursor_stays() {
     assert_eq!(e.code(), ReasonCode::Unreachable);
     assert_eq!(w.agco.upstream_cursor(&down).expect("cursor"), 0);
 }
+
+mod desk {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use axum::Router;
+    use tower::ServiceExt;
+
+    const PW: &str = "correct horse battery staple";
+    const COOKIE: &str = "bizcred_issuer_desk_18092";
+
+    async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Vec<String>, String) {
+        let r = app.clone().oneshot(req).await.expect("answer");
+        let status = r.status();
+        let cookies = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+            .collect();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 22)
+            .await
+            .expect("body");
+        (
+            status,
+            cookies,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    fn get(path: &str, cookie: &str) -> Request<Body> {
+        Request::get(path)
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    async fn signed_in(app: &Router) -> String {
+        let (_, cookies, page) = send(app, get("/desk/login", "")).await;
+        let pre = cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{COOKIE}_login=")))
+            .expect("login cookie")
+            .clone();
+        let at = page.find("name=\"csrf\" value=\"").expect("csrf") + 19;
+        let csrf = page[at..].split('"').next().expect("value");
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("csrf", csrf), ("name", "alain"), ("password", PW)])
+            .finish();
+        let req = Request::post("/desk/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, pre)
+            .body(Body::from(body))
+            .expect("request");
+        let (status, cookies, _) = send(app, req).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        cookies
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{COOKIE}=")))
+            .expect("session")
+    }
+
+    #[tokio::test]
+    async fn the_desk_shows_the_flag_in_the_queue_and_on_the_application_and_credential() {
+        let w = world("[policy.liquor-sales-licence]\nauto_suspend_dependents = true\n");
+        let data = w._dir.path().join("liquor-sales-licence");
+        let desk = bizcred_issuer::desk::new_desk(
+            AGCO,
+            &data,
+            w.agco.clock.clone(),
+            false,
+            bizcred_web::SessionLimits::default(),
+        )
+        .expect("catalogues");
+        desk.accounts
+            .add("alain", "approver", PW, now())
+            .expect("account");
+        let app = bizcred_issuer::desk::routes(w.agco.clone(), Arc::new(desk));
+        let cookie = signed_in(&app).await;
+
+        // Nothing flagged yet.
+        let (status, _, page) = send(&app, get("/desk?flagged=1", &cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(!page.contains("/desk/applications/app-7"), "{page}");
+
+        w.poll();
+        w.city
+            .set_status(
+                &Actor::Automation,
+                &w.licence.id,
+                StatusAction::Suspend,
+                Some("inspection failed"),
+            )
+            .expect("suspend");
+        w.poll();
+
+        let (_, _, page) = send(&app, get("/desk?flagged=1", &cookie)).await;
+        assert!(page.contains("/desk/applications/app-7"), "{page}");
+        assert!(page.contains("Flagged for review"), "{page}");
+        assert!(
+            page.contains("name=\"flagged\" value=\"1\" checked"),
+            "{page}"
+        );
+        let (_, _, page) = send(&app, get("/desk/applications/app-7", &cookie)).await;
+        assert!(page.contains("id=\"review-flags\""), "{page}");
+        assert!(page.contains("suspended by"), "{page}");
+        assert!(page.contains(&w.liquor.id), "{page}");
+        let (_, _, page) = send(
+            &app,
+            get(&format!("/desk/credentials/{}", w.liquor.id), &cookie),
+        )
+        .await;
+        assert!(page.contains("id=\"review-flags\""), "{page}");
+
+        // Reinstated upstream: the flag is gone from the queue and the pages.
+        w.city
+            .set_status(
+                &Actor::Automation,
+                &w.licence.id,
+                StatusAction::Reinstate,
+                None,
+            )
+            .expect("reinstate");
+        w.poll();
+        let (_, _, page) = send(&app, get("/desk?flagged=1", &cookie)).await;
+        assert!(!page.contains("/desk/applications/app-7"), "{page}");
+        let (_, _, page) = send(&app, get("/desk/applications/app-7", &cookie)).await;
+        assert!(!page.contains("id=\"review-flags\""), "{page}");
+    }
+}

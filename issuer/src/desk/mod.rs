@@ -266,17 +266,23 @@ async fn queue(
                 })
             })
             .transpose()?;
-        let list = d
-            .issuer
-            .applications_by(&ApplicationFilter {
-                states: state.into_iter().collect(),
-                credential_type: ty,
-                oldest_first: true,
-                limit: 200,
-            })
-            .map_err(|e| refused(t, e))?;
+        let flagged_only = query(&q, "flagged").is_some();
+        let filter = ApplicationFilter {
+            states: state.into_iter().collect(),
+            credential_type: ty,
+            oldest_first: true,
+            limit: 200,
+        };
+        let list = if flagged_only {
+            d.issuer.flagged_applications(&filter)
+        } else {
+            d.issuer.applications_by(&filter)
+        }
+        .map_err(|e| refused(t, e))?;
         let now = d.desk.now();
-        let view = QueuePage::new(&d.issuer, t, staff, state, ty, &list, now);
+        let mut view = QueuePage::new(&d.issuer, t, staff, state, ty, &list, now);
+        view.flagged_only = flagged_only;
+        view.filtered |= flagged_only;
         Ok((t.get("queue.title"), view))
     })
 }
@@ -510,10 +516,15 @@ async fn credential(
         &format!("/desk/credentials/{id}"),
         |staff, t| {
             let view = d.issuer.credential_view(&id).map_err(|e| refused(t, e))?;
-            Ok((
-                t.get("credential.title"),
-                CredentialPage::new(&d.issuer, t, staff, &view),
-            ))
+            let mut page = CredentialPage::new(&d.issuer, t, staff, &view);
+            if let Some(app) = d
+                .issuer
+                .credential_application(&id)
+                .map_err(|e| refused(t, e))?
+            {
+                page.flags = views::flag_lines(&d.issuer, t, &app.dependencies.flags);
+            }
+            Ok((t.get("credential.title"), page))
         },
     )
 }

@@ -11,7 +11,7 @@ use crate::issuer::{
     ApplicationList, AuditChain, AuditReport, CredentialView, FieldError, Issuer, KeyInfo, Offered,
     Permission, StaffRole,
 };
-use crate::store::{AppStatus, Application, CredentialStatus};
+use crate::store::{AppStatus, Application, CredentialStatus, EventKind, ReviewFlag};
 
 /// How a claim is entered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +118,43 @@ fn type_name_of(slug: &str, t: &Tr) -> String {
     CredentialType::from_slug(slug).map_or_else(|| slug.to_owned(), |ty| type_name(ty, t))
 }
 
+/// The sentences of an application's review flags (issue #14): which prerequisite, what the
+/// upstream agency did and when, and what was suspended automatically for it.
+pub(super) fn flag_lines(issuer: &Issuer, t: &Tr, flags: &[ReviewFlag]) -> Vec<String> {
+    flags
+        .iter()
+        .map(|f| {
+            let ty = CredentialType::from_vct(&f.vct)
+                .map_or_else(|| f.vct.clone(), |ty| type_name(ty, t));
+            let agency = issuer
+                .registered_name(&f.upstream, t.lang != bizcred_web::Lang::En)
+                .unwrap_or_else(|| f.upstream.clone());
+            let key = if f.event == EventKind::CredentialRevoked {
+                "flag.revoked"
+            } else {
+                "flag.suspended"
+            };
+            let mut line = t.fill(
+                key,
+                &[
+                    ("type", &ty),
+                    ("agency", &agency),
+                    ("time", &t.time(f.time)),
+                    ("seq", &f.seq.to_string()),
+                ],
+            );
+            if !f.auto_suspended.is_empty() {
+                line.push(' ');
+                line.push_str(&t.fill(
+                    "flag.auto_suspended",
+                    &[("credentials", &f.auto_suspended.join(", "))],
+                ));
+            }
+            line
+        })
+        .collect()
+}
+
 /// A claim value as text: strings as they are, anything else as compact JSON.
 pub(super) fn value_text(v: &Value) -> String {
     match v {
@@ -162,6 +199,7 @@ pub(super) struct QueueRow {
     pub(super) badge: &'static str,
     pub(super) age: String,
     pub(super) created: String,
+    pub(super) flagged: bool,
 }
 
 /// The work queue.
@@ -174,6 +212,8 @@ pub(super) struct QueuePage {
     pub(super) rows: Vec<QueueRow>,
     pub(super) summary: String,
     pub(super) filtered: bool,
+    /// Only the applications flagged for review (`flagged=1`).
+    pub(super) flagged_only: bool,
 }
 
 impl QueuePage {
@@ -213,6 +253,7 @@ impl QueuePage {
                 badge: state_badge(a.status),
                 age: t.age(now - a.created),
                 created: t.time(a.created),
+                flagged: !a.dependencies.flags.is_empty(),
             })
             .collect::<Vec<_>>();
         let summary = t.fill(
@@ -229,6 +270,7 @@ impl QueuePage {
             rows,
             summary,
             filtered: state.is_some() || ty.is_some(),
+            flagged_only: false,
         }
     }
 }
@@ -355,6 +397,8 @@ pub(super) struct ApplicationPage {
     pub(super) qr: Option<String>,
     pub(super) prerequisites: Option<String>,
     pub(super) history: Vec<EventView>,
+    /// The review flags raised by upstream agencies' events.
+    pub(super) flags: Vec<String>,
 }
 
 impl ApplicationPage {
@@ -520,6 +564,7 @@ impl ApplicationPage {
             request,
             prerequisites,
             history,
+            flags: flag_lines(issuer, t, &app.dependencies.flags),
             t: t.clone(),
         }
     }
@@ -654,6 +699,8 @@ pub(super) struct CredentialPage {
     pub(super) history: Vec<StatusEventView>,
     /// (action, label, reason required, danger)
     pub(super) actions: Vec<(&'static str, String, bool, bool)>,
+    /// The review flags of the application it was issued for.
+    pub(super) flags: Vec<String>,
 }
 
 impl CredentialPage {
@@ -698,6 +745,7 @@ impl CredentialPage {
                 })
                 .collect(),
             actions,
+            flags: Vec::new(),
             t: t.clone(),
         }
     }

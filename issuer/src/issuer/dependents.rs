@@ -520,3 +520,58 @@ impl Issuer {
         Ok(())
     }
 }
+
+impl Issuer {
+    /// The applications flagged for review by an upstream agency's event (of `filter`'s
+    /// states and type when given), oldest first or newest first, at most `filter.limit`
+    /// (bounded by [`super::MAX_APPLICATION_LIST`]); `matched` counts every flagged one.
+    pub fn flagged_applications(
+        &self,
+        filter: &super::ApplicationFilter,
+    ) -> Result<super::ApplicationList, Error> {
+        let limit = filter.limit.min(super::MAX_APPLICATION_LIST);
+        let mut items: Vec<Application> = Vec::new();
+        let mut matched = 0usize;
+        let order = |a: &Application, b: &Application| {
+            let (ka, kb) = ((a.created, &a.id), (b.created, &b.id));
+            if filter.oldest_first {
+                ka.cmp(&kb)
+            } else {
+                kb.cmp(&ka)
+            }
+        };
+        self.store.visit_applications(|app| {
+            let wanted = !app.dependencies.flags.is_empty()
+                && (filter.states.is_empty() || filter.states.contains(&app.status))
+                && filter
+                    .credential_type
+                    .is_none_or(|t| t.slug() == app.credential_type);
+            if wanted {
+                matched += 1;
+                items.push(app);
+                if items.len() >= limit.saturating_mul(2).max(64) {
+                    items.sort_by(order);
+                    items.truncate(limit);
+                }
+            }
+            Ok(())
+        })?;
+        items.sort_by(order);
+        items.truncate(limit);
+        Ok(super::ApplicationList { items, matched })
+    }
+}
+
+impl Issuer {
+    /// The registered name of the issuer `did` in English or French, from the synced trust
+    /// state (the desk names the upstream agency of a flag by it).
+    pub fn registered_name(&self, did: &str, french: bool) -> Option<String> {
+        let trust = read(&self.trust);
+        let i = trust.as_ref()?.issuers.get(did)?;
+        Some(if french {
+            i.name_fr.clone()
+        } else {
+            i.name_en.clone()
+        })
+    }
+}
