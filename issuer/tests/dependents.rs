@@ -557,3 +557,104 @@ mod desk {
         assert!(!page.contains("id=\"review-flags\""), "{page}");
     }
 }
+
+#[test]
+fn a_presentation_leaves_each_prerequisites_status_list_entry() {
+    use bizcred_core::keys::Signer;
+    use bizcred_issuer::issuer::dependents::presented_prerequisites;
+    use bizcred_test_support::{example_claims, new_key, present, Agency, Credential};
+    let t = now();
+    let city = Agency::new("city.bizcred.test", t - 86_400);
+    let holder = new_key();
+    let sd = city.issue(Credential {
+        ty: CredentialType::MunicipalBusinessLicence,
+        claims: example_claims(CredentialType::MunicipalBusinessLicence),
+        holder: &holder.public_key(),
+        status_idx: 4242,
+        iat: t - 60,
+        exp: None,
+        decoys: 0,
+    });
+    let vp = present(
+        &sd,
+        &[vec!["licence_number".to_owned()]],
+        "aud",
+        "nonce",
+        t,
+        &holder,
+    );
+    let got = presented_prerequisites(&json!({ "municipal_licence": [vp] }));
+    assert_eq!(
+        got,
+        vec![PrerequisiteRef {
+            vct: CredentialType::MunicipalBusinessLicence.vct().into(),
+            issuer: city.did.clone(),
+            status_list: city.status_uri(),
+            status_idx: 4242,
+        }]
+    );
+    // Garbage leaves nothing, and never panics.
+    assert!(presented_prerequisites(&json!({"x": ["not an sd-jwt", 7], "y": {}})).is_empty());
+    assert!(presented_prerequisites(&json!("nothing")).is_empty());
+}
+
+#[test]
+fn subscriptions_and_policies_are_checked_at_startup() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = |extra: &str| {
+        format!(
+            "[agency]\nname_en = \"A\"\nname_fr = \"A\"\n[server]\npublic_url = \"{AGCO}\"\nlisten = \"127.0.0.1:18092\"\n[storage]\npath = {:?}\n[registry]\nurl = \"http://127.0.0.1:9\"\norigin = \"registry.test/log\"\nlog_key = \"z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG\"\n[issuance]\ntypes = [\"liquor-sales-licence\"]\n[admin]\ntoken_sha256 = [\"{}\"]\n{extra}",
+            dir.path().to_string_lossy(),
+            "00".repeat(32)
+        )
+    };
+    let c = Config::parse(&base("")).expect("none");
+    assert!(c.subscriptions.is_empty() && c.auto_suspend.is_empty());
+    let c = Config::parse(&base(
+        "[[subscription]]\nurl = \"http://localhost:8083/\"\n[[subscription]]\nurl = \"https://obr.example\"\ndid = \"did:webvh:x:obr.example\"\n[policy.liquor-sales-licence]\nauto_suspend_dependents = true\n",
+    ))
+    .expect("two");
+    assert_eq!(c.subscriptions[0].url, "http://localhost:8083");
+    assert_eq!(
+        c.subscriptions[1].did.as_deref(),
+        Some("did:webvh:x:obr.example")
+    );
+    assert_eq!(c.auto_suspend, vec![CredentialType::LiquorSalesLicence]);
+    for bad in [
+        "[[subscription]]\nurl = \"ftp://x\"\n",
+        "[[subscription]]\nurl = \"http://a\"\n[[subscription]]\nurl = \"http://a/\"\n",
+        "[[subscription]]\nurl = \"http://a\"\ndid = \"nope\"\n",
+        "[[subscription]]\nurl = \"http://a\"\nsecret = 1\n",
+        "[policy.municipal-business-licence]\nauto_suspend_dependents = true\n",
+        "[policy.liquor-sales-licence]\nauto_suspend = true\n",
+    ] {
+        assert!(Config::parse(&base(bad)).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_poller_reads_the_feed_over_http_and_waits_for_a_trust_bundle() {
+    let w = world("");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let routes = bizcred_issuer::events::routes(w.city.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, routes).await });
+    let up = UpstreamConfig {
+        url: format!("http://{addr}"),
+        did: Some(w.city.did.clone()),
+    };
+    // The page is read, but without a synced trust bundle nothing is taken.
+    let e = w.agco.poll_upstream(&up).await.expect_err("no bundle");
+    assert_eq!(e.code(), ReasonCode::TrustBundleMissing);
+    assert_eq!(w.agco.upstream_cursor(&up).expect("cursor"), 0);
+    // A feed that answers an error is refused with its code.
+    let missing = UpstreamConfig {
+        url: format!("http://{addr}/nothing-here"),
+        did: Some(w.city.did.clone()),
+    };
+    let e = w.agco.poll_upstream(&missing).await.expect_err("404");
+    assert_eq!(e.code(), ReasonCode::FeedUnreachable);
+    server.abort();
+}
