@@ -624,13 +624,13 @@ impl Repository {
             let token = self.read_events(&feed, Some(cursor)).await?;
             let mut sub = Subscription::new(did.clone());
             sub.cursor = cursor;
-            let events = sub
-                .accept(&token, &trust, self.now())
-                .map_err(|e| Error::EventsRefused {
-                    url: feed.clone(),
-                    code: e.code(),
-                    message: e.to_string(),
-                })?;
+            let events =
+                sub.accept(&token, &trust, self.now())
+                    .map_err(|e| Error::EventsRefused {
+                        url: feed.clone(),
+                        code: e.code(),
+                        message: e.to_string(),
+                    })?;
             if events.is_empty() {
                 return Ok(changed);
             }
