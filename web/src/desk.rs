@@ -223,7 +223,8 @@ impl std::fmt::Debug for Desk {
     }
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -247,6 +248,22 @@ fn safe_next(next: Option<&str>) -> String {
         }
         _ => "/desk".to_owned(),
     }
+}
+
+/// The language switch: back to `next` (already checked by the caller), remembering language
+/// `code` (an unknown one changes nothing) in the cookie every service's pages read.
+pub(crate) fn language_switch(code: &str, next: &str) -> Response {
+    let mut r = see_other(next);
+    if let Some(l) = Lang::from_code(code) {
+        let c = format!(
+            "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+            l.code()
+        );
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
 }
 
 /// A `303 See Other` to `to`.
@@ -602,17 +619,7 @@ impl Desk {
             Query(q): Query<Vec<(String, String)>>,
         ) -> Response {
             let next = q.iter().find(|(k, _)| k == "next").map(|(_, v)| v.as_str());
-            let mut r = see_other(&safe_next(next));
-            if let Some(l) = Lang::from_code(&code) {
-                let c = format!(
-                    "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
-                    l.code()
-                );
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    r.headers_mut().append(header::SET_COOKIE, v);
-                }
-            }
-            r
+            language_switch(&code, &safe_next(next))
         }
         async fn asset(Path(name): Path<String>) -> Response {
             assets::serve(&name)

@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::assets;
-use crate::desk::{security_headers, see_other, LANG_COOKIE};
+use crate::desk::{cookie_value, language_switch, security_headers, LANG_COOKIE};
 use crate::i18n::{Catalog, Lang, Tr};
 
 /// Longest path (with its query) a language switch returns to.
@@ -57,17 +57,6 @@ impl std::fmt::Debug for Public {
             .field("title_key", &self.title_key)
             .finish_non_exhaustive()
     }
-}
-
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 /// A path of this service to return to after a language switch: a local path (not another
@@ -166,17 +155,7 @@ impl Public {
             Query(q): Query<Vec<(String, String)>>,
         ) -> Response {
             let next = q.iter().find(|(k, _)| k == "next").map(|(_, v)| v.as_str());
-            let mut r = see_other(&safe_next(next));
-            if let Some(l) = Lang::from_code(&code) {
-                let c = format!(
-                    "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
-                    l.code()
-                );
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    r.headers_mut().append(header::SET_COOKIE, v);
-                }
-            }
-            r
+            language_switch(&code, &safe_next(next))
         }
         async fn asset(Path(name): Path<String>) -> Response {
             assets::serve(&name)
