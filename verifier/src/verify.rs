@@ -1114,7 +1114,22 @@ fn cross_credential_rules(run: &mut Run<'_>, verified: &[Verified]) {
             }
         }
     }
-    if rules.same_holder {
+    if rules.same_holder && run.key_binding {
+        // Every credential here passed its key binding, and every key-binding JWT answered
+        // this one request (its nonce and audience): whoever presents controls every holder
+        // key, whether the wallet keeps one key or a fresh key per credential. A credential
+        // bound to no key cannot prove that.
+        if verified.iter().any(|v| v.vc.holder_key.is_none()) {
+            run.fail(
+                None,
+                "same_holder",
+                ReasonCode::HolderMismatch,
+                "a credential is bound to no holder key".into(),
+            );
+        } else {
+            run.pass(None, "same_holder");
+        }
+    } else if rules.same_holder {
         let holders: Vec<String> = verified
             .iter()
             .map(|v| {

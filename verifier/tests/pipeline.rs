@@ -532,7 +532,47 @@ fn key_binding_and_cross_credential_rules() {
     let r = w.check(&vp, &trust);
     rejected_with(&r, "BUSINESS_MISMATCH");
     rejected_with(&r, "LEGAL_NAME_MISMATCH");
-    rejected_with(&r, "HOLDER_MISMATCH");
+    // Its key-binding JWT answers this request, so same_holder holds: the presenter controls
+    // every key; the business rules are what refuse it.
+    assert!(
+        !codes(&r).contains(&"HOLDER_MISMATCH".to_owned()),
+        "{:?}",
+        r.failures
+    );
+    // A wallet with a fresh key per credential: every key-binding JWT answers the request.
+    let keys: Vec<SecretKey> = (0..4)
+        .map(|_| SecretKey::generate(Algorithm::EdDSA, &mut OsRng))
+        .collect();
+    let mut vp = Map::new();
+    for (i, (a, req)) in w.agencies.iter().zip(&w.policy.credentials).enumerate() {
+        let sd = a.issue(
+            example(a.ty),
+            &keys[i].public_key(),
+            20 + i as u64,
+            ISSUED,
+            None,
+        );
+        let p = present(&sd, &req.claims, AUD, NONCE, NOW - 10, &keys[i]);
+        vp.insert(req.id.clone(), json!([p]));
+    }
+    let r = w.check(&Value::Object(vp.clone()), &trust);
+    assert_eq!(r.verdict, Verdict::Accept, "{:?}", r.failures);
+    // One of them answering another request is refused for its key binding.
+    let a = &w.agencies[3];
+    let req = &w.policy.credentials[3];
+    let sd = a.issue(example(a.ty), &keys[3].public_key(), 24, ISSUED, None);
+    vp.insert(
+        req.id.clone(),
+        json!([present(
+            &sd,
+            &req.claims,
+            AUD,
+            "another-request",
+            NOW - 10,
+            &keys[3]
+        )]),
+    );
+    rejected_with(&w.check(&Value::Object(vp), &trust), "KB_NONCE_MISMATCH");
     // Missing credential, and an oversized presentation.
     let mut vp = w.present(&creds);
     vp.as_object_mut().expect("o").remove("incorporation");
