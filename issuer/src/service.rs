@@ -159,9 +159,7 @@ impl From<Error> for ApiError {
             Error::InvalidNotificationRequest(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_notification_request")
             }
-            Error::HolderKeyMismatch | Error::CredentialRevoked => {
-                (StatusCode::BAD_REQUEST, "credential_request_denied")
-            }
+            Error::CredentialRevoked => (StatusCode::BAD_REQUEST, "credential_request_denied"),
             Error::StatusListFull | Error::NoFreeIndex => {
                 (StatusCode::SERVICE_UNAVAILABLE, "server_error")
             }

@@ -392,6 +392,46 @@ async fn issuance_end_to_end_and_status_changes() {
     assert!(audit["entries"].as_u64().expect("n") >= 7);
 }
 
+/// The prerequisites were presented with one key; the wallet asks for the new credential with a
+/// fresh key (one key per credential, for unlinkability). The access token was granted for the
+/// application, which is the link: the credential is issued, bound to the fresh key.
+#[tokio::test]
+async fn a_fresh_key_receives_the_credential_of_an_application_proven_with_another() {
+    let f = fixture();
+    let (code, tx, _) = offer(&f).await;
+    let presented_with = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    let id = f
+        .issuer
+        .store
+        .applications()
+        .expect("applications")
+        .into_iter()
+        .next()
+        .expect("one")
+        .id;
+    let before = f.issuer.store.application(&id).expect("app");
+    let mut after = before.clone();
+    after.holder_thumbprint = Some(presented_with.public_key().thumbprint());
+    f.issuer
+        .store
+        .swap_application(&before, &after, None, now(), "test", Value::Null)
+        .expect("swap");
+    let (s, t, _) = call(&f, token_req(&code, &tx)).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let token = t["access_token"].as_str().expect("t");
+    let fresh = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    let proof = oid4vci::proof_jwt(&fresh, URL, Some(&c_nonce(&f).await), now()).expect("proof");
+    let (s, r, _) = call(&f, credential_req(token, &json!({"credential_configuration_id": "certificate-of-incorporation", "proofs": {"jwt": [proof]}}))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let sd = sd_jwt::SdJwt::parse(r["credentials"][0]["credential"].as_str().expect("c"))
+        .expect("parse");
+    let payload = sd.unverified_payload().expect("payload");
+    assert_eq!(
+        sd_jwt_vc::holder_key(&payload).expect("cnf"),
+        Some(fresh.public_key())
+    );
+}
+
 #[tokio::test]
 async fn token_endpoint_refusals() {
     let f = fixture();

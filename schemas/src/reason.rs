@@ -253,7 +253,6 @@ reasons! {
         InvalidProof = "INVALID_PROOF", "issuer", "The key proof is not valid.";
         ProofRefused = "PROOF_REFUSED", "issuer", "The key proof is refused (typ, alg, audience, time or key).";
         InvalidNonce = "INVALID_NONCE", "issuer", "The key proof's nonce is unknown or used.";
-        HolderKeyMismatch = "HOLDER_KEY_MISMATCH", "issuer", "The key proof's key is not the holder key the prerequisites were presented with.";
         StatusListFull = "STATUS_LIST_FULL", "issuer", "The status list has no free index left.";
         NoFreeStatusIndex = "NO_FREE_STATUS_INDEX", "issuer", "No unused status index could be drawn.";
         StatusIndexTaken = "STATUS_INDEX_TAKEN", "issuer", "The status index is already in use (never reused).";

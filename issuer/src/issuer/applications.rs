@@ -288,8 +288,9 @@ fn awaited_nonce(app: &Application) -> Result<String, Error> {
         .ok_or_else(|| Error::NoAwaitedNonce(app.id.clone()))
 }
 
-/// The holder key thumbprint of the first presented credential (all are checked equal by
-/// the `same_holder` rule).
+/// The holder key thumbprint of the first presented credential, kept with the application
+/// for its record (a wallet may use a fresh key for each credential: `same_holder` holds when
+/// every key-binding JWT answered the application's request, and the issuance need not use it).
 fn report_holder(vp_token: &Value) -> Option<String> {
     let first = vp_token.as_object()?.values().next()?;
     let text = first

@@ -494,11 +494,10 @@ impl Issuer {
                 id: token.application_id.clone(),
             })
         })?;
-        if let Some(tp) = &app.holder_thumbprint {
-            if *tp != verified.key.thumbprint() {
-                return Err(Error::HolderKeyMismatch);
-            }
-        }
+        // The link between the prerequisites and this issuance is the application: the access
+        // token was granted for it, and its presentation's key-binding JWTs answered its own
+        // request (nonce and audience). The new credential's key may be fresh: wallets that use
+        // a key per credential for unlinkability must succeed, so no key equality is required.
         let ty =
             CredentialType::from_slug(config_id).ok_or_else(|| Error::UnknownConfiguration {
                 id: config_id.to_owned(),

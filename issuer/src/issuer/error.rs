@@ -117,9 +117,6 @@ pub enum Error {
     /// The notification request is malformed.
     #[error("{0}")]
     InvalidNotificationRequest(&'static str),
-    /// The proof key is not the holder key proven with the prerequisites.
-    #[error("the key differs from the holder key proven with the prerequisite credentials")]
-    HolderKeyMismatch,
     /// The credential the access token issued was revoked: it is not issued again.
     #[error("the credential issued with this access token was revoked")]
     CredentialRevoked,
@@ -323,7 +320,6 @@ impl Error {
             Error::DpopTokenNotBound => ReasonCode::DpopTokenNotBound,
             Error::InvalidNotificationId => ReasonCode::InvalidNotificationId,
             Error::InvalidNotificationRequest(_) => ReasonCode::InvalidNotificationRequest,
-            Error::HolderKeyMismatch => ReasonCode::HolderKeyMismatch,
             Error::CredentialRevoked => ReasonCode::Revoked,
             Error::StatusListFull => ReasonCode::StatusListFull,
             Error::NoFreeIndex => ReasonCode::NoFreeStatusIndex,
