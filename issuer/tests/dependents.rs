@@ -14,7 +14,7 @@ use bizcred_issuer::store::{
     AccessToken, AppStatus, Application, CredentialRecord, CredentialStatus, EventKind, Offer,
     PrerequisiteRef,
 };
-use bizcred_issuer::{Actor, Config, Issuer, StatusAction};
+use bizcred_issuer::{Actor, Config, Issuer, StaffRole, StatusAction};
 use bizcred_schemas::{CredentialType, ReasonCode};
 use bizcred_test_support::InMemoryRegistry;
 use serde_json::{json, Map};
@@ -274,6 +274,50 @@ fn a_suspended_municipal_licence_flags_the_liquor_licence_that_depended_on_it() 
     assert!(w
         .audit_events()
         .contains(&"prerequisite_flag_cleared".to_owned()));
+}
+
+/// A reinstatement older than the suspension that holds the flag (a page read again, another
+/// instance's cursor) reinstates nothing; a suspension staff made since the automatic one is
+/// kept when the prerequisite comes back.
+#[test]
+fn a_stale_reinstatement_and_a_staff_suspension_are_not_undone() {
+    let w = world("[policy.liquor-sales-licence]\nauto_suspend_dependents = true\n");
+    w.poll();
+    let city = |action, why: Option<&str>| {
+        w.city
+            .set_status(&Actor::Automation, &w.licence.id, action, why)
+            .expect("city");
+    };
+    city(StatusAction::Suspend, Some("inspection failed"));
+    assert_eq!(w.poll().suspended, 1);
+    city(StatusAction::Reinstate, None);
+    assert_eq!(w.poll().reinstated, 1);
+    city(StatusAction::Suspend, Some("second inspection failed"));
+    assert_eq!(w.poll().suspended, 1);
+    // The reinstatement before the second suspension, handled again: nothing changes.
+    let events = w.city.event_page(0, 10).expect("page").1.events;
+    let stale = events
+        .iter()
+        .find(|e| e.kind == EventKind::CredentialReinstated)
+        .expect("a reinstatement");
+    let again = w.agco.react_to_event(&w.city.did, stale).expect("again");
+    assert_eq!((again.cleared, again.reinstated), (0, 0));
+    let rec = w.agco.store.credential(&w.liquor.id).expect("rec");
+    assert_eq!(rec.status, CredentialStatus::Suspended);
+    // Staff suspend it themselves meanwhile; the City reinstates: the staff's stays.
+    w.agco
+        .set_status(
+            &Actor::staff("alain", StaffRole::Approver),
+            &w.liquor.id,
+            StatusAction::Suspend,
+            Some("inspection of our own"),
+        )
+        .expect("staff");
+    city(StatusAction::Reinstate, None);
+    let p = w.poll();
+    assert_eq!((p.cleared, p.reinstated), (1, 0));
+    let rec = w.agco.store.credential(&w.liquor.id).expect("rec");
+    assert_eq!(rec.status, CredentialStatus::Suspended);
 }
 
 #[test]

@@ -478,8 +478,14 @@ impl Issuer {
             // credential's.
             return Ok(());
         }
+        // Only a reinstatement newer than the suspension that raised the flag clears it: a
+        // stale or replayed one (another instance's cursor, a page read again) changes nothing.
+        if e.seq <= flag.seq {
+            return Ok(());
+        }
         // Reinstate first (a crash then leaves the flag, and the replay finishes the job),
-        // only what no other open flag holds suspended.
+        // only what no other open flag holds suspended, and only a suspension the automation
+        // made last (a member of staff who suspended it since keeps it suspended).
         let reason = cause_text(upstream, e);
         for c in &flag.auto_suspended {
             let held_elsewhere = app
@@ -487,7 +493,12 @@ impl Issuer {
                 .flags
                 .iter()
                 .any(|f| !flag_matches(f, upstream, e) && f.auto_suspended.contains(c));
-            if !held_elsewhere && self.store.credential(c)?.status == CredentialStatus::Suspended {
+            let rec = self.store.credential(c)?;
+            let ours = rec
+                .history
+                .last()
+                .is_some_and(|h| h.actor == Actor::Automation);
+            if !held_elsewhere && ours && rec.status == CredentialStatus::Suspended {
                 self.set_status(
                     &Actor::Automation,
                     c,
