@@ -347,7 +347,7 @@ reasons! {
         ExtractPersonalData = "EXTRACT_PERSONAL_DATA", "issuer", "A registry extract line carries personal data (directors), which public credentials never hold (it was skipped).";
         ExtractDuplicate = "EXTRACT_DUPLICATE", "issuer", "A corporation number appears twice in one extract (the later line was skipped).";
         ExtractAmalgamation = "EXTRACT_AMALGAMATION", "issuer", "An amalgamated corporation does not name the corporation it amalgamated into, or a corporation that is not amalgamated names one.";
-        PublicRecordHolderBound = "PUBLIC_RECORD_HOLDER_BOUND", "repository", "The credential is bound to a holder's key: it is a business's own credential, not a public record.";
+        PublicRecordHolderBound = "PUBLIC_RECORD_HOLDER_BOUND", "verifier, repository", "The credential is bound to a holder's key: it is a business's own credential, not a public record.";
         PublicRecordRefused = "PUBLIC_RECORD_REFUSED", "repository", "The credential is not a public record the repository can hold: not an SD-JWT VC, or it names no corporation or business number, or it has no status list entry.";
         PublicRecordTooLarge = "PUBLIC_RECORD_TOO_LARGE", "repository", "A credential or a batch pushed to the repository is larger than the repository accepts.";
         SearchQueryInvalid = "SEARCH_QUERY_INVALID", "repository", "The search query is empty after normalization, too long, or a filter has an unknown value.";

@@ -675,6 +675,20 @@ fn check_credential(
             run, id, trust, registry, authority, &iss, &vct, iat,
         )),
     };
+    // On its own (no key binding asked), only a public record: a credential bound to a holder
+    // proves nothing about whoever shows it.
+    if !run.key_binding {
+        if vc.holder_key.is_some() {
+            run.fail(
+                id,
+                "public_record",
+                ReasonCode::PublicRecordHolderBound,
+                "the credential is bound to a holder's key: only a presentation with key binding proves it".into(),
+            );
+        } else {
+            run.pass(id, "public_record");
+        }
+    }
     if let Some(hk) = &vc.holder_key {
         if !run.policy.algorithms.contains(&hk.algorithm()) {
             run.fail(

@@ -143,6 +143,33 @@ fn a_revoked_tampered_or_unauthorized_record_is_refused_with_its_code() {
 
     let r = w.check("not a credential");
     assert_eq!(r.verdict, Verdict::Reject);
+
+    // A business's own credential, checked on its own: genuine, but it proves nothing about
+    // whoever shows it, so it is no public record.
+    let holder = bizcred_core::keys::SecretKey::generate(
+        bizcred_core::keys::Algorithm::EdDSA,
+        &mut rand_core::OsRng,
+    );
+    let own = w
+        .obr
+        .issue(bizcred_test_support::Credential {
+            ty,
+            claims: example_claims(ty),
+            holder: &bizcred_core::keys::Signer::public_key(&holder),
+            status_idx: 12,
+            iat: ISSUED,
+            exp: None,
+            decoys: 0,
+        })
+        .serialize();
+    let r = w.check(&own);
+    assert_eq!(r.verdict, Verdict::Reject);
+    assert_eq!(
+        codes(&r),
+        vec!["PUBLIC_RECORD_HOLDER_BOUND"],
+        "{:?}",
+        r.failures
+    );
 }
 
 #[test]
