@@ -81,6 +81,7 @@ contract!(
     cursors_and_list_times_are_kept,
     what_one_handle_writes_the_other_reads,
     concurrent_overlapping_batches_all_land,
+    every_record_at_one_status_entry_is_found,
 );
 
 fn record(i: usize, subject: &str, issued_at: i64, idx: u64) -> Record {
@@ -557,4 +558,32 @@ mod postgres_only {
         assert_eq!(names(&three, "plumbing"), vec!["Maple Leaf Plumbing Ltd."]);
         assert_eq!(three.store.len(), 3);
     }
+}
+
+/// Two credentials at one status list entry (an issuer's list reused, or two issuers' lists
+/// at one URI): both are found at that entry and listed, on either store.
+fn every_record_at_one_status_entry_is_found(place: &Place) {
+    let store = place.handle();
+    store
+        .put(&[
+            record(1, "1000001", 10, 7),
+            record(2, "1000002", 11, 7),
+            record(3, "1000003", 12, 8),
+        ])
+        .expect("put");
+    let mut at = store
+        .at_status("https://obr.bizcred.test/status/1", 7)
+        .expect("at");
+    at.sort();
+    assert_eq!(at, vec![format!("{:064x}", 2), format!("{:064x}", 3)]);
+    assert!(store
+        .at_status("https://obr.bizcred.test/status/1", 9)
+        .expect("at")
+        .is_empty());
+    let listed: Vec<(u64, String)> = store
+        .in_list("https://obr.bizcred.test/status/1")
+        .collect::<Result<_, _>>()
+        .expect("list");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed.iter().filter(|(i, _)| *i == 7).count(), 2);
 }

@@ -2,7 +2,7 @@
 //!
 //! Trees: `records` (credential id, the SHA-256 of its text, to [`Record`]), `by_subject`
 //! (subject, then issued-at and id, to nothing: a business's credentials in time order),
-//! `by_list` (status list URI, then index, to the id: what a newer list changes), `cursors`
+//! `by_list` (status list URI, index and id, to the id: what a newer list or event changes), `cursors`
 //! (an issuer's feed URL to the last position taken), `meta` (each status list's `iat` as last
 //! applied).
 
@@ -71,7 +71,10 @@ impl SledStore {
                 serde_json::to_vec(rec).map_err(corrupt("record"))?,
             );
             s.insert(subject_key(&rec.subject, rec.issued_at, &rec.id), &[][..]);
-            l.insert(list_key(&rec.status_uri, rec.status_idx), rec.id.as_bytes());
+            // Every record at an entry (two credentials may share one), keyed by id too.
+            let mut k = list_key(&rec.status_uri, rec.status_idx);
+            k.extend_from_slice(rec.id.as_bytes());
+            l.insert(k, rec.id.as_bytes());
         }
         // The indexes first: a record is never stored without them.
         self.by_subject.apply_batch(s)?;
@@ -118,7 +121,10 @@ impl SledStore {
                 what: "status list index",
                 cause,
             };
-            let idx: [u8; 8] = k[n..].try_into().map_err(|_| bad("key length".into()))?;
+            let idx: [u8; 8] = k
+                .get(n..n + 8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| bad("key length".into()))?;
             let id = String::from_utf8(v.to_vec()).map_err(|e| bad(e.to_string()))?;
             Ok((u64::from_be_bytes(idx), id))
         })
@@ -126,18 +132,15 @@ impl SledStore {
 
     /// The ids of the credentials at entry `idx` of status list `uri`.
     pub fn at_status(&self, uri: &str, idx: u64) -> Result<Vec<String>, Error> {
-        let mut k = uri.as_bytes().to_vec();
-        k.push(0);
-        k.extend_from_slice(&idx.to_be_bytes());
         self.by_list
-            .get(k)?
+            .scan_prefix(list_key(uri, idx))
+            .values()
             .map(|v| {
-                String::from_utf8(v.to_vec()).map_err(|e| Error::Corrupt {
+                String::from_utf8(v?.to_vec()).map_err(|e| Error::Corrupt {
                     what: "status list index",
                     cause: e.to_string(),
                 })
             })
-            .into_iter()
             .collect()
     }
 
