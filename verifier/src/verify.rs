@@ -30,7 +30,7 @@ pub const MAX_PRESENTATION_LEN: usize = 1024 * 1024;
 pub const HARD_LIMIT: i64 = 7 * 86_400;
 
 /// The name of every check the pipeline runs (`Check::check`), in the order it runs them.
-pub const CHECKS: [&str; 20] = [
+pub const CHECKS: [&str; 21] = [
     "size",
     "format",
     "registry_freshness",
@@ -51,6 +51,7 @@ pub const CHECKS: [&str; 20] = [
     "same_premises",
     "same_legal_name",
     "same_holder",
+    "public_record",
 ];
 
 /// The verdict.
