@@ -250,6 +250,20 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// A request's page language: the remembered choice (the language cookie every service's
+/// pages share), else `Accept-Language`, else English.
+pub(crate) fn request_lang(headers: &HeaderMap) -> Lang {
+    cookie_value(headers, LANG_COOKIE)
+        .and_then(Lang::from_code)
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Lang::from_accept_language)
+        })
+        .unwrap_or(Lang::En)
+}
+
 /// The language switch: back to `next` (already checked by the caller), remembering language
 /// `code` (an unknown one changes nothing) in the cookie every service's pages read.
 pub(crate) fn language_switch(code: &str, next: &str) -> Response {
@@ -300,15 +314,7 @@ impl Desk {
 
     /// The page language: the remembered choice, else `Accept-Language`, else English.
     pub fn lang(&self, headers: &HeaderMap) -> Lang {
-        cookie_value(headers, LANG_COOKIE)
-            .and_then(Lang::from_code)
-            .or_else(|| {
-                headers
-                    .get(header::ACCEPT_LANGUAGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(Lang::from_accept_language)
-            })
-            .unwrap_or(Lang::En)
+        request_lang(headers)
     }
 
     /// A translator for this request.

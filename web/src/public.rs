@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::assets;
-use crate::desk::{cookie_value, language_switch, security_headers, LANG_COOKIE};
+use crate::desk::{language_switch, request_lang, security_headers};
 use crate::i18n::{Catalog, Lang, Tr};
 
 /// Longest path (with its query) a language switch returns to.
@@ -106,15 +106,7 @@ impl Public {
 
     /// The page language: the remembered choice, else `Accept-Language`, else English.
     pub fn lang(&self, headers: &HeaderMap) -> Lang {
-        cookie_value(headers, LANG_COOKIE)
-            .and_then(Lang::from_code)
-            .or_else(|| {
-                headers
-                    .get(header::ACCEPT_LANGUAGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(Lang::from_accept_language)
-            })
-            .unwrap_or(Lang::En)
+        request_lang(headers)
     }
 
     /// A translator for `lang`.
