@@ -91,6 +91,7 @@ fn backends_of(db: &str) -> std::collections::HashMap<u32, u64> {
         let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
+        // A process that exited since the listing has no command line: not a backend.
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if !String::from_utf8_lossy(&cmd).contains(db) {
             continue;
