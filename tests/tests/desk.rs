@@ -239,7 +239,8 @@ async fn journey() -> Result<()> {
     officer.goto(&format!("{bank_url}/desk/trust")).await?;
     check(&officer, "bank-trust").await?;
     officer.click_button("Sync now").await?;
-    officer.wait_for_text("synced").await?;
+    // The flash of the sync itself: the page says "Last synced" before it too.
+    officer.wait_for_text("Trust bundle synced").await?;
     let (verdict, rejected_at) = verify_at_bank(&officer, &wallet, &world, "bank-reject").await?;
     if !(verdict.contains("REJECT") && verdict.contains("SUSPENDED")) {
         bail!("after the suspension the bank should reject as SUSPENDED: {verdict}");
