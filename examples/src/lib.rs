@@ -429,6 +429,17 @@ impl World {
         let mut types = vec![spec.ty];
         types.extend_from_slice(extra);
         let config = dir.join("agency.toml");
+        // It follows the event feeds of the agencies whose credentials it asks for, to flag
+        // what depended on one that was revoked or suspended.
+        let upstream: Vec<String> = if prerequisites {
+            self.agencies
+                .iter()
+                .filter(|a| spec.ty.prerequisites().contains(&a.spec.ty))
+                .map(|a| a.url.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let toml = agency_config(
             spec.key,
             port,
@@ -438,6 +449,7 @@ impl World {
             &types,
             prerequisites,
             tok["token_sha256"].as_str().unwrap_or_default(),
+            &upstream,
         )?;
         write(&config, &toml)?;
         let init = self.bins.ok(
@@ -861,6 +873,7 @@ pub fn agency_config(
     types: &[CredentialType],
     prerequisites: bool,
     token_sha256: &str,
+    subscriptions: &[String],
 ) -> Result<String> {
     let sample = match key {
         "obr" => include_str!("../config/obr.toml"),
@@ -917,6 +930,13 @@ pub fn agency_config(
         toml::Value::Array(vec![s(token_sha256)]),
     );
     t.insert("admin".into(), admin.into());
+    if !subscriptions.is_empty() {
+        let subs = subscriptions
+            .iter()
+            .map(|url| toml::Value::Table(toml::Table::from_iter([("url".to_owned(), s(url))])))
+            .collect();
+        t.insert("subscription".into(), toml::Value::Array(subs));
+    }
     Ok(toml::to_string(&t)?)
 }
 

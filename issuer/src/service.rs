@@ -170,6 +170,9 @@ impl From<Error> for ApiError {
                 (StatusCode::CONFLICT, "invalid_request")
             }
             Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::CapabilityInvalid => (StatusCode::FORBIDDEN, "access_denied"),
+            Error::ApplicantClaimNotAllowed { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Error::ApplicantsThrottled => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
             Error::StatusNotPublished { .. } => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
             Error::RequestAnswered => (StatusCode::NOT_FOUND, "invalid_request_uri"),
             Error::Store(StoreError::NotFound { .. }) => (StatusCode::NOT_FOUND, "not_found"),
@@ -388,6 +391,11 @@ pub fn app(issuer: Shared) -> Router {
         .route("/status/{n}", get(status_list))
         .route("/oid4vp/request/{id}", get(request_object))
         .route("/oid4vp/response", post(presentation))
+        .route("/applicant/types", get(applicant_types))
+        .route("/applicant/applications", post(applicant_open))
+        .route("/applicant/{capability}", get(applicant_get))
+        .route("/applicant/{capability}/claims", post(applicant_claims))
+        .route("/applicant/{capability}/withdraw", post(applicant_withdraw))
         .route("/admin/applications", post(create_application))
         .route("/admin/applications/{id}", get(get_application))
         .route("/admin/applications/{id}/approve", post(approve))
@@ -766,6 +774,97 @@ async fn create_application(
         Json(json!({"application_id": app.id, "status": app.status, "presentation_request": uri})),
     )
         .into_response())
+}
+
+/// An applicant API answer: never cached, and the capability link in the request's URL is
+/// never sent on as a referrer.
+fn applicant_answer(status: StatusCode, body: Value) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+async fn applicant_types(State(s): State<Shared>) -> Response {
+    applicant_answer(StatusCode::OK, s.applicant_types())
+}
+
+async fn applicant_open(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = json_body(&headers, &body)?;
+    let ty = v
+        .get("credential_configuration_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "credential_configuration_id is required",
+            )
+        })?;
+    let (ty, claims) = (ty.to_owned(), claims_of(&v)?);
+    let opened = blocking(&s, move |s| s.open_applicant_application(&ty, claims)).await?;
+    let follow = format!("{}/applicant/{}", s.config.public_url, opened.capability);
+    Ok(applicant_answer(
+        StatusCode::CREATED,
+        json!({
+            "application_id": opened.application.id,
+            "capability": opened.capability,
+            "follow_uri": follow,
+            "state": opened.application.status.as_str(),
+            "request_uri": opened.request_uri,
+        }),
+    ))
+}
+
+async fn applicant_get(
+    State(s): State<Shared>,
+    Path(capability): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = blocking(&s, move |s| {
+        let app = s.application_by_capability(&capability)?;
+        Ok(s.applicant_view(&app))
+    })
+    .await?;
+    Ok(applicant_answer(StatusCode::OK, view))
+}
+
+async fn applicant_claims(
+    State(s): State<Shared>,
+    Path(capability): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let claims = claims_of(&json_body(&headers, &body)?)?;
+    let view = blocking(&s, move |s| {
+        let app = s.applicant_update_claims(&capability, claims)?;
+        Ok(s.applicant_view(&app))
+    })
+    .await?;
+    Ok(applicant_answer(StatusCode::OK, view))
+}
+
+async fn applicant_withdraw(
+    State(s): State<Shared>,
+    Path(capability): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = json_body(&headers, &body)?;
+    let reason = v.get("reason").and_then(Value::as_str).map(str::to_owned);
+    let view = blocking(&s, move |s| {
+        let app = s.applicant_withdraw(&capability, reason.as_deref())?;
+        Ok(s.applicant_view(&app))
+    })
+    .await?;
+    Ok(applicant_answer(StatusCode::OK, view))
 }
 
 async fn get_application(

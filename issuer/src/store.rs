@@ -372,6 +372,10 @@ pub struct Application {
     /// upstream agencies' events about them (records written before have none).
     #[serde(default, skip_serializing_if = "Dependencies::is_empty")]
     pub dependencies: Dependencies,
+    /// SHA-256 (hex) of the secret of the application's capability link, when the applicant
+    /// opened it (issue #14): the link names `{id}.{secret}`; the secret itself is never kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
 }
 
 /// Most prerequisite references and review flags an application keeps.
@@ -442,6 +446,24 @@ impl Application {
         self.history.push(event);
         let over = self.history.len().saturating_sub(MAX_APPLICATION_HISTORY);
         self.history.drain(..over);
+    }
+
+    /// The credential was issued to the applicant's wallet: the application's final state,
+    /// recorded with its time (the applicant's tracker shows when).
+    pub fn mark_issued(&mut self, now: i64) {
+        self.status = AppStatus::Issued;
+        self.record(ApplicationEvent {
+            time: now,
+            actor: crate::issuer::Actor::Applicant,
+            action: "credential_issued".to_owned(),
+            status: AppStatus::Issued,
+            note: None,
+        });
+    }
+
+    /// When the application last changed state (its newest recorded event, else its creation).
+    pub fn updated(&self) -> i64 {
+        self.history.last().map_or(self.created, |e| e.time)
     }
 
     /// The newest note or reason given (what changes were asked for, why it was refused).

@@ -67,6 +67,7 @@ fn issued(
         created: at,
         history: Vec::new(),
         dependencies: Default::default(),
+        capability: None,
     };
     app.dependencies.prerequisites = prereq;
     let offer = Offer {

@@ -101,6 +101,7 @@ fn verified_application(f: &Fx) -> String {
         created: now(),
         history: Vec::new(),
         dependencies: Default::default(),
+        capability: None,
     };
     f.issuer
         .store
@@ -127,6 +128,7 @@ fn issued(f: &Fx, n: usize, claims: Map<String, Value>, at: i64) -> String {
         created: at,
         history: Vec::new(),
         dependencies: Default::default(),
+        capability: None,
     };
     let offer = Offer {
         id: format!("offer-{n}"),

@@ -117,6 +117,7 @@ fn application(id: &str, status: AppStatus, created: i64) -> Application {
         created,
         history: Vec::new(),
         dependencies: Default::default(),
+        capability: None,
     }
 }
 

@@ -807,3 +807,272 @@ async fn admin_refusals() {
     let r = form("/oid4vp/response", &[("vp_token", "{}"), ("state", "nope")]);
     assert_eq!(call(&f, r).await.1["error"], "invalid_request");
 }
+
+fn applicant(uri: &str, body: Value) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("req")
+}
+
+/// The claims of `incorporation()` the founder states (the agency sets the rest).
+fn founder_incorporation_claims() -> Value {
+    let all = incorporation();
+    let mut out = serde_json::Map::new();
+    for k in [
+        "legal_name",
+        "entity_type",
+        "registered_office_address",
+        "directors",
+    ] {
+        out.insert(k.to_owned(), all[k].clone());
+    }
+    Value::Object(out)
+}
+
+/// Opens an incorporation application through the applicant API; answers (id, capability).
+async fn applicant_opens(f: &Fx) -> (String, String) {
+    let (s, o, h) = call(
+        f,
+        applicant(
+            "/applicant/applications",
+            json!({"credential_configuration_id": "certificate-of-incorporation", "claims": founder_incorporation_claims()}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(
+        h.get(header::REFERRER_POLICY).and_then(|v| v.to_str().ok()),
+        Some("no-referrer")
+    );
+    assert_eq!(o["state"], "awaiting_approval");
+    assert!(o["request_uri"].is_null(), "no prerequisites");
+    let cap = o["capability"].as_str().expect("capability").to_owned();
+    let id = o["application_id"].as_str().expect("id").to_owned();
+    assert!(cap.starts_with(&format!("{id}.")) && cap.len() > id.len() + 40);
+    assert_eq!(o["follow_uri"], format!("{URL}/applicant/{cap}"));
+    (id, cap)
+}
+
+/// The founder opens an application without staff, follows it, states a claim, and withdraws
+/// it; a link with another application's secret is refused; a clerk cannot then approve it.
+#[tokio::test]
+async fn an_applicant_opens_follows_and_withdraws_an_application() {
+    let f = fixture();
+    let (s, types, _) = call(&f, get("/applicant/types")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(types["credential_issuer"], URL);
+    let bn = types["types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .find(|t| t["credential_configuration_id"] == "business-number")
+        .expect("bn");
+    assert_eq!(
+        bn["prerequisites"],
+        json!([bizcred_schemas::CredentialType::CertificateOfIncorporation.vct()])
+    );
+    assert_eq!(
+        bn["applicant_claims"],
+        json!(["operating_name", "program_accounts"])
+    );
+
+    let (id, cap) = applicant_opens(&f).await;
+    let (other_id, other_cap) = applicant_opens(&f).await;
+    let (s, v, _) = call(&f, get(&format!("/applicant/{cap}"))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["application_id"], id.as_str());
+    assert_eq!(v["state"], "awaiting_approval");
+    assert_eq!(v["claims"]["legal_name"], incorporation()["legal_name"]);
+
+    // Another application's secret on this id, a made-up id, a malformed link: one refusal.
+    let secret = other_cap.split_once('.').expect("dot").1;
+    for bad in [
+        format!("{id}.{secret}"),
+        format!("{other_id}.{}", cap.split_once('.').expect("dot").1),
+        format!("{}.{secret}", "ab".repeat(12)),
+        "no-dot".to_owned(),
+        format!("{id}.{}", "A".repeat(300)),
+    ] {
+        let (s, e, _) = call(&f, get(&format!("/applicant/{bad}"))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{bad}: {e}");
+        assert_eq!(e["code"], "CAPABILITY_INVALID");
+    }
+
+    // Only what the founder can state: the agency sets the corporation number.
+    let (s, e, _) = call(
+        &f,
+        applicant(
+            &format!("/applicant/{cap}/claims"),
+            json!({"claims": {"corporation_number": "1000001"}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["code"], "APPLICANT_CLAIM_NOT_ALLOWED");
+    let (s, e, _) = call(
+        &f,
+        applicant(
+            &format!("/applicant/{cap}/claims"),
+            json!({"claims": {"legal_name": 42}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["code"], "CLAIMS_INVALID");
+    let (s, v, _) = call(
+        &f,
+        applicant(
+            &format!("/applicant/{cap}/claims"),
+            json!({"claims": {"legal_name": "Jennifer Ventures Holdings Inc."}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["claims"]["legal_name"], "Jennifer Ventures Holdings Inc.");
+    assert_eq!(v["history"][0]["action"], "claims_updated");
+    assert_eq!(v["history"][0]["by"], "applicant");
+
+    let (s, v, _) = call(
+        &f,
+        applicant(
+            &format!("/applicant/{cap}/withdraw"),
+            json!({"reason": "opened by mistake"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "withdrawn");
+    assert_eq!(v["note"], "opened by mistake");
+    // A clerk who then approves it is told where it stands; nothing is offered.
+    let (s, e, _) = call(
+        &f,
+        admin(&format!("/admin/applications/{id}/approve"), json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "APPLICATION_NOT_AWAITING_APPROVAL");
+    let (s, e, _) = call(
+        &f,
+        applicant(&format!("/applicant/{cap}/withdraw"), json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "APPLICATION_NOT_WITHDRAWABLE");
+    let (s, v, _) = call(&f, get(&format!("/applicant/{cap}"))).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("withdrawn"))
+    );
+    assert!(v["offer"].is_null());
+}
+
+/// Approved, the offer and its transaction code are shown through the capability link only;
+/// the wallet redeems them and the application shows as issued.
+#[tokio::test]
+async fn an_applicant_sees_the_offer_and_the_issuance() {
+    let f = fixture();
+    let (id, cap) = applicant_opens(&f).await;
+    let agency = json!({"claims": {"corporation_number": incorporation()["corporation_number"], "incorporation_date": incorporation()["incorporation_date"], "jurisdiction": incorporation()["jurisdiction"], "corporate_status": "active"}});
+    let (s, o, _) = call(
+        &f,
+        admin(&format!("/admin/applications/{id}/approve"), agency),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let (s, v, _) = call(&f, get(&format!("/applicant/{cap}"))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "offered");
+    assert_eq!(
+        v["offer"]["tx_code"], o["tx_code"],
+        "the code staff see too"
+    );
+    assert_eq!(
+        v["offer"]["credential_offer_uri"],
+        o["credential_offer_uri"]
+    );
+    let oid4vci::OfferRef::ByReference(url) =
+        oid4vci::parse_offer_uri(v["offer"]["credential_offer_uri"].as_str().expect("u"))
+            .expect("parse")
+    else {
+        panic!("by reference")
+    };
+    let path = url.strip_prefix(URL).expect("ours");
+    let (s, offer, _) = call(&f, get(path)).await;
+    assert_eq!(s, StatusCode::OK, "{offer}");
+    let code = offer["grants"][oid4vci::PRE_AUTHORIZED_GRANT]["pre-authorized_code"]
+        .as_str()
+        .expect("code");
+    let (s, t, _) = call(
+        &f,
+        token_req(code, v["offer"]["tx_code"].as_str().expect("tx")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let key = SecretKey::generate(Algorithm::EdDSA, &mut OsRng);
+    let proof = oid4vci::proof_jwt(&key, URL, Some(&c_nonce(&f).await), now()).expect("proof");
+    let (s, r, _) = call(&f, credential_req(t["access_token"].as_str().expect("t"), &json!({"credential_configuration_id": "certificate-of-incorporation", "proofs": {"jwt": [proof]}}))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (_, v, _) = call(&f, get(&format!("/applicant/{cap}"))).await;
+    assert_eq!(v["state"], "issued");
+    assert!(v["offer"].is_null());
+    let last = v["history"]
+        .as_array()
+        .expect("h")
+        .last()
+        .expect("event")
+        .clone();
+    assert_eq!(last["action"], "credential_issued");
+    assert!(v["updated"].as_i64() >= v["created"].as_i64());
+}
+
+/// A type with prerequisites answers the wallet's request URI until it is answered; unknown
+/// types are refused with their code.
+#[tokio::test]
+async fn an_applicant_application_with_prerequisites_waits_for_the_wallet() {
+    let f = fixture();
+    let (s, o, _) = call(
+        &f,
+        applicant(
+            "/applicant/applications",
+            json!({"credential_configuration_id": "business-number", "claims": {"operating_name": "Jennifer's Bistro"}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["state"], "awaiting_prerequisites");
+    let uri = o["request_uri"].as_str().expect("request uri");
+    assert!(uri.starts_with("openid4vp://"), "{uri}");
+    let id = o["application_id"].as_str().expect("id");
+    assert!(
+        uri.contains(&format!("oid4vp%2Frequest%2F{id}"))
+            || uri.contains(&format!("oid4vp/request/{id}")),
+        "{uri}"
+    );
+    let (s, v, _) = call(
+        &f,
+        get(&format!(
+            "/applicant/{}",
+            o["capability"].as_str().expect("c")
+        )),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["request_uri"], uri);
+    assert_eq!(v["claims"]["operating_name"], "Jennifer's Bistro");
+    let (s, r, _) = call(&f, get(&format!("/oid4vp/request/{id}"))).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+
+    let (s, e, _) = call(
+        &f,
+        applicant(
+            "/applicant/applications",
+            json!({"credential_configuration_id": "liquor-sales-licence"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["code"], "UNKNOWN_CREDENTIAL_CONFIGURATION");
+    let (s, e, _) = call(&f, applicant("/applicant/applications", json!({}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+}

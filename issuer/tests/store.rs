@@ -23,6 +23,7 @@ fn application(id: &str) -> Application {
         created: 1_000,
         history: Vec::new(),
         dependencies: Default::default(),
+        capability: None,
     }
 }
 

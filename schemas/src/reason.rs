@@ -278,6 +278,9 @@ reasons! {
         ReasonTooLong = "REASON_TOO_LONG", "issuer", "A reason or note is longer than the issuer keeps.";
         ApplicationChanged = "APPLICATION_CHANGED", "issuer", "The application kept changing while the action was taken; reload it and try again.";
         ApplicationNotWithdrawable = "APPLICATION_NOT_WITHDRAWABLE", "issuer", "The application can no longer be withdrawn: an offer was made or it was decided.";
+        CapabilityInvalid = "CAPABILITY_INVALID", "issuer", "The application link is not valid: no application of this agency answers to it.";
+        ApplicationsThrottled = "APPLICATIONS_THROTTLED", "issuer", "The agency opens as many applications per minute as it allows; try again in a minute.";
+        ApplicantClaimNotAllowed = "APPLICANT_CLAIM_NOT_ALLOWED", "issuer", "The applicant may not state this claim: the agency sets it or a verified prerequisite credential provides it.";
         StatusNotPublished = "STATUS_NOT_PUBLISHED", "issuer", "The status change is recorded, but its status list could not be signed in time; the next re-sign publishes it.";
     }
     "Sender-constrained tokens (DPoP, RFC 9449) and notifications (core, issuer)" {

@@ -76,6 +76,7 @@ fn every_hint_is_a_command_that_runs() {
             &[CredentialType::CertificateOfIncorporation],
             true,
             &"0".repeat(64),
+            &[],
         )
         .expect("config"),
     )

@@ -13,7 +13,7 @@ use bizcred_verifier::{Context, Presentation, Verdict};
 
 use super::staff::{Actor, Permission};
 use super::{random_id, random_token, read, Error, Issuer};
-use crate::store::{AppStatus, Application, Swept};
+use crate::store::{AppStatus, Application, ApplicationEvent, Swept};
 
 /// Most records of each kind one sweep removes (a bounded pause).
 pub const MAX_SWEEP: usize = 1000;
@@ -27,6 +27,18 @@ impl Issuer {
         actor: &Actor,
         slug: &str,
         claims: Map<String, Value>,
+    ) -> Result<(Application, Option<String>), Error> {
+        self.create_application_with(actor, slug, claims, |_| {})
+    }
+
+    /// [`Issuer::create_application`], with `complete` filling in the record before it is
+    /// stored (the applicant's capability).
+    pub(super) fn create_application_with(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        claims: Map<String, Value>,
+        complete: impl FnOnce(&mut Application),
     ) -> Result<(Application, Option<String>), Error> {
         actor.require(Permission::OpenApplication)?;
         let (ty, prereq) = self
@@ -53,18 +65,26 @@ impl Issuer {
             created: now,
             history: Vec::new(),
             dependencies: Default::default(),
+            capability: None,
         };
         let uri = if prereq.is_empty() {
             None
         } else {
             app.nonce = Some(random_token(16));
-            Some(oid4vp::request_uri(
-                &self.client_id(),
-                &format!("{}/oid4vp/request/{}", self.config.public_url, app.id),
-            ))
+            Some(self.prerequisite_request_uri(&app.id))
         };
+        complete(&mut app);
         self.store.create_application(&app, actor, now)?;
         Ok((app, uri))
+    }
+
+    /// The `openid4vp://` URI of application `app_id`'s prerequisite request (its request
+    /// object by reference, signed under this agency's client ID).
+    pub(super) fn prerequisite_request_uri(&self, app_id: &str) -> String {
+        oid4vp::request_uri(
+            &self.client_id(),
+            &format!("{}/oid4vp/request/{app_id}", self.config.public_url),
+        )
     }
 
     fn prerequisite_policy(&self, target: CredentialType, prereq: &[CredentialType]) -> Policy {
@@ -260,6 +280,13 @@ impl Issuer {
         } else {
             "prerequisites_refused"
         };
+        app.record(ApplicationEvent {
+            time: now,
+            actor: Actor::Applicant,
+            action: event.to_owned(),
+            status: app.status,
+            note: None,
+        });
         // Only over the record the presentation was verified for: a withdrawal or another
         // answer that landed meanwhile wins, and this answer is a replay.
         match self

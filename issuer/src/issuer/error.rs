@@ -156,12 +156,12 @@ pub enum Error {
         violations: Vec<FieldError>,
     },
     /// The actor's role does not allow the action.
-    #[error("{name} is a {role} and may not {action}")]
+    #[error("{name}{} may not {action}", role.map(|r| format!(" is a {r} and")).unwrap_or_default())]
     Forbidden {
-        /// The staff member.
+        /// The staff member (`applicant` for the applicant).
         name: String,
-        /// Their role.
-        role: StaffRole,
+        /// Their role (none for the applicant).
+        role: Option<StaffRole>,
         /// What they tried.
         action: Permission,
     },
@@ -285,6 +285,21 @@ pub enum Error {
     /// An upstream agency's event page was refused (the cursor stays).
     #[error("the upstream agency's event page: {0}")]
     EventPage(#[source] super::subscribe::SubscribeError),
+    /// No application answers to the capability link (an unknown application, or the secret of
+    /// another one).
+    #[error("the application link is not valid")]
+    CapabilityInvalid,
+    /// Too many applications opened through the applicant API this minute.
+    #[error(
+        "the agency opens as many applications per minute as it allows; try again in a minute"
+    )]
+    ApplicantsThrottled,
+    /// The applicant stated a claim the agency sets or a verified credential provides.
+    #[error("the applicant may not state {claim:?}: the agency sets it or a verified prerequisite credential provides it")]
+    ApplicantClaimNotAllowed {
+        /// The claim.
+        claim: String,
+    },
     /// No trust bundle is held yet to verify an upstream agency's events with.
     #[error("no trust bundle is held yet")]
     NoTrustBundle,
@@ -365,6 +380,9 @@ impl Error {
             Error::EventPage(e) => e.code(),
             Error::NoTrustBundle => ReasonCode::TrustBundleMissing,
             Error::UpstreamUnknown(_) => ReasonCode::IssuerUnknown,
+            Error::CapabilityInvalid => ReasonCode::CapabilityInvalid,
+            Error::ApplicantsThrottled => ReasonCode::ApplicationsThrottled,
+            Error::ApplicantClaimNotAllowed { .. } => ReasonCode::ApplicantClaimNotAllowed,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! * `bulk`: public credentials issued in bulk from the registry's extract;
 //! * `subscribe`: the event feed's signed pages, and a subscriber's checks of them.
 
+mod applicant;
 mod applications;
 pub mod bulk;
 mod credential;
@@ -43,6 +44,7 @@ use bizcred_schemas::CredentialType;
 use crate::config::Config;
 use crate::store::{SignedList, Store};
 
+pub use applicant::{applicant_claims, Opened, MAX_APPLICANT_OPENS_PER_MINUTE};
 pub use applications::{prefill, MAX_SWEEP};
 pub use credential::{
     DpopEndpoint, Presented, DPOP_MAX_AGE, DPOP_MAX_SKEW, DPOP_NONCE_TTL, MAX_EVENT_DESCRIPTION,
@@ -89,6 +91,8 @@ pub struct Issuer {
     /// The clock.
     pub clock: std::sync::Arc<dyn bizcred_core::time::Clock>,
     http: reqwest::Client,
+    /// The applicant API's openings this minute: (minute, count).
+    applicant_window: Mutex<(i64, u32)>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -170,6 +174,7 @@ impl Issuer {
             sign_lock: Mutex::new(()),
             clock,
             http,
+            applicant_window: Mutex::new((0, 0)),
         })
     }
 

@@ -154,8 +154,13 @@ impl Issuer {
             self.check_application_claims(app)?;
             let ty = self.application_type(app)?;
             let code = random_token(32);
-            let tx = tx_code();
             let id = random_id();
+            // An applicant's application shows its offer through the capability link, with a
+            // code derived from it; one opened by staff gets a code staff hand over.
+            let tx = match &app.capability {
+                Some(cap) => super::applicant::capability_tx_code(cap, &id),
+                None => tx_code(),
+            };
             let offer_obj = json!({
                 "credential_issuer": self.config.public_url,
                 "credential_configuration_ids": [ty.slug()],

@@ -138,8 +138,8 @@ impl std::fmt::Display for Permission {
     }
 }
 
-/// Who takes an action: written to the audit log as `{"kind":"staff","name":..,"role":..}` or
-/// `{"kind":"automation"}`.
+/// Who takes an action: written to the audit log as `{"kind":"staff","name":..,"role":..}`,
+/// `{"kind":"automation"}` or `{"kind":"applicant"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Actor {
@@ -152,6 +152,9 @@ pub enum Actor {
     },
     /// The admin bearer token (scripts, the `bizcred-issuer admin` command): every power.
     Automation,
+    /// The applicant, through the application's capability link or its wallet: opens its own
+    /// application, states the claims only it can, withdraws it. Nothing else.
+    Applicant,
 }
 
 impl Actor {
@@ -168,6 +171,7 @@ impl Actor {
         match self {
             Actor::Staff { name, .. } => name,
             Actor::Automation => "automation",
+            Actor::Applicant => "applicant",
         }
     }
 
@@ -175,28 +179,33 @@ impl Actor {
     pub fn role(&self) -> Option<StaffRole> {
         match self {
             Actor::Staff { role, .. } => Some(*role),
-            Actor::Automation => None,
+            Actor::Automation | Actor::Applicant => None,
         }
     }
 
-    /// Whether the actor may take `p` (automation may take every action).
+    /// Whether the actor may take `p` (automation may take every action; the applicant opens,
+    /// completes and withdraws its own application).
     pub fn may(&self, p: Permission) -> bool {
         match self {
             Actor::Staff { role, .. } => role.may(p),
             Actor::Automation => true,
+            Actor::Applicant => matches!(
+                p,
+                Permission::OpenApplication | Permission::EditClaims | Permission::Withdraw
+            ),
         }
     }
 
     /// `Ok` when the actor may take `p`, else [`Error::Forbidden`] (`STAFF_FORBIDDEN`).
     pub fn require(&self, p: Permission) -> Result<(), Error> {
-        match self {
-            Actor::Staff { name, role } if !role.may(p) => Err(Error::Forbidden {
-                name: name.clone(),
-                role: *role,
-                action: p,
-            }),
-            _ => Ok(()),
+        if self.may(p) {
+            return Ok(());
         }
+        Err(Error::Forbidden {
+            name: self.name().to_owned(),
+            role: self.role(),
+            action: p,
+        })
     }
 
     /// The actor as the audit log records it.
@@ -206,6 +215,7 @@ impl Actor {
                 serde_json::json!({"kind": "staff", "name": name, "role": role.as_str()})
             }
             Actor::Automation => serde_json::json!({"kind": "automation"}),
+            Actor::Applicant => serde_json::json!({"kind": "applicant"}),
         }
     }
 }
@@ -215,6 +225,7 @@ impl std::fmt::Display for Actor {
         match self {
             Actor::Staff { name, role } => write!(f, "{name} ({role})"),
             Actor::Automation => f.write_str("automation"),
+            Actor::Applicant => f.write_str("the applicant"),
         }
     }
 }

@@ -56,6 +56,7 @@ fn issued(store: &Store, n: usize, idx: u64, at: i64) -> String {
         created: at,
         history: Vec::new(),
         dependencies: Default::default(),
+        capability: None,
     };
     let offer = Offer {
         id: format!("offer-{n}"),

@@ -94,7 +94,7 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use super::{
-    audit_entry, bits_len, corrupt_list, de, ser, sha256_hex, status_value, AccessToken, AppStatus,
+    audit_entry, bits_len, corrupt_list, de, ser, sha256_hex, status_value, AccessToken,
     Application, BusinessIds, CredentialRecord, CredentialStatus, EventKind, FeedItem, IssuerEvent,
     ListBits, ListInfo, Offer, PendingIssuance, PublicIssue, PublicRecord, SignedList,
     StatusChange, StoreError, Swept, MAX_STATUS_HISTORY,
@@ -2203,7 +2203,7 @@ async fn commit_batch(
             p.now,
         ));
         if let Some(Ok(app)) = apps.get_mut(&rec.application_id) {
-            app.status = AppStatus::Issued;
+            app.mark_issued(p.now);
             issued_apps.insert(app.id.clone(), ser(app)?);
         }
         *allocated.entry(i64::from(rec.status_list)).or_default() += 1;

@@ -1148,7 +1148,7 @@ impl SledStore {
                 let business = BusinessIds::of(&rec.application_id, app.as_ref());
                 event_append(m, ev, IssuerEvent::new(EventKind::CredentialIssued, rec, business, p.now))?;
                 if let Some(mut app) = app {
-                    app.status = AppStatus::Issued;
+                    app.mark_issued(p.now);
                     apps.insert(app.id.as_bytes(), tser(&app)?)?;
                 }
                 audit_append(m, a, p.now, "credential_issued", json!({"credential_id": rec.id, "vct": rec.vct, "status_list": rec.status_list, "status_idx": rec.status_idx, "kid": rec.kid, "credential_sha256": rec.credential_sha256}))?;
@@ -1631,6 +1631,7 @@ mod tests {
             created,
             history: Vec::new(),
             dependencies: Default::default(),
+            capability: None,
         }
     }
 
