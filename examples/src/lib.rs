@@ -16,8 +16,10 @@ use bizcred_schemas::CredentialType;
 
 pub mod extract;
 pub mod fixture;
+pub mod portal;
 pub mod repository;
 
+pub use portal::{portal_demo, PortalDemo};
 pub use repository::{repository_demo, RepositoryDemo};
 
 /// Passphrase for every key file in the demo (never use a fixed passphrase in production).
@@ -38,12 +40,13 @@ pub struct Bins {
     dir: PathBuf,
 }
 
-const BINARIES: [&str; 5] = [
+const BINARIES: [&str; 6] = [
     "bizcred-registry",
     "bizcred-issuer",
     "bizcred-verifier",
     "bizcred-wallet",
     "bizcred-repository",
+    "bizcred-portal",
 ];
 
 /// The newest modification time of the sources binary `bin` is built from (its own crate and
@@ -70,6 +73,7 @@ fn newest_source(bin: &str) -> Option<std::time::SystemTime> {
         "bizcred-issuer" => &["issuer", "verifier"],
         "bizcred-verifier" => &["verifier"],
         "bizcred-repository" => &["repository", "verifier", "web"],
+        "bizcred-portal" => &["portal", "repository", "verifier", "web"],
         _ => &["holder-cli"],
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -603,6 +607,25 @@ impl World {
                 &file.to_string_lossy(),
             ],
         )
+    }
+
+    /// Creates the staff accounts `clerk`, `approver` and `admin` at every agency desk, sharing
+    /// one random password (answered).
+    pub fn desk_accounts(&self) -> Result<String> {
+        use rand_core::RngCore;
+        let mut b = [0u8; 9];
+        rand_core::OsRng.fill_bytes(&mut b);
+        let password: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        for a in &self.agencies {
+            for (name, role) in [
+                ("clerk", "clerk"),
+                ("approver", "approver"),
+                ("admin", "administrator"),
+            ] {
+                self.add_staff(a.spec.key, name, role, &password)?;
+            }
+        }
+        Ok(password)
     }
 
     /// Writes `claims` to a file for `admin apply/approve`.
@@ -1333,23 +1356,11 @@ pub struct DeskDemo {
 /// prerequisites presented; every agency and the bank get staff accounts sharing one random
 /// password. `out` receives what to open and type.
 pub fn desk_demo(out: &mut dyn FnMut(&str)) -> Result<DeskDemo> {
-    use rand_core::RngCore;
     let world = World::start(&[])?;
     let biz = Business::jennifer();
     let wallet = Wallet::create(&world.bins, world.root.path(), "jennifer-wallet")?;
     awaiting_liquor_licence(&world, &wallet, &biz)?;
-    let mut b = [0u8; 9];
-    rand_core::OsRng.fill_bytes(&mut b);
-    let password: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    for a in &world.agencies {
-        for (name, role) in [
-            ("clerk", "clerk"),
-            ("approver", "approver"),
-            ("admin", "administrator"),
-        ] {
-            world.add_staff(a.spec.key, name, role, &password)?;
-        }
-    }
+    let password = world.desk_accounts()?;
     let bank = Bank::start(
         &world,
         include_str!("../../examples/config/policies/loan-application.toml"),

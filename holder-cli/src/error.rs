@@ -177,6 +177,67 @@ pub enum WalletError {
     /// `receive --resume` found no interrupted receive.
     #[error("there is no interrupted receive to resume")]
     NoPendingReceive,
+    /// The agency URL is not `https://…` (or plain HTTP on localhost).
+    #[error("{0} is not an agency URL (https://…, or http://localhost:<port>)")]
+    AgencyUrl(String),
+    /// The agency does not issue the type asked for.
+    #[error("{agency} does not issue {slug}; it issues: {}", if .offered.is_empty() { "nothing".to_owned() } else { .offered.join(", ") })]
+    TypeNotIssued {
+        /// The agency.
+        agency: String,
+        /// The type asked for.
+        slug: String,
+        /// The types it issues.
+        offered: Vec<String>,
+    },
+    /// The agency refused a request of its applicant API (its sentence and reason code).
+    #[error("{what}: the agency answered {status}: {}", agency_reason(.description.as_deref(), .error.as_deref(), .code.as_deref()))]
+    Agency {
+        /// What was asked.
+        what: &'static str,
+        /// The HTTP status code.
+        status: u16,
+        /// The OAuth-style `error`.
+        error: Option<String>,
+        /// The sentence.
+        description: Option<String>,
+        /// The agency's reason code.
+        code: Option<String>,
+    },
+    /// The agency's answer is not one the wallet keeps or follows.
+    #[error("{what}: {problem}")]
+    AgencyAnswer {
+        /// What was read.
+        what: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The agency was already found unreachable in this run; it was not asked again.
+    #[error("{agency} could not be reached")]
+    AgencyDown {
+        /// The agency.
+        agency: String,
+    },
+    /// No application with that id in the wallet.
+    #[error("no application {0} in the wallet")]
+    UnknownApplication(String),
+    /// The agency's application id names applications at several agencies.
+    #[error("{id} names applications at several agencies; use the wallet's id: {}", .ids.join(", "))]
+    AmbiguousApplication {
+        /// The id given.
+        id: String,
+        /// The wallet's ids of the applications it names.
+        ids: Vec<String>,
+    },
+}
+
+/// An agency's refusal: its sentence (else its error), and its code.
+fn agency_reason(description: Option<&str>, error: Option<&str>, code: Option<&str>) -> String {
+    let sentence = description.or(error).unwrap_or("no reason given");
+    match code {
+        Some(c) => format!("{sentence} ({c})"),
+        None => sentence.to_owned(),
+    }
 }
 
 /// What is wrong with issuer metadata.
@@ -324,6 +385,17 @@ impl WalletError {
             WalletError::PendingRecord { source, .. } => source.code(),
             WalletError::ReceiveExpired { .. } => ReasonCode::ReceiveExpired,
             WalletError::NoPendingReceive => ReasonCode::NoPendingReceive,
+            WalletError::AgencyUrl(_) => ReasonCode::AgencyUrlInvalid,
+            WalletError::TypeNotIssued { .. } => ReasonCode::ApplicationTypeUnknown,
+            // The agency's own code when it is one of the shared ones.
+            WalletError::Agency { code, .. } => code
+                .as_deref()
+                .and_then(crate::applications::known_code)
+                .unwrap_or(ReasonCode::HttpError),
+            WalletError::AgencyAnswer { .. } => ReasonCode::BadResponse,
+            WalletError::AgencyDown { .. } => ReasonCode::Unreachable,
+            WalletError::UnknownApplication(_) => ReasonCode::UnknownApplication,
+            WalletError::AmbiguousApplication { .. } => ReasonCode::ApplicationAmbiguous,
         }
     }
 
@@ -342,7 +414,13 @@ impl WalletError {
             | WalletError::NoMatch { .. }
             | WalletError::UnknownCredential(_)
             | WalletError::ReceiveExpired { .. }
-            | WalletError::NoPendingReceive => true,
+            | WalletError::NoPendingReceive
+            | WalletError::AgencyUrl(_)
+            | WalletError::TypeNotIssued { .. }
+            | WalletError::UnknownApplication(_)
+            | WalletError::AmbiguousApplication { .. } => true,
+            // The agency refused what was asked (4xx); a 5xx is its failure.
+            WalletError::Agency { status, .. } => (400..500).contains(status),
             _ => false,
         }
     }

@@ -11,10 +11,12 @@
 //! - [`pending`]: receives in progress (an access token granted, the credential not yet
 //!   stored), sealed, so an interrupted `receive` is resumed;
 //! - [`backup`], [`status`]: encrypted backups, and credential status from status lists;
-//! - [`net`]: the HTTP client (no fallback client) and DID key resolution.
+//! - [`net`]: the HTTP client (no fallback client) and DID key resolution;
+//! - [`applications`]: applications to an agency over its applicant API, kept in the vault.
 //!
 //! The library reads no clock: every function that needs the time takes it.
 
+pub mod applications;
 pub mod backup;
 pub mod consent;
 pub mod error;

@@ -22,6 +22,7 @@ use bizcred_core::keys::{Algorithm, SecretKey, Signer};
 use bizcred_core::time::{self, Clock};
 use bizcred_schemas::Lang;
 
+use bizcred_wallet::applications::{self, AppState, Refreshed, StoredApplication};
 use bizcred_wallet::consent::{label, Consent};
 use bizcred_wallet::issuance::{self, ReceiveOptions};
 use bizcred_wallet::pending::{offer_id, PendingDir, PendingReceives};
@@ -133,6 +134,48 @@ enum Command {
     },
     /// Delete a credential.
     Delete { id: String },
+    /// Apply to an agency for a credential: checks that the agency issues the type, opens the
+    /// application with your claims, presents its prerequisites exactly as `present` does
+    /// (with your consent, unless --yes), keeps the application in the wallet (encrypted) and
+    /// prints the link to follow it and its state.
+    Apply {
+        /// The agency's URL (https://..., or http://localhost:<port>).
+        agency: String,
+        /// The credential type, as the agency names it (e.g. municipal-business-licence).
+        #[arg(long = "type", value_name = "SLUG")]
+        type_id: String,
+        /// A claim only you can state, name=value (a value that parses as JSON is taken as
+        /// JSON, else as a string); repeat for each claim.
+        #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = applications::parse_claim_arg)]
+        claims: Vec<(String, Value)>,
+        /// Consent to presenting the prerequisites without asking (scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Your applications and their states. Each state is read from its agency (the default);
+    /// when an agency cannot be reached its last known state is shown with its time. Offers
+    /// come with the command that receives them; refusals and requested changes with the
+    /// agency's note; and the flags agencies raised about the credentials they relied on.
+    Applications {
+        /// Read each state from its agency (the default; see --no-refresh).
+        #[arg(long, conflicts_with = "no_refresh")]
+        refresh: bool,
+        /// Show what the wallet last saw, without asking the agencies.
+        #[arg(long)]
+        no_refresh: bool,
+        /// Also show each application's follow link (a secret: whoever holds it sees the
+        /// application and can withdraw it).
+        #[arg(long)]
+        links: bool,
+    },
+    /// Withdraw an application (while no offer was made and nothing was decided).
+    Withdraw {
+        /// The application: the wallet's id, or the agency's application id.
+        id: String,
+        /// Why (told to the agency).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -265,6 +308,9 @@ fn explain(e: &WalletError, dir: &Path) -> (String, u8, Option<String>) {
     let hint = match e {
         WalletError::NoMatch { .. } | WalletError::UnknownCredential(_) => {
             Some(wallet_command(dir, &["list"]))
+        }
+        WalletError::UnknownApplication(_) | WalletError::AmbiguousApplication { .. } => {
+            Some(wallet_command(dir, &["applications", "--no-refresh"]))
         }
         _ => None,
     };
@@ -580,6 +626,32 @@ fn ask_consent(ui: &Ui, consent: &Consent, yes: bool, again: String) -> Result<b
     ))
 }
 
+/// What a presentation came to: the data `--json` prints, the sentence, and the exit code.
+struct Presented {
+    /// The `--json` object.
+    data: Value,
+    /// The sentence for a person.
+    human: String,
+    /// True when the sentence is an error (stderr), false for a result (stdout).
+    error: bool,
+    /// 0 accepted (or written), 1 declined, refused or not accepted.
+    code: u8,
+}
+
+impl Presented {
+    fn print(&self, ui: &Ui) -> ExitCode {
+        if self.error {
+            if ui.json {
+                println!("{}", self.data);
+            }
+            eprintln!("error: {}", self.human);
+        } else {
+            ui.out(&self.human, &self.data);
+        }
+        ExitCode::from(self.code)
+    }
+}
+
 async fn present(
     cli: &Cli,
     ui: &Ui,
@@ -589,6 +661,23 @@ async fn present(
     yes: bool,
 ) -> Result<ExitCode> {
     let v = open(cli)?;
+    Ok(present_with(&v, cli, ui, uri, request, out_file, yes)
+        .await?
+        .print(ui))
+}
+
+/// What `present` does, on an open wallet: load and verify the request, match it, ask for
+/// consent (unless `yes`), then send the presentation or write it to `out_file`. `apply` runs
+/// this for an application's prerequisites.
+async fn present_with(
+    v: &SledVault,
+    cli: &Cli,
+    ui: &Ui,
+    uri: Option<&str>,
+    request: Option<&Path>,
+    out_file: Option<&Path>,
+    yes: bool,
+) -> Result<Presented> {
     let key = v.holder_key()?;
     let c = net::client()?;
     let text = match (uri, request) {
@@ -625,9 +714,13 @@ async fn present(
     again.push("--yes");
     let again = wallet_command(&wallet_dir(cli), &again);
     if !ask_consent(ui, &consent, yes, again)? {
-        presentation::record_declined(&v, &req, ui.now())?;
-        ui.out("declined: nothing was sent", &json!({"result": "declined"}));
-        return Ok(ExitCode::from(1));
+        presentation::record_declined(v, &req, ui.now())?;
+        return Ok(Presented {
+            data: json!({"result": "declined"}),
+            human: "declined: nothing was sent".to_owned(),
+            error: false,
+            code: 1,
+        });
     }
     let p = presentation::build_presentation(&key, &req, &chosen, ui.now())?;
     let client_id = &req.client_id;
@@ -635,17 +728,18 @@ async fn present(
         let doc = presentation::presentation_file(&req, &p);
         std::fs::write(out, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("writing {}", out.display()))?;
-        presentation::record_written(&v, &req, &p, out, ui.now())?;
-        ui.out(
-            &format!("presentation for {client_id} written to {}", out.display()),
-            &json!({"result": "written", "file": out, "verifier": client_id, "disclosed": p.disclosed}),
-        );
-        return Ok(ExitCode::SUCCESS);
+        presentation::record_written(v, &req, &p, out, ui.now())?;
+        return Ok(Presented {
+            data: json!({"result": "written", "file": out, "verifier": client_id, "disclosed": p.disclosed}),
+            human: format!("presentation for {client_id} written to {}", out.display()),
+            error: false,
+            code: 0,
+        });
     }
     let response_uri = req.response_uri.clone().ok_or(WalletError::NoResponseUri)?;
     ui.step(&format!("sending the presentation to {response_uri}"));
-    let answer = presentation::send_and_record(&c, &v, &req, &p, ui.now()).await?;
-    match &answer {
+    let answer = presentation::send_and_record(&c, v, &req, &p, ui.now()).await?;
+    Ok(match &answer {
         VerifierAnswer::Refused {
             status,
             error,
@@ -654,16 +748,14 @@ async fn present(
         } => {
             let error = error.as_deref().unwrap_or("no error code");
             let description = description.as_deref().unwrap_or("no description");
-            if ui.json {
-                println!(
-                    "{}",
-                    json!({"result": "refused", "status": status, "error": error, "error_description": description, "answer": body})
-                );
+            Presented {
+                data: json!({"result": "refused", "status": status, "error": error, "error_description": description, "answer": body}),
+                human: format!(
+                    "{client_id} refused the presentation ({status}): {error}: {description}"
+                ),
+                error: true,
+                code: 1,
             }
-            eprintln!(
-                "error: {client_id} refused the presentation ({status}): {error}: {description}"
-            );
-            Ok(ExitCode::from(1))
         }
         VerifierAnswer::Answered { failures, body, .. } => {
             let outcome = answer.outcome();
@@ -672,17 +764,310 @@ async fn present(
             } else {
                 format!("{client_id} answered: {outcome} ({})", failures.join(", "))
             };
-            ui.out(
-                &human,
-                &json!({"result": "sent", "verifier": client_id, "answer": body, "disclosed": p.disclosed}),
-            );
-            Ok(if answer.accepted() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Presented {
+                data: json!({"result": "sent", "verifier": client_id, "answer": body, "disclosed": p.disclosed}),
+                human,
+                error: false,
+                code: if answer.accepted() { 0 } else { 1 },
+            }
+        }
+    })
+}
+
+/// The command that receives an application's offer.
+fn receive_command(dir: &Path, offer: &applications::AppOffer) -> String {
+    let mut words = vec!["receive", offer.credential_offer_uri.as_str()];
+    if let Some(t) = &offer.tx_code {
+        words.extend(["--tx-code", t.as_str()]);
+    }
+    wallet_command(dir, &words)
+}
+
+/// An application as `--json` prints it; its follow link only when `link`.
+fn application_json(ui: &Ui, dir: &Path, a: &StoredApplication, link: bool) -> Value {
+    let type_name = a
+        .vct
+        .as_deref()
+        .map(|v| type_name(v, ui.lang))
+        .unwrap_or_else(|| a.credential_configuration_id.clone());
+    let mut j = json!({
+        "id": a.id,
+        "agency": a.agency,
+        "application_id": a.application_id,
+        "type": a.credential_configuration_id,
+        "vct": a.vct,
+        "type_name": type_name,
+        "state": a.state,
+        "applied_at": time::format_utc(a.applied_at),
+        "last_seen": time::format_utc(a.last_seen),
+        "updated": a.updated.map(time::format_utc),
+        "note": a.note,
+        "request_uri": a.request_uri,
+        "present_command": a.request_uri.as_deref().map(|u| wallet_command(dir, &["present", u])),
+        "offer": a.offer.as_ref().map(|o| json!({
+            "credential_offer_uri": o.credential_offer_uri,
+            "tx_code": o.tx_code,
+            "expires": o.expires.map(time::format_utc),
+            "used": o.used,
+            "receive_command": (!o.used).then(|| receive_command(dir, o)),
+        })),
+        "flags": a.flags.iter().map(|f| json!({
+            "event": f.event, "vct": f.vct, "type_name": type_name_of(ui, &f.vct), "time": time::format_utc(f.time),
+        })).collect::<Vec<_>>(),
+    });
+    if link {
+        j["follow_uri"] = json!(a.follow_uri.expose());
+    }
+    j
+}
+
+fn type_name_of(ui: &Ui, vct: &str) -> String {
+    type_name(vct, ui.lang)
+}
+
+/// The lines under an application in the human listing: note, offer, prerequisites, flags.
+fn application_details(ui: &Ui, dir: &Path, a: &StoredApplication) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(n) = &a.note {
+        let what = match a.state {
+            AppState::Refused => "refused",
+            AppState::ChangesRequested => "changes requested",
+            _ => "note",
+        };
+        out.push(format!("{what}: {n}"));
+    }
+    if a.offer.as_ref().is_some_and(|o| o.used) {
+        out.push("offered; the offer was used (the credential was received)".to_owned());
+    }
+    if let Some(o) = a.offer.as_ref().filter(|o| !o.used) {
+        let until = o
+            .expires
+            .map(|e| format!(" (until {})", time::format_utc(e)))
+            .unwrap_or_default();
+        out.push(format!("offered{until}; receive it with:"));
+        out.push(format!("  {}", receive_command(dir, o)));
+    }
+    if let Some(u) = &a.request_uri {
+        out.push(
+            "the agency waits for the prerequisite credentials; present them with:".to_owned(),
+        );
+        out.push(format!("  {}", wallet_command(dir, &["present", u])));
+    }
+    for f in &a.flags {
+        let what = match f.event.as_str() {
+            "credential_revoked" => "was revoked",
+            "credential_suspended" => "was suspended",
+            other => other,
+        };
+        out.push(format!(
+            "flag: the {} it relied on {what} ({})",
+            type_name_of(ui, &f.vct),
+            time::format_utc(f.time)
+        ));
+    }
+    out
+}
+
+async fn apply(
+    cli: &Cli,
+    ui: &Ui,
+    agency: &str,
+    type_id: &str,
+    claims: &[(String, Value)],
+    yes: bool,
+) -> Result<ExitCode> {
+    let claims = applications::claims_object(claims).map_err(|m| refused(m, None))?;
+    let agency = applications::agency_base(agency)?;
+    let v = open(cli)?;
+    // Checked before the agency is asked: an application it opened is always kept.
+    if !v.has_room_for_application()? {
+        return Err(WalletError::from(VaultError::TooManyApplications {
+            limit: applications::MAX_APPLICATIONS,
+        })
+        .into());
+    }
+    let c = net::client()?;
+    ui.step(&format!("reading the types {agency} issues"));
+    let types = applications::agency_types(&c, &agency).await?;
+    let Some(ty) = types.find(type_id) else {
+        return Err(WalletError::TypeNotIssued {
+            agency: types.credential_issuer.clone(),
+            slug: applications::clean(type_id, 100),
+            offered: types.ids(),
+        }
+        .into());
+    };
+    ui.step(&format!("applying at {}", types.credential_issuer));
+    let opened = applications::open(&c, &types, ty, claims, ui.now()).await?;
+    let mut app = opened.record;
+    v.put_application(&app)?;
+    let dir = wallet_dir(cli);
+    // The prerequisites, presented by `present`'s own code path.
+    let mut presentation = Value::Null;
+    let mut code = 0u8;
+    if let Some(uri) = &opened.request_uri {
+        ui.step("presenting the prerequisite credentials");
+        match present_with(&v, cli, ui, Some(uri), None, None, yes).await {
+            Ok(p) => {
+                if !ui.json {
+                    if p.error {
+                        eprintln!("error: {}", p.human);
+                    } else if !ui.quiet {
+                        println!("{}", p.human);
+                    }
+                }
+                code = p.code;
+                presentation = p.data;
+            }
+            Err(e) => {
+                let (msg, c, hint, error_code) = describe(&e, &dir);
+                if !ui.json {
+                    eprintln!("error: the prerequisites were not presented: {msg}");
+                    if let Some(h) = &hint {
+                        eprintln!("hint: {h}");
+                    }
+                }
+                code = c;
+                presentation =
+                    json!({"result": "failed", "error": msg, "code": error_code, "hint": hint});
+            }
         }
     }
+    // The state as the agency has it now.
+    match applications::fetch(&c, &app).await {
+        Ok(view) => {
+            app.update(&view, ui.now());
+            v.put_application(&app)?;
+        }
+        Err(e) => ui.step(&format!(
+            "the state could not be read again ({}); it is the one the agency answered",
+            chain(&e)
+        )),
+    }
+    let j = json!({
+        "result": "applied",
+        "application": application_json(ui, &dir, &app, false),
+        "follow_uri": app.follow_uri.expose(),
+        "state": app.state,
+        "presentation": presentation,
+    });
+    if ui.json {
+        println!("{j}");
+    } else if !ui.quiet {
+        let name = app
+            .vct
+            .as_deref()
+            .map(|v| type_name(v, ui.lang))
+            .unwrap_or_else(|| app.credential_configuration_id.clone());
+        println!(
+            "applied to {} for {}: application {} (in this wallet: {})",
+            app.agency,
+            ui.bold(&name),
+            app.application_id,
+            app.id
+        );
+        println!("state: {}", ui.bold(app.state.as_str()));
+        for line in application_details(ui, &dir, &app) {
+            println!("  {line}");
+        }
+        println!("follow it: {}", app.follow_uri.expose());
+        println!("  (keep this link private: whoever holds it sees the application and can withdraw it; `bizcred-wallet applications` follows it for you)");
+    }
+    Ok(ExitCode::from(code))
+}
+
+async fn list_applications(cli: &Cli, ui: &Ui, refresh: bool, links: bool) -> Result<ExitCode> {
+    let v = open(cli)?;
+    let dir = wallet_dir(cli);
+    let mut rows: Vec<(StoredApplication, Option<Refreshed>)> = if refresh {
+        let c = net::client()?;
+        applications::refresh_all(&c, &v, ui.now(), &mut |s| ui.step(s))
+            .await?
+            .into_iter()
+            .map(|(a, r)| (a, Some(r)))
+            .collect()
+    } else {
+        v.applications()?.into_iter().map(|a| (a, None)).collect()
+    };
+    rows.sort_by(|(x, _), (y, _)| (x.applied_at, &x.id).cmp(&(y.applied_at, &y.id)));
+    if ui.json {
+        let items: Vec<Value> = rows
+            .iter()
+            .map(|(a, r)| {
+                let mut j = application_json(ui, &dir, a, links);
+                j["refresh"] = match r {
+                    None => Value::Null,
+                    Some(Refreshed::Fresh) => json!({"result": "fresh"}),
+                    Some(Refreshed::Unreachable(e)) => {
+                        json!({"result": "unreachable", "error": chain(e), "code": e.code().as_str()})
+                    }
+                    Some(Refreshed::Failed(e)) => {
+                        json!({"result": "failed", "error": chain(e), "code": e.code().as_str()})
+                    }
+                };
+                j
+            })
+            .collect();
+        println!("{}", Value::Array(items));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("the wallet keeps no application; apply with bizcred-wallet apply <agency-url> --type <type>");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (a, r) in &rows {
+        let name = a
+            .vct
+            .as_deref()
+            .map(|v| type_name(v, ui.lang))
+            .unwrap_or_else(|| a.credential_configuration_id.clone());
+        println!(
+            "{}  {}  at {}  (application {})",
+            a.id,
+            ui.bold(&name),
+            a.agency,
+            a.application_id
+        );
+        let seen = time::format_utc(a.last_seen);
+        match r {
+            Some(Refreshed::Unreachable(_)) => println!(
+                "  state: {} (last known, seen {seen}: the agency could not be reached)",
+                ui.bold(a.state.as_str())
+            ),
+            Some(Refreshed::Failed(e)) => println!(
+                "  state: {} (last known, seen {seen}: the agency did not give the state: {})",
+                ui.bold(a.state.as_str()),
+                chain(e)
+            ),
+            _ => println!("  state: {} (seen {seen})", ui.bold(a.state.as_str())),
+        }
+        for line in application_details(ui, &dir, a) {
+            println!("  {line}");
+        }
+        if links {
+            println!("  follow: {}", a.follow_uri.expose());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn withdraw(cli: &Cli, ui: &Ui, id: &str, reason: Option<&str>) -> Result<ExitCode> {
+    let v = open(cli)?;
+    let mut a = applications::find(&v, id)?;
+    let c = net::client()?;
+    ui.step(&format!("withdrawing {} at {}", a.application_id, a.agency));
+    let view = applications::withdraw(&c, &a, reason).await?;
+    a.update(&view, ui.now());
+    v.put_application(&a)?;
+    let dir = wallet_dir(cli);
+    ui.out(
+        &format!(
+            "application {} at {}: {}",
+            a.application_id, a.agency, a.state
+        ),
+        &json!({"result": "withdrawn", "application": application_json(ui, &dir, &a, false)}),
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn status(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
@@ -837,6 +1222,16 @@ async fn run(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
                 Err(WalletError::UnknownCredential(id.clone()).into())
             }
         }
+        Command::Apply {
+            agency,
+            type_id,
+            claims,
+            yes,
+        } => apply(cli, ui, agency, type_id, claims, *yes).await,
+        Command::Applications {
+            no_refresh, links, ..
+        } => list_applications(cli, ui, !*no_refresh, *links).await,
+        Command::Withdraw { id, reason } => withdraw(cli, ui, id, reason.as_deref()).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,
@@ -846,6 +1241,29 @@ async fn run(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// An error's message, exit code, hint (a command that runs) and reason code.
+fn describe(e: &anyhow::Error, dir: &Path) -> (String, u8, Option<String>, Option<&'static str>) {
+    if let Some(r) = e.downcast_ref::<Refused>() {
+        (r.msg.clone(), 1, r.hint.clone(), None)
+    } else if let Some(w) = e.downcast_ref::<WithHint>() {
+        let (msg, code, _) = explain(&w.error, dir);
+        (
+            msg,
+            code,
+            Some(w.hint.clone()),
+            Some(w.error.code().as_str()),
+        )
+    } else if let Some(w) = e.downcast_ref::<WalletError>() {
+        let (msg, code, hint) = explain(w, dir);
+        (msg, code, hint, Some(w.code().as_str()))
+    } else if let Some(v) = e.downcast_ref::<VaultError>() {
+        let (msg, code, hint) = explain_vault(v, dir);
+        (msg, code, hint, Some(v.code().as_str()))
+    } else {
+        (format!("{e:#}"), 2, None, None)
     }
 }
 
@@ -881,26 +1299,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(&cli, &ui)) {
         Ok(code) => code,
         Err(e) => {
-            let dir = wallet_dir(&cli);
-            let (msg, code, hint, error_code) = if let Some(r) = e.downcast_ref::<Refused>() {
-                (r.msg.clone(), 1, r.hint.clone(), None)
-            } else if let Some(w) = e.downcast_ref::<WithHint>() {
-                let (msg, code, _) = explain(&w.error, &dir);
-                (
-                    msg,
-                    code,
-                    Some(w.hint.clone()),
-                    Some(w.error.code().as_str()),
-                )
-            } else if let Some(w) = e.downcast_ref::<WalletError>() {
-                let (msg, code, hint) = explain(w, &dir);
-                (msg, code, hint, Some(w.code().as_str()))
-            } else if let Some(v) = e.downcast_ref::<VaultError>() {
-                let (msg, code, hint) = explain_vault(v, &dir);
-                (msg, code, hint, Some(v.code().as_str()))
-            } else {
-                (format!("{e:#}"), 2, None, None)
-            };
+            let (msg, code, hint, error_code) = describe(&e, &wallet_dir(&cli));
             if ui.json {
                 println!(
                     "{}",
@@ -913,5 +1312,104 @@ fn main() -> ExitCode {
             }
             ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bizcred-wallet").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn apply_takes_a_type_repeated_claims_and_yes() {
+        let cli = parse(&[
+            "apply",
+            "http://localhost:8084",
+            "--type",
+            "municipal-business-licence",
+            "--claim",
+            "licence_category=restaurant",
+            "--claim",
+            r#"premises_address={"street":"1 Main St","city":"Ottawa"}"#,
+            "--claim",
+            "seats=40",
+            "--yes",
+            "--json",
+        ])
+        .expect("parses");
+        assert!(cli.json);
+        let Command::Apply {
+            agency,
+            type_id,
+            claims,
+            yes,
+        } = cli.command
+        else {
+            panic!("not apply");
+        };
+        assert_eq!(agency, "http://localhost:8084");
+        assert_eq!(type_id, "municipal-business-licence");
+        assert!(yes);
+        assert_eq!(
+            claims,
+            vec![
+                ("licence_category".to_owned(), json!("restaurant")),
+                (
+                    "premises_address".to_owned(),
+                    json!({"street": "1 Main St", "city": "Ottawa"})
+                ),
+                ("seats".to_owned(), json!(40)),
+            ]
+        );
+        // No claims and no --yes is fine; the type is required; a claim needs a name and '='.
+        assert!(parse(&["apply", "https://city.example", "--type", "x"]).is_ok());
+        assert!(parse(&["apply", "https://city.example"]).is_err());
+        assert!(parse(&["apply", "--type", "x"]).is_err());
+        for bad in ["novalue", "=x", "bad name=x"] {
+            let e = parse(&[
+                "apply",
+                "https://city.example",
+                "--type",
+                "x",
+                "--claim",
+                bad,
+            ])
+            .err()
+            .expect(bad);
+            // A usage error: clap exits 2.
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn applications_refresh_by_default_and_withdraw_takes_a_reason() {
+        let Command::Applications {
+            refresh,
+            no_refresh,
+            links,
+        } = parse(&["applications"]).expect("parses").command
+        else {
+            panic!("not applications");
+        };
+        assert!(!refresh && !no_refresh && !links, "refreshes by default");
+        assert!(parse(&["applications", "--refresh"]).is_ok());
+        assert!(parse(&["applications", "--no-refresh", "--links"]).is_ok());
+        assert!(parse(&["applications", "--refresh", "--no-refresh"]).is_err());
+        let Command::Withdraw { id, reason } = parse(&["withdraw", "a1b2", "--reason", "moved"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not withdraw");
+        };
+        assert_eq!((id.as_str(), reason.as_deref()), ("a1b2", Some("moved")));
+        assert!(parse(&["withdraw"]).is_err());
+    }
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -24,6 +24,7 @@ use rand_core::{OsRng, RngCore};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::applications::{StoredApplication, MAX_APPLICATIONS};
 use crate::history::HistoryEntry;
 use crate::store::StoredCredential;
 
@@ -97,6 +98,12 @@ pub enum VaultError {
         #[source]
         source: SealedError,
     },
+    /// The wallet keeps as many applications as it may, every one of them still open.
+    #[error("the wallet keeps {limit} applications, all still open; withdraw one (bizcred-wallet withdraw <id>) before applying again")]
+    TooManyApplications {
+        /// The bound.
+        limit: usize,
+    },
 }
 
 impl VaultError {
@@ -113,6 +120,7 @@ impl VaultError {
             VaultError::Damaged { .. } | VaultError::Encoding { .. } => ReasonCode::RecordDamaged,
             VaultError::NoHolderKey => ReasonCode::NoHolderKey,
             VaultError::NotABackup | VaultError::Backup(_) => ReasonCode::BackupDamaged,
+            VaultError::TooManyApplications { .. } => ReasonCode::TooManyApplications,
             VaultError::Sealed { source, .. } => match source {
                 SealedError::Kdf(_) => ReasonCode::KdfFailed,
                 SealedError::Encrypt => ReasonCode::EncryptionFailed,
@@ -126,7 +134,10 @@ impl VaultError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            VaultError::Missing(_) | VaultError::Exists(_) | VaultError::WrongPassphrase
+            VaultError::Missing(_)
+                | VaultError::Exists(_)
+                | VaultError::WrongPassphrase
+                | VaultError::TooManyApplications { .. }
         )
     }
 }
@@ -152,6 +163,17 @@ pub trait Vault {
     fn history(&self) -> Result<Vec<HistoryEntry>, VaultError>;
     /// Appends to the disclosure history.
     fn append_history(&self, e: &HistoryEntry) -> Result<(), VaultError>;
+    /// Every kept application, in id order.
+    fn applications(&self) -> Result<Vec<StoredApplication>, VaultError>;
+    /// One application, by the wallet's id.
+    fn application(&self, id: &str) -> Result<Option<StoredApplication>, VaultError>;
+    /// Keeps an application (durable when this returns). At most [`MAX_APPLICATIONS`] are
+    /// kept: a new one past the bound replaces the application in a final state seen longest
+    /// ago (in one write); when none is final it is refused
+    /// ([`VaultError::TooManyApplications`]) and nothing changes.
+    fn put_application(&self, a: &StoredApplication) -> Result<(), VaultError>;
+    /// True when [`Vault::put_application`] would keep a new application.
+    fn has_room_for_application(&self) -> Result<bool, VaultError>;
 }
 
 /// The sealed-file purpose of the wallet's data key.
@@ -321,6 +343,7 @@ const KEYS: &str = "keys";
 const HOLDER: &str = "holder";
 const CREDENTIALS: &str = "credentials";
 const HISTORY: &str = "history";
+const APPLICATIONS: &str = "applications";
 
 /// The wallet store on sled.
 pub struct SledVault {
@@ -473,6 +496,42 @@ impl SledVault {
             .map_err(|source| VaultError::Encoding { record, source })
     }
 
+    /// [`Vault::put_application`] under the bound `limit`.
+    fn put_application_within(
+        &self,
+        a: &StoredApplication,
+        limit: usize,
+    ) -> Result<(), VaultError> {
+        let tree = self.db.open_tree(APPLICATIONS)?;
+        if tree.contains_key(a.id.as_bytes())? || tree.len() < limit {
+            return self.put(APPLICATIONS, &a.id, a);
+        }
+        let victim = Self::oldest_final(self.all(APPLICATIONS)?)
+            .ok_or(VaultError::TooManyApplications { limit })?;
+        let mut batch = sled::Batch::default();
+        batch.remove(victim.as_bytes());
+        batch.insert(a.id.as_bytes(), self.seal_record(APPLICATIONS, &a.id, a)?);
+        tree.apply_batch(batch)?;
+        self.fail_point(APPLICATIONS, "batch-written");
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The id of the application in a final state seen longest ago.
+    fn oldest_final(apps: Vec<StoredApplication>) -> Option<String> {
+        apps.into_iter()
+            .filter(|a| a.state.is_final())
+            .min_by(|x, y| (x.last_seen, &x.id).cmp(&(y.last_seen, &y.id)))
+            .map(|a| a.id.clone())
+    }
+
+    fn has_room_within(&self, limit: usize) -> Result<bool, VaultError> {
+        if self.db.open_tree(APPLICATIONS)?.len() < limit {
+            return Ok(true);
+        }
+        Ok(Self::oldest_final(self.all(APPLICATIONS)?).is_some())
+    }
+
     fn all<T: DeserializeOwned>(&self, tree: &str) -> Result<Vec<T>, VaultError> {
         let mut out = Vec::new();
         for kv in self.db.open_tree(tree)?.iter() {
@@ -546,6 +605,22 @@ impl Vault for SledVault {
         // A monotonic key keeps the history in order.
         let id = format!("{:020}", self.db.generate_id()?);
         self.put(HISTORY, &id, e)
+    }
+
+    fn applications(&self) -> Result<Vec<StoredApplication>, VaultError> {
+        self.all(APPLICATIONS)
+    }
+
+    fn application(&self, id: &str) -> Result<Option<StoredApplication>, VaultError> {
+        self.get(APPLICATIONS, id)
+    }
+
+    fn put_application(&self, a: &StoredApplication) -> Result<(), VaultError> {
+        self.put_application_within(a, MAX_APPLICATIONS)
+    }
+
+    fn has_room_for_application(&self) -> Result<bool, VaultError> {
+        self.has_room_within(MAX_APPLICATIONS)
     }
 }
 
@@ -723,6 +798,105 @@ mod tests {
             last_status: None,
             status_checked_at: None,
         }
+    }
+
+    fn application(n: u32, state: crate::applications::AppState) -> StoredApplication {
+        use crate::applications::{application_key, FollowUri};
+        let agency = "http://localhost:8084";
+        let app_id = format!("0a{n:04}");
+        StoredApplication {
+            id: application_key(agency, &app_id),
+            agency: agency.into(),
+            follow_uri: FollowUri::new(format!("{agency}/applicant/{app_id}.capabilitysecret")),
+            application_id: app_id,
+            credential_configuration_id: "municipal-business-licence".into(),
+            vct: Some("https://bizcred.example/vct/municipal-business-licence".into()),
+            state,
+            applied_at: 1_790_000_000,
+            last_seen: 1_790_000_000 + i64::from(n),
+            updated: None,
+            note: Some("bring the lease".into()),
+            request_uri: None,
+            offer: None,
+            flags: vec![],
+        }
+    }
+
+    #[test]
+    fn applications_round_trip_encrypted() {
+        use crate::applications::AppState;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("w");
+        let a = application(1, AppState::AwaitingApproval);
+        let mut b = application(2, AppState::Offered);
+        b.offer = Some(crate::applications::AppOffer {
+            credential_offer_uri: "openid-credential-offer://?credential_offer_uri=x".into(),
+            tx_code: Some("123456".into()),
+            expires: Some(1_790_000_900),
+            used: false,
+        });
+        {
+            let v = SledVault::create(&path, b"pass").expect("create");
+            assert!(v.applications().expect("none").is_empty());
+            v.put_application(&a).expect("a");
+            v.put_application(&b).expect("b");
+            // Sealed: neither the capability nor the note is in the store's bytes.
+            for kv in v.db.open_tree(APPLICATIONS).expect("tree").iter() {
+                let (_, sealed) = kv.expect("kv");
+                for secret in [&b"capabilitysecret"[..], b"bring the lease", b"123456"] {
+                    assert!(!sealed.windows(secret.len()).any(|w| w == secret));
+                }
+            }
+        }
+        let v = SledVault::open(&path, b"pass").expect("reopen");
+        let mut want = vec![a.clone(), b.clone()];
+        want.sort_by(|x, y| x.id.cmp(&y.id));
+        assert_eq!(v.applications().expect("all"), want);
+        assert_eq!(v.application(&b.id).expect("get"), Some(b.clone()));
+        assert_eq!(v.application("a-none").expect("get"), None);
+        // An update replaces the record.
+        let mut b2 = b.clone();
+        b2.state = AppState::Issued;
+        v.put_application(&b2).expect("update");
+        assert_eq!(v.application(&b.id).expect("get"), Some(b2));
+        assert_eq!(v.applications().expect("all").len(), 2);
+    }
+
+    #[test]
+    fn applications_are_bounded_and_only_final_ones_make_room() {
+        use crate::applications::AppState;
+        let dir = tempfile::tempdir().expect("tmp");
+        let v = SledVault::create(dir.path(), b"pass").expect("create");
+        const LIMIT: usize = 3;
+        for n in 0..3 {
+            v.put_application_within(&application(n, AppState::AwaitingApproval), LIMIT)
+                .expect("within the bound");
+        }
+        assert!(!v.has_room_within(LIMIT).expect("room"));
+        let e = v
+            .put_application_within(&application(10, AppState::AwaitingApproval), LIMIT)
+            .expect_err("full of open applications");
+        assert_eq!(e.code(), ReasonCode::TooManyApplications);
+        assert!(e.is_refusal());
+        assert_eq!(v.applications().expect("all").len(), 3, "nothing changed");
+        // A kept one is still updated at the bound.
+        v.put_application_within(&application(1, AppState::Withdrawn), LIMIT)
+            .expect("update at the bound");
+        v.put_application_within(&application(2, AppState::Refused), LIMIT)
+            .expect("update at the bound");
+        assert!(v.has_room_within(LIMIT).expect("room"));
+        // A new one replaces the final one seen longest ago (1), never an open one (0).
+        let new = application(11, AppState::AwaitingApproval);
+        v.put_application_within(&new, LIMIT).expect("replaces");
+        let ids: Vec<String> = v
+            .applications()
+            .expect("all")
+            .into_iter()
+            .map(|a| a.application_id)
+            .collect();
+        assert_eq!(ids.len(), LIMIT);
+        assert!(ids.contains(&"0a0000".to_owned()) && ids.contains(&"0a0002".to_owned()));
+        assert!(ids.contains(&"0a0011".to_owned()) && !ids.contains(&"0a0001".to_owned()));
     }
 
     #[test]

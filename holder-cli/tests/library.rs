@@ -773,6 +773,32 @@ fn wallet_codes_are_in_the_shared_reason_table_as_wallet_codes() {
         },
         WalletError::NoPendingReceive,
         WalletError::Request(oid4vp::RequestError::ClientIdMismatch),
+        WalletError::AgencyUrl("ftp://x".into()),
+        WalletError::TypeNotIssued {
+            agency: "https://city.example".into(),
+            slug: "x".into(),
+            offered: vec![],
+        },
+        WalletError::Agency {
+            what: "x",
+            status: 409,
+            error: None,
+            description: None,
+            code: Some("NOT_A_SHARED_CODE".into()),
+        },
+        WalletError::AgencyAnswer {
+            what: "x",
+            problem: "y",
+        },
+        WalletError::AgencyDown {
+            agency: "https://city.example".into(),
+        },
+        WalletError::UnknownApplication("a".into()),
+        WalletError::AmbiguousApplication {
+            id: "a".into(),
+            ids: vec![],
+        },
+        VaultError::TooManyApplications { limit: 1 }.into(),
         VaultError::WrongPassphrase.into(),
         VaultError::Missing("d".into()).into(),
         VaultError::Exists("d".into()).into(),

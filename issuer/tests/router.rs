@@ -872,10 +872,7 @@ async fn an_applicant_opens_follows_and_withdraws_an_application() {
         bn["prerequisites"],
         json!([bizcred_schemas::CredentialType::CertificateOfIncorporation.vct()])
     );
-    assert_eq!(
-        bn["applicant_claims"],
-        json!(["operating_name", "program_accounts"])
-    );
+    assert_eq!(bn["applicant_claims"], json!(["operating_name"]));
 
     let (id, cap) = applicant_opens(&f).await;
     let (other_id, other_cap) = applicant_opens(&f).await;

@@ -261,7 +261,7 @@ reasons! {
         OfferNotFound = "OFFER_NOT_FOUND", "issuer", "The credential offer does not exist.";
         OfferUsedOrExpired = "OFFER_USED_OR_EXPIRED", "issuer", "The credential offer was used or has expired.";
         ApplicationNotAwaitingApproval = "APPLICATION_NOT_AWAITING_APPROVAL", "issuer", "The application is not waiting for approval.";
-        ApplicationTypeUnknown = "APPLICATION_TYPE_UNKNOWN", "issuer", "The application names a credential type this agency does not issue.";
+        ApplicationTypeUnknown = "APPLICATION_TYPE_UNKNOWN", "issuer, wallet", "The application names a credential type this agency does not issue.";
         VerifiedClaimChanged = "VERIFIED_CLAIM_CHANGED", "issuer", "A claim verified from a prerequisite credential cannot be changed.";
         ClaimsInvalid = "CLAIMS_INVALID", "issuer", "The claims break the credential type's schema.";
         RequestAlreadyAnswered = "REQUEST_ALREADY_ANSWERED", "issuer", "The prerequisite request was already answered.";
@@ -326,6 +326,10 @@ reasons! {
         RecordDamaged = "RECORD_DAMAGED", "wallet", "A stored record is damaged.";
         ReceiveExpired = "RECEIVE_EXPIRED", "wallet", "An interrupted receive cannot be resumed: its access token has expired (nothing stored).";
         NoPendingReceive = "NO_PENDING_RECEIVE", "wallet", "There is no interrupted receive to resume.";
+        AgencyUrlInvalid = "AGENCY_URL_INVALID", "wallet", "The agency URL is not https:// (or plain HTTP on localhost), or carries a query, fragment or credentials.";
+        UnknownApplication = "UNKNOWN_APPLICATION", "wallet", "The wallet keeps no application with this id.";
+        ApplicationAmbiguous = "APPLICATION_AMBIGUOUS", "wallet", "The agency's application id names applications at several agencies; use the wallet's id.";
+        TooManyApplications = "TOO_MANY_APPLICATIONS", "wallet", "The wallet keeps as many applications as it may, all still open (nothing was sent).";
     }
     "Staff pages (web)" {
         LoginFailed = "LOGIN_FAILED", "web", "The account name or password is wrong, or the account is disabled.";
@@ -364,6 +368,11 @@ reasons! {
         EventPageReplayed = "EVENT_PAGE_REPLAYED", "issuer", "An event page answers a position before the subscriber's cursor: events already taken are not taken twice.";
         EventPageGap = "EVENT_PAGE_GAP", "issuer", "An event page starts after the subscriber's cursor, skips a position, or ends elsewhere than its last event: events would be missed.";
         EventOutOfOrder = "EVENT_OUT_OF_ORDER", "issuer", "An event page's events are not in increasing order of position.";
+    }
+    "The founder's single window (portal)" {
+        ApplicantApiMalformed = "APPLICANT_API_MALFORMED", "portal", "An agency's answer is not its applicant API's (not the documented JSON, too large, or another agency's).";
+        NoAgencyForType = "NO_AGENCY_FOR_TYPE", "portal", "No registered agency is authorized for this credential type in the trust bundle held.";
+        PortalApplicationsFull = "PORTAL_APPLICATIONS_FULL", "portal", "This session holds the most applications the portal keeps for one session.";
     }
 }
 

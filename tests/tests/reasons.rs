@@ -90,6 +90,7 @@ fn every_code_in_the_table_is_emitted_somewhere() {
         "cli",
         "web",
         "repository",
+        "portal",
     ] {
         rust_files(&root().join(krate).join("src"), &mut files);
     }

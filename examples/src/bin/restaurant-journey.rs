@@ -24,6 +24,11 @@ struct Args {
     /// running (Enter stops it).
     #[arg(long, conflicts_with_all = ["json", "desk"])]
     repository: bool,
+    /// Start the founder's single window with the registry, the agencies (desk accounts) and
+    /// an empty wallet, print the addresses and wallet commands, and leave them running for a
+    /// person to take the restaurant through every agency from the portal (Enter stops them).
+    #[arg(long, conflicts_with_all = ["json", "desk", "repository"])]
+    portal: bool,
     /// Businesses in the --repository extract.
     #[arg(long, default_value_t = 2_000, requires = "repository")]
     count: usize,
@@ -43,6 +48,11 @@ fn main() -> ExitCode {
     }
     if args.repository {
         return repository(args.count);
+    }
+    if args.portal {
+        return until_enter(bizcred_examples::portal_demo(&mut |line| {
+            println!("{line}")
+        }));
     }
     let result = bizcred_examples::restaurant_journey(&mut |line, record| {
         n += 1;
@@ -99,7 +109,12 @@ fn repository(count: usize) -> ExitCode {
 }
 
 fn desk() -> ExitCode {
-    let demo = match bizcred_examples::desk_demo(&mut |line| println!("{line}")) {
+    until_enter(bizcred_examples::desk_demo(&mut |line| println!("{line}")))
+}
+
+/// Keeps a demo's services running until Enter.
+fn until_enter<T>(demo: anyhow::Result<T>) -> ExitCode {
+    let demo = match demo {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -43,7 +43,8 @@ pub fn applicant_claims(ty: CredentialType) -> &'static [&'static str] {
             "registered_office_address",
             "directors",
         ],
-        CredentialType::BusinessNumber => &["operating_name", "program_accounts"],
+        // The program accounts carry numbers the CRA assigns from the business number.
+        CredentialType::BusinessNumber => &["operating_name"],
         CredentialType::MunicipalBusinessLicence => &["licence_category", "premises_address"],
         CredentialType::LiquorSalesLicence => &["licence_class", "endorsements", "capacity"],
     }
