@@ -284,6 +284,10 @@ async fn admin(
                         ])
                     ),
                 },
+                AdminCmd::Approve { .. } if v["tx_code"].is_null() => format!(
+                    "offer ready: the applicant sees it, with its transaction code, through their application link\n  offer: {}",
+                    s("credential_offer_uri")
+                ),
                 AdminCmd::Approve { .. } => format!(
                     "offer ready. Give the applicant, separately:\n  offer:            {}\n  transaction code: {}",
                     s("credential_offer_uri"),

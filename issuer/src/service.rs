@@ -166,9 +166,9 @@ impl From<Error> for ApiError {
             Error::OfferNotFound | Error::OfferUsedOrExpired => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
-            Error::NotAwaitingApproval { .. } | Error::NotWithdrawable { .. } => {
-                (StatusCode::CONFLICT, "invalid_request")
-            }
+            Error::NotAwaitingApproval { .. }
+            | Error::NotWithdrawable { .. }
+            | Error::ClaimsLocked { .. } => (StatusCode::CONFLICT, "invalid_request"),
             Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             Error::CapabilityInvalid => (StatusCode::FORBIDDEN, "access_denied"),
             Error::ApplicantClaimNotAllowed { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),

@@ -896,6 +896,31 @@ async fn an_applicant_opens_follows_and_withdraws_an_application() {
         assert_eq!(e["code"], "CAPABILITY_INVALID");
     }
 
+    // While staff review it, the claims are what they see: the founder changes them only when
+    // asked to.
+    let (s, e, _) = call(
+        &f,
+        applicant(
+            &format!("/applicant/{cap}/claims"),
+            json!({"claims": {"legal_name": "Jennifer Ventures Holdings Inc."}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "APPLICATION_CLAIMS_LOCKED");
+    let (s, e, _) = call(
+        &f,
+        admin(
+            &format!("/admin/applications/{id}/request-changes"),
+            json!({"reason": "the legal name must end with Holdings Inc."}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let (_, v, _) = call(&f, get(&format!("/applicant/{cap}"))).await;
+    assert_eq!(v["state"], "changes_requested");
+    assert_eq!(v["note"], "the legal name must end with Holdings Inc.");
+
     // Only what the founder can state: the agency sets the corporation number.
     let (s, e, _) = call(
         &f,
@@ -927,8 +952,17 @@ async fn an_applicant_opens_follows_and_withdraws_an_application() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["claims"]["legal_name"], "Jennifer Ventures Holdings Inc.");
-    assert_eq!(v["history"][0]["action"], "claims_updated");
-    assert_eq!(v["history"][0]["by"], "applicant");
+    assert_eq!(v["state"], "awaiting_approval", "ready for review again");
+    let last = v["history"]
+        .as_array()
+        .expect("h")
+        .last()
+        .expect("e")
+        .clone();
+    assert_eq!(
+        (last["action"].as_str(), last["by"].as_str()),
+        (Some("claims_updated"), Some("applicant"))
+    );
 
     let (s, v, _) = call(
         &f,
@@ -980,10 +1014,12 @@ async fn an_applicant_sees_the_offer_and_the_issuance() {
     let (s, v, _) = call(&f, get(&format!("/applicant/{cap}"))).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "offered");
-    assert_eq!(
-        v["offer"]["tx_code"], o["tx_code"],
-        "the code staff see too"
+    assert!(
+        o["tx_code"].is_null(),
+        "staff never see the applicant's code: {o}"
     );
+    assert_eq!(o["tx_code_delivery"], "application_link");
+    assert_eq!(v["offer"]["tx_code"].as_str().map(str::len), Some(6));
     assert_eq!(
         v["offer"]["credential_offer_uri"],
         o["credential_offer_uri"]

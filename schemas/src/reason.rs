@@ -280,6 +280,7 @@ reasons! {
         ApplicationNotWithdrawable = "APPLICATION_NOT_WITHDRAWABLE", "issuer", "The application can no longer be withdrawn: an offer was made or it was decided.";
         CapabilityInvalid = "CAPABILITY_INVALID", "issuer", "The application link is not valid: no application of this agency answers to it.";
         ApplicationsThrottled = "APPLICATIONS_THROTTLED", "issuer", "The agency opens as many applications per minute as it allows; try again in a minute.";
+        ApplicationClaimsLocked = "APPLICATION_CLAIMS_LOCKED", "issuer", "The applicant can change the claims only while the application waits for its prerequisites or after the agency asked for changes.";
         ApplicantClaimNotAllowed = "APPLICANT_CLAIM_NOT_ALLOWED", "issuer", "The applicant may not state this claim: the agency sets it or a verified prerequisite credential provides it.";
         StatusNotPublished = "STATUS_NOT_PUBLISHED", "issuer", "The status change is recorded, but its status list could not be signed in time; the next re-sign publishes it.";
     }

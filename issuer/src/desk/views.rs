@@ -589,7 +589,8 @@ pub(super) struct OfferPage {
     pub(super) application: String,
     pub(super) link: String,
     pub(super) qr: Option<String>,
-    pub(super) tx_code: String,
+    /// `None` when the applicant sees it through the application's capability link.
+    pub(super) tx_code: Option<String>,
     pub(super) expires: String,
 }
 

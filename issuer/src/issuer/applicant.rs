@@ -30,6 +30,10 @@ use crate::store::{sha256_hex, AppStatus, Application, ApplicationEvent};
 /// swept when their prerequisite request expires).
 pub const MAX_APPLICANT_OPENS_PER_MINUTE: u32 = 600;
 
+/// Least lifetime of an offer made on an applicant's application (seconds): the founder
+/// comes back to the link when they can, not while staff wait.
+pub const APPLICANT_OFFER_TTL: i64 = 3 * 24 * 3600;
+
 /// Longest capability link token read (`{24 hex}.{43 base64url}` is 68).
 const MAX_CAPABILITY_LEN: usize = 128;
 
@@ -224,24 +228,24 @@ impl Issuer {
     }
 
     /// The applicant states or corrects the claims only it can (`null` removes one), while the
-    /// application waits for its prerequisites or for review, or was sent back for changes (it
-    /// is then ready for review again). The values are checked against the type's schema.
+    /// application waits for its prerequisites or was sent back for changes (it is then ready
+    /// for review again); never while staff review it, so what they approve is what they saw.
+    /// The values are checked against the type's schema.
     pub fn applicant_update_claims(
         &self,
         capability: &str,
         claims: Map<String, Value>,
     ) -> Result<Application, Error> {
         let app = self.application_by_capability(capability)?;
+        Actor::Applicant.require(Permission::EditClaims)?;
         let ty = self.application_type(&app)?;
         let claims = applicant_only(ty, claims)?;
         let (app, ()) = self.change_application(&app.id, |app, now| {
             if !matches!(
                 app.status,
-                AppStatus::AwaitingPrerequisites
-                    | AppStatus::AwaitingApproval
-                    | AppStatus::ChangesRequested
+                AppStatus::AwaitingPrerequisites | AppStatus::ChangesRequested
             ) {
-                return Err(Error::NotAwaitingApproval {
+                return Err(Error::ClaimsLocked {
                     id: app.id.clone(),
                     status: app.status,
                 });

@@ -289,6 +289,15 @@ pub enum Error {
     /// another one).
     #[error("the application link is not valid")]
     CapabilityInvalid,
+    /// The applicant tried to change the claims while staff review the application or after
+    /// it was decided.
+    #[error("application {id} is {status}: its claims can change only while it waits for the prerequisites or after the agency asked for changes")]
+    ClaimsLocked {
+        /// The application.
+        id: String,
+        /// Where it stands.
+        status: AppStatus,
+    },
     /// Too many applications opened through the applicant API this minute.
     #[error(
         "the agency opens as many applications per minute as it allows; try again in a minute"
@@ -381,6 +390,7 @@ impl Error {
             Error::NoTrustBundle => ReasonCode::TrustBundleMissing,
             Error::UpstreamUnknown(_) => ReasonCode::IssuerUnknown,
             Error::CapabilityInvalid => ReasonCode::CapabilityInvalid,
+            Error::ClaimsLocked { .. } => ReasonCode::ApplicationClaimsLocked,
             Error::ApplicantsThrottled => ReasonCode::ApplicationsThrottled,
             Error::ApplicantClaimNotAllowed { .. } => ReasonCode::ApplicantClaimNotAllowed,
         }

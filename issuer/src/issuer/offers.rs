@@ -27,8 +27,10 @@ pub struct Offered {
     pub credential_offer_uri: String,
     /// The offer by value (it holds the pre-authorized code).
     pub credential_offer_by_value: String,
-    /// The 6-digit transaction code, handed over separately.
-    pub tx_code: String,
+    /// The 6-digit transaction code staff hand over separately; `None` for an application
+    /// the applicant opened, who sees it through the application's capability link (staff
+    /// never see it, so they cannot redeem the offer).
+    pub tx_code: Option<String>,
     /// When the offer expires (Unix seconds).
     pub expires: i64,
 }
@@ -51,6 +53,7 @@ impl serde::Serialize for Offered {
             "credential_offer_uri": self.credential_offer_uri,
             "credential_offer_by_value": self.credential_offer_by_value,
             "tx_code": self.tx_code,
+            "tx_code_delivery": if self.tx_code.is_some() { "staff" } else { "application_link" },
             "expires_at": bizcred_core::time::format_utc(self.expires),
         })
         .serialize(s)
@@ -166,7 +169,7 @@ impl Issuer {
                 "credential_configuration_ids": [ty.slug()],
                 "grants": {oid4vci::PRE_AUTHORIZED_GRANT: {
                     "pre-authorized_code": code,
-                    "tx_code": {"input_mode": "numeric", "length": 6, "description": "The 6-digit code the agency gave you"},
+                    "tx_code": {"input_mode": "numeric", "length": 6, "description": if app.capability.is_some() { "The 6-digit code shown with your application" } else { "The 6-digit code the agency gave you" }},
                 }},
             });
             let offer = Offer {
@@ -175,7 +178,11 @@ impl Issuer {
                 configuration_id: ty.slug().to_owned(),
                 code_hash: sha256_hex(code.as_bytes()),
                 tx_hash: sha256_hex(tx.as_bytes()),
-                expires: now + self.config.offer_ttl,
+                // The applicant may come back to the link days later; staff hand over theirs.
+                expires: now + match app.capability {
+                    Some(_) => self.config.offer_ttl.max(super::applicant::APPLICANT_OFFER_TTL),
+                    None => self.config.offer_ttl,
+                },
                 attempts: 0,
                 used: false,
                 offer: offer_obj.clone(),
@@ -197,7 +204,7 @@ impl Issuer {
                     self.config.public_url
                 )),
                 credential_offer_by_value: oid4vci::offer_uri_by_value(&offer_obj),
-                tx_code: tx,
+                tx_code: app.capability.is_none().then(|| tx.clone()),
                 expires: offer.expires,
             };
             let change = Change {
