@@ -118,6 +118,12 @@ fn report_text(what: &str, r: &IntakeReport) -> String {
         "{what}: {} accepted, {} held already, {} refused",
         r.accepted, r.already_held, r.refused
     );
+    if r.waiting_for_bundle > 0 {
+        t.push_str(&format!(
+            ", {} issued after the trust bundle held (taken after the next sync)",
+            r.waiting_for_bundle
+        ));
+    }
     for f in &r.refusals {
         t.push_str(&format!("\n  #{}: {} {}", f.index, f.code, f.message));
     }
@@ -319,7 +325,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                                 r.refused,
                                 r.refusals.first().map(|f| f.code)
                             ),
-                            Ok(r) => tracing::info!("pulled {i}: {} accepted", r.accepted),
+                            Ok(r) => tracing::info!(
+                                "pulled {i}: {} accepted, {} waiting for a newer trust bundle",
+                                r.accepted,
+                                r.waiting_for_bundle
+                            ),
                             Err(e) => tracing::warn!("pull {i}: {e}"),
                         }
                         match bg.follow_events(i).await {

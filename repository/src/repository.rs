@@ -79,6 +79,10 @@ pub struct IntakeReport {
     pub already_held: usize,
     /// Credentials refused.
     pub refused: usize,
+    /// Credentials of a feed left for the next pull: issued after the trust bundle held was
+    /// made, so the bundle could not yet know their issuer, key or authorization.
+    #[serde(default)]
+    pub waiting_for_bundle: usize,
     /// The first [`MAX_LISTED_REFUSALS`] refusals.
     pub refusals: Vec<Refusal>,
 }
@@ -88,6 +92,7 @@ impl IntakeReport {
         self.accepted += other.accepted;
         self.already_held += other.already_held;
         self.refused += other.refused;
+        self.waiting_for_bundle += other.waiting_for_bundle;
         let room = MAX_LISTED_REFUSALS.saturating_sub(self.refusals.len());
         self.refusals.extend(other.refusals.into_iter().take(room));
     }
@@ -553,18 +558,37 @@ impl Repository {
         loop {
             let after = self.store.cursor(&feed)?;
             let page = self.read_feed(&feed, after).await?;
-            let credentials: Vec<String> = page.items.into_iter().map(|i| i.credential).collect();
+            // A credential issued after the bundle held was made is not judged against it (its
+            // issuer, key or authorization may be newer): the pull stops before it, and the
+            // next one, after the next sync, takes it.
+            let as_of = self
+                .trust()
+                .ok_or(Error::NoTrust)?
+                .registry_as_of
+                .ok_or(Error::NoTrust)?;
+            let total = page.items.len();
+            let newer = page
+                .items
+                .iter()
+                .position(|i| issued_at(&i.credential).is_some_and(|iat| iat > as_of));
+            let mut items = page.items;
+            items.truncate(newer.unwrap_or(total));
+            let next = match newer {
+                Some(_) => items.last().map_or(after, |i| i.seq),
+                None => page.next_after,
+            };
+            let credentials: Vec<String> = items.into_iter().map(|i| i.credential).collect();
             let me = self.clone();
-            let taken = tokio::task::spawn_blocking(move || me.intake(&credentials))
+            let mut taken = tokio::task::spawn_blocking(move || me.intake(&credentials))
                 .await
                 .map_err(|e| Error::Index(e.to_string()))??;
+            taken.waiting_for_bundle = newer.map_or(0, |n| total - n);
             report.add(taken);
             self.commit()?;
-            if page.next_after <= after {
-                break;
+            if next > after {
+                self.store.set_cursor(&feed, next)?;
             }
-            self.store.set_cursor(&feed, page.next_after)?;
-            if page.complete {
+            if newer.is_some() || next <= after || page.complete {
                 break;
             }
         }
@@ -886,7 +910,21 @@ impl Repository {
 
 #[derive(Deserialize)]
 struct FeedItem {
+    /// Its position in the feed.
+    seq: u64,
     credential: String,
+}
+
+/// The `iat` of a compact credential's payload, read without verifying (only to decide whether
+/// the trust bundle held can judge it; verification reads it again).
+fn issued_at(credential: &str) -> Option<i64> {
+    let payload = credential.split('~').next()?.split('.').nth(1)?;
+    let bytes = bizcred_core::base64url_decode(payload).ok()?;
+    #[derive(Deserialize)]
+    struct Iat {
+        iat: i64,
+    }
+    serde_json::from_slice::<Iat>(&bytes).ok().map(|p| p.iat)
 }
 
 #[derive(Deserialize)]

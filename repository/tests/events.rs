@@ -172,3 +172,79 @@ async fn suspensions_and_revocations_are_followed_from_the_signed_event_feed() {
     let e = repo.follow_events(&strange).await.expect_err("refused");
     assert_eq!(e.code(), bizcred_schemas::ReasonCode::IssuerUnknown, "{e}");
 }
+
+/// A pull never judges a credential against a trust bundle made before it was issued: it stops
+/// before it (the cursor stays), says how many wait, and the pull after a newer bundle takes
+/// them. (Otherwise an issuer onboarded, or a key rotated, after the bundle would see its
+/// credentials refused and skipped for good.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_leaves_credentials_newer_than_the_bundle_for_the_next_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let obr = issuer(&dir.path().join("obr"), "obr.bizcred.test");
+    let t0 = now();
+    let mut reg = InMemoryRegistry::new("registry.bizcred.test/log", t0 - 300, t0 - 290);
+    reg.onboard_did(
+        &obr.did,
+        &obr.did_log().expect("log"),
+        "Ontario Business Registry",
+        "Registre des entreprises de l'Ontario",
+        &[CredentialType::CertificateOfIncorporation],
+        t0 - 200,
+    );
+    let repo_dir = dir.path().join("repository");
+    Repository::init(
+        &repo_dir,
+        TrustConfig {
+            anchor: reg.anchor(),
+            registry: "http://127.0.0.1:9".into(),
+        },
+    )
+    .expect("init");
+    // The bundle held was made before the credentials were issued.
+    let bundle = repo_dir.join("trust/bundles/000000.json");
+    std::fs::write(&bundle, reg.bundle(0, t0 - 100, Vec::new())).expect("bundle");
+    let mut run = obr.bulk().expect("bulk");
+    for (i, (corp, name)) in [
+        ("1000001", "Boulangerie Éloïse Inc."),
+        ("1000002", "Maple Leaf Plumbing Ltd."),
+    ]
+    .iter()
+    .enumerate()
+    {
+        run.line(i as u64 + 1, &line(corp, name)).expect("line");
+    }
+    run.finish().expect("issued");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let feed = obr.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, bizcred_issuer::public::routes(feed)).await;
+    });
+
+    let repo = Arc::new(Repository::open(&repo_dir, Arc::new(now)).expect("open"));
+    let r = repo.pull(&url).await.expect("pull");
+    assert_eq!(
+        (r.accepted, r.refused, r.waiting_for_bundle),
+        (0, 0, 2),
+        "{r:?}"
+    );
+    assert!(repo.business("1000001").is_err(), "nothing taken yet");
+    drop(repo);
+
+    // A bundle made after them: the next pull takes both.
+    std::fs::write(&bundle, reg.bundle(0, now(), Vec::new())).expect("bundle");
+    let repo = Arc::new(Repository::open(&repo_dir, Arc::new(now)).expect("open"));
+    let r = repo.pull(&url).await.expect("pull");
+    assert_eq!(
+        (r.accepted, r.refused, r.waiting_for_bundle),
+        (2, 0, 0),
+        "{r:?}"
+    );
+    assert_eq!(
+        repo.pull(&url).await.expect("pull").accepted,
+        0,
+        "the cursor moved past them"
+    );
+}

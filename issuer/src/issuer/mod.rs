@@ -44,7 +44,9 @@ use bizcred_schemas::CredentialType;
 use crate::config::Config;
 use crate::store::{SignedList, Store};
 
-pub use applicant::{applicant_claims, Opened, MAX_APPLICANT_OPENS_PER_MINUTE};
+pub use applicant::{
+    applicant_claims, Opened, APPLICANT_OFFER_TTL, MAX_APPLICANT_OPENS_PER_MINUTE,
+};
 pub use applications::{prefill, MAX_SWEEP};
 pub use credential::{
     DpopEndpoint, Presented, DPOP_MAX_AGE, DPOP_MAX_SKEW, DPOP_NONCE_TTL, MAX_EVENT_DESCRIPTION,
