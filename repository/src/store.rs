@@ -151,7 +151,9 @@ impl Store {
     }
 
     /// Keeps `records` (each with its indexes), durable before it returns. A record held
-    /// already is written again as given (the same credential: its status may be newer).
+    /// already is written again as given (the same credential: its status may be newer),
+    /// unless the one held has a newer status (`status_as_of`): of two writers refreshing one
+    /// record from different sources, the older status never overwrites the newer.
     pub fn put(&self, records: &[Record]) -> Result<(), Error> {
         dispatch!(self.put(records))
     }

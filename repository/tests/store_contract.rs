@@ -192,8 +192,12 @@ fn a_record_written_again_is_replaced_and_the_last_of_a_batch_wins(place: &Place
         store.of_subject("1000001").expect("of_subject"),
         vec![revoked.clone()]
     );
+    // An older status (another instance's refresh from an older list) never overwrites it.
+    store.put(std::slice::from_ref(&r)).expect("put older");
+    assert_eq!(store.get(&r.id).expect("get"), Some(revoked.clone()));
     let mut suspended = r.clone();
     suspended.status = "suspended".into();
+    suspended.status_as_of = 1_700_000_600;
     store
         .put(&[revoked.clone(), suspended.clone()])
         .expect("put twice in one batch");

@@ -237,7 +237,9 @@ impl PgStore {
     }
 
     /// Keeps `records` in one transaction, durable before it returns; a record held already
-    /// is written again as given (of one id given twice, the last).
+    /// is written again as given (of one id given twice, the last), unless the one held has
+    /// a newer status (`status_as_of`): of two instances refreshing one record from different
+    /// sources at once, the older status never overwrites the newer.
     pub fn put(&self, records: &[Record]) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
@@ -272,7 +274,9 @@ impl PgStore {
                                           $5::text[]::numeric[], $6::text[]::json[]) \
                      ON CONFLICT (id) DO UPDATE SET changed = nextval('records_changed'), \
                        subject = excluded.subject, issued_at = excluded.issued_at, status_uri = excluded.status_uri, \
-                       status_idx = excluded.status_idx, body = excluded.body",
+                       status_idx = excluded.status_idx, body = excluded.body \
+                     WHERE COALESCE((records.body->>'status_as_of')::int8, 0) \
+                        <= COALESCE((excluded.body->>'status_as_of')::int8, 0)",
                 )
                 .bind(ids)
                 .bind(subjects)

@@ -7,6 +7,7 @@
 //! applied).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::Record;
 use crate::{corrupt, Error};
@@ -20,6 +21,8 @@ pub struct SledStore {
     by_list: sled::Tree,
     cursors: sled::Tree,
     meta: sled::Tree,
+    /// Serializes writers: a put reads what is held to keep the newer status.
+    write: Arc<std::sync::Mutex<()>>,
 }
 
 fn subject_key(subject: &str, issued_at: i64, id: &str) -> Vec<u8> {
@@ -50,6 +53,7 @@ impl SledStore {
             by_list: db.open_tree("by_list")?,
             cursors: db.open_tree("cursors")?,
             meta: db.open_tree("meta")?,
+            write: Arc::new(std::sync::Mutex::new(())),
             db,
         })
     }
@@ -60,12 +64,29 @@ impl SledStore {
     }
 
     /// Keeps `records` (each with its indexes), durable before it returns. A record held
-    /// already is written again as given (the same credential: its status may be newer).
+    /// already is written again as given (the same credential: its status may be newer),
+    /// unless the one held has a newer status (`status_as_of`): an older status never
+    /// overwrites a newer one.
     pub fn put(&self, records: &[Record]) -> Result<(), Error> {
+        let _writer = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Of one id given twice, the last; a record held with a newer status stays.
+        let mut last: std::collections::BTreeMap<&str, &Record> = std::collections::BTreeMap::new();
+        for rec in records {
+            last.insert(rec.id.as_str(), rec);
+        }
         let mut r = sled::Batch::default();
         let mut s = sled::Batch::default();
         let mut l = sled::Batch::default();
-        for rec in records {
+        for rec in last.into_values() {
+            if self
+                .get(&rec.id)?
+                .is_some_and(|held| held.status_as_of > rec.status_as_of)
+            {
+                continue;
+            }
             r.insert(
                 rec.id.as_bytes(),
                 serde_json::to_vec(rec).map_err(corrupt("record"))?,
