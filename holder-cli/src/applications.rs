@@ -1,6 +1,9 @@
 //! Applications to an agency, over its applicant API: which types it issues
 //! (`GET /applicant/types`), opening an application (`POST /applicant/applications`), following
-//! it by its capability link (`GET <follow_uri>`) and withdrawing it (`POST <follow_uri>/withdraw`).
+//! it by its capability link (`GET <follow_uri>`), answering a request for changes
+//! (`POST <follow_uri>/claims`) and withdrawing it (`POST <follow_uri>/withdraw`). An
+//! application the agency no longer answers for (`403 CAPABILITY_INVALID`) is kept in the final
+//! state [`AppState::NoLongerHeld`] and not asked about again.
 //!
 //! The wallet keeps each application as a [`StoredApplication`] in its encrypted store (at most
 //! [`MAX_APPLICATIONS`]; see [`crate::vault::Vault::put_application`]). The capability link is a
@@ -58,6 +61,9 @@ pub enum AppState {
     Refused,
     /// The founder withdrew it.
     Withdrawn,
+    /// The wallet's own final state, never an agency's: the agency answered that it holds no
+    /// application behind the link (`403 CAPABILITY_INVALID`). It is not asked about again.
+    NoLongerHeld,
 }
 
 impl AppState {
@@ -71,6 +77,15 @@ impl AppState {
             AppState::Issued => "issued",
             AppState::Refused => "refused",
             AppState::Withdrawn => "withdrawn",
+            AppState::NoLongerHeld => "no_longer_held",
+        }
+    }
+
+    /// How the state reads in a sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AppState::NoLongerHeld => "no longer held by the agency",
+            other => other.as_str(),
         }
     }
 
@@ -78,7 +93,7 @@ impl AppState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            AppState::Issued | AppState::Refused | AppState::Withdrawn
+            AppState::Issued | AppState::Refused | AppState::Withdrawn | AppState::NoLongerHeld
         )
     }
 }
@@ -415,7 +430,8 @@ fn agency_check(a: Answer, what: &'static str) -> Result<String, WalletError> {
     })
 }
 
-/// Reads what the agency at `agency` (from [`agency_base`]) issues.
+/// Reads what the agency at `agency` (from [`agency_base`]) issues. The agency must answer
+/// `agency` as its `credential_issuer` ([`WalletError::AgencyMismatch`] otherwise).
 pub async fn agency_types(c: &reqwest::Client, agency: &str) -> Result<AgencyTypes, WalletError> {
     const WHAT: &str = "the agency's list of types";
     let url = format!("{agency}/applicant/types");
@@ -424,8 +440,18 @@ pub async fn agency_types(c: &reqwest::Client, agency: &str) -> Result<AgencyTyp
     if t.types.len() > MAX_TYPES {
         return Err(bad(WHAT, "it lists more types than the wallet reads"));
     }
-    let issuer = agency_base(&t.credential_issuer)
-        .map_err(|_| bad(WHAT, "its credential_issuer is not an agency URL"))?;
+    // The agency must be the one the founder named (normalised alike): an application opened
+    // from another agency's answer would go, with the founder's claims, where the founder did
+    // not say.
+    let mismatch = |answered: String| WalletError::AgencyMismatch {
+        asked: agency.to_owned(),
+        answered,
+    };
+    let issuer = match agency_base(&t.credential_issuer) {
+        Ok(issuer) if issuer == agency => issuer,
+        Ok(other) => return Err(mismatch(other)),
+        Err(_) => return Err(mismatch(clean(&t.credential_issuer, 200))),
+    };
     t.credential_issuer = issuer;
     for ty in &mut t.types {
         ty.credential_configuration_id = clean(&ty.credential_configuration_id, 100);
@@ -463,6 +489,9 @@ pub async fn open(
         json!({"credential_configuration_id": ty.credential_configuration_id, "claims": claims});
     let text = agency_check(net::send(c.post(&url).json(&body), WHAT, &url).await?, WHAT)?;
     let o: Opened = net::parse_json(&text, WHAT)?;
+    if o.state == AppState::NoLongerHeld {
+        return Err(bad(WHAT, "it names a state the agency does not give"));
+    }
     let application_id = checked_id(&o.application_id, WHAT)?;
     let follow = checked_follow(agency, &o.follow_uri, WHAT)?;
     let request_uri = o
@@ -556,6 +585,27 @@ pub async fn withdraw(
     view(a, &agency_check(answer, WHAT)?, WHAT)
 }
 
+/// Answers a request for changes (`POST <follow_uri>/claims` with `{"claims": …}`): the claims
+/// only the founder states, as `apply` sends them. The agency decides whether the application
+/// takes them in its state (its refusal comes back with its sentence and code).
+pub async fn answer(
+    c: &reqwest::Client,
+    a: &StoredApplication,
+    claims: Map<String, Value>,
+) -> Result<ApplicationView, WalletError> {
+    const WHAT: &str = "the answer to the agency";
+    let url = format!("{}/claims", a.follow_uri.expose());
+    let body = json!({ "claims": claims });
+    let answer = send_secret(c.post(&url).json(&body), WHAT, &shown(a)).await?;
+    view(a, &agency_check(answer, WHAT)?, WHAT)
+}
+
+/// True when the agency answered that it holds no application behind the link
+/// (`403 CAPABILITY_INVALID`).
+pub fn is_no_longer_held(e: &WalletError) -> bool {
+    matches!(e, WalletError::Agency { status: 403, code: Some(c), .. } if c == ReasonCode::CapabilityInvalid.as_str())
+}
+
 fn view(
     a: &StoredApplication,
     text: &str,
@@ -565,10 +615,55 @@ fn view(
     if v.application_id != a.application_id {
         return Err(bad(what, "it answers for another application"));
     }
+    if v.state == AppState::NoLongerHeld {
+        return Err(bad(what, "it names a state the agency does not give"));
+    }
     Ok(v)
 }
 
 impl StoredApplication {
+    /// The agency holds no application behind the link any more: the final state
+    /// [`AppState::NoLongerHeld`] at `now`; the open request and the offer are dropped (they
+    /// were the agency's, for an application it no longer holds).
+    pub fn mark_no_longer_held(&mut self, now: i64) {
+        self.state = AppState::NoLongerHeld;
+        self.last_seen = now;
+        self.request_uri = None;
+        self.offer = None;
+    }
+
+    /// True when the record is one the wallet could have written: the agency's URL, the
+    /// wallet's id of its application, the agency's own follow link, and every string bounded
+    /// and checked as [`StoredApplication::update`] keeps them. A backup's records are read
+    /// with it.
+    pub fn is_well_formed(&self) -> bool {
+        let short =
+            |s: &str, max: usize| s.chars().count() <= max && !s.chars().any(char::is_control);
+        agency_base(&self.agency).is_ok_and(|b| b == self.agency)
+            && checked_id(&self.application_id, "").is_ok()
+            && self.id == application_key(&self.agency, &self.application_id)
+            && checked_follow(&self.agency, self.follow_uri.expose(), "").is_ok()
+            && short(&self.credential_configuration_id, 101)
+            && self.vct.as_deref().is_none_or(|v| short(v, 501))
+            && self
+                .note
+                .as_deref()
+                .is_none_or(|n| short(n, MAX_NOTE_LEN + 1))
+            && self
+                .request_uri
+                .as_deref()
+                .is_none_or(|u| checked_link(u, &["openid4vp:"], "").is_ok())
+            && self.offer.as_ref().is_none_or(|o| {
+                checked_link(&o.credential_offer_uri, &["openid-credential-offer:"], "").is_ok()
+                    && o.tx_code.as_deref().is_none_or(|t| short(t, 65))
+            })
+            && self.flags.len() <= MAX_FLAGS
+            && self
+                .flags
+                .iter()
+                .all(|f| short(&f.event, 65) && short(&f.vct, 501))
+    }
+
     /// Takes what the agency showed, at `now` (seconds): the state, note, request, offer and
     /// flags, checked and bounded.
     pub fn update(&mut self, v: &ApplicationView, now: i64) {
@@ -628,11 +723,16 @@ pub enum Refreshed {
     /// The agency answered, but not with the state (its refusal, or an answer the wallet does
     /// not read); the record keeps the last known state.
     Failed(WalletError),
+    /// The agency holds no application behind the link (it answered `CAPABILITY_INVALID`
+    /// now, or before: then it was not asked again).
+    NoLongerHeld,
 }
 
 /// Reads every kept application's state from its agency and keeps what was read, at `now`
 /// (seconds). An agency that cannot be reached is asked once per run: its other applications
-/// are marked unreachable without waiting again. No failure of one agency stops the list.
+/// are marked unreachable without waiting again. No failure of one agency stops the list. An
+/// application the agency no longer holds is kept as [`AppState::NoLongerHeld`] and not asked
+/// about again.
 pub async fn refresh_all(
     c: &reqwest::Client,
     v: &dyn Vault,
@@ -642,6 +742,10 @@ pub async fn refresh_all(
     let mut out = Vec::new();
     let mut down: Vec<String> = Vec::new();
     for mut a in v.applications()? {
+        if a.state == AppState::NoLongerHeld {
+            out.push((a, Refreshed::NoLongerHeld));
+            continue;
+        }
         if down.contains(&a.agency) {
             let e = WalletError::AgencyDown {
                 agency: a.agency.clone(),
@@ -659,6 +763,11 @@ pub async fn refresh_all(
             Err(e @ WalletError::Unreachable { .. }) => {
                 down.push(a.agency.clone());
                 out.push((a, Refreshed::Unreachable(e)));
+            }
+            Err(e) if is_no_longer_held(&e) => {
+                a.mark_no_longer_held(now);
+                v.put_application(&a)?;
+                out.push((a, Refreshed::NoLongerHeld));
             }
             Err(e) => out.push((a, Refreshed::Failed(e))),
         }
@@ -916,6 +1025,63 @@ mod tests {
         let e = agency_check(answer(502, "<html>"), "x").expect_err("502");
         assert_eq!(e.to_string(), "x: the agency answered 502: no reason given");
         assert_eq!(agency_check(answer(200, "{}"), "x").expect("ok"), "{}");
+    }
+
+    #[test]
+    fn an_application_the_agency_no_longer_holds_is_kept_as_such() {
+        let answer = |status: u16, code: &str| Answer {
+            status,
+            text: json!({"error": "access_denied", "error_description": "no", "code": code})
+                .to_string(),
+            dpop_nonce: None,
+            challenge: None,
+        };
+        let e = agency_check(answer(403, "CAPABILITY_INVALID"), "x").expect_err("403");
+        assert!(is_no_longer_held(&e));
+        for (status, code) in [(403, "OTHER"), (400, "CAPABILITY_INVALID"), (500, "")] {
+            let e = agency_check(answer(status, code), "x").expect_err("refused");
+            assert!(!is_no_longer_held(&e), "{status} {code}");
+        }
+        let mut a = app("http://localhost:8084", "0a1b");
+        a.state = AppState::Offered;
+        a.offer = Some(AppOffer {
+            credential_offer_uri: "openid-credential-offer://?x".into(),
+            tx_code: Some("1".into()),
+            expires: Some(1),
+            used: false,
+        });
+        a.mark_no_longer_held(1_790_000_900);
+        assert_eq!(a.state, AppState::NoLongerHeld);
+        assert!(a.state.is_final());
+        assert_eq!((a.offer.as_ref(), a.last_seen), (None, 1_790_000_900));
+        assert_eq!(a.state.describe(), "no longer held by the agency");
+        // No agency can name the wallet's own state.
+        let text = json!({"application_id": "0a1b", "state": "no_longer_held"}).to_string();
+        assert!(view(&a, &text, "x").is_err());
+    }
+
+    #[test]
+    fn only_records_the_wallet_could_have_written_are_well_formed() {
+        let a = app("http://localhost:8084", "0a1b");
+        assert!(a.is_well_formed());
+        let mut other_key = a.clone();
+        other_key.id = application_key("http://localhost:8085", "0a1b");
+        let mut other_host = a.clone();
+        other_host.follow_uri = FollowUri::new("https://evil.example/applicant/0a1b.x".into());
+        let mut bad_agency = a.clone();
+        bad_agency.agency = "http://city.example".into();
+        let mut long_note = a.clone();
+        long_note.note = Some("x".repeat(MAX_NOTE_LEN + 2));
+        let mut bad_offer = a.clone();
+        bad_offer.offer = Some(AppOffer {
+            credential_offer_uri: "javascript:alert(1)".into(),
+            tx_code: None,
+            expires: None,
+            used: false,
+        });
+        for bad in [other_key, other_host, bad_agency, long_note, bad_offer] {
+            assert!(!bad.is_well_formed(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,11 +1,17 @@
-//! Encrypted backups of the held credentials: the core's sealed format under the wallet
-//! passphrase, with the purpose [`vault::BACKUP_PURPOSE`] (backups of the format before it are
-//! still read).
+//! Encrypted backups of the held credentials and the kept applications: the core's sealed
+//! format under the wallet passphrase, with the purpose [`vault::BACKUP_PURPOSE`] (backups of the
+//! format before it are still read).
+//!
+//! The sealed contents are `{"credentials": [[id, record], …], "applications": [record, …]}`.
+//! An application's follow link is a secret: it is only ever in the sealed contents. Backups
+//! written before applications were kept hold the list of credentials alone; they still import.
 
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use bizcred_core::sd_jwt::SdJwt;
 
+use crate::applications::{clean, StoredApplication, MAX_APPLICATIONS, MAX_ID_LEN};
 use crate::error::WalletError;
 use crate::store::StoredCredential;
 use crate::vault::{self, Vault, VaultError};
@@ -13,32 +19,85 @@ use crate::vault::{self, Vault, VaultError};
 /// Largest backup the wallet reads (the largest sealed file).
 pub const MAX_BACKUP: usize = bizcred_core::sealed::MAX_SEALED_LEN;
 
-/// Seals every held credential under `passphrase`; the blob and how many it holds.
-pub fn export(vault: &dyn Vault, passphrase: &[u8]) -> Result<(Vec<u8>, usize), WalletError> {
+/// How many records a backup holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupCounts {
+    /// Credentials.
+    pub credentials: usize,
+    /// Applications.
+    pub applications: usize,
+}
+
+/// What the sealed backup holds, as written.
+#[derive(Serialize)]
+struct Contents<'a> {
+    /// Each credential's id paired with its record.
+    credentials: Vec<(&'a str, &'a StoredCredential)>,
+    applications: &'a [StoredApplication],
+}
+
+/// What a sealed backup holds, as read: the current layout, or the list of credentials of
+/// the backups written before applications were kept.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Read {
+    Current {
+        credentials: Vec<(String, StoredCredential)>,
+        #[serde(default)]
+        applications: Vec<StoredApplication>,
+    },
+    CredentialsOnly(Vec<(String, StoredCredential)>),
+}
+
+/// Seals every held credential and kept application under `passphrase`; the blob and how
+/// many of each it holds.
+pub fn export(
+    vault: &dyn Vault,
+    passphrase: &[u8],
+) -> Result<(Vec<u8>, BackupCounts), WalletError> {
     let creds = vault.credentials()?;
-    // The file format pairs each id with its record.
-    let pairs: Vec<(&str, &StoredCredential)> = creds.iter().map(|c| (c.id.as_str(), c)).collect();
+    let apps = vault.applications()?;
+    let contents = Contents {
+        credentials: creds.iter().map(|c| (c.id.as_str(), c)).collect(),
+        applications: &apps,
+    };
     let plain =
         Zeroizing::new(
-            serde_json::to_vec(&pairs).map_err(|source| VaultError::Encoding {
+            serde_json::to_vec(&contents).map_err(|source| VaultError::Encoding {
                 record: "backup".into(),
                 source,
             })?,
         );
-    Ok((vault::seal_backup(passphrase, &plain)?, creds.len()))
+    let counts = BackupCounts {
+        credentials: creds.len(),
+        applications: apps.len(),
+    };
+    Ok((vault::seal_backup(passphrase, &plain)?, counts))
 }
 
-/// Opens a backup and stores all its credentials at once (all or none); how many.
-pub fn import(vault: &dyn Vault, passphrase: &[u8], blob: &[u8]) -> Result<usize, WalletError> {
+/// Opens a backup and stores its credentials at once (all or none), after its applications
+/// (at once, all or none; see [`Vault::put_applications`]). Every record is checked before
+/// anything is stored. How many of each were stored.
+pub fn import(
+    vault: &dyn Vault,
+    passphrase: &[u8],
+    blob: &[u8],
+) -> Result<BackupCounts, WalletError> {
     if blob.len() > MAX_BACKUP {
         return Err(WalletError::BackupTooLarge(MAX_BACKUP));
     }
     let plain = vault::open_backup(passphrase, blob)?;
-    let pairs: Vec<(String, StoredCredential)> =
-        serde_json::from_slice(&plain).map_err(|source| WalletError::BadJson {
-            what: "the backup",
-            source,
-        })?;
+    let read: Read = serde_json::from_slice(&plain).map_err(|source| WalletError::BadJson {
+        what: "the backup",
+        source,
+    })?;
+    let (pairs, apps) = match read {
+        Read::Current {
+            credentials,
+            applications,
+        } => (credentials, applications),
+        Read::CredentialsOnly(credentials) => (credentials, Vec::new()),
+    };
     let creds: Vec<StoredCredential> = pairs.into_iter().map(|(_, c)| c).collect();
     for c in &creds {
         SdJwt::parse(&c.credential).map_err(|source| WalletError::DamagedBackup {
@@ -46,6 +105,20 @@ pub fn import(vault: &dyn Vault, passphrase: &[u8], blob: &[u8]) -> Result<usize
             source,
         })?;
     }
+    if apps.len() > MAX_APPLICATIONS {
+        return Err(WalletError::DamagedBackupApplication {
+            id: format!("(more than {MAX_APPLICATIONS})"),
+        });
+    }
+    if let Some(a) = apps.iter().find(|a| !a.is_well_formed()) {
+        return Err(WalletError::DamagedBackupApplication {
+            id: clean(&a.id, MAX_ID_LEN),
+        });
+    }
+    let applications = vault.put_applications(&apps)?;
     vault.put_credentials(&creds)?;
-    Ok(creds.len())
+    Ok(BackupCounts {
+        credentials: creds.len(),
+        applications,
+    })
 }

@@ -155,6 +155,12 @@ pub enum WalletError {
         #[source]
         source: bizcred_core::sd_jwt::SdJwtError,
     },
+    /// A backup holds an application record the wallet could not have written.
+    #[error("the backup holds a damaged application {id}")]
+    DamagedBackupApplication {
+        /// The wallet's id of the application.
+        id: String,
+    },
     /// A backup is larger than the wallet reads.
     #[error("the backup is larger than {0} bytes")]
     BackupTooLarge(usize),
@@ -203,6 +209,15 @@ pub enum WalletError {
         description: Option<String>,
         /// The agency's reason code.
         code: Option<String>,
+    },
+    /// The agency's list of types names another agency than the one asked, or no agency URL
+    /// (no application was sent to it).
+    #[error("{asked} answers as {answered}, not as the agency you named; no application was sent (check the agency's URL)")]
+    AgencyMismatch {
+        /// The agency the founder named (normalised).
+        asked: String,
+        /// The `credential_issuer` it answered (normalised).
+        answered: String,
     },
     /// The agency's answer is not one the wallet keeps or follows.
     #[error("{what}: {problem}")]
@@ -379,9 +394,9 @@ impl WalletError {
             WalletError::StoredCredential { .. } => ReasonCode::StoredCredentialDamaged,
             WalletError::UnknownCredential(_) => ReasonCode::UnknownCredential,
             WalletError::StatusList(_) => ReasonCode::StatusList,
-            WalletError::DamagedBackup { .. } | WalletError::BackupTooLarge(_) => {
-                ReasonCode::BackupDamaged
-            }
+            WalletError::DamagedBackup { .. }
+            | WalletError::DamagedBackupApplication { .. }
+            | WalletError::BackupTooLarge(_) => ReasonCode::BackupDamaged,
             WalletError::PendingRecord { source, .. } => source.code(),
             WalletError::ReceiveExpired { .. } => ReasonCode::ReceiveExpired,
             WalletError::NoPendingReceive => ReasonCode::NoPendingReceive,
@@ -392,6 +407,9 @@ impl WalletError {
                 .as_deref()
                 .and_then(crate::applications::known_code)
                 .unwrap_or(ReasonCode::HttpError),
+            // The wallet's issuer-mismatch code (as for an offer's metadata naming another
+            // issuer).
+            WalletError::AgencyMismatch { .. } => ReasonCode::BadIssuerMetadata,
             WalletError::AgencyAnswer { .. } => ReasonCode::BadResponse,
             WalletError::AgencyDown { .. } => ReasonCode::Unreachable,
             WalletError::UnknownApplication(_) => ReasonCode::UnknownApplication,
@@ -417,6 +435,7 @@ impl WalletError {
             | WalletError::NoPendingReceive
             | WalletError::AgencyUrl(_)
             | WalletError::TypeNotIssued { .. }
+            | WalletError::AgencyMismatch { .. }
             | WalletError::UnknownApplication(_)
             | WalletError::AmbiguousApplication { .. } => true,
             // The agency refused what was asked (4xx); a 5xx is its failure.

@@ -122,12 +122,13 @@ enum Command {
     Status,
     /// What was disclosed, to whom, when.
     History,
-    /// Write an encrypted backup.
+    /// Write an encrypted backup of the credentials and the applications (their follow links
+    /// are secrets: the whole backup is sealed with the wallet passphrase).
     Export {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Restore credentials from an encrypted backup.
+    /// Restore credentials and applications from an encrypted backup.
     Import {
         #[arg(long = "in")]
         input: PathBuf,
@@ -175,6 +176,17 @@ enum Command {
         /// Why (told to the agency).
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Answer an agency's request for changes: send the claims only you can state again
+    /// (the agency takes them while the application is sent back for changes, or waits for
+    /// its prerequisites), and print the application's new state.
+    Answer {
+        /// The application: the wallet's id, or the agency's application id.
+        id: String,
+        /// A claim, name=value, as for `apply` (a value that parses as JSON is taken as JSON,
+        /// else as a string); repeat for each claim.
+        #[arg(long = "claim", value_name = "NAME=VALUE", required = true, value_parser = applications::parse_claim_arg)]
+        claims: Vec<(String, Value)>,
     },
     /// Shell completions.
     Completions { shell: clap_complete::Shell },
@@ -798,6 +810,7 @@ fn application_json(ui: &Ui, dir: &Path, a: &StoredApplication, link: bool) -> V
         "vct": a.vct,
         "type_name": type_name,
         "state": a.state,
+        "state_text": a.state.describe(),
         "applied_at": time::format_utc(a.applied_at),
         "last_seen": time::format_utc(a.last_seen),
         "updated": a.updated.map(time::format_utc),
@@ -808,8 +821,9 @@ fn application_json(ui: &Ui, dir: &Path, a: &StoredApplication, link: bool) -> V
             "credential_offer_uri": o.credential_offer_uri,
             "tx_code": o.tx_code,
             "expires": o.expires.map(time::format_utc),
+            "expired": o.expires.is_some_and(|e| e <= ui.now()),
             "used": o.used,
-            "receive_command": (!o.used).then(|| receive_command(dir, o)),
+            "receive_command": (!o.used && o.expires.is_none_or(|e| e > ui.now())).then(|| receive_command(dir, o)),
         })),
         "flags": a.flags.iter().map(|f| json!({
             "event": f.event, "vct": f.vct, "type_name": type_name_of(ui, &f.vct), "time": time::format_utc(f.time),
@@ -840,12 +854,26 @@ fn application_details(ui: &Ui, dir: &Path, a: &StoredApplication) -> Vec<String
         out.push("offered; the offer was used (the credential was received)".to_owned());
     }
     if let Some(o) = a.offer.as_ref().filter(|o| !o.used) {
-        let until = o
-            .expires
-            .map(|e| format!(" (until {})", time::format_utc(e)))
-            .unwrap_or_default();
-        out.push(format!("offered{until}; receive it with:"));
-        out.push(format!("  {}", receive_command(dir, o)));
+        match o.expires {
+            Some(e) if e <= ui.now() => out.push(format!(
+                "offered; the offer expired at {} (ask the agency for a new one)",
+                time::format_utc(e)
+            )),
+            Some(e) => {
+                out.push(format!(
+                    "offered; the offer expires at {}; receive it with:",
+                    time::format_utc(e)
+                ));
+                out.push(format!("  {}", receive_command(dir, o)));
+            }
+            None => {
+                out.push(
+                    "offered (the agency gave no expiry for the offer); receive it with:"
+                        .to_owned(),
+                );
+                out.push(format!("  {}", receive_command(dir, o)));
+            }
+        }
     }
     if let Some(u) = &a.request_uri {
         out.push(
@@ -1004,6 +1032,7 @@ async fn list_applications(cli: &Cli, ui: &Ui, refresh: bool, links: bool) -> Re
                     Some(Refreshed::Failed(e)) => {
                         json!({"result": "failed", "error": chain(e), "code": e.code().as_str()})
                     }
+                    Some(Refreshed::NoLongerHeld) => json!({"result": "no_longer_held"}),
                 };
                 j
             })
@@ -1039,6 +1068,10 @@ async fn list_applications(cli: &Cli, ui: &Ui, refresh: bool, links: bool) -> Re
                 ui.bold(a.state.as_str()),
                 chain(e)
             ),
+            _ if a.state == AppState::NoLongerHeld => println!(
+                "  state: {} (since {seen}; not asked again)",
+                ui.bold(a.state.describe())
+            ),
             _ => println!("  state: {} (seen {seen})", ui.bold(a.state.as_str())),
         }
         for line in application_details(ui, &dir, a) {
@@ -1056,7 +1089,9 @@ async fn withdraw(cli: &Cli, ui: &Ui, id: &str, reason: Option<&str>) -> Result<
     let mut a = applications::find(&v, id)?;
     let c = net::client()?;
     ui.step(&format!("withdrawing {} at {}", a.application_id, a.agency));
-    let view = applications::withdraw(&c, &a, reason).await?;
+    let view = applications::withdraw(&c, &a, reason)
+        .await
+        .map_err(|e| no_longer_held(&v, &mut a, e, ui.now()))?;
     a.update(&view, ui.now());
     v.put_application(&a)?;
     let dir = wallet_dir(cli);
@@ -1066,6 +1101,52 @@ async fn withdraw(cli: &Cli, ui: &Ui, id: &str, reason: Option<&str>) -> Result<
             a.application_id, a.agency, a.state
         ),
         &json!({"result": "withdrawn", "application": application_json(ui, &dir, &a, false)}),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An agency's refusal of a request to the follow link: when the agency holds no application
+/// behind it (`CAPABILITY_INVALID`), the record is kept in its final state first.
+fn no_longer_held(
+    v: &dyn Vault,
+    a: &mut StoredApplication,
+    e: WalletError,
+    now: i64,
+) -> anyhow::Error {
+    if applications::is_no_longer_held(&e) {
+        a.mark_no_longer_held(now);
+        if let Err(store) = v.put_application(a) {
+            return WalletError::from(store).into();
+        }
+    }
+    e.into()
+}
+
+async fn answer(cli: &Cli, ui: &Ui, id: &str, claims: &[(String, Value)]) -> Result<ExitCode> {
+    let claims = applications::claims_object(claims).map_err(|m| refused(m, None))?;
+    let v = open(cli)?;
+    let mut a = applications::find(&v, id)?;
+    let c = net::client()?;
+    ui.step(&format!(
+        "sending {} claims for {} to {}",
+        claims.len(),
+        a.application_id,
+        a.agency
+    ));
+    let view = applications::answer(&c, &a, claims)
+        .await
+        .map_err(|e| no_longer_held(&v, &mut a, e, ui.now()))?;
+    a.update(&view, ui.now());
+    v.put_application(&a)?;
+    let dir = wallet_dir(cli);
+    ui.out(
+        &format!(
+            "application {} at {}: {}",
+            a.application_id,
+            a.agency,
+            ui.bold(a.state.describe())
+        ),
+        &json!({"result": "answered", "application": application_json(ui, &dir, &a, false)}),
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -1186,10 +1267,12 @@ async fn run(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
             std::fs::write(out, blob).with_context(|| format!("writing {}", out.display()))?;
             ui.out(
                 &format!(
-                    "{n} credentials backed up to {} (encrypted with the wallet passphrase)",
+                    "{} credentials and {} applications backed up to {} (encrypted with the wallet passphrase)",
+                    n.credentials,
+                    n.applications,
                     out.display()
                 ),
-                &json!({"file": out, "credentials": n}),
+                &json!({"file": out, "credentials": n.credentials, "applications": n.applications}),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -1208,8 +1291,11 @@ async fn run(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
                     },
                 )?;
             ui.out(
-                &format!("{n} credentials imported"),
-                &json!({"imported": n}),
+                &format!(
+                    "{} credentials and {} applications imported",
+                    n.credentials, n.applications
+                ),
+                &json!({"imported": n.credentials, "applications": n.applications}),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -1232,6 +1318,7 @@ async fn run(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
             no_refresh, links, ..
         } => list_applications(cli, ui, !*no_refresh, *links).await,
         Command::Withdraw { id, reason } => withdraw(cli, ui, id, reason.as_deref()).await,
+        Command::Answer { id, claims } => answer(cli, ui, id, claims).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,
@@ -1385,7 +1472,7 @@ mod tests {
     }
 
     #[test]
-    fn applications_refresh_by_default_and_withdraw_takes_a_reason() {
+    fn applications_refresh_by_default_withdraw_takes_a_reason_and_answer_claims() {
         let Command::Applications {
             refresh,
             no_refresh,
@@ -1406,6 +1493,30 @@ mod tests {
         };
         assert_eq!((id.as_str(), reason.as_deref()), ("a1b2", Some("moved")));
         assert!(parse(&["withdraw"]).is_err());
+        let Command::Answer { id, claims } = parse(&[
+            "answer",
+            "a1b2",
+            "--claim",
+            "legal_name=Jennifer Ventures Inc.",
+            "--claim",
+            "capacity=40",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not answer");
+        };
+        assert_eq!(id, "a1b2");
+        assert_eq!(
+            claims,
+            vec![
+                ("legal_name".to_owned(), json!("Jennifer Ventures Inc.")),
+                ("capacity".to_owned(), json!(40)),
+            ]
+        );
+        // A claim is required; a reason is not taken.
+        assert!(parse(&["answer", "a1b2"]).is_err());
+        assert!(parse(&["answer", "a1b2", "--claim", "a=1", "--reason", "x"]).is_err());
     }
 
     #[test]

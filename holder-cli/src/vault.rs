@@ -174,6 +174,11 @@ pub trait Vault {
     fn put_application(&self, a: &StoredApplication) -> Result<(), VaultError>;
     /// True when [`Vault::put_application`] would keep a new application.
     fn has_room_for_application(&self) -> Result<bool, VaultError>;
+    /// Keeps several applications at once (a backup's), all or none: a record the wallet
+    /// already keeps is replaced unless the wallet's was seen later. Past [`MAX_APPLICATIONS`],
+    /// applications in a final state seen longest ago make room; when that is not enough it is
+    /// refused ([`VaultError::TooManyApplications`]) and nothing changes. How many were written.
+    fn put_applications(&self, apps: &[StoredApplication]) -> Result<usize, VaultError>;
 }
 
 /// The sealed-file purpose of the wallet's data key.
@@ -517,6 +522,54 @@ impl SledVault {
         Ok(())
     }
 
+    /// [`Vault::put_applications`] under the bound `limit`.
+    fn put_applications_within(
+        &self,
+        apps: &[StoredApplication],
+        limit: usize,
+    ) -> Result<usize, VaultError> {
+        let held = self.all::<StoredApplication>(APPLICATIONS)?;
+        let mut incoming: Vec<&StoredApplication> = Vec::new();
+        for a in apps {
+            let newer_held = held
+                .iter()
+                .any(|h| h.id == a.id && h.last_seen > a.last_seen);
+            // A backup naming one application twice: the record seen last counts.
+            if let Some(i) = incoming.iter().position(|x| x.id == a.id) {
+                if incoming[i].last_seen <= a.last_seen && !newer_held {
+                    incoming[i] = a;
+                }
+            } else if !newer_held {
+                incoming.push(a);
+            }
+        }
+        let new_ids = incoming
+            .iter()
+            .filter(|a| !held.iter().any(|h| h.id == a.id))
+            .count();
+        let total = held.len() + new_ids;
+        let mut victims: Vec<&StoredApplication> = held
+            .iter()
+            .filter(|h| h.state.is_final() && !incoming.iter().any(|a| a.id == h.id))
+            .collect();
+        victims.sort_by(|x, y| (x.last_seen, &x.id).cmp(&(y.last_seen, &y.id)));
+        let over = total.saturating_sub(limit);
+        if over > victims.len() {
+            return Err(VaultError::TooManyApplications { limit });
+        }
+        let mut batch = sled::Batch::default();
+        for v in &victims[..over] {
+            batch.remove(v.id.as_bytes());
+        }
+        for a in &incoming {
+            batch.insert(a.id.as_bytes(), self.seal_record(APPLICATIONS, &a.id, *a)?);
+        }
+        self.db.open_tree(APPLICATIONS)?.apply_batch(batch)?;
+        self.fail_point(APPLICATIONS, "batch-written");
+        self.db.flush()?;
+        Ok(incoming.len())
+    }
+
     /// The id of the application in a final state seen longest ago.
     fn oldest_final(apps: Vec<StoredApplication>) -> Option<String> {
         apps.into_iter()
@@ -621,6 +674,10 @@ impl Vault for SledVault {
 
     fn has_room_for_application(&self) -> Result<bool, VaultError> {
         self.has_room_within(MAX_APPLICATIONS)
+    }
+
+    fn put_applications(&self, apps: &[StoredApplication]) -> Result<usize, VaultError> {
+        self.put_applications_within(apps, MAX_APPLICATIONS)
     }
 }
 
@@ -897,6 +954,57 @@ mod tests {
         assert_eq!(ids.len(), LIMIT);
         assert!(ids.contains(&"0a0000".to_owned()) && ids.contains(&"0a0002".to_owned()));
         assert!(ids.contains(&"0a0011".to_owned()) && !ids.contains(&"0a0001".to_owned()));
+    }
+
+    #[test]
+    fn a_backups_applications_are_kept_at_once_within_the_bound() {
+        use crate::applications::AppState;
+        let dir = tempfile::tempdir().expect("tmp");
+        let v = SledVault::create(dir.path(), b"pass").expect("create");
+        const LIMIT: usize = 3;
+        let mut seen_later = application(0, AppState::Offered);
+        seen_later.last_seen += 100;
+        v.put_application_within(&seen_later, LIMIT).expect("0");
+        v.put_application_within(&application(1, AppState::Withdrawn), LIMIT)
+            .expect("1");
+        // The wallet's record seen later is kept; a new one takes the room left.
+        let written = v
+            .put_applications_within(
+                &[
+                    application(0, AppState::AwaitingApproval),
+                    application(2, AppState::AwaitingApproval),
+                ],
+                LIMIT,
+            )
+            .expect("import");
+        assert_eq!(written, 1);
+        assert_eq!(
+            v.application(&seen_later.id).expect("get"),
+            Some(seen_later)
+        );
+        assert_eq!(v.applications().expect("all").len(), 3);
+        // Past the bound, the final one makes room; when that is not enough, nothing changes.
+        let e = v
+            .put_applications_within(
+                &[
+                    application(3, AppState::AwaitingApproval),
+                    application(4, AppState::AwaitingApproval),
+                ],
+                LIMIT,
+            )
+            .expect_err("too many open ones");
+        assert_eq!(e.code(), ReasonCode::TooManyApplications);
+        assert_eq!(v.applications().expect("all").len(), 3, "nothing changed");
+        v.put_applications_within(&[application(3, AppState::AwaitingApproval)], LIMIT)
+            .expect("replaces the withdrawn one");
+        let ids: Vec<String> = v
+            .applications()
+            .expect("all")
+            .into_iter()
+            .map(|a| a.application_id)
+            .collect();
+        assert_eq!(ids.len(), LIMIT);
+        assert!(!ids.contains(&"0a0001".to_owned()) && ids.contains(&"0a0003".to_owned()));
     }
 
     #[test]

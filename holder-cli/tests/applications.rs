@@ -1,9 +1,12 @@
 //! The real `bizcred-wallet` binary against a bizcred issuer's applicant API, in the test
 //! process on loopback: `apply` for a type without prerequisites (and the refusals: a type the
 //! agency does not issue, a claim the applicant may not state), `applications` following the
-//! agency's decisions (an offer with the command that receives it, a request for changes with
-//! its note), `receive` of the offer, `withdraw`, and the list once the agency is gone (the
-//! last known states, not an error). The capability link is printed by `apply` only.
+//! agency's decisions (an offer with the command that receives it and when it expires, a
+//! request for changes with its note, answered with `answer`), `receive` of the offer,
+//! `withdraw`, a backup carrying the applications, an application the agency no longer holds
+//! (kept as such, not asked again), and the list once the agency is gone (the last known
+//! states, not an error). The capability link is printed by `apply` only. An agency answering
+//! as another agency is refused before anything is sent to it.
 
 use std::path::Path;
 use std::process::Command;
@@ -191,6 +194,34 @@ fn apply_follow_receive_withdraw_and_an_agency_gone() {
         wallet_json(&w, &["applications"]).1 == json!([]),
         "nothing kept"
     );
+    // The agency answers as another URL than the one named (here, its own under another
+    // host name): refused before any application is sent.
+    let other_name = agency.url.replace("localhost", "127.0.0.1");
+    let (code, v, _) = wallet_json(
+        &w,
+        &[
+            "apply",
+            &format!("{other_name}/"),
+            "--type",
+            TYPE,
+            "--claim",
+            "legal_name=Jennifer Ventures Inc.",
+        ],
+    );
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["code"], "BAD_ISSUER_METADATA", "{v}");
+    let msg = v["error"].as_str().expect("error");
+    assert!(
+        msg.contains(&other_name)
+            && msg.contains(&agency.url)
+            && msg.contains("no application was sent"),
+        "{v}"
+    );
+    assert_eq!(
+        wallet_json(&w, &["applications"]).1,
+        json!([]),
+        "nothing kept"
+    );
 
     // Two applications: JSON values are taken as JSON, others as strings.
     let address = r#"registered_office_address={"street_address":"42 Ossington Avenue","locality":"Toronto","region":"ON","postal_code":"M6J 2Y7","country":"CA"}"#;
@@ -279,6 +310,8 @@ fn apply_follow_receive_withdraw_and_an_agency_gone() {
     assert_eq!(one["state"], "offered", "{one}");
     assert_eq!(one["refresh"]["result"], "fresh");
     let offer = &one["offer"];
+    assert!(offer["expires"].is_string(), "{offer}");
+    assert_eq!(offer["expired"], false);
     let offer_uri = offer["credential_offer_uri"].as_str().expect("offer uri");
     let tx = offer["tx_code"].as_str().expect("tx_code");
     let cmd = offer["receive_command"].as_str().expect("receive command");
@@ -288,7 +321,9 @@ fn apply_follow_receive_withdraw_and_an_agency_gone() {
     assert_eq!(two["note"], "The legal name needs its suffix (Inc.).");
     let (_, human, _) = wallet(&w, &["applications"]);
     assert!(
-        human.contains("receive it with:") && human.contains("changes requested: The legal name"),
+        human.contains("the offer expires at")
+            && human.contains("receive it with:")
+            && human.contains("changes requested: The legal name"),
         "{human}"
     );
     let (_, linked, _) = wallet_json(&w, &["applications", "--links"]);
@@ -297,6 +332,63 @@ fn apply_follow_receive_withdraw_and_an_agency_gone() {
     // The offer is received with the command shown.
     let (code, out, err) = wallet(&w, &["receive", offer_uri, "--tx-code", tx]);
     assert_eq!(code, 0, "{out} {err}");
+
+    // The second is answered: a claim the applicant may not state, and a value the schema
+    // refuses, come back with the agency's sentence and code; the corrected name is taken
+    // and the application waits for the agency again.
+    let (code, v, _) = wallet_json(&w, &["answer", &a2, "--claim", "corporation_number=1"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["code"], "APPLICANT_CLAIM_NOT_ALLOWED", "{v}");
+    let (code, v, _) = wallet_json(&w, &["answer", &a2, "--claim", "entity_type=sole_trader"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["code"], "CLAIMS_INVALID", "{v}");
+    assert!(
+        v["error"].as_str().expect("error").contains("/entity_type"),
+        "names the field: {v}"
+    );
+    let (code, out, err) = wallet(
+        &w,
+        &[
+            "answer",
+            &a2,
+            "--claim",
+            "legal_name=Jennifer Ventures Inc.",
+        ],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(
+        out.contains(&format!(
+            "application {a2} at {}: awaiting_approval",
+            agency.url
+        )),
+        "{out}"
+    );
+    let (_, list, _) = wallet_json(&w, &["applications", "--no-refresh"]);
+    assert_eq!(
+        by_application(&list, &a2)["state"],
+        "awaiting_approval",
+        "kept: {list}"
+    );
+    // Once it waits for the agency again, its claims are the agency's to review: refused.
+    let (code, v, _) = wallet_json(
+        &w,
+        &[
+            "answer",
+            &a2,
+            "--claim",
+            "legal_name=Jennifer Ventures Ltd.",
+        ],
+    );
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .expect("error")
+            .contains("the agency answered 409"),
+        "{v}"
+    );
+    let (code, _, err) = wallet(&w, &["answer", &a2]);
+    assert_eq!(code, 2, "a claim is required: {err}");
 
     // The second is withdrawn (by the agency's id); the first can no longer be.
     let (code, v, err) = wallet_json(&w, &["withdraw", &a2, "--reason", "applied again"]);
@@ -312,8 +404,65 @@ fn apply_follow_receive_withdraw_and_an_agency_gone() {
     assert_eq!(by_application(&list, &a1)["state"], "issued", "{list}");
     assert_eq!(by_application(&list, &a2)["state"], "withdrawn");
 
+    // A backup carries the applications: restored into another wallet with the second's link
+    // spoilt (as if the agency no longer held it), the agency answers CAPABILITY_INVALID and
+    // the application is kept as no longer held by the agency.
+    let backup = tmp.path().join("backup");
+    let (code, v, err) = wallet_json(&w, &["export", "--out", &backup.to_string_lossy()]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["applications"], 2, "{v}");
+    let sealed = std::fs::read(&backup).expect("backup");
+    assert!(
+        !sealed.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the follow links are sealed"
+    );
+    let pass = b"a wallet passphrase";
+    let plain = bizcred_wallet::vault::open_backup(pass, &sealed).expect("open");
+    let mut contents: Value = serde_json::from_slice(&plain).expect("contents");
+    for a in contents["applications"]
+        .as_array_mut()
+        .expect("applications")
+    {
+        if a["application_id"] == a2.as_str() {
+            let link = a["follow_uri"].as_str().expect("link").to_owned();
+            a["follow_uri"] = json!(format!("{}x", &link[..link.len() - 1]));
+        }
+    }
+    let spoilt =
+        bizcred_wallet::vault::seal_backup(pass, &serde_json::to_vec(&contents).expect("contents"))
+            .expect("seal");
+    std::fs::write(&backup, spoilt).expect("write");
+    let w2 = tmp.path().join("w2");
+    assert_eq!(wallet(&w2, &["init"]).0, 0);
+    let (code, v, err) = wallet_json(&w2, &["import", "--in", &backup.to_string_lossy()]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(
+        (&v["imported"], &v["applications"]),
+        (&json!(1), &json!(2)),
+        "{v}"
+    );
+    let (code, list, err) = wallet_json(&w2, &["applications"]);
+    assert_eq!(code, 0, "{list} {err}");
+    assert_eq!(by_application(&list, &a1)["state"], "issued", "{list}");
+    let gone = by_application(&list, &a2);
+    assert_eq!(gone["state"], "no_longer_held", "{gone}");
+    assert_eq!(gone["state_text"], "no longer held by the agency");
+    assert_eq!(gone["refresh"]["result"], "no_longer_held");
+    let (_, human, _) = wallet(&w2, &["applications"]);
+    assert!(human.contains("no longer held by the agency"), "{human}");
+
     // The agency is gone: the last known states, said to be so, and no error exit.
     agency.stop();
+    let (_, list, _) = wallet_json(&w2, &["applications"]);
+    assert_eq!(
+        by_application(&list, &a2)["refresh"]["result"],
+        "no_longer_held",
+        "not asked again: {list}"
+    );
+    assert_eq!(
+        by_application(&list, &a1)["refresh"]["result"],
+        "unreachable"
+    );
     let (code, list, err) = wallet_json(&w, &["applications"]);
     assert_eq!(code, 0, "{list} {err}");
     for a in list.as_array().expect("list") {

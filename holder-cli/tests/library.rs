@@ -197,8 +197,30 @@ fn backups_round_trip_and_refuse_another_passphrase() {
         NOW,
     );
     a.put_credential(&c).expect("put");
+    // An application, with its follow link (a secret).
+    let agency = "http://localhost:8084";
+    let app: bizcred_wallet::applications::StoredApplication = serde_json::from_value(json!({
+        "id": bizcred_wallet::applications::application_key(agency, "0a1b"),
+        "agency": agency, "application_id": "0a1b",
+        "credential_configuration_id": "municipal-business-licence",
+        "follow_uri": format!("{agency}/applicant/0a1b.capabilitysecret"),
+        "state": "changes_requested", "applied_at": NOW, "last_seen": NOW,
+        "note": "bring the lease",
+    }))
+    .expect("application");
+    a.put_application(&app).expect("put application");
     let (blob, n) = backup::export(&a, b"pass").expect("export");
-    assert_eq!(n, 1);
+    assert_eq!(
+        (n.credentials, n.applications),
+        (1, 1),
+        "credentials and applications"
+    );
+    for secret in [&b"capabilitysecret"[..], b"bring the lease"] {
+        assert!(
+            !blob.windows(secret.len()).any(|w| w == secret),
+            "the backup is sealed"
+        );
+    }
     let b = SledVault::create(&dir.path().join("b"), b"other").expect("b");
     assert_eq!(
         backup::import(&b, b"other", &blob)
@@ -215,8 +237,36 @@ fn backups_round_trip_and_refuse_another_passphrase() {
             .as_str(),
         "BACKUP_DAMAGED"
     );
-    assert_eq!(backup::import(&b, b"pass", &blob).expect("import"), 1);
-    assert_eq!(b.credentials().expect("one"), vec![c]);
+    assert!(b.applications().expect("none").is_empty());
+    let n = backup::import(&b, b"pass", &blob).expect("import");
+    assert_eq!((n.credentials, n.applications), (1, 1));
+    assert_eq!(b.credentials().expect("one"), vec![c.clone()]);
+    assert_eq!(b.applications().expect("one"), vec![app.clone()]);
+
+    // A backup written before applications were kept (the list of credentials alone) still
+    // imports.
+    let old = serde_json::to_vec(&json!([[c.id, c]])).expect("old contents");
+    let old = bizcred_wallet::vault::seal_backup(b"pass", &old).expect("seal");
+    let fresh = SledVault::create(&dir.path().join("c"), b"pass").expect("c");
+    let n = backup::import(&fresh, b"pass", &old).expect("old backup");
+    assert_eq!((n.credentials, n.applications), (1, 0));
+    assert_eq!(fresh.credentials().expect("one"), vec![c.clone()]);
+
+    // An application record the wallet could not have written (a follow link to another
+    // host) is refused, and nothing is imported.
+    let mut forged = serde_json::to_value(&app).expect("json");
+    forged["follow_uri"] = json!("https://evil.example/applicant/0a1b.x");
+    let contents = json!({"credentials": [[c.id, c]], "applications": [forged]});
+    let blob = bizcred_wallet::vault::seal_backup(
+        b"pass",
+        &serde_json::to_vec(&contents).expect("contents"),
+    )
+    .expect("seal");
+    let empty = SledVault::create(&dir.path().join("d"), b"pass").expect("d");
+    let e = backup::import(&empty, b"pass", &blob).expect_err("forged");
+    assert_eq!(e.code().as_str(), "BACKUP_DAMAGED", "{e}");
+    assert!(empty.credentials().expect("none").is_empty());
+    assert!(empty.applications().expect("none").is_empty());
 }
 
 #[test]
@@ -793,6 +843,11 @@ fn wallet_codes_are_in_the_shared_reason_table_as_wallet_codes() {
         WalletError::AgencyDown {
             agency: "https://city.example".into(),
         },
+        WalletError::AgencyMismatch {
+            asked: "https://city.example".into(),
+            answered: "https://other.example".into(),
+        },
+        WalletError::DamagedBackupApplication { id: "a".into() },
         WalletError::UnknownApplication("a".into()),
         WalletError::AmbiguousApplication {
             id: "a".into(),
