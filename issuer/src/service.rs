@@ -373,7 +373,7 @@ fn content_type(h: &HeaderMap) -> &str {
 
 /// The router.
 pub fn app(issuer: Shared) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(
             "/.well-known/openid-credential-issuer",
             get(|State(s): State<Shared>| async move { Json(s.metadata()) }),
@@ -391,11 +391,7 @@ pub fn app(issuer: Shared) -> Router {
         .route("/status/{n}", get(status_list))
         .route("/oid4vp/request/{id}", get(request_object))
         .route("/oid4vp/response", post(presentation))
-        .route("/applicant/types", get(applicant_types))
-        .route("/applicant/applications", post(applicant_open))
-        .route("/applicant/{capability}", get(applicant_get))
-        .route("/applicant/{capability}/claims", post(applicant_claims))
-        .route("/applicant/{capability}/withdraw", post(applicant_withdraw))
+        .merge(applicant_routes())
         .route("/admin/applications", post(create_application))
         .route("/admin/applications/{id}", get(get_application))
         .route("/admin/applications/{id}/approve", post(approve))
@@ -405,7 +401,25 @@ pub fn app(issuer: Shared) -> Router {
         .route("/admin/keys/rotate", post(rotate))
         .route("/admin/audit", get(audit))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(issuer)
+        .with_state(issuer);
+    // The applicant's page shares the public layout: its language switch and assets.
+    match crate::desk::applicant::public() {
+        Some(p) => router.merge(p.routes()),
+        None => router,
+    }
+}
+
+/// The applicant API (and its page), with the pages' security headers.
+fn applicant_routes() -> Router<Shared> {
+    Router::new()
+        .route("/applicant/types", get(applicant_types))
+        .route("/applicant/applications", post(applicant_open))
+        .route("/applicant/{capability}", get(applicant_get))
+        .route("/applicant/{capability}/claims", post(applicant_claims))
+        .route("/applicant/{capability}/withdraw", post(applicant_withdraw))
+        .layer(axum::middleware::from_fn(
+            bizcred_web::desk::security_headers,
+        ))
 }
 
 /// The issuer's readiness checks (`/readyz`): `storage` (the store answers a read of the
@@ -827,12 +841,17 @@ async fn applicant_open(
 async fn applicant_get(
     State(s): State<Shared>,
     Path(capability): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let path = format!("/applicant/{capability}");
     let view = blocking(&s, move |s| {
         let app = s.application_by_capability(&capability)?;
         Ok(s.applicant_view(&app))
     })
     .await?;
+    if crate::desk::applicant::wants_html(&headers) {
+        return Ok(crate::desk::applicant::page(&s, &view, &path, &headers));
+    }
     Ok(applicant_answer(StatusCode::OK, view))
 }
 

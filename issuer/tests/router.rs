@@ -1024,6 +1024,30 @@ async fn an_applicant_sees_the_offer_and_the_issuance() {
         v["offer"]["credential_offer_uri"],
         o["credential_offer_uri"]
     );
+    // The same link opened in a browser: a page, in the browser's language, with the code.
+    let tx = v["offer"]["tx_code"].as_str().expect("tx").to_owned();
+    for (lang, words) in [
+        ("en-CA,en;q=0.8", "Approved: your credential offer is ready"),
+        (
+            "fr-CA,fr;q=0.9",
+            "Approuvée : votre offre d’attestation est prête",
+        ),
+    ] {
+        let req = Request::get(format!("/applicant/{cap}"))
+            .header(header::ACCEPT, "text/html,application/xhtml+xml")
+            .header(header::ACCEPT_LANGUAGE, lang)
+            .body(Body::empty())
+            .expect("req");
+        let (s, page, h) = call(&f, req).await;
+        assert_eq!(s, StatusCode::OK);
+        let html = page.as_str().expect("html");
+        assert!(html.contains(words) && html.contains(&tx), "{html}");
+        assert_eq!(
+            h.get(header::REFERRER_POLICY).and_then(|v| v.to_str().ok()),
+            Some("no-referrer")
+        );
+        assert!(h.contains_key(header::CONTENT_SECURITY_POLICY));
+    }
     let oid4vci::OfferRef::ByReference(url) =
         oid4vci::parse_offer_uri(v["offer"]["credential_offer_uri"].as_str().expect("u"))
             .expect("parse")

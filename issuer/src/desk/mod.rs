@@ -6,6 +6,7 @@
 //! displays. Everything shown is escaped by the templates; nothing personal goes in URLs (the
 //! application and credential ids are random) or logs.
 
+pub mod applicant;
 mod views;
 
 use std::str::FromStr;
