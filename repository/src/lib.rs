@@ -93,6 +93,9 @@ pub enum Error {
         /// A sentence.
         message: String,
     },
+    /// Another push is being verified (one at a time: each uses every core).
+    #[error("the repository is verifying another push; push again in a moment")]
+    Busy,
     /// An issuer's public feed could not be read.
     #[error("cannot read the public feed at {url}: {cause}")]
     Feed {
@@ -121,6 +124,7 @@ impl Error {
             Error::TooLarge(_) => ReasonCode::PublicRecordTooLarge,
             Error::Feed { .. } => ReasonCode::FeedUnreachable,
             Error::EventsRefused { code, .. } => *code,
+            Error::Busy => ReasonCode::RepositoryBusy,
         }
     }
 }

@@ -6,7 +6,10 @@
 //! * `GET /credentials/{id}`: a credential as issued (`application/dc+sd-jwt`), for anyone to
 //!   verify with `bizcred-verifier verify-record` without trusting the repository;
 //! * `POST /api/credentials`: an issuer pushes public credentials (`{"credentials": [...]}`),
-//!   each verified on intake; answers the [`crate::IntakeReport`].
+//!   each verified on intake; answers the [`crate::IntakeReport`]. Anyone may push (nothing is
+//!   held that does not verify against the trust bundle), so pushes are verified one at a
+//!   time: a push while another is verified is answered 503 `REPOSITORY_BUSY` with
+//!   `Retry-After`, never queued.
 //!
 //! Errors are `{"error", "error_description", "code"}` with the HTTP status of their kind.
 
@@ -44,6 +47,7 @@ impl IntoResponse for ApiError {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
             Error::NoTrust => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Error::Busy => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -56,6 +60,10 @@ impl IntoResponse for ApiError {
             .into_response();
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self.0, Error::Busy) {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         r
     }
 }
@@ -83,6 +91,8 @@ pub fn api(repo: Shared) -> Router {
             "/api/credentials",
             post(push).layer(DefaultBodyLimit::max(MAX_PUSH_BODY)),
         )
+        // One push verified at a time by this router.
+        .layer(axum::Extension(Arc::new(tokio::sync::Semaphore::new(1))))
         .with_state(repo)
 }
 
@@ -132,6 +142,7 @@ struct Push {
 
 async fn push(
     State(s): State<Shared>,
+    axum::Extension(turns): axum::Extension<Arc<tokio::sync::Semaphore>>,
     body: Result<Json<Push>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(p) = body.map_err(|e| match e {
@@ -146,6 +157,9 @@ async fn push(
             p.credentials.len()
         ))));
     }
+    let Ok(_turn) = turns.try_acquire() else {
+        return Err(ApiError(Error::Busy));
+    };
     let report = blocking(&s, move |r| {
         let report = r.intake(&p.credentials)?;
         r.commit()?;

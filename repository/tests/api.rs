@@ -146,3 +146,52 @@ async fn a_push_is_verified_credential_by_credential_and_bounded() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(e["code"], "BUSINESS_NOT_FOUND");
 }
+
+/// Pushes are verified one at a time: a push that arrives while another is verified is
+/// answered at once with 503 `REPOSITORY_BUSY` and `Retry-After`, never queued; the first one
+/// lands, and a push after it is taken.
+#[tokio::test]
+async fn a_push_while_another_is_verified_is_told_to_come_back() {
+    let w = World::new();
+    let app = service::api(w.open());
+    let records: Vec<String> = (0..200)
+        .map(|i| {
+            let corp = format!("{}", 2_000_000 + i);
+            w.record(
+                claims(
+                    &corp,
+                    &format!("Entreprise {i} Inc."),
+                    "active",
+                    "Sudbury",
+                    "123456782",
+                ),
+                100 + i as u64,
+                ISSUED,
+            )
+        })
+        .collect();
+    let body = json!({"credentials": records}).to_string();
+    // Both are polled by one task: the first holds its turn while its batch is verified.
+    let (first, second) = tokio::join!(
+        app.clone().oneshot(push(body.clone())),
+        app.clone().oneshot(push(body.clone()))
+    );
+    let (first, second) = (first.expect("first"), second.expect("second"));
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        second
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let bytes = axum::body::to_bytes(second.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let e: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(e["code"], "REPOSITORY_BUSY");
+    let (status, report, _) = call(&app, push(body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["already_held"], 200, "{report}");
+}

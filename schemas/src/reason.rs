@@ -360,6 +360,7 @@ reasons! {
         PublicRecordTooLarge = "PUBLIC_RECORD_TOO_LARGE", "repository", "A credential or a batch pushed to the repository is larger than the repository accepts.";
         SearchQueryInvalid = "SEARCH_QUERY_INVALID", "repository", "The search query is empty after normalization, too long, or a filter has an unknown value.";
         BusinessNotFound = "BUSINESS_NOT_FOUND", "repository", "The repository holds no public credential about this business.";
+        RepositoryBusy = "REPOSITORY_BUSY", "repository", "The repository is verifying another push; push again in a moment (it verifies one at a time).";
         FeedUnreachable = "FEED_UNREACHABLE", "repository", "An issuer's public feed could not be read (the repository keeps what it holds).";
     }
     "Agency events: the signed event feed and its subscribers (issuer)" {
