@@ -75,8 +75,10 @@ impl TrustDir {
         Ok(files)
     }
 
-    /// The state of every bundle kept, replayed in order; `None` before the first sync.
+    /// The state of every bundle kept, replayed in order; `None` before the first sync. A
+    /// compaction interrupted after its bundle was kept is finished first.
     pub fn load(&self, now: i64) -> Result<Option<TrustState>, Error> {
+        self.finish_compaction()?;
         let mut held: Option<TrustState> = None;
         for f in self.bundle_files()? {
             let text = std::fs::read_to_string(&f).map_err(io(&f))?;
@@ -105,18 +107,64 @@ impl TrustDir {
                     "the registry's whole log is shorter than the one held".into(),
                 )));
             }
-        }
-        let bdir = self.dir.join("bundles");
-        let n = if compact { 0 } else { files.len() };
-        let tmp = bdir.join(format!("{n:06}.json.tmp"));
-        std::fs::write(&tmp, text.as_bytes()).map_err(io(&tmp))?;
-        if compact {
-            for f in &files {
-                std::fs::remove_file(f).map_err(io(f))?;
+            // The whole log must extend the one held: the same first entries, else the
+            // registry rewrote its history (a fork) and nothing is replaced.
+            let size = usize::try_from(h.size()).unwrap_or(usize::MAX);
+            if state
+                .leaves
+                .get(..size)
+                .is_none_or(|prefix| bizcred_core::trust::merkle::root(prefix) != h.root())
+            {
+                return Err(Error::Bundle(bundle::BundleError::Inconsistent));
             }
         }
+        let bdir = self.dir.join("bundles");
+        if compact {
+            // Kept whole under a name the replay skips, then the old bundles go, then it takes
+            // the first place: a crash at any point leaves either the old bundles or the new
+            // one, and `load` finishes what was begun.
+            let tmp = bdir.join(COMPACTED_TMP);
+            std::fs::write(&tmp, text.as_bytes()).map_err(io(&tmp))?;
+            sync_file(&tmp)?;
+            let kept = bdir.join(COMPACTED);
+            std::fs::rename(&tmp, &kept).map_err(io(&kept))?;
+            self.finish_compaction()?;
+            return Ok(state);
+        }
+        let n = files.len();
+        let tmp = bdir.join(format!("{n:06}.json.tmp"));
+        std::fs::write(&tmp, text.as_bytes()).map_err(io(&tmp))?;
+        sync_file(&tmp)?;
         let dest = bdir.join(format!("{n:06}.json"));
         std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
         Ok(state)
     }
+
+    /// When a compacted bundle was kept: removes the bundles it replaces and puts it first.
+    fn finish_compaction(&self) -> Result<(), Error> {
+        let bdir = self.dir.join("bundles");
+        let kept = bdir.join(COMPACTED);
+        if !kept.exists() {
+            return Ok(());
+        }
+        for f in self.bundle_files()? {
+            std::fs::remove_file(&f).map_err(io(&f))?;
+        }
+        let first = bdir.join(format!("{:06}.json", 0));
+        std::fs::rename(&kept, &first).map_err(io(&first))?;
+        Ok(())
+    }
+}
+
+/// A compacted bundle, kept whole, before it replaces the bundles (`load` skips it: not
+/// `.json`).
+const COMPACTED: &str = "compacted.json.kept";
+/// A compacted bundle being written.
+const COMPACTED_TMP: &str = "compacted.json.tmp";
+
+/// Makes a written file durable before it is renamed into place.
+fn sync_file(path: &Path) -> Result<(), Error> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))
 }
