@@ -1,7 +1,12 @@
 // bizcred portal: live updates of the founder's applications. Every page works without this
-// script (each has a "check again" link). With it, /tracker.json is polled every 500 ms: the
-// tracker's rows are replaced when their content changed (in an aria-live="polite" region),
-// and the checklist and application pages say when what they show has changed.
+// script (each has a "check again" link). With it, /tracker.json is polled every 500 ms while
+// an application is under way: the tracker's rows are replaced when their content changed (in
+// an aria-live="polite" region), and the checklist and application pages say when what they
+// show has changed. Rows in a final state (issued, refused, withdrawn, removed) do not keep
+// the polling going: when every row is final it stops, except that an issued credential is
+// still looked at every 5 s (the agency flags upstream events on it, or stops answering);
+// rows refused, withdrawn or removed never change and are skipped. Polling pauses while the
+// page is hidden and resumes when it is shown again.
 (function () {
   "use strict";
   var root = document.getElementById("portal");
@@ -9,6 +14,14 @@
   var url = root.getAttribute("data-poll");
   var csrf = root.getAttribute("data-csrf") || "";
   var withdrawLabel = root.getAttribute("data-withdraw") || "";
+  var FAST = 500;
+  var SLOW = 5000;
+  var FINAL = { issued: true, refused: true, withdrawn: true, removed: true };
+  var SETTLED = { refused: true, withdrawn: true, removed: true };
+  var timer = null;
+  var inFlight = false;
+  var paused = false;
+  var stopped = false;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -21,6 +34,7 @@
     var tr = el("tr");
     tr.id = "row-" + r.n;
     tr.setAttribute("data-sig", r.sig);
+    tr.setAttribute("data-state", r.state);
     tr.appendChild(el("td", "", r.agency));
     var type = el("td");
     var a = el("a", "", r.type_name);
@@ -63,6 +77,7 @@
       data.rows.forEach(function (r) {
         var old = document.getElementById("row-" + r.n);
         if (old && old.getAttribute("data-sig") === r.sig) { return; }
+        if (old && SETTLED[old.getAttribute("data-state")] && old.getAttribute("data-state") === r.state) { return; }
         var fresh = rowOf(r);
         if (old) { body.replaceChild(fresh, old); } else { body.appendChild(fresh); }
       });
@@ -90,12 +105,49 @@
     }
   }
 
+  // The delay before the next poll: 500 ms while a row is under way, 5 s while every row is
+  // final and one is issued, none (stop) when every row is refused, withdrawn or removed.
+  function nextDelay(rows) {
+    var live = false;
+    var issued = false;
+    rows.forEach(function (r) {
+      if (!FINAL[r.state]) { live = true; } else if (r.state === "issued") { issued = true; }
+    });
+    if (live) { return FAST; }
+    return issued ? SLOW : 0;
+  }
+
+  function schedule(ms) {
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+    if (ms <= 0) { stopped = true; return; }
+    timer = setTimeout(tick, ms);
+  }
+
   function tick() {
+    timer = null;
+    if (document.hidden) { paused = true; return; }
+    if (inFlight) { return; }
+    inFlight = true;
+    var delay = FAST;
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (d) { if (d && d.rows) { apply(d); } })
+      .then(function (d) {
+        if (d && d.rows) {
+          apply(d);
+          delay = nextDelay(d.rows);
+        }
+      })
       .catch(function () { /* the next tick tries again; the link still works */ })
-      .then(function () { setTimeout(tick, 500); });
+      .then(function () {
+        inFlight = false;
+        schedule(delay);
+      });
   }
-  setTimeout(tick, 500);
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || !paused || stopped) { return; }
+    paused = false;
+    tick();
+  });
+  schedule(FAST);
 })();

@@ -17,6 +17,12 @@ use bizcred_schemas::{CredentialType, ReasonCode};
 pub const MAX_ANSWER: usize = 256 * 1024;
 /// Longest capability kept (`<id>.<secret>`).
 pub const MAX_CAPABILITY: usize = 512;
+/// Longest application id taken (a longer one is refused, not cut).
+pub const MAX_APPLICATION_ID: usize = 200;
+/// The scheme of a presentation request for the wallet.
+pub const REQUEST_SCHEME: &str = "openid4vp://";
+/// The scheme of a credential offer for the wallet.
+pub const OFFER_SCHEME: &str = "openid-credential-offer://";
 /// How long one call to an agency may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one poll of an application's state may take.
@@ -98,6 +104,34 @@ pub struct Created {
     pub request_uri: Option<String>,
 }
 
+/// An application id the portal takes: not empty, at most [`MAX_APPLICATION_ID`] characters.
+fn check_application_id(id: &str) -> Result<(), AgencyError> {
+    if id.is_empty() || id.chars().count() > MAX_APPLICATION_ID {
+        return Err(AgencyError::Malformed(format!(
+            "the application id is empty or longer than {MAX_APPLICATION_ID} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A presentation request the portal shows: an `openid4vp://` URI.
+fn check_request_uri(uri: Option<&str>) -> Result<(), AgencyError> {
+    match uri {
+        Some(u) if !u.starts_with(REQUEST_SCHEME) => Err(AgencyError::Malformed(format!(
+            "the presentation request is not an {REQUEST_SCHEME} URI"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Created {
+    /// Whether the portal takes the answer: its application id and presentation request.
+    pub fn check(&self) -> Result<(), AgencyError> {
+        check_application_id(&self.application_id)?;
+        check_request_uri(self.request_uri.as_deref())
+    }
+}
+
 impl std::fmt::Debug for Created {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Created")
@@ -107,16 +141,27 @@ impl std::fmt::Debug for Created {
     }
 }
 
-/// A credential offer ready for the wallet.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+/// A credential offer ready for the wallet. Its `Debug` shows neither the offer nor its
+/// transaction code (each lets the holder of it take the credential).
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Offer {
     /// `openid-credential-offer://?credential_offer_uri=...`
     pub credential_offer_uri: String,
     /// The transaction code.
+    #[serde(default, deserialize_with = "lenient")]
     pub tx_code: Option<String>,
     /// Until when (Unix seconds).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub expires: Option<i64>,
+}
+
+impl std::fmt::Debug for Offer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offer")
+            .field("tx_code", &self.tx_code.as_ref().map(|_| "…"))
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An upstream event flagged on the application.
@@ -127,47 +172,119 @@ pub struct Flag {
     /// The upstream type's `vct`.
     pub vct: String,
     /// When (Unix seconds).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub time: i64,
 }
 
-/// The application as its agency shows it to the founder (`GET {follow_uri}`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// Most flags read from one answer.
+pub const MAX_FLAGS: usize = 64;
+
+/// A member read when it is readable, its default otherwise (a newer or faulty agency's
+/// member does not fail the whole answer).
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).unwrap_or_default())
+}
+
+/// The readable flags (an unreadable one is skipped), at most [`MAX_FLAGS`].
+fn lenient_flags<'de, D>(d: D) -> Result<Vec<Flag>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v = Value::deserialize(d)?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Flag::deserialize(f).ok())
+        .take(MAX_FLAGS)
+        .collect())
+}
+
+/// The application as its agency shows it to the founder (`GET {follow_uri}`). Only its id
+/// and state must be readable: any other member the portal cannot read (an offer the agency
+/// answers `{"error": ...}` for, an unreadable flag, a member of a newer API) is taken as
+/// absent. Its `Debug` shows no claim, offer or request.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 pub struct View {
     /// The agency's id.
     pub application_id: String,
     /// The type's configuration id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub credential_configuration_id: String,
     /// The state.
     pub state: String,
     /// Opened at.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub created: i64,
     /// Last changed at.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub updated: i64,
     /// The claims as they stand.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub claims: Map<String, Value>,
     /// The claims proven by prerequisites.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub verified_claims: Vec<String>,
     /// The claims the founder states.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub applicant_claims: Vec<String>,
     /// The reason of a refusal, or the changes requested.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub note: Option<String>,
     /// The prerequisites' presentation request, while awaited.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub request_uri: Option<String>,
     /// The offer, once approved.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub offer: Option<Offer>,
     /// Upstream events.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_flags")]
     pub flags: Vec<Flag>,
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("application_id", &self.application_id)
+            .field(
+                "credential_configuration_id",
+                &self.credential_configuration_id,
+            )
+            .field("state", &self.state)
+            .field("created", &self.created)
+            .field("updated", &self.updated)
+            .field("claims", &self.claims.len())
+            .field("offer", &self.offer)
+            .field("flags", &self.flags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl View {
+    /// Whether the portal takes the answer: its application id, its presentation request
+    /// (`openid4vp://`) and its offer (`openid-credential-offer://`).
+    pub fn check(&self) -> Result<(), AgencyError> {
+        check_application_id(&self.application_id)?;
+        check_request_uri(self.request_uri.as_deref())?;
+        match &self.offer {
+            Some(o) if !o.credential_offer_uri.starts_with(OFFER_SCHEME) => {
+                Err(AgencyError::Malformed(format!(
+                    "the credential offer is not an {OFFER_SCHEME} URI"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The agency's refusal means the application is gone there (403 `CAPABILITY_INVALID`:
+    /// swept or removed).
+    pub fn gone(e: &AgencyError) -> bool {
+        matches!(e, AgencyError::Refused { status: 403, code_text, .. } if code_text == "CAPABILITY_INVALID")
+    }
 }
 
 /// Why an agency call failed.
@@ -328,20 +445,53 @@ impl Client {
             .await
             .map_err(unreachable)?;
         let (status, body) = Client::read(resp).await?;
-        Client::answer(status, &body)
+        Client::view_answer(status, &body)
     }
 
-    /// `POST {follow_uri}/withdraw`.
-    pub async fn withdraw(&self, follow_uri: &str) -> Result<View, AgencyError> {
+    /// An answer that is a view, checked ([`View::check`]).
+    fn view_answer(status: u16, body: &[u8]) -> Result<View, AgencyError> {
+        let v: View = Client::answer(status, body)?;
+        v.check()?;
+        Ok(v)
+    }
+
+    /// `POST {follow_uri}/claims`: the founder's answer to the agency's request for more
+    /// information (or a change while prerequisites are awaited).
+    pub async fn claims(
+        &self,
+        follow_uri: &str,
+        claims: &Map<String, Value>,
+    ) -> Result<View, AgencyError> {
         let resp = self
             .http
-            .post(format!("{follow_uri}/withdraw"))
-            .json(&serde_json::json!({}))
+            .post(format!("{follow_uri}/claims"))
+            .json(&serde_json::json!({ "claims": claims }))
             .send()
             .await
             .map_err(unreachable)?;
         let (status, body) = Client::read(resp).await?;
-        Client::answer(status, &body)
+        Client::view_answer(status, &body)
+    }
+
+    /// `POST {follow_uri}/withdraw`, with the founder's (or the portal's) reason.
+    pub async fn withdraw(
+        &self,
+        follow_uri: &str,
+        reason: Option<&str>,
+    ) -> Result<View, AgencyError> {
+        let body = match reason {
+            Some(r) => serde_json::json!({ "reason": r }),
+            None => serde_json::json!({}),
+        };
+        let resp = self
+            .http
+            .post(format!("{follow_uri}/withdraw"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let (status, body) = Client::read(resp).await?;
+        Client::view_answer(status, &body)
     }
 }
 
@@ -380,5 +530,116 @@ mod tests {
         assert_eq!(v.state, "offered");
         assert_eq!(v.offer.and_then(|o| o.tx_code).as_deref(), Some("123456"));
         assert_eq!(v.flags.len(), 1);
+    }
+
+    fn view(json: &str) -> Result<View, AgencyError> {
+        Client::view_answer(200, json.as_bytes())
+    }
+
+    #[test]
+    fn an_unreadable_offer_flag_or_member_does_not_fail_the_view() {
+        let v = view(
+            r#"{"application_id":"a1","state":"offered","updated":"soon","claims":[1],
+                "offer":{"error":"OFFER_UNAVAILABLE"},
+                "flags":[{"event":"credential_revoked"},{"event":"credential_suspended","vct":"urn:x","time":3},7],
+                "surprise":{"a":1}}"#,
+        )
+        .expect("a view");
+        assert_eq!(v.state, "offered");
+        assert_eq!(
+            v.offer, None,
+            "the offer the agency could not give is absent"
+        );
+        assert_eq!(v.updated, 0);
+        assert!(v.claims.is_empty());
+        assert_eq!(v.flags.len(), 1, "only the readable flag");
+        assert_eq!(v.flags[0].vct, "urn:x");
+        // The id and the state are the view: without them it is not one.
+        assert_eq!(
+            view(r#"{"application_id":"a1"}"#)
+                .map(|_| ())
+                .map_err(|e| e.code()),
+            Err(ReasonCode::ApplicantApiMalformed)
+        );
+    }
+
+    #[test]
+    fn uris_must_be_the_wallets_and_ids_are_not_cut() {
+        let with = |extra: &str| {
+            view(&format!(
+                r#"{{"application_id":"a1","state":"offered"{extra}}}"#
+            ))
+        };
+        assert!(with(r#","request_uri":"openid4vp://?client_id=x""#).is_ok());
+        assert!(
+            with(r#","offer":{"credential_offer_uri":"openid-credential-offer://?x"}"#).is_ok()
+        );
+        for bad in [
+            r#","request_uri":"https://evil.example/?x""#,
+            r#","request_uri":"javascript:alert(1)""#,
+            r#","offer":{"credential_offer_uri":"https://evil.example/offer"}"#,
+            r#","offer":{"credential_offer_uri":"openid4vp://?x"}"#,
+        ] {
+            assert_eq!(
+                with(bad).map(|_| ()).map_err(|e| e.code()),
+                Err(ReasonCode::ApplicantApiMalformed),
+                "{bad}"
+            );
+        }
+        let long = "a".repeat(MAX_APPLICATION_ID + 1);
+        let v = view(&format!(
+            r#"{{"application_id":"{long}","state":"offered"}}"#
+        ));
+        assert_eq!(
+            v.map_err(|e| e.code()).err(),
+            Some(ReasonCode::ApplicantApiMalformed)
+        );
+        let created = |id: &str, req: &str| Created {
+            application_id: id.into(),
+            capability: "c.s".into(),
+            state: "awaiting_prerequisites".into(),
+            request_uri: Some(req.into()),
+        };
+        assert!(created("a1", "openid4vp://?x").check().is_ok());
+        assert!(created(&long, "openid4vp://?x").check().is_err());
+        assert!(created(&"é".repeat(MAX_APPLICATION_ID), "openid4vp://?x")
+            .check()
+            .is_ok());
+        assert!(created("a1", "http://x").check().is_err());
+    }
+
+    #[test]
+    fn debug_shows_no_claim_offer_or_code() {
+        let v = view(
+            r#"{"application_id":"a1","state":"offered","claims":{"legal_name":"Secret Corp"},
+                "request_uri":"openid4vp://?request_uri=hidden-request",
+                "offer":{"credential_offer_uri":"openid-credential-offer://?hidden-offer","tx_code":"493817"}}"#,
+        )
+        .expect("view");
+        let shown = format!("{v:?} {:?}", v.offer);
+        for secret in [
+            "Secret Corp",
+            "legal_name",
+            "hidden-request",
+            "hidden-offer",
+            "493817",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("a1") && shown.contains("offered"), "{shown}");
+    }
+
+    #[test]
+    fn a_capability_the_agency_no_longer_knows_means_the_application_is_gone() {
+        let e = Client::answer::<View>(
+            403,
+            br#"{"error":"invalid_token","error_description":"No application.","code":"CAPABILITY_INVALID"}"#,
+        )
+        .expect_err("refused");
+        assert!(View::gone(&e));
+        let other = Client::answer::<View>(403, br#"{"error":"forbidden","code":"CSRF_REJECTED"}"#)
+            .expect_err("refused");
+        assert!(!View::gone(&other));
+        assert!(!View::gone(&AgencyError::Unreachable("down".into())));
     }
 }

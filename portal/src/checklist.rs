@@ -21,6 +21,9 @@ pub enum AppState {
     Refused,
     /// Withdrawn by the founder.
     Withdrawn,
+    /// The agency no longer holds it (it answers that the capability is unknown: the
+    /// application was swept or removed). The portal's own state: final, not asked again.
+    Removed,
     /// A state this portal does not know (a newer agency): shown as received, counted as open
     /// work.
     Other(String),
@@ -51,6 +54,7 @@ impl AppState {
             AppState::Issued => "issued",
             AppState::Refused => "refused",
             AppState::Withdrawn => "withdrawn",
+            AppState::Removed => "removed",
             AppState::Other(_) => "other",
         }
     }
@@ -59,7 +63,16 @@ impl AppState {
     pub fn is_active(&self) -> bool {
         !matches!(
             self,
-            AppState::Issued | AppState::Refused | AppState::Withdrawn
+            AppState::Issued | AppState::Refused | AppState::Withdrawn | AppState::Removed
+        )
+    }
+
+    /// Nothing the agency says can change it any more: it is not asked again. (An issued
+    /// application still is: the agency flags upstream events on it.)
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            AppState::Refused | AppState::Withdrawn | AppState::Removed
         )
     }
 
@@ -86,6 +99,15 @@ pub enum StepState {
     Waiting(CredentialType),
     /// Every prerequisite is held (or none is needed): the founder may apply.
     Open,
+}
+
+impl StepState {
+    /// The founder may apply for the step's type now: it is open, or it waits for
+    /// prerequisites not issued through this session (the founder's wallet may hold them
+    /// already: the agency checks them itself, through the wallet's presentation).
+    pub fn takes_applications(&self) -> bool {
+        matches!(self, StepState::Open | StepState::Waiting(_))
+    }
 }
 
 /// The types of the restaurant's checklist, in prerequisite order (each type after every
@@ -242,5 +264,21 @@ mod tests {
         assert!(other.is_active() && !other.is_withdrawable());
         assert!(AppState::ChangesRequested.is_withdrawable());
         assert!(!AppState::Offered.is_withdrawable());
+        assert!(!AppState::Removed.is_active() && !AppState::Removed.is_withdrawable());
+        assert!(AppState::Removed.is_settled() && !AppState::Issued.is_settled());
+    }
+
+    #[test]
+    fn a_step_takes_applications_unless_held_or_under_way() {
+        assert!(StepState::Open.takes_applications());
+        assert!(StepState::Waiting(CertificateOfIncorporation).takes_applications());
+        assert!(!StepState::InProgress.takes_applications());
+        assert!(!StepState::Held.takes_applications());
+    }
+
+    #[test]
+    fn an_application_the_agency_no_longer_holds_opens_the_step_again() {
+        let s = steps(&[(CertificateOfIncorporation, AppState::Removed)]);
+        assert_eq!(state_of(&s, CertificateOfIncorporation), StepState::Open);
     }
 }

@@ -6,6 +6,8 @@
 //! accounts) is one line per item, its members separated by semicolons. Reading the form
 //! gives the claims as JSON and every field's problem; the agency checks the values.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use bizcred_schemas::{CredentialType, Lang};
@@ -364,6 +366,57 @@ pub fn read(
     (claims, problems)
 }
 
+/// A claim's value as an input shows it (text as is, a number or a boolean written out).
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The form's values (by field name) that state `claims`, as [`read`] would read them back:
+/// to show the claims as they stand in a form, pre-filled.
+pub fn values(inputs: &[ClaimInput], claims: &Map<String, Value>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for c in inputs {
+        let Some(v) = claims.get(&c.claim) else {
+            continue;
+        };
+        if c.group {
+            for f in &c.fields {
+                let member = f.name.rsplit('.').next().unwrap_or("");
+                if let Some(m) = v.get(member) {
+                    out.insert(f.name.clone(), text_of(m));
+                }
+            }
+            continue;
+        }
+        let Some(f) = c.fields.first() else {
+            continue;
+        };
+        let text = match (&f.input, v) {
+            (Input::List, Value::Array(items)) => {
+                items.iter().map(text_of).collect::<Vec<_>>().join(", ")
+            }
+            (Input::Records(names), Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    names
+                        .iter()
+                        .map(|n| i.get(n).map(text_of).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            (_, v) => text_of(v),
+        };
+        out.insert(f.name.clone(), text);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,5 +571,49 @@ mod tests {
             claims.is_empty() && problems.is_empty(),
             "optional and blank"
         );
+    }
+
+    #[test]
+    fn claims_prefill_the_form_that_reads_them_back() {
+        for (ty, names, claims) in [
+            (
+                CredentialType::LiquorSalesLicence,
+                vec![
+                    "licence_class",
+                    "premises_address",
+                    "capacity",
+                    "endorsements",
+                ],
+                serde_json::json!({
+                    "licence_class": "liquor_sales_licence",
+                    "premises_address": {"street_address": "1 King St W", "locality": "Toronto",
+                        "region": "ON", "postal_code": "M5H 1A1", "country": "CA"},
+                    "capacity": {"indoor": 40, "outdoor": 12},
+                    "endorsements": ["patio", "catering"],
+                }),
+            ),
+            (
+                CredentialType::CertificateOfIncorporation,
+                vec!["legal_name", "entity_type", "directors"],
+                serde_json::json!({
+                    "legal_name": "Café du Nord Inc.",
+                    "entity_type": "business_corporation",
+                    "directors": [{"given_name": "Jennifer", "family_name": "Ng"},
+                                  {"given_name": "Sam", "family_name": "Roy"}],
+                }),
+            ),
+        ] {
+            let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+            let c = claim_inputs(ty, &names, Lang::En);
+            let claims = claims.as_object().expect("object").clone();
+            let v = values(&c, &claims);
+            assert!(
+                !v.contains_key("claim.premises_address.country"),
+                "no input: {v:?}"
+            );
+            let (back, problems) = read(&c, &|k: &str| v.get(k).cloned());
+            assert!(problems.is_empty(), "{problems:?} from {v:?}");
+            assert_eq!(back, claims, "{v:?}");
+        }
     }
 }

@@ -38,9 +38,9 @@ use bizcred_core::trust::state::TrustState;
 use bizcred_repository::trust::{TrustConfig, TrustDir};
 use bizcred_schemas::{CredentialType, ReasonCode};
 
-use crate::agency::{Agency, AgencyError, ApplicantTypes, POLL_TIMEOUT};
+use crate::agency::{Agency, AgencyError, ApplicantTypes, View, POLL_TIMEOUT};
 use crate::checklist::AppState;
-use crate::session::{Application, KeepError, Limits, Sessions, Snapshot};
+use crate::session::{Application, KeepError, Kept, Limits, Sessions, Snapshot};
 
 /// How long an agency's list of types is reused.
 pub const TYPES_TTL: i64 = 30;
@@ -72,6 +72,9 @@ pub enum Error {
     /// The session holds the most applications it may.
     #[error("this session holds the most applications the portal keeps ({0})")]
     Full(usize),
+    /// The step takes no application now (one is under way or issued).
+    #[error("the step for {0} takes no application now")]
+    StepNotOpen(&'static str),
     /// The session ended.
     #[error("the session has ended")]
     SessionEnded,
@@ -90,6 +93,7 @@ impl Error {
             Error::Agency(e) => e.code(),
             Error::TypeNotOffered(_) => ReasonCode::UnknownCredentialConfiguration,
             Error::Full(_) => ReasonCode::PortalApplicationsFull,
+            Error::StepNotOpen(_) => ReasonCode::FormInvalid,
             Error::SessionEnded => ReasonCode::SessionRequired,
             Error::Start(_) => ReasonCode::Unreachable,
         }
@@ -224,6 +228,9 @@ impl Portal {
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (n, app) in current.apps.iter().enumerate() {
+            if app.state.is_settled() {
+                continue;
+            }
             let (client, uri) = (self.client.clone(), app.follow_uri());
             tasks.spawn(async move { (n, client.view(&uri, POLL_TIMEOUT).await) });
         }
@@ -236,6 +243,10 @@ impl Portal {
                     tracing::warn!(agency = %a.agency_did, "an agency answered for another application");
                     a.unreachable_at = Some(now);
                 }
+                Err(e) if View::gone(&e) => {
+                    tracing::info!(agency = %a.agency_did, "an agency no longer holds an application");
+                    a.removed(now);
+                }
                 Err(e) => {
                     tracing::debug!(agency = %a.agency_did, code = %e.code(), "an application could not be followed");
                     a.unreachable_at = Some(now);
@@ -247,16 +258,41 @@ impl Portal {
     }
 
     /// Opens an application for `ty` at the agency authorized for it, with `claims`, and keeps
-    /// it in the session; answers its index.
+    /// it in the session; answers its index (and the session's new id when it is the first).
+    ///
+    /// One at a time per session: the step is checked to take applications, a slot is
+    /// reserved, the agency opens the application and it is kept, under the session's apply
+    /// lock. An application the agency opened but the portal cannot keep (an answer it
+    /// refuses, a session that ended meanwhile) is withdrawn at the agency: none is orphaned.
     pub async fn apply(
         &self,
         session: &Snapshot,
         ty: CredentialType,
         claims: &Map<String, Value>,
-    ) -> Result<usize, Error> {
-        if !self.sessions.has_room(session) {
-            return Err(Error::Full(self.sessions.limits().max_applications));
+    ) -> Result<Kept, Error> {
+        let lock = self
+            .sessions
+            .apply_lock(session)
+            .ok_or(Error::SessionEnded)?;
+        let _one_at_a_time = lock.lock().await;
+        let current = self.refresh(session).await;
+        let apps: Vec<(CredentialType, AppState)> = current
+            .apps
+            .iter()
+            .map(|a| (a.ty, a.state.clone()))
+            .collect();
+        let open = checklist::steps(&apps)
+            .iter()
+            .any(|(x, st)| *x == ty && st.takes_applications());
+        if !open {
+            return Err(Error::StepNotOpen(ty.vct()));
         }
+        let max = self.sessions.limits().max_applications;
+        let keep_error = |e| match e {
+            KeepError::Full => Error::Full(max),
+            KeepError::Ended => Error::SessionEnded,
+        };
+        let slot = self.sessions.reserve(&current).map_err(keep_error)?;
         let agency = self.agency_for(ty)?;
         let types = self.applicant_types(&agency).await?;
         let offered = types
@@ -268,30 +304,73 @@ impl Portal {
             .client
             .apply(&agency.url, &offered.credential_configuration_id, claims)
             .await?;
+        let checked = created.check();
         let app = Application::new(
             agency.did.clone(),
             agency.name_en,
             agency.name_fr,
             agency.url,
             ty,
-            created.application_id.chars().take(200).collect(),
+            created.application_id,
             created.capability,
             AppState::parse(&created.state),
             created.request_uri,
             self.now(),
         );
-        tracing::info!(agency = %agency.did, vct = ty.vct(), "application opened");
-        self.sessions.keep(session, app).map_err(|e| match e {
-            KeepError::Full => Error::Full(self.sessions.limits().max_applications),
-            KeepError::Ended => Error::SessionEnded,
-        })
+        if let Err(e) = checked {
+            self.abandon(&app).await;
+            return Err(e.into());
+        }
+        match self.sessions.keep(slot, app.clone()) {
+            Ok(kept) => {
+                tracing::info!(agency = %agency.did, vct = ty.vct(), "application opened");
+                Ok(kept)
+            }
+            Err(e) => {
+                self.abandon(&app).await;
+                Err(keep_error(e))
+            }
+        }
+    }
+
+    /// Withdraws at its agency an application the portal could not keep.
+    async fn abandon(&self, app: &Application) {
+        let reason = "The single window could not keep this application; it was withdrawn so that none is left behind.";
+        match self.client.withdraw(&app.follow_uri(), Some(reason)).await {
+            Ok(_) => {
+                tracing::warn!(agency = %app.agency_did, "an application the portal could not keep was withdrawn")
+            }
+            Err(e) => {
+                tracing::warn!(agency = %app.agency_did, code = %e.code(), "an application the portal could not keep could not be withdrawn")
+            }
+        }
+    }
+
+    /// Sends the founder's claims for application `n` of the session to its agency (the
+    /// answer to a request for more information), and keeps the agency's answer.
+    pub async fn answer(
+        &self,
+        session: &Snapshot,
+        n: usize,
+        claims: &Map<String, Value>,
+    ) -> Result<(), Error> {
+        let current = self.sessions.snapshot(session).ok_or(Error::SessionEnded)?;
+        let app = current.apps.get(n).ok_or(Error::SessionEnded)?;
+        let v = self.client.claims(&app.follow_uri(), claims).await?;
+        tracing::info!(agency = %app.agency_did, "an answer was sent to the agency");
+        self.sessions.update(session, n, |a| {
+            if v.application_id == a.application_id {
+                a.apply_view(v);
+            }
+        });
+        Ok(())
     }
 
     /// Withdraws application `n` of the session at its agency.
     pub async fn withdraw(&self, session: &Snapshot, n: usize) -> Result<(), Error> {
         let current = self.sessions.snapshot(session).ok_or(Error::SessionEnded)?;
         let app = current.apps.get(n).ok_or(Error::SessionEnded)?;
-        let v = self.client.withdraw(&app.follow_uri()).await?;
+        let v = self.client.withdraw(&app.follow_uri(), None).await?;
         tracing::info!(agency = %app.agency_did, "application withdrawn");
         self.sessions.update(session, n, |a| {
             if v.application_id == a.application_id {

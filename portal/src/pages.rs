@@ -1,12 +1,16 @@
 //! The founder's pages, in English and French, on [`bizcred_web::public`] (layout, language
 //! switch, stylesheet, security headers), with a server-side session per founder
-//! ([`crate::session`]) and its CSRF token in every form.
+//! ([`crate::session`]) and its CSRF token in every form. Reading a page begins no session:
+//! until the first application, a form's token is the form cookie's (double submit), and the
+//! session that application begins takes it as its CSRF token. The session cookie is
+//! `__Host-bizcred_portal` under TLS (`Secure`, `Path=/`, no `Domain`), else `bizcred_portal`.
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | the checklist: each type in prerequisite order, its agency, what it needs, its state; an Apply form on each open step |
-//! | `POST /apply` | opens the application at the agency, keeps its capability in the session, `303` to `/applications/{n}`; a refusal is shown on the form (error summary tied to the fields) |
+//! | `GET /` | the checklist: each type in prerequisite order, its agency, what it needs, its state; an Apply form on each step that takes applications (open, or waiting for prerequisites the founder's wallet may already hold) |
+//! | `POST /apply` | opens the application at the agency, keeps its capability in the session (the first one begins the session, or changes its id), `303` to `/applications/{n}`; a refusal is shown on the form (error summary tied to the fields) |
 //! | `GET /applications/{n}` | one application: its state, the wallet's presentation request (text, link, QR code) while prerequisites are awaited, the offer once approved |
+//! | `POST /applications/{n}/claims` | the answer to the agency's request for more information (the claims the founder states, pre-filled as they stand), sent to the agency; a refusal is shown on the form |
 //! | `POST /applications/{n}/withdraw` | withdraws it at the agency |
 //! | `GET /tracker`, `GET /tracker.json` | every application of the session, its state as the agency answers now |
 //! | `GET /scripts/{name}` | the live-update script (content-hashed name) |
@@ -14,6 +18,7 @@
 //! Every text is chosen and translated here; templates only lay it out, and askama escapes it.
 //! No capability, claim or personal data is put in a URL or a log line.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use askama::Template;
@@ -31,7 +36,7 @@ use bizcred_schemas::{CredentialType, ReasonCode};
 use bizcred_web::desk::{security_headers, see_other};
 use bizcred_web::i18n::{Catalog, CatalogError, Lang, Source, Tr, SHARED};
 use bizcred_web::public::{Public, PublicFrame};
-use bizcred_web::session::same_token;
+use bizcred_web::session::{random_token, same_token};
 use bizcred_web::{schema_lang, Form};
 
 use crate::agency::{AgencyError, ApplicantTypes};
@@ -47,8 +52,11 @@ pub const SOURCE: Source = Source {
     fr: include_str!("../i18n/fr.toml"),
 };
 
-/// The session cookie.
+/// The session cookie (`__Host-bizcred_portal` when `Secure`: the service runs under TLS).
 pub const COOKIE: &str = "bizcred_portal";
+/// The cookie holding the CSRF token of the forms shown before a session begins (the
+/// first application begins it, with this token as its CSRF token).
+pub const FORM_COOKIE: &str = "bizcred_portal_form";
 /// Largest form a page accepts.
 pub const MAX_FORM: usize = 64 * 1024;
 
@@ -71,6 +79,7 @@ pub fn translated_keys() -> Vec<String> {
         "issued",
         "refused",
         "withdrawn",
+        "removed",
         "other",
     ]
     .iter()
@@ -139,6 +148,7 @@ pub fn routes(portal: Arc<Portal>, secure: bool) -> Router {
         .route("/apply", post(apply))
         .route("/applications/{n}", get(application))
         .route("/applications/{n}/withdraw", post(withdraw))
+        .route("/applications/{n}/claims", post(answer))
         .route("/tracker", get(tracker))
         .route("/tracker.json", get(tracker_json))
         .route("/scripts/{name}", get(script))
@@ -151,11 +161,18 @@ pub fn routes(portal: Arc<Portal>, secure: bool) -> Router {
 // ----------------------------------------------------------------------------------------
 // Sessions.
 
-/// A request's language and session (and the cookie to set when it began one).
+/// A request's language and session (and the cookies to set).
 struct Visit {
     lang: Lang,
     session: Option<Snapshot>,
-    set_cookie: Option<String>,
+    /// The token of the forms shown while there is no session (the form cookie's).
+    form_token: Option<String>,
+    /// The request comes from another site: its cookies were not sent.
+    cross_site: bool,
+    /// The session cookie to set (a session began, or its id changed).
+    session_cookie: Option<String>,
+    /// The form cookie to set.
+    form_cookie: Option<String>,
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -169,69 +186,136 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// A token this portal could have made (URL-safe text of a bounded length).
+fn plausible_token(t: &str) -> bool {
+    (16..=128).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
 impl Pages {
-    /// The request's session; with `begin`, a new one when it has none, unless the request
-    /// comes from another site (a `SameSite=Strict` cookie is not sent then: beginning a new
-    /// session would lose the founder's).
-    fn visit(&self, headers: &HeaderMap, begin: bool) -> Visit {
-        let lang = self.public.lang(headers);
-        let now = self.portal.now();
-        if let Some(s) =
-            cookie_value(headers, COOKIE).and_then(|id| self.portal.sessions.touch(id, now))
-        {
-            return Visit {
-                lang,
-                session: Some(s),
-                set_cookie: None,
-            };
-        }
-        let cross_site = headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v.as_bytes() == b"cross-site");
-        if !begin || cross_site {
-            return Visit {
-                lang,
-                session: None,
-                set_cookie: None,
-            };
-        }
-        let (id, s) = self.portal.sessions.create(now);
-        let limits = self.portal.sessions.limits();
-        Visit {
-            lang,
-            session: Some(s),
-            set_cookie: Some(format!(
-                "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-                limits.absolute,
-                if self.secure { "; Secure" } else { "" }
-            )),
+    /// The session cookie's name: with the `__Host-` prefix when `Secure` (then `Path=/`
+    /// and no `Domain`, as the prefix requires).
+    fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-bizcred_portal"
+        } else {
+            COOKIE
         }
     }
 
-    /// The session posting `form`, its CSRF token checked.
+    fn form_cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-bizcred_portal_form"
+        } else {
+            FORM_COOKIE
+        }
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: i64) -> String {
+        format!(
+            "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+            if self.secure { "; Secure" } else { "" }
+        )
+    }
+
+    /// The `Set-Cookie` of session `id`.
+    fn session_cookie(&self, id: &str) -> String {
+        let limits = self.portal.sessions.limits();
+        self.cookie(self.cookie_name(), id, limits.absolute)
+    }
+
+    /// The request's session, if it has one: a page read never begins one. With `forms`
+    /// (a page showing forms), a request without a session gets the form cookie's token
+    /// (made when it has none), unless it comes from another site (a `SameSite=Strict`
+    /// cookie is not sent then: the founder's session is not shown, and no form either).
+    fn visit(&self, headers: &HeaderMap, forms: bool) -> Visit {
+        let lang = self.public.lang(headers);
+        let now = self.portal.now();
+        let cross_site = headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site");
+        let mut v = Visit {
+            lang,
+            session: None,
+            form_token: None,
+            cross_site,
+            session_cookie: None,
+            form_cookie: None,
+        };
+        v.session = cookie_value(headers, self.cookie_name())
+            .and_then(|id| self.portal.sessions.touch(id, now));
+        if v.session.is_some() || cross_site {
+            return v;
+        }
+        match cookie_value(headers, self.form_cookie_name()).filter(|t| plausible_token(t)) {
+            Some(t) => v.form_token = Some(t.to_owned()),
+            None if forms => {
+                let t = random_token(32);
+                let idle = self.portal.sessions.limits().idle;
+                v.form_cookie = Some(self.cookie(self.form_cookie_name(), &t, idle));
+                v.form_token = Some(t);
+            }
+            None => {}
+        }
+        v
+    }
+
+    /// The session posting `form`, its CSRF token checked. With `begin` (the first
+    /// application), a request without a session begins one when its token is the form
+    /// cookie's; a full table refuses it (503) rather than drop a founder's applications.
     fn posted(
         &self,
         headers: &HeaderMap,
         body: &Bytes,
+        begin: bool,
     ) -> Result<(Visit, Snapshot, Form), Refusal> {
-        let v = self.visit(headers, false);
+        let mut v = self.visit(headers, false);
         let form = Form::parse(body, MAX_FORM).map_err(|e| Refusal {
             status: StatusCode::BAD_REQUEST,
             code: e.code(),
         })?;
-        let Some(s) = v.session.clone() else {
+        let csrf_rejected = Refusal {
+            status: StatusCode::FORBIDDEN,
+            code: ReasonCode::CsrfRejected,
+        };
+        if let Some(s) = v.session.clone() {
+            return match form.get("csrf") {
+                Some(t) if same_token(t, &s.csrf) => Ok((v, s, form)),
+                _ => Err(csrf_rejected),
+            };
+        }
+        let Some(expected) = v.form_token.clone().filter(|_| begin) else {
             return Err(Refusal {
                 status: StatusCode::FORBIDDEN,
                 code: ReasonCode::SessionRequired,
             });
         };
-        match form.get("csrf") {
-            Some(t) if same_token(t, &s.csrf) => Ok((v, s, form)),
-            _ => Err(Refusal {
-                status: StatusCode::FORBIDDEN,
-                code: ReasonCode::CsrfRejected,
-            }),
+        if !form.get("csrf").is_some_and(|t| same_token(t, &expected)) {
+            return Err(csrf_rejected);
         }
+        let (id, s) = self
+            .portal
+            .sessions
+            .create(self.portal.now(), Some(expected))
+            .map_err(|_| {
+                tracing::warn!("the session table is full of founders' applications");
+                Refusal {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: ReasonCode::PortalSessionsFull,
+                }
+            })?;
+        v.session_cookie = Some(self.session_cookie(&id));
+        v.session = Some(s.clone());
+        Ok((v, s, form))
+    }
+
+    /// The CSRF token of the forms a page shows.
+    fn csrf(v: &Visit, session: Option<&Snapshot>) -> String {
+        session
+            .map(|s| s.csrf.clone())
+            .or_else(|| v.form_token.clone())
+            .unwrap_or_default()
     }
 
     fn render(
@@ -263,6 +347,7 @@ impl Pages {
             ReasonCode::CsrfRejected => "csrf_rejected",
             ReasonCode::FormInvalid | ReasonCode::FormTooLarge => "form_invalid",
             ReasonCode::TrustBundleMissing => "no_trust",
+            ReasonCode::PortalSessionsFull => "busy",
             _ => "failed",
         };
         let page = ErrorPage {
@@ -297,11 +382,18 @@ impl Pages {
 }
 
 fn with_cookie(r: &mut Response, v: &Visit) {
-    if let Some(c) = &v.set_cookie {
+    for c in [&v.session_cookie, &v.form_cookie].into_iter().flatten() {
         if let Ok(h) = HeaderValue::from_str(c) {
             r.headers_mut().append(header::SET_COOKIE, h);
         }
     }
+}
+
+/// A `303 See Other` to `to`, with the visit's cookies.
+fn redirect(v: &Visit, to: &str) -> Response {
+    let mut r = see_other(to);
+    with_cookie(&mut r, v);
+    r
 }
 
 /// A refused request: its status and code.
@@ -352,7 +444,7 @@ fn state_class(s: &AppState) -> &'static str {
     match s {
         AppState::Issued | AppState::Offered => "ok",
         AppState::Refused => "bad",
-        AppState::Withdrawn => "",
+        AppState::Withdrawn | AppState::Removed => "",
         _ => "warn",
     }
 }
@@ -534,10 +626,19 @@ struct SummaryItem {
     message: String,
 }
 
-/// An Apply form.
+/// A claims form: a step's Apply form, or the answer to the agency's request for more
+/// information.
 #[derive(Debug, Clone)]
 struct FormView {
     slug: &'static str,
+    /// Where it posts.
+    action: String,
+    /// The form element's id.
+    id: String,
+    /// It names the type (the Apply form).
+    typed: bool,
+    /// A note shown above it.
+    note: Option<String>,
     claims: Vec<ClaimView>,
     summary: Vec<SummaryItem>,
     code: Option<&'static str>,
@@ -590,12 +691,16 @@ fn choice_label(t: &Tr, v: &str) -> String {
         .unwrap_or_else(|| v.to_owned())
 }
 
+/// The Apply form of `slug` (the caller changes its target for another form): its inputs,
+/// with what was posted (and its problems), else the values of `prefill`.
 fn form_view(
     t: &Tr,
     slug: &'static str,
     inputs: &[ClaimInput],
     posted: Option<&Posted<'_>>,
+    prefill: Option<&HashMap<String, String>>,
 ) -> FormView {
+    let id = format!("apply-{slug}");
     let posted = posted.filter(|p| p.slug == slug);
     let error_of = |id: &str| {
         posted.and_then(|p| {
@@ -618,10 +723,13 @@ fn form_view(
                 .fields
                 .iter()
                 .map(|f| {
-                    let value = posted
-                        .and_then(|p| p.form.get(&f.name))
-                        .unwrap_or("")
-                        .to_owned();
+                    let value = match posted {
+                        Some(p) => p.form.get(&f.name).unwrap_or("").to_owned(),
+                        None => prefill
+                            .and_then(|v| v.get(&f.name))
+                            .cloned()
+                            .unwrap_or_default(),
+                    };
                     let (kind, options, hint) = match &f.input {
                         Input::Text => ("text", Vec::new(), None),
                         Input::Date => ("date", Vec::new(), Some(t.get("form.date_hint"))),
@@ -667,7 +775,7 @@ fn form_view(
         .iter()
         .flat_map(|c| c.fields.iter())
         .next()
-        .map_or_else(|| format!("#apply-{slug}"), |f| format!("#{}", f.id));
+        .map_or_else(|| format!("#{id}"), |f| format!("#{}", f.id));
     let mut summary: Vec<SummaryItem> = posted
         .map(|p| {
             p.problems
@@ -693,6 +801,10 @@ fn form_view(
     }
     FormView {
         slug,
+        action: "/apply".to_owned(),
+        id,
+        typed: true,
+        note: None,
         claims,
         summary,
         code,
@@ -732,6 +844,8 @@ struct ApplicationPage {
     script: String,
     present: Option<Present>,
     offer: Option<OfferView>,
+    /// The answer to the agency's request for more information.
+    answer: Option<FormView>,
 }
 
 /// The wallet's presentation request, while prerequisites are awaited.
@@ -855,30 +969,55 @@ async fn render_home(
             StepState::Open => (t.get("step.open"), "ok"),
         };
         let agency_problem = match (step, &session) {
-            (StepState::Open, Some(s)) if !p.portal.sessions.has_room(s) => Some(t.fill(
-                "form.full",
-                &[(
-                    "max",
-                    &p.portal.sessions.limits().max_applications.to_string(),
-                )],
-            )),
+            (st, Some(s)) if st.takes_applications() && !p.portal.sessions.has_room(s) => {
+                Some(t.fill(
+                    "form.full",
+                    &[(
+                        "max",
+                        &p.portal.sessions.limits().max_applications.to_string(),
+                    )],
+                ))
+            }
             _ => agency_problem,
         };
         let claims = inputs
             .as_ref()
             .map(|i| i.iter().map(|c| c.label.clone()).collect())
             .unwrap_or_default();
-        let form = match (step, &inputs, &session) {
-            (StepState::Open, Some(inputs), Some(s)) if p.portal.sessions.has_room(s) => {
-                Some(form_view(&t, ty.slug(), inputs, posted))
+        // A form needs a token: the session's, or the form cookie's before one begins.
+        let may_post = match &session {
+            Some(s) => p.portal.sessions.has_room(s),
+            None => v.form_token.is_some(),
+        };
+        // A step waiting for prerequisites not issued in this session takes applications
+        // too: the agency checks them itself, through the founder's wallet.
+        let form = match (step.takes_applications(), &inputs) {
+            (true, Some(inputs)) if may_post => {
+                Some(form_view(&t, ty.slug(), inputs, posted, None))
             }
             // The agency's types could not be read: the refusal of what was just posted is
             // still shown, with the form to try again.
-            (StepState::Open, None, Some(_)) if posted.is_some_and(|x| x.slug == ty.slug()) => {
-                Some(form_view(&t, ty.slug(), &[], posted))
+            (true, None) if may_post && posted.is_some_and(|x| x.slug == ty.slug()) => {
+                Some(form_view(&t, ty.slug(), &[], posted, None))
             }
             _ => None,
         };
+        let form = form.map(|mut f| {
+            if let StepState::Waiting(_) = step {
+                let missing: Vec<String> = ty
+                    .prerequisites()
+                    .iter()
+                    .filter(|x| {
+                        !steps
+                            .iter()
+                            .any(|(y, st)| y == *x && *st == StepState::Held)
+                    })
+                    .map(|x| type_name(&t, *x))
+                    .collect();
+                f.note = Some(t.fill("checklist.apply_if_held", &[("types", &missing.join(", "))]));
+            }
+            f
+        });
         let applications = session
             .as_ref()
             .map(|s| {
@@ -920,7 +1059,7 @@ async fn render_home(
         });
     }
     let page = HomePage {
-        csrf: session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+        csrf: Pages::csrf(v, session.as_ref()),
         has_summary: views
             .iter()
             .any(|s| s.form.as_ref().is_some_and(|f| !f.summary.is_empty())),
@@ -928,7 +1067,7 @@ async fn render_home(
         steps_sig: steps_sig(&steps),
         script: script_href(),
         trust_problem,
-        no_session: session.is_none(),
+        no_session: session.is_none() && v.cross_site,
         t: t.clone(),
     };
     let title = if page.has_summary {
@@ -966,7 +1105,7 @@ fn field_named(inputs: &[ClaimInput], sentence: &str) -> Option<String> {
 }
 
 async fn apply(State(p): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let (v, s, form) = match p.posted(&headers, &body) {
+    let (mut v, s, form) = match p.posted(&headers, &body, true) {
         Ok(x) => x,
         Err(r) => return p.error(&p.visit(&headers, false), "/", r.status, r.code),
     };
@@ -974,13 +1113,14 @@ async fn apply(State(p): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
         return p.error(&v, "/", StatusCode::BAD_REQUEST, ReasonCode::FormInvalid);
     };
     let t = p.public.tr(v.lang);
-    // Only an open step takes an application (a stale page shows the checklist as it is).
+    // Only a step that takes applications does (a stale page shows the checklist as it
+    // is); checked again under the session's apply lock.
     let current = p.portal.refresh(&s).await;
     let open = steps_of(Some(&current))
         .iter()
-        .any(|(x, st)| *x == ty && *st == StepState::Open);
+        .any(|(x, st)| *x == ty && st.takes_applications());
     if !open {
-        return see_other("/");
+        return redirect(&v, "/");
     }
     let agency = match p.portal.agency_for(ty) {
         Ok(a) => a,
@@ -1023,7 +1163,13 @@ async fn apply(State(p): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
         return render_home(&p, &v, "/", Some(&posted), StatusCode::BAD_REQUEST).await;
     }
     match p.portal.apply(&s, ty, &claims).await {
-        Ok(n) => see_other(&format!("/applications/{n}")),
+        Ok(kept) => {
+            if let Some(id) = &kept.new_id {
+                v.session_cookie = Some(p.session_cookie(id));
+            }
+            redirect(&v, &format!("/applications/{}", kept.n))
+        }
+        Err(Error::StepNotOpen(_)) => redirect(&v, "/"),
         Err(e) => {
             let code = e.code();
             let (message, status) = match &e {
@@ -1063,6 +1209,24 @@ fn index(n: &str, s: &Snapshot) -> Option<usize> {
     n.parse::<usize>().ok().filter(|n| *n < s.apps.len())
 }
 
+/// The inputs of the answer to the agency's request for more information: the claims the
+/// founder states (the agency's list, less those verified from prerequisites), while the
+/// agency asks for changes.
+fn answer_inputs(a: &Application, lang: Lang) -> Option<Vec<ClaimInput>> {
+    let v = a.view.as_ref()?;
+    if a.state != AppState::ChangesRequested {
+        return None;
+    }
+    let names: Vec<String> = v
+        .applicant_claims
+        .iter()
+        .filter(|c| !v.verified_claims.contains(c))
+        .cloned()
+        .collect();
+    let inputs = fields::claim_inputs(a.ty, &names, schema_lang(lang));
+    (!inputs.is_empty()).then_some(inputs)
+}
+
 async fn application(
     State(p): State<Shared>,
     headers: HeaderMap,
@@ -1078,8 +1242,21 @@ async fn application(
         return p.error(&v, path, StatusCode::NOT_FOUND, ReasonCode::PageNotFound);
     };
     let s = p.portal.refresh(&s).await;
+    render_application(&p, &v, path, &s, n, None, StatusCode::OK)
+}
+
+/// Application `n`'s page (with what was posted to answer the agency, if refused).
+fn render_application(
+    p: &Shared,
+    v: &Visit,
+    path: &str,
+    s: &Snapshot,
+    n: usize,
+    posted: Option<&Posted<'_>>,
+    status: StatusCode,
+) -> Response {
     let Some(a) = s.apps.get(n) else {
-        return p.error(&v, path, StatusCode::NOT_FOUND, ReasonCode::PageNotFound);
+        return p.error(v, path, StatusCode::NOT_FOUND, ReasonCode::PageNotFound);
     };
     let t = p.public.tr(v.lang);
     let present = match (&a.state, &a.request_uri) {
@@ -1106,22 +1283,105 @@ async fn application(
         }),
         _ => None,
     };
+    let answer = answer_inputs(a, v.lang).map(|inputs| {
+        let prefill = a
+            .view
+            .as_ref()
+            .map(|view| fields::values(&inputs, &view.claims))
+            .unwrap_or_default();
+        let mut f = form_view(&t, a.ty.slug(), &inputs, posted, Some(&prefill));
+        f.action = format!("/applications/{n}/claims");
+        f.id = format!("answer-{}", a.ty.slug());
+        f.typed = false;
+        f.submit = t.get("application.answer_submit");
+        f
+    });
     let r = row(&t, n, a);
     let title = t.fill(
         "application.title",
         &[("type", &r.type_name), ("n", &(n + 1).to_string())],
     );
+    let title = if answer.as_ref().is_some_and(|f| !f.summary.is_empty()) {
+        t.fill("application.title_error", &[("title", &title)])
+    } else {
+        title
+    };
     let page = ApplicationPage {
         csrf: s.csrf.clone(),
         r,
         script: script_href(),
         present,
         offer,
+        answer,
         t,
     };
     match page.render() {
-        Ok(body) => p.render(&v, title, path, &body, StatusCode::OK),
-        Err(e) => p.failed(&v, path, &e.to_string()),
+        Ok(body) => p.render(v, title, path, &body, status),
+        Err(e) => p.failed(v, path, &e.to_string()),
+    }
+}
+
+/// `POST /applications/{n}/claims`: the founder's answer to the agency's request for more
+/// information, sent to the agency; a refusal is shown on the form.
+async fn answer(
+    State(p): State<Shared>,
+    headers: HeaderMap,
+    Path(n): Path<String>,
+    body: Bytes,
+) -> Response {
+    let path = format!("/applications/{}", n.chars().take(8).collect::<String>());
+    let (v, s, form) = match p.posted(&headers, &body, false) {
+        Ok(x) => x,
+        Err(r) => return p.error(&p.visit(&headers, false), &path, r.status, r.code),
+    };
+    let Some(n) = index(&n, &s) else {
+        return p.error(&v, &path, StatusCode::NOT_FOUND, ReasonCode::PageNotFound);
+    };
+    let s = p.portal.refresh(&s).await;
+    let Some(a) = s.apps.get(n) else {
+        return p.error(&v, &path, StatusCode::NOT_FOUND, ReasonCode::PageNotFound);
+    };
+    // A stale page: the agency no longer asks; the page shows where it stands.
+    let Some(inputs) = answer_inputs(a, v.lang) else {
+        return see_other(&path);
+    };
+    let slug = a.ty.slug();
+    let (claims, problems) = fields::read(&inputs, &|k| form.get(k).map(str::to_owned));
+    if !problems.is_empty() {
+        let posted = Posted {
+            slug,
+            form: &form,
+            problems,
+            refusal: None,
+        };
+        return render_application(&p, &v, &path, &s, n, Some(&posted), StatusCode::BAD_REQUEST);
+    }
+    match p.portal.answer(&s, n, &claims).await {
+        Ok(()) => see_other(&path),
+        Err(e) => {
+            let t = p.public.tr(v.lang);
+            let code = e.code();
+            let (message, field, status) = match &e {
+                Error::Agency(AgencyError::Refused { description, .. }) => (
+                    t.fill("form.answer_refused", &[("sentence", description)]),
+                    field_named(&inputs, description),
+                    StatusCode::BAD_REQUEST,
+                ),
+                _ => (
+                    t.fill("checklist.agency_unreachable", &[("code", code.as_str())]),
+                    None,
+                    StatusCode::BAD_GATEWAY,
+                ),
+            };
+            tracing::info!(code = %code, vct = a.ty.vct(), "an answer to the agency was refused");
+            let posted = Posted {
+                slug,
+                form: &form,
+                problems: Vec::new(),
+                refusal: Some((message, code.as_str(), field)),
+            };
+            render_application(&p, &v, &path, &s, n, Some(&posted), status)
+        }
     }
 }
 
@@ -1132,7 +1392,7 @@ async fn withdraw(
     body: Bytes,
 ) -> Response {
     let path = format!("/applications/{}", n.chars().take(8).collect::<String>());
-    let (v, s, _) = match p.posted(&headers, &body) {
+    let (v, s, _) = match p.posted(&headers, &body, false) {
         Ok(x) => x,
         Err(r) => return p.error(&p.visit(&headers, false), &path, r.status, r.code),
     };
@@ -1177,7 +1437,7 @@ async fn tracker(State(p): State<Shared>, headers: HeaderMap, uri: Uri) -> Respo
             let s = p.portal.refresh(s).await;
             (s.csrf.clone(), rows(&t, &s))
         }
-        None => (String::new(), Vec::new()),
+        None => (Pages::csrf(&v, None), Vec::new()),
     };
     let page = TrackerPage {
         csrf,

@@ -1,9 +1,12 @@
 //! The founder's sessions: server-side, in memory, bounded. A session id is 32 random bytes
 //! sent only in the `HttpOnly`, `SameSite=Strict` cookie (`Secure` under TLS); the table is
 //! keyed by its SHA-256 (the id itself is not kept). A session ends after an idle and an
-//! absolute timeout; a full table drops the expired ones, then the least recently used. A
-//! session holds at most [`Limits::max_applications`] applications, each with its agency's
-//! capability (a secret: never in a URL, a log line or a `Debug` output).
+//! absolute timeout. A session begins with the founder's first application (a page read
+//! begins none); a full table drops the expired ones, then the least recently used one that
+//! holds no application, and refuses a new session rather than drop a founder's
+//! applications. The id changes when the first application is kept (the old one stops
+//! working). A session holds at most [`Limits::max_applications`] applications, each with
+//! its agency's capability (a secret: never in a URL, a log line or a `Debug` output).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,7 +27,8 @@ pub struct Limits {
     pub idle: i64,
     /// A session ends this many seconds after it began, whatever the activity.
     pub absolute: i64,
-    /// Most sessions held (the least recently used is dropped for a new one).
+    /// Most sessions held (the least recently used without applications is dropped for a
+    /// new one).
     pub max_sessions: usize,
     /// Most applications one session holds.
     pub max_applications: usize,
@@ -120,6 +124,18 @@ impl Application {
         )
     }
 
+    /// The agency no longer holds it (swept or removed): final, with no request or offer.
+    pub fn removed(&mut self, now: i64) {
+        self.state = AppState::Removed;
+        self.state_time = now;
+        self.request_uri = None;
+        self.unreachable_at = None;
+        if let Some(v) = &mut self.view {
+            v.offer = None;
+            v.request_uri = None;
+        }
+    }
+
     /// Takes the agency's answer.
     pub fn apply_view(&mut self, v: View) {
         self.state = AppState::parse(&v.state);
@@ -140,8 +156,20 @@ struct Session {
     created: i64,
     last_seen: i64,
     apps: Vec<Application>,
+    /// Slots reserved for applications being opened at an agency.
+    reserved: usize,
     refreshed: Option<Instant>,
     refresh: Arc<tokio::sync::Mutex<()>>,
+    /// One application opened at a time (the check that a step is open, the agency's
+    /// answer and keeping it are one step).
+    apply: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Session {
+    /// Holds applications (kept, or being opened): never dropped for another session.
+    fn holds(&self) -> bool {
+        !self.apps.is_empty() || self.reserved > 0
+    }
 }
 
 /// A session as a request sees it.
@@ -161,6 +189,39 @@ impl std::fmt::Debug for Snapshot {
             .field("apps", &self.apps)
             .finish_non_exhaustive()
     }
+}
+
+/// The table holds [`Limits::max_sessions`] live sessions, each holding applications: no
+/// session is dropped for a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFull;
+
+/// A slot reserved for an application being opened (released when dropped unless kept).
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    sessions: &'a Sessions,
+    key: [u8; 32],
+    held: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            if let Some(s) = self.sessions.table().get_mut(&self.key) {
+                s.reserved = s.reserved.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// An application kept: its index, and the session's new id when this was its first (the
+/// cookie must change; the old id no longer works).
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// Index `n` of `/applications/{n}`.
+    pub n: usize,
+    /// The session's new id, when it changed.
+    pub new_id: Option<String>,
 }
 
 /// Why an application could not be kept.
@@ -215,20 +276,25 @@ impl Sessions {
         now - s.last_seen <= self.limits.idle && now - s.created <= self.limits.absolute
     }
 
-    /// Starts a session; answers its id (for the cookie) and its snapshot.
-    pub fn create(&self, now: i64) -> (String, Snapshot) {
+    /// Starts a session (with `csrf` as its CSRF token, or a new one); answers its id (for
+    /// the cookie) and its snapshot. A full table drops the expired sessions, then the least
+    /// recently used ones holding no application; when every one holds applications, none is
+    /// dropped and the new session is refused.
+    pub fn create(&self, now: i64, csrf: Option<String>) -> Result<(String, Snapshot), TableFull> {
         let id = random_token(32);
         let k = key(&id);
-        let csrf = random_token(32);
+        let csrf = csrf.unwrap_or_else(|| random_token(32));
         let mut t = self.table();
         if t.len() >= self.limits.max_sessions {
-            t.retain(|_, s| {
-                now - s.last_seen <= self.limits.idle && now - s.created <= self.limits.absolute
-            });
+            t.retain(|_, s| self.live(s, now));
             while t.len() >= self.limits.max_sessions.max(1) {
-                let Some(oldest) = t.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k)
+                let Some(oldest) = t
+                    .iter()
+                    .filter(|(_, s)| !s.holds())
+                    .min_by_key(|(_, s)| s.last_seen)
+                    .map(|(k, _)| *k)
                 else {
-                    break;
+                    return Err(TableFull);
                 };
                 t.remove(&oldest);
             }
@@ -240,18 +306,20 @@ impl Sessions {
                 created: now,
                 last_seen: now,
                 apps: Vec::new(),
+                reserved: 0,
                 refreshed: None,
                 refresh: Arc::new(tokio::sync::Mutex::new(())),
+                apply: Arc::new(tokio::sync::Mutex::new(())),
             },
         );
-        (
+        Ok((
             id,
             Snapshot {
                 key: k,
                 csrf,
                 apps: Vec::new(),
             },
-        )
+        ))
     }
 
     /// The live session with this id (its idle clock restarts), or `None`.
@@ -282,20 +350,51 @@ impl Sessions {
         })
     }
 
-    /// Keeps a new application in the session; answers its index.
-    pub fn keep(&self, of: &Snapshot, app: Application) -> Result<usize, KeepError> {
+    /// Reserves a slot for an application about to be opened at an agency (the session
+    /// cannot be dropped for another meanwhile).
+    pub fn reserve(&self, of: &Snapshot) -> Result<Reservation<'_>, KeepError> {
         let mut t = self.table();
         let s = t.get_mut(&of.key).ok_or(KeepError::Ended)?;
-        if s.apps.len() >= self.limits.max_applications {
+        if s.apps.len() + s.reserved >= self.limits.max_applications {
             return Err(KeepError::Full);
         }
+        s.reserved += 1;
+        Ok(Reservation {
+            sessions: self,
+            key: of.key,
+            held: true,
+        })
+    }
+
+    /// Keeps a new application in the slot reserved for it; answers its index, and the
+    /// session's new id when it is the session's first application.
+    pub fn keep(&self, mut slot: Reservation<'_>, app: Application) -> Result<Kept, KeepError> {
+        let mut t = self.table();
+        let mut s = t.remove(&slot.key).ok_or(KeepError::Ended)?;
+        slot.held = false;
+        s.reserved = s.reserved.saturating_sub(1);
         s.apps.push(app);
-        Ok(s.apps.len() - 1)
+        let n = s.apps.len() - 1;
+        if n > 0 {
+            t.insert(slot.key, s);
+            return Ok(Kept { n, new_id: None });
+        }
+        let id = random_token(32);
+        t.insert(key(&id), s);
+        Ok(Kept {
+            n,
+            new_id: Some(id),
+        })
     }
 
     /// Whether the session has room for another application.
     pub fn has_room(&self, of: &Snapshot) -> bool {
         of.apps.len() < self.limits.max_applications
+    }
+
+    /// The session's apply lock (one application opened at a time).
+    pub(crate) fn apply_lock(&self, of: &Snapshot) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        self.table().get(&of.key).map(|s| s.apply.clone())
     }
 
     /// The session's refresh lock (one refresh of its applications at a time).
@@ -359,6 +458,18 @@ mod tests {
         )
     }
 
+    fn create(s: &Sessions, now: i64) -> (String, Snapshot) {
+        s.create(now, None).expect("room")
+    }
+
+    /// Keeps `app` in the session `id`; answers its index and the session's id after it.
+    fn keep(s: &Sessions, id: &str, a: Application) -> Result<(usize, String), KeepError> {
+        let snap = s.touch(id, 0).ok_or(KeepError::Ended)?;
+        let slot = s.reserve(&snap)?;
+        let kept = s.keep(slot, a)?;
+        Ok((kept.n, kept.new_id.unwrap_or_else(|| id.to_owned())))
+    }
+
     #[test]
     fn sessions_expire_and_the_table_is_bounded() {
         let s = Sessions::new(Limits {
@@ -367,10 +478,10 @@ mod tests {
             max_sessions: 3,
             max_applications: 2,
         });
-        let (a, _) = s.create(0);
+        let (a, _) = create(&s, 0);
         assert!(s.touch(&a, 5).is_some());
         assert!(s.touch(&a, 16).is_none(), "idle for 11 s");
-        let (b, _) = s.create(0);
+        let (b, _) = create(&s, 0);
         for t in (9..=99).step_by(9) {
             assert!(s.touch(&b, t).is_some());
         }
@@ -378,11 +489,60 @@ mod tests {
             s.touch(&b, 101).is_none(),
             "older than the absolute timeout"
         );
-        let ids: Vec<String> = (0..5).map(|i| s.create(200 + i).0).collect();
+        let ids: Vec<String> = (0..5).map(|i| create(&s, 200 + i).0).collect();
         assert_eq!(s.len(), 3);
         assert!(s.touch(&ids[0], 205).is_none(), "the oldest was evicted");
         assert!(s.touch(&ids[4], 205).is_some());
         assert!(s.touch("not-a-session", 205).is_none());
+    }
+
+    #[test]
+    fn a_full_table_drops_sessions_without_applications_and_never_a_founders() {
+        let s = Sessions::new(Limits {
+            max_sessions: 3,
+            ..Limits::default()
+        });
+        let (a, _) = create(&s, 0);
+        let (_, a2) = keep(&s, &a, app(0)).expect("kept");
+        let (b, _) = create(&s, 1);
+        let (c, c_snap) = create(&s, 2);
+        // A slot being opened holds the session too.
+        let slot = s.reserve(&c_snap).expect("room");
+        // b is the only session without applications: dropped, though a is older.
+        let (d, _) = create(&s, 3);
+        assert!(s.touch(&b, 4).is_none(), "b held nothing");
+        assert!(s.touch(&a2, 4).is_some(), "a's applications are kept");
+        assert!(s.touch(&c, 4).is_some(), "c is opening one");
+        // d holds nothing: dropped for e; then every session holds applications.
+        let (e, _) = create(&s, 5);
+        assert!(s.touch(&d, 5).is_none());
+        keep(&s, &e, app(1)).expect("kept");
+        assert_eq!(s.create(6, None).map(|_| ()), Err(TableFull));
+        assert_eq!(s.len(), 3);
+        // The abandoned slot is released: c may be dropped again.
+        drop(slot);
+        assert!(s.create(7, None).is_ok());
+        assert!(s.touch(&c, 8).is_none());
+    }
+
+    #[test]
+    fn the_session_id_changes_with_its_first_application() {
+        let s = Sessions::new(Limits::default());
+        let (id, snap) = s.create(0, Some("token".into())).expect("room");
+        assert_eq!(snap.csrf, "token");
+        let (n, id2) = keep(&s, &id, app(0)).expect("kept");
+        assert_eq!(n, 0);
+        assert_ne!(id, id2);
+        assert!(s.touch(&id, 1).is_none(), "the old id no longer works");
+        let now = s.touch(&id2, 1).expect("the new one does");
+        assert_eq!(now.csrf, "token");
+        assert_eq!(now.apps.len(), 1);
+        let (n, id3) = keep(&s, &id2, app(1)).expect("kept");
+        assert_eq!(
+            (n, id3.as_str()),
+            (1, id2.as_str()),
+            "only the first changes it"
+        );
     }
 
     #[test]
@@ -391,10 +551,18 @@ mod tests {
             max_applications: 2,
             ..Limits::default()
         });
-        let (id, snap) = s.create(0);
-        assert_eq!(s.keep(&snap, app(0)), Ok(0));
-        assert_eq!(s.keep(&snap, app(1)), Ok(1));
-        assert_eq!(s.keep(&snap, app(2)), Err(KeepError::Full));
+        let (id, _) = create(&s, 0);
+        let (n, id) = keep(&s, &id, app(0)).expect("kept");
+        assert_eq!(n, 0);
+        let snap = s.touch(&id, 0).expect("live");
+        let slot = s.reserve(&snap).expect("room for one more");
+        assert_eq!(
+            s.reserve(&snap).map(|_| ()),
+            Err(KeepError::Full),
+            "reserved"
+        );
+        assert_eq!(s.keep(slot, app(1)).map(|k| k.n), Ok(1));
+        assert_eq!(keep(&s, &id, app(2)), Err(KeepError::Full));
         let now = s.touch(&id, 1).expect("live");
         assert_eq!(now.apps.len(), 2);
         assert!(!s.has_room(&now));
@@ -408,8 +576,9 @@ mod tests {
         let shown = format!("{a:?}");
         assert!(!shown.contains("secret"), "{shown}");
         let s = Sessions::new(Limits::default());
-        let (_, snap) = s.create(0);
-        s.keep(&snap, a).expect("kept");
+        let (id, _) = create(&s, 0);
+        let (_, id) = keep(&s, &id, a).expect("kept");
+        let snap = s.touch(&id, 0).expect("live");
         let shown = format!("{:?} {:?}", s, s.snapshot(&snap));
         assert!(!shown.contains("secret"), "{shown}");
         assert!(!shown.contains(&snap.csrf), "{shown}");

@@ -375,6 +375,7 @@ reasons! {
         ApplicantApiMalformed = "APPLICANT_API_MALFORMED", "portal", "An agency's answer is not its applicant API's (not the documented JSON, too large, or another agency's).";
         NoAgencyForType = "NO_AGENCY_FOR_TYPE", "portal", "No registered agency is authorized for this credential type in the trust bundle held.";
         PortalApplicationsFull = "PORTAL_APPLICATIONS_FULL", "portal", "This session holds the most applications the portal keeps for one session.";
+        PortalSessionsFull = "PORTAL_SESSIONS_FULL", "portal", "The portal holds as many founders' sessions as it may, each with applications: no new session begins until one ends.";
     }
 }
 

@@ -262,7 +262,22 @@ async fn journey() -> Result<()> {
         )
         .await?;
         fill_claims(&page, step.ty, &step.founder).await?;
-        page.click_button("Apply").await?;
+        // Every step that takes applications shows an Apply form: submit this step's own,
+        // from the first input of hers it has (`{slug}--{claim}`, or `-{member}` of an object).
+        let mut field = None;
+        for (claim, value) in &step.founder {
+            let candidates: Vec<String> = match value {
+                Value::Object(m) => m.keys().map(|k| format!("{slug}--{claim}-{k}")).collect(),
+                _ => vec![format!("{slug}--{claim}")],
+            };
+            for id in candidates {
+                if field.is_none() && has_id(&page, &id).await? {
+                    field = Some(id);
+                }
+            }
+        }
+        let field = field.ok_or_else(|| anyhow!("the {slug} form has none of her inputs"))?;
+        page.submit(&field).await?;
         page.wait_for_url(&format!("/applications/{n}")).await?;
         let app_page = page.current_url().await?;
         let id = reference(&page).await?;
