@@ -43,6 +43,20 @@ pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
     })
 }
 
+/// The registry trust anchor an `init --anchor` names: its JSON (`{origin, log_key_name,
+/// log_key}`, or the registry's `init` answer holding it as `anchor`), or a file holding it.
+pub fn trust_anchor(arg: &str) -> anyhow::Result<bizcred_core::trust::bundle::TrustAnchor> {
+    use anyhow::Context;
+    let text = if arg.trim_start().starts_with('{') {
+        arg.to_owned()
+    } else {
+        std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).context("the anchor is not JSON")?;
+    serde_json::from_value(v.get("anchor").cloned().unwrap_or(v))
+        .context("the anchor needs origin, log_key_name and log_key")
+}
+
 /// Quotes `s` for a POSIX shell (single quotes; a `'` inside becomes `'\''`), unless it needs
 /// none. Hints print command lines a user can paste.
 pub fn shell_quote(s: &str) -> String {

@@ -892,7 +892,16 @@ async fn get_application(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    Ok(Json(s.store.application(&id)?).into_response())
+    staff_view(s.store.application(&id)?)
+}
+
+/// An application as staff's API answers it: whether the applicant opened it, never its
+/// capability's hash (the applicant's transaction code derives from it).
+fn staff_view(mut app: crate::store::Application) -> Result<Response, ApiError> {
+    let opened_by_applicant = app.capability.take().is_some();
+    let mut v = serde_json::to_value(&app).map_err(ApiError::internal)?;
+    v["opened_by_applicant"] = opened_by_applicant.into();
+    Ok(Json(v).into_response())
 }
 
 async fn approve(
@@ -947,7 +956,7 @@ async fn decide(
             ))
         }
     };
-    Ok(Json(app).into_response())
+    staff_view(app)
 }
 
 async fn list_credentials(

@@ -917,6 +917,10 @@ async fn an_applicant_opens_follows_and_withdraws_an_application() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{e}");
+    assert!(
+        e.get("capability").is_none(),
+        "staff never see its hash: {e}"
+    );
     let (_, v, _) = call(&f, get(&format!("/applicant/{cap}"))).await;
     assert_eq!(v["state"], "changes_requested");
     assert_eq!(v["note"], "the legal name must end with Holdings Inc.");
@@ -1019,6 +1023,18 @@ async fn an_applicant_sees_the_offer_and_the_issuance() {
         "staff never see the applicant's code: {o}"
     );
     assert_eq!(o["tx_code_delivery"], "application_link");
+    // Nor the capability's hash the code derives from.
+    let (s, shown, _) = call(
+        &f,
+        Request::get(format!("/admin/applications/{id}"))
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{shown}");
+    assert!(shown.get("capability").is_none(), "{shown}");
+    assert_eq!(shown["opened_by_applicant"], true);
     assert_eq!(v["offer"]["tx_code"].as_str().map(str::len), Some(6));
     assert_eq!(
         v["offer"]["credential_offer_uri"],

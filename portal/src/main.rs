@@ -11,12 +11,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use bizcred_cli::SystemClock;
-use bizcred_core::trust::bundle::TrustAnchor;
 use bizcred_portal::session::Limits;
 use bizcred_portal::Portal;
 use bizcred_repository::trust::TrustConfig;
@@ -86,14 +85,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let out = &cli.out;
     match &cli.command {
         Command::Init { anchor, registry } => {
-            let text = if anchor.trim_start().starts_with('{') {
-                anchor.clone()
-            } else {
-                std::fs::read_to_string(anchor).with_context(|| format!("reading {anchor}"))?
-            };
-            let v: Value = serde_json::from_str(&text).context("the anchor is not JSON")?;
-            let anchor: TrustAnchor = serde_json::from_value(v.get("anchor").cloned().unwrap_or(v))
-                .context("the anchor needs origin, log_key_name and log_key")?;
+            let anchor = bizcred_cli::trust_anchor(anchor)?;
             Portal::init(
                 &cli.data,
                 TrustConfig {

@@ -1206,7 +1206,11 @@ async fn apply(State(p): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
 }
 
 fn index(n: &str, s: &Snapshot) -> Option<usize> {
-    n.parse::<usize>().ok().filter(|n| *n < s.apps.len())
+    // Digits only, in their canonical form ("+1" or "01" name no application), so every path
+    // built back from the index is the one that was asked for.
+    n.parse::<usize>()
+        .ok()
+        .filter(|i| *i < s.apps.len() && i.to_string() == n)
 }
 
 /// The inputs of the answer to the agency's request for more information: the claims the

@@ -17,7 +17,6 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 use bizcred_cli::SystemClock;
-use bizcred_core::trust::bundle::TrustAnchor;
 use bizcred_repository::trust::TrustConfig;
 use bizcred_repository::{IntakeReport, Repository, SearchQuery};
 
@@ -135,14 +134,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let out = &cli.out;
     match &cli.command {
         Command::Init { anchor, registry } => {
-            let text = if anchor.trim_start().starts_with('{') {
-                anchor.clone()
-            } else {
-                std::fs::read_to_string(anchor).with_context(|| format!("reading {anchor}"))?
-            };
-            let v: Value = serde_json::from_str(&text).context("the anchor is not JSON")?;
-            let anchor: TrustAnchor = serde_json::from_value(v.get("anchor").cloned().unwrap_or(v))
-                .context("the anchor needs origin, log_key_name and log_key")?;
+            let anchor = bizcred_cli::trust_anchor(anchor)?;
             Repository::init(
                 &cli.data_dir,
                 TrustConfig {

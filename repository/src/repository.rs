@@ -566,11 +566,14 @@ impl Repository {
                 .ok_or(Error::NoTrust)?
                 .registry_as_of
                 .ok_or(Error::NoTrust)?;
+            // Only a credential the issuer could have issued by now waits: one dated ahead of
+            // the clock is judged (and refused) at once, so it cannot hold the feed back.
+            let now = self.now();
             let total = page.items.len();
-            let newer = page
-                .items
-                .iter()
-                .position(|i| issued_at(&i.credential).is_some_and(|iat| iat > as_of));
+            let newer = page.items.iter().position(|i| {
+                issued_at(&i.credential)
+                    .is_some_and(|iat| iat > as_of && iat <= now + FEED_CLOCK_SKEW)
+            });
             let mut items = page.items;
             items.truncate(newer.unwrap_or(total));
             let next = match newer {
@@ -914,6 +917,10 @@ struct FeedItem {
     seq: u64,
     credential: String,
 }
+
+/// How far ahead of the repository's clock a credential's `iat` may be and still wait for a
+/// newer bundle (seconds); beyond it, intake judges it (`ISSUED_IN_FUTURE`).
+const FEED_CLOCK_SKEW: i64 = 300;
 
 /// The `iat` of a compact credential's payload, read without verifying (only to decide whether
 /// the trust bundle held can judge it; verification reads it again).

@@ -157,10 +157,13 @@ async fn push(
             p.credentials.len()
         ))));
     }
-    let Ok(_turn) = turns.try_acquire() else {
+    // The turn is held by the verification itself: a client that hangs up does not free it
+    // while its push is still verified.
+    let Ok(turn) = turns.try_acquire_owned() else {
         return Err(ApiError(Error::Busy));
     };
     let report = blocking(&s, move |r| {
+        let _turn = turn;
         let report = r.intake(&p.credentials)?;
         r.commit()?;
         Ok(report)

@@ -128,6 +128,7 @@ impl TrustDir {
             sync_file(&tmp)?;
             let kept = bdir.join(COMPACTED);
             std::fs::rename(&tmp, &kept).map_err(io(&kept))?;
+            sync_file(&bdir)?;
             self.finish_compaction()?;
             return Ok(state);
         }
@@ -137,6 +138,7 @@ impl TrustDir {
         sync_file(&tmp)?;
         let dest = bdir.join(format!("{n:06}.json"));
         std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        sync_file(&bdir)?;
         Ok(state)
     }
 
@@ -150,8 +152,10 @@ impl TrustDir {
         for f in self.bundle_files()? {
             std::fs::remove_file(&f).map_err(io(&f))?;
         }
+        sync_file(&bdir)?;
         let first = bdir.join(format!("{:06}.json", 0));
         std::fs::rename(&kept, &first).map_err(io(&first))?;
+        sync_file(&bdir)?;
         Ok(())
     }
 }
@@ -162,7 +166,7 @@ const COMPACTED: &str = "compacted.json.kept";
 /// A compacted bundle being written.
 const COMPACTED_TMP: &str = "compacted.json.tmp";
 
-/// Makes a written file durable before it is renamed into place.
+/// Makes a written file (or a directory's entries: its renames and removals) durable.
 fn sync_file(path: &Path) -> Result<(), Error> {
     std::fs::File::open(path)
         .and_then(|f| f.sync_all())

@@ -22,7 +22,7 @@ use bizcred_cli::{hinted, PassphraseArgs, SystemClock};
 use bizcred_core::keys::SecretKey;
 use bizcred_core::oid4vp;
 use bizcred_core::time::Clock;
-use bizcred_core::trust::bundle::{BundleError, TrustAnchor};
+use bizcred_core::trust::bundle::BundleError;
 use bizcred_core::trust::state::TrustState;
 use bizcred_verifier::request;
 use bizcred_verifier::service::{self, PresentationFile, ServiceConfig, ServiceState};
@@ -280,14 +280,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let say = |human: &str, data: &Value| cli.out.say(human, data);
     match cli.command {
         Command::Init { anchor, registry } => {
-            let text = if anchor.trim_start().starts_with('{') {
-                anchor
-            } else {
-                std::fs::read_to_string(&anchor).with_context(|| format!("reading {anchor}"))?
-            };
-            let v: Value = serde_json::from_str(&text).context("the anchor is not JSON")?;
-            let anchor: TrustAnchor = serde_json::from_value(v.get("anchor").cloned().unwrap_or(v))
-                .context("the anchor needs origin, log_key_name and log_key")?;
+            let anchor = bizcred_cli::trust_anchor(&anchor)?;
             let pass = cli.pass.get(PASS_VAR, PASS_PROMPT)?;
             let (v, token) =
                 VerifierDir::init(&dir, anchor, registry, pass.as_bytes(), &mut OsRng)?;
