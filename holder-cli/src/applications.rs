@@ -420,6 +420,8 @@ fn agency_check(a: Answer, what: &'static str) -> Result<String, WalletError> {
     if (200..300).contains(&a.status) {
         return Ok(a.text);
     }
+    // A refusal whose body is not the documented JSON (a proxy's page) is still the agency's
+    // refusal: it is reported with its HTTP status and no sentence or code, never as success.
     let e: AgencyErrorBody = serde_json::from_str(&a.text).unwrap_or_default();
     Err(WalletError::Agency {
         what,

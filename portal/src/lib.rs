@@ -430,6 +430,7 @@ impl Running {
     /// Stops it (requests in flight finish) and waits until it has.
     pub async fn stop(mut self) -> Result<(), Error> {
         if let Some(s) = self.stop.take() {
+            // Refused only when the server already ended: its result is read below.
             let _ = s.send(());
         }
         self.sync.abort();
@@ -498,6 +499,7 @@ pub async fn start(options: StartOptions, clock: Arc<dyn Clock>) -> Result<Runni
     let task = tokio::spawn(async move {
         server
             .run_until(app, &health, &metrics, async move {
+                // Sent by `stop`, or dropped with `Running`: either way the server stops.
                 let _ = stopped.await;
             })
             .await

@@ -75,6 +75,9 @@ fn type_name(t: &Tr, vct_or_slug: &str) -> String {
         )
 }
 
+/// A string member of the view. The view is [`Issuer::applicant_view`]'s, built just before
+/// for this page, which always sets the members read here; a missing one renders empty rather
+/// than failing the founder's page.
 fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or_default()
 }

@@ -217,6 +217,7 @@ impl Issuer {
             "updated": app.updated(),
             "claims": app.claims,
             "verified_claims": app.verified_claims,
+            // A type this build does not know (a record from a newer one): no claim to state.
             "applicant_claims": ty.map(applicant_claims).unwrap_or_default(),
             "note": note,
             "request_uri": request_uri,
